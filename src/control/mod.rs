@@ -1,0 +1,1 @@
+//! control (placeholder; filled in by its issue).

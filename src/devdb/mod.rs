@@ -1,0 +1,1 @@
+//! devdb (placeholder; filled in by its issue).

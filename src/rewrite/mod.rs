@@ -1,0 +1,1 @@
+//! rewrite (placeholder; filled in by its issue).

@@ -1,0 +1,1 @@
+//! Integration tests: real PostgreSQL, real TLS, real drivers.

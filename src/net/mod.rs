@@ -1,1 +1,12 @@
-//! net (placeholder; filled in by its issue).
+//! Networking: TLS configurations ([`tls`]), the upstream connection ([`upstream`]: TCP →
+//! SSLRequest → TLS, and cancel requests), and the stream types sessions run on.
+
+pub mod tls;
+pub mod upstream;
+
+use tokio::net::TcpStream;
+
+/// The client leg after the TLS handshake (the proxy is the TLS server).
+pub type ClientStream = tokio_rustls::server::TlsStream<TcpStream>;
+/// The upstream leg after the TLS handshake (the proxy is the TLS client).
+pub type UpstreamStream = tokio_rustls::client::TlsStream<TcpStream>;

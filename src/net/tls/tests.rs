@@ -1,0 +1,146 @@
+//! TLS config tests: real handshakes over an in-memory pipe with rcgen certificates.
+
+use super::*;
+use crate::config::file::{Listen, Upstream};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use std::path::PathBuf;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A CA named `ca` and a leaf for `names` signed by it, written as PEM files.
+    fn new(names: &[&str]) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let leaf = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+        std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.crt"), leaf.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), leaf_key.serialize_pem()).unwrap();
+        Pki { dir }
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.path().join(f)
+    }
+
+    fn listen(&self) -> Listen {
+        Listen {
+            address: "127.0.0.1:0".into(),
+            tls_cert: self.path("server.crt"),
+            tls_key: self.path("server.key"),
+            tls_client_ca: None,
+            shutdown_timeout_secs: 1,
+        }
+    }
+}
+
+fn upstream(ca: PathBuf, name: &str, mode: TlsMode) -> Upstream {
+    Upstream {
+        host: name.into(),
+        port: 5432,
+        tls_mode: mode,
+        tls_ca: ca,
+        tls_server_name: None,
+        connect_timeout_secs: 1,
+    }
+}
+
+/// Handshakes a client built from `up` against `server`; returns the negotiated ALPN.
+async fn handshake(server: &ServerTls, up: &Upstream) -> Result<Option<Vec<u8>>, String> {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let acceptor = TlsAcceptor::from(server.config.clone());
+    let connector = TlsConnector::from(Arc::new(client_config(up).unwrap()));
+    let name = upstream_server_name(up).unwrap();
+    let srv = tokio::spawn(async move { acceptor.accept(b).await.map(|_| ()) });
+    let res = connector.connect(name, a).await;
+    let _ = srv.await;
+    res.map(|s| s.get_ref().1.alpn_protocol().map(|p| p.to_vec()))
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn verify_full_accepts_the_right_name_and_negotiates_alpn() {
+    let pki = Pki::new(&["localhost"]);
+    let server = server_config(&pki.listen()).unwrap();
+    assert_eq!(
+        server.cert_der,
+        load_certs(&pki.path("server.crt")).unwrap()[0]
+    );
+    let up = upstream(pki.path("ca.crt"), "localhost", TlsMode::VerifyFull);
+    assert_eq!(
+        handshake(&server, &up).await,
+        Ok(Some(ALPN_POSTGRESQL.to_vec()))
+    );
+}
+
+#[tokio::test]
+async fn verify_full_refuses_another_name_but_verify_ca_accepts_it() {
+    let pki = Pki::new(&["db.example"]);
+    let server = server_config(&pki.listen()).unwrap();
+    let full = upstream(pki.path("ca.crt"), "localhost", TlsMode::VerifyFull);
+    let err = handshake(&server, &full).await.unwrap_err();
+    assert!(err.contains("not valid for name"), "{err}");
+    let ca = upstream(pki.path("ca.crt"), "localhost", TlsMode::VerifyCa);
+    assert!(handshake(&server, &ca).await.is_ok());
+}
+
+#[tokio::test]
+async fn both_modes_refuse_a_foreign_ca() {
+    let pki = Pki::new(&["localhost"]);
+    let other = Pki::new(&["localhost"]);
+    let server = server_config(&pki.listen()).unwrap();
+    for mode in [TlsMode::VerifyFull, TlsMode::VerifyCa] {
+        let up = upstream(other.path("ca.crt"), "localhost", mode);
+        let err = handshake(&server, &up).await.unwrap_err();
+        assert!(err.contains("invalid peer certificate"), "{mode:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn client_ca_requires_a_client_certificate() {
+    let pki = Pki::new(&["localhost"]);
+    let mut listen = pki.listen();
+    listen.tls_client_ca = Some(pki.path("ca.crt"));
+    let server = server_config(&listen).unwrap();
+    let up = upstream(pki.path("ca.crt"), "localhost", TlsMode::VerifyFull);
+    // TLS 1.3: the client learns of the refusal on its first read, so check the server side.
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let acceptor = TlsAcceptor::from(server.config.clone());
+    let connector = TlsConnector::from(Arc::new(client_config(&up).unwrap()));
+    let client = tokio::spawn(async move {
+        let name = upstream_server_name(&up).unwrap();
+        connector.connect(name, a).await.map(|_| ())
+    });
+    let accepted = acceptor.accept(b).await;
+    let _ = client.await;
+    let err = accepted.err().expect("server must refuse").to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
+
+#[test]
+fn missing_or_empty_files_are_named() {
+    let pki = Pki::new(&["localhost"]);
+    let mut listen = pki.listen();
+    listen.tls_cert = pki.path("nope.crt");
+    let err = server_config(&listen).err().unwrap().to_string();
+    assert!(err.contains("nope.crt"), "{err}");
+    std::fs::write(pki.path("empty.crt"), "").unwrap();
+    listen.tls_cert = pki.path("empty.crt");
+    let err = server_config(&listen).err().unwrap().to_string();
+    assert!(err.contains("no certificate"), "{err}");
+    let mut listen = pki.listen();
+    listen.tls_key = pki.path("server.crt");
+    let err = server_config(&listen).err().unwrap().to_string();
+    assert!(err.contains("no private key"), "{err}");
+}

@@ -6,6 +6,9 @@
 //!   [`auth`] (SCRAM-SHA-256 both sides);
 //! - IO: [`net`] (listener, TLS, upstream connect), [`session`] (the per-connection state
 //!   machine), [`control`] (the proxy's own login), [`devdb`] (throwaway PostgreSQL).
+//!
+//! [`run`] is the whole proxy: it takes a bound listener, the config, the secrets and a
+//! shutdown future, so tests run it in-process on port 0.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -18,3 +21,144 @@ pub mod net;
 pub mod protocol;
 pub mod rewrite;
 pub mod session;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+use config::file::AuthMode;
+use session::login::{LoginContext, VerifierSource};
+
+/// Secrets read from the environment (never from the config file, never logged).
+pub struct Secrets {
+    pub control_password: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(<redacted>)")
+    }
+}
+
+impl Secrets {
+    /// Reads the secrets named by `cfg` from the environment.
+    pub fn from_env(cfg: &config::Config) -> Result<Secrets, config::ConfigError> {
+        Ok(Secrets {
+            control_password: Zeroizing::new(cfg.control_password()?),
+        })
+    }
+}
+
+/// The proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Tls(#[from] net::tls::TlsError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error("auth.users_file is required when auth.mode = \"userlist\"")]
+    NoUsersFile,
+}
+
+fn login_context(
+    config: &Arc<config::Config>,
+    secrets: Secrets,
+    cert_der: &[u8],
+) -> Result<LoginContext, RunError> {
+    let source = match config.auth.mode {
+        AuthMode::Passthrough => VerifierSource::Passthrough {
+            control: control::ControlLink::new(Arc::clone(config), secrets.control_password),
+            cache: control::verifiers::VerifierCache::from_config(&config.auth),
+            query: control::verifiers::VerifierCache::query_for(&config.auth).to_owned(),
+        },
+        AuthMode::Userlist => {
+            let path = config
+                .auth
+                .users_file
+                .as_ref()
+                .ok_or(RunError::NoUsersFile)?;
+            VerifierSource::Userlist(auth::UserList::load(path)?)
+        }
+    };
+    Ok(LoginContext {
+        source,
+        cert_hash: auth::tls_server_end_point(cert_der),
+        dummy_secret: rand::random(),
+    })
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets sessions finish for up to
+/// `listen.shutdown_timeout_secs`, then closes them. Tests call this in-process on a port-0
+/// listener.
+pub async fn run(
+    listener: TcpListener,
+    config: Arc<config::Config>,
+    secrets: Secrets,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let server_tls = net::tls::server_config(&config.listen)?;
+    let upstream = net::upstream::UpstreamConnector::new(&config.upstream)?;
+    let login = login_context(&config, secrets, &server_tls.cert_der)?;
+    if let VerifierSource::Passthrough { control, .. } = &login.source {
+        if let Err(e) = control.client().await {
+            warn!(error = %e, "control login failed; will retry when a client connects");
+        }
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Arc::new(session::Shared {
+        acceptor: tokio_rustls::TlsAcceptor::from(server_tls.config),
+        upstream,
+        cancels: Arc::default(),
+        login,
+        shutdown: stop_rx,
+    });
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "pgcloak listening");
+    }
+    let mut sessions = JoinSet::new();
+    let mut next_id = 0u64;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    next_id += 1;
+                    sessions.spawn(session::serve(tcp, peer, next_id, Arc::clone(&shared)));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+        }
+    }
+    drop(listener);
+    info!(
+        sessions = sessions.len(),
+        "shutting down: no longer accepting"
+    );
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_secs(config.listen.shutdown_timeout_secs);
+    let drained = tokio::time::timeout(grace, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            sessions = sessions.len(),
+            "shutdown timeout: closing remaining sessions"
+        );
+        sessions.shutdown().await;
+    }
+    info!("pgcloak stopped");
+    Ok(())
+}

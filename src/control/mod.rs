@@ -1,1 +1,121 @@
-//! control (placeholder; filled in by its issue).
+//! The proxy's own login to the upstream database (tokio-postgres over TLS, verified exactly
+//! as the upstream leg: `verify-full` or `verify-ca` against `upstream.tls_ca`). It serves
+//! SCRAM verifier lookups now, and the catalog and data keys later. [`ControlLink`] keeps one
+//! shared connection and reconnects when it has closed (e.g. after a PostgreSQL restart).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres_rustls::MakeRustlsConnect;
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+pub mod verifiers;
+
+use crate::config;
+use crate::net::tls::{TlsError, client_config};
+
+/// The control login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("control login as {user:?} to {host}:{port} failed: {source}")]
+    Connect {
+        user: String,
+        host: String,
+        port: u16,
+        source: tokio_postgres::Error,
+    },
+}
+
+/// tokio-postgres TLS that checks the certificate against `upstream.tls_server_name` (which
+/// may differ from the host tokio-postgres connects to).
+#[derive(Clone)]
+struct NamedTls {
+    inner: MakeRustlsConnect,
+    name: String,
+}
+
+impl<S> MakeTlsConnect<S> for NamedTls
+where
+    MakeRustlsConnect: MakeTlsConnect<S>,
+{
+    type Stream = <MakeRustlsConnect as MakeTlsConnect<S>>::Stream;
+    type TlsConnect = <MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect;
+    type Error = <MakeRustlsConnect as MakeTlsConnect<S>>::Error;
+
+    fn make_tls_connect(&mut self, _host: &str) -> Result<Self::TlsConnect, Self::Error> {
+        MakeTlsConnect::<S>::make_tls_connect(&mut self.inner, &self.name)
+    }
+}
+
+/// The proxy's own login (tokio-postgres over TLS, verify-full/verify-ca exactly as the
+/// upstream leg), spawning the connection task.
+pub async fn connect(
+    cfg: &config::Config,
+    password: &str,
+) -> Result<tokio_postgres::Client, ControlError> {
+    let up = &cfg.upstream;
+    let tls = NamedTls {
+        inner: MakeRustlsConnect::new(client_config(up)?),
+        name: up.server_name().to_owned(),
+    };
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(&up.host)
+        .port(up.port)
+        .user(&cfg.control.user)
+        .password(password)
+        .dbname(cfg.control.database.as_deref().unwrap_or("postgres"))
+        .application_name("pgcloak")
+        .ssl_mode(tokio_postgres::config::SslMode::Require)
+        .connect_timeout(Duration::from_secs(up.connect_timeout_secs.max(1)));
+    let err = |source| ControlError::Connect {
+        user: cfg.control.user.clone(),
+        host: up.host.clone(),
+        port: up.port,
+        source,
+    };
+    let (client, connection) = pg.connect(tls).await.map_err(err)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            warn!(error = %e, "control connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// One shared control connection, (re)opened on demand.
+pub struct ControlLink {
+    config: Arc<config::Config>,
+    password: Zeroizing<String>,
+    client: tokio::sync::Mutex<Option<Arc<tokio_postgres::Client>>>,
+}
+
+impl ControlLink {
+    pub fn new(config: Arc<config::Config>, password: Zeroizing<String>) -> Self {
+        ControlLink {
+            config,
+            password,
+            client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The live control connection, reconnecting if it has closed.
+    pub async fn client(&self) -> Result<Arc<tokio_postgres::Client>, ControlError> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(Arc::clone(c));
+        }
+        let c = Arc::new(connect(&self.config, &self.password).await?);
+        info!("control login established");
+        *slot = Some(Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// Drops the connection so the next [`ControlLink::client`] reconnects.
+    pub async fn reset(&self) {
+        *self.client.lock().await = None;
+    }
+}

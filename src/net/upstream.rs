@@ -28,7 +28,9 @@ pub enum UpstreamError {
     Timeout { addr: String, secs: u64 },
     #[error("upstream {addr} refused TLS (answered the SSLRequest with N)")]
     TlsRefused { addr: String },
-    #[error("upstream {addr} answered the SSLRequest with byte {byte:#04x}, not a PostgreSQL server?")]
+    #[error(
+        "upstream {addr} answered the SSLRequest with byte {byte:#04x}, not a PostgreSQL server?"
+    )]
     NotPostgres { addr: String, byte: u8 },
     #[error("TLS with upstream {addr} failed: {source}")]
     Handshake {

@@ -48,9 +48,7 @@ impl Authentication {
                 }
                 Authentication::Sasl(mechs)
             }
-            AUTH_SASL_CONTINUE => {
-                Authentication::SaslContinue(Bytes::copy_from_slice(c.rest()))
-            }
+            AUTH_SASL_CONTINUE => Authentication::SaslContinue(Bytes::copy_from_slice(c.rest())),
             AUTH_SASL_FINAL => Authentication::SaslFinal(Bytes::copy_from_slice(c.rest())),
             other => Authentication::Other(other),
         })
@@ -63,10 +61,9 @@ impl Authentication {
             Authentication::Ok => b.i32(AUTH_OK),
             Authentication::CleartextPassword => b.i32(AUTH_CLEARTEXT),
             Authentication::Md5Password => b.i32(AUTH_MD5).bytes(&[0; 4]),
-            Authentication::Sasl(mechs) => mechs
-                .iter()
-                .fold(b.i32(AUTH_SASL), |b, m| b.cstr(m))
-                .u8(0),
+            Authentication::Sasl(mechs) => {
+                mechs.iter().fold(b.i32(AUTH_SASL), |b, m| b.cstr(m)).u8(0)
+            }
             Authentication::SaslContinue(d) => b.i32(AUTH_SASL_CONTINUE).bytes(d),
             Authentication::SaslFinal(d) => b.i32(AUTH_SASL_FINAL).bytes(d),
             Authentication::Other(code) => b.i32(*code),
@@ -91,10 +88,7 @@ pub fn decode_backend_key(body: &[u8]) -> Result<CancelKey, DecodeError> {
 
 /// Encodes a BackendKeyData message.
 pub fn backend_key_data(key: &CancelKey) -> Bytes {
-    Builder::new(b'K')
-        .i32(key.pid)
-        .bytes(&key.secret)
-        .finish()
+    Builder::new(b'K').i32(key.pid).bytes(&key.secret).finish()
 }
 
 /// Decodes a ParameterStatus ('S') body into (name, value).

@@ -194,8 +194,17 @@ mod tests {
             Ok(StartupRequest::Cancel(key))
         );
         assert!(StartupRequest::decode(&CANCEL_REQUEST_CODE.to_be_bytes()).is_err());
-        let shown = format!("{:?}", CancelKey { pid: 7, secret: vec![0xab; 4] });
-        assert!(!shown.contains("171") && !shown.contains("secret"), "{shown}");
+        let shown = format!(
+            "{:?}",
+            CancelKey {
+                pid: 7,
+                secret: vec![0xab; 4]
+            }
+        );
+        assert!(
+            !shown.contains("171") && !shown.contains("secret"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -1,0 +1,177 @@
+//! Per-message handling after startup: one handler per message kind and direction. Untouched
+//! messages are appended to the other side's output buffer as raw bytes, never decoded.
+//! Issue 4 plugs its rewriting in here (Query/Parse/Bind on the way up, RowDescription/DataRow/
+//! ParameterDescription on the way down), using [`Pending`] to tie responses to requests.
+
+use std::collections::VecDeque;
+
+use bytes::BytesMut;
+
+use crate::protocol::backend::{TxStatus, decode_ready_for_query};
+use crate::protocol::{BackendTag, Frame, FrontendTag};
+
+use super::SessionError;
+
+/// Where handlers write: the two output buffers of the session.
+pub struct Outputs<'a> {
+    pub to_upstream: &'a mut BytesMut,
+    pub to_client: &'a mut BytesMut,
+}
+
+/// What the relay loop does after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The client sent Terminate: forward it and end the session.
+    Terminate,
+}
+
+/// An operation sent upstream whose responses have not all arrived (FIFO order). Every entry
+/// ends with a ReadyForQuery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// A simple Query (all of its statements).
+    Query,
+    /// The extended-protocol batch closed by a Sync.
+    Sync,
+    /// A FunctionCall.
+    FunctionCall,
+}
+
+/// The per-session handling state.
+#[derive(Debug)]
+pub struct Handlers {
+    pending: VecDeque<Pending>,
+    tx: TxStatus,
+}
+
+impl Default for Handlers {
+    fn default() -> Self {
+        Handlers {
+            pending: VecDeque::with_capacity(16),
+            tx: TxStatus::Idle,
+        }
+    }
+}
+
+impl Handlers {
+    /// True between transactions with nothing in flight: the session may be closed safely.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.tx == TxStatus::Idle
+    }
+
+    /// A message from the client.
+    #[inline]
+    pub fn frontend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<Flow, SessionError> {
+        match FrontendTag::from(frame.tag) {
+            FrontendTag::Query => self.pending.push_back(Pending::Query),
+            FrontendTag::Sync => self.pending.push_back(Pending::Sync),
+            FrontendTag::FunctionCall => self.pending.push_back(Pending::FunctionCall),
+            FrontendTag::Terminate => {
+                out.to_upstream.extend_from_slice(&frame.bytes);
+                return Ok(Flow::Terminate);
+            }
+            FrontendTag::Password => {
+                return Err(SessionError::Protocol(
+                    "authentication message after authentication".into(),
+                ));
+            }
+            _ => {}
+        }
+        out.to_upstream.extend_from_slice(&frame.bytes);
+        Ok(Flow::Continue)
+    }
+
+    /// A message from the server.
+    #[inline]
+    pub fn backend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<Flow, SessionError> {
+        match BackendTag::from(frame.tag) {
+            BackendTag::ReadyForQuery => {
+                self.tx = decode_ready_for_query(frame.body())
+                    .map_err(|e| SessionError::UpstreamProtocol(e.to_string()))?;
+                self.pending.pop_front();
+            }
+            // The real key never reaches the client (it got the proxy's own at startup).
+            BackendTag::BackendKeyData => return Ok(Flow::Continue),
+            _ => {}
+        }
+        out.to_client.extend_from_slice(&frame.bytes);
+        Ok(Flow::Continue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(tag: u8, body: &[u8]) -> Frame {
+        let mut v = vec![tag];
+        v.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        v.extend_from_slice(body);
+        Frame {
+            tag,
+            bytes: Bytes::from(v),
+        }
+    }
+
+    #[test]
+    fn tracks_pending_operations_and_transaction_state() {
+        let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+        let mut h = Handlers::default();
+        let mut out = Outputs {
+            to_upstream: &mut up,
+            to_client: &mut down,
+        };
+        assert!(h.is_idle());
+        h.frontend(frame(b'Q', b"begin\0"), &mut out).unwrap();
+        h.frontend(frame(b'P', b"\0select 1\0\0\0"), &mut out)
+            .unwrap();
+        h.frontend(frame(b'S', b""), &mut out).unwrap();
+        assert_eq!(h.pending.len(), 2);
+        h.backend(frame(b'C', b"BEGIN\0"), &mut out).unwrap();
+        h.backend(frame(b'Z', b"T"), &mut out).unwrap();
+        assert!(!h.is_idle());
+        h.backend(frame(b'Z', b"T"), &mut out).unwrap();
+        assert!(h.pending.is_empty() && !h.is_idle());
+        h.frontend(frame(b'Q', b"commit\0"), &mut out).unwrap();
+        h.backend(frame(b'Z', b"I"), &mut out).unwrap();
+        assert!(h.is_idle());
+        assert!(h.backend(frame(b'Z', b"?"), &mut out).is_err());
+        // Every frame went through unchanged, in order.
+        assert_eq!(up.len(), 11 + 17 + 5 + 12);
+        assert_eq!(
+            &down[..],
+            &[
+                &frame(b'C', b"BEGIN\0").bytes[..],
+                &[
+                    b'Z', 0, 0, 0, 5, b'T', b'Z', 0, 0, 0, 5, b'T', b'Z', 0, 0, 0, 5, b'I'
+                ]
+            ]
+            .concat()[..]
+        );
+    }
+
+    #[test]
+    fn backend_key_data_is_dropped_and_terminate_ends() {
+        let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+        let mut h = Handlers::default();
+        let mut out = Outputs {
+            to_upstream: &mut up,
+            to_client: &mut down,
+        };
+        h.backend(frame(b'K', &[0, 0, 0, 1, 1, 2, 3, 4]), &mut out)
+            .unwrap();
+        assert!(down.is_empty());
+        let mut out = Outputs {
+            to_upstream: &mut up,
+            to_client: &mut down,
+        };
+        assert_eq!(
+            h.frontend(frame(b'X', b""), &mut out).unwrap(),
+            Flow::Terminate
+        );
+        assert!(h.frontend(frame(b'p', b"pw\0"), &mut out).is_err());
+        assert_eq!(&up[..], &[b'X', 0, 0, 0, 4]);
+    }
+}

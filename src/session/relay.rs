@@ -1,0 +1,259 @@
+//! The relay loop: ONE task per session, both directions, a short `select!` between socket
+//! I/O and the shutdown signal. Reads go into big buffers, frames are split off with the
+//! sans-IO splitter and handed to [`Handlers`], which append to the other side's output
+//! buffer. Writes are coalesced: a side is read until it has nothing more to give (or its
+//! peer's output buffer is full), then the output buffers are written and flushed.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::SessionError;
+use super::handlers::{Flow, Handlers, Outputs};
+use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PgError};
+use crate::protocol::{MAX_FRAME_LEN, frontend, split_frame};
+
+/// Size of each read buffer, and the least free room a read gets.
+pub const READ_CHUNK: usize = 64 * 1024;
+/// Stop reading a side while the output buffer towards its peer holds this much.
+const HIGH_WATER: usize = 1024 * 1024;
+
+/// Bytes waiting to be written to one side.
+#[derive(Default)]
+struct Outbox {
+    buf: BytesMut,
+    unflushed: bool,
+}
+
+impl Outbox {
+    fn idle(&self) -> bool {
+        self.buf.is_empty() && !self.unflushed
+    }
+
+    /// Writes everything, then flushes. Pending leaves the state consistent.
+    fn poll_drain<W: AsyncWrite + Unpin>(
+        &mut self,
+        w: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        while !self.buf.is_empty() {
+            let n = ready!(Pin::new(&mut *w).poll_write(cx, &self.buf))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.buf.advance(n);
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            ready!(Pin::new(w).poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn poll_fill<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+    pin!(r.read_buf(buf)).poll(cx)
+}
+
+/// What woke the loop.
+enum Event {
+    Client(usize),
+    Upstream(usize),
+    /// Shutdown was requested and the session just became idle with everything written.
+    Idle,
+}
+
+/// How a relay ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    ClientTerminated,
+    ClientClosed,
+    UpstreamClosed,
+    Shutdown,
+}
+
+/// The two legs of a session and everything in flight between them.
+pub struct Relay<C, U> {
+    client: C,
+    upstream: U,
+    client_in: BytesMut,
+    upstream_in: BytesMut,
+    to_client: Outbox,
+    to_upstream: Outbox,
+    handlers: Handlers,
+    upstream_first: bool,
+    draining: bool,
+}
+
+impl<C, U> Relay<C, U>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    /// `pending_to_client` is written to the client first (the end of the startup phase);
+    /// `upstream_in` holds bytes already read from upstream but not yet handled.
+    pub fn new(client: C, upstream: U, pending_to_client: BytesMut, upstream_in: BytesMut) -> Self {
+        let mut upstream_buf = BytesMut::with_capacity(READ_CHUNK);
+        upstream_buf.extend_from_slice(&upstream_in);
+        Relay {
+            client,
+            upstream,
+            client_in: BytesMut::with_capacity(READ_CHUNK),
+            upstream_in: upstream_buf,
+            to_client: Outbox {
+                buf: pending_to_client,
+                unflushed: false,
+            },
+            to_upstream: Outbox::default(),
+            handlers: Handlers::default(),
+            upstream_first: false,
+            draining: false,
+        }
+    }
+
+    /// Writes what is pending, else reads whichever side is ready (alternating priority).
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Event>> {
+        self.upstream_first = !self.upstream_first;
+        for upstream in [self.upstream_first, !self.upstream_first] {
+            if upstream && self.to_client.buf.len() < HIGH_WATER {
+                if let Poll::Ready(r) = poll_fill(&mut self.upstream, &mut self.upstream_in, cx) {
+                    return Poll::Ready(r.map(Event::Upstream));
+                }
+            }
+            if !upstream && self.to_upstream.buf.len() < HIGH_WATER {
+                if let Poll::Ready(r) = poll_fill(&mut self.client, &mut self.client_in, cx) {
+                    return Poll::Ready(r.map(Event::Client));
+                }
+            }
+        }
+        // Neither side has more to give right now (or its peer is backed up): write.
+        if let Poll::Ready(Err(e)) = self.to_upstream.poll_drain(&mut self.upstream, cx) {
+            return Poll::Ready(Err(e));
+        }
+        if let Poll::Ready(Err(e)) = self.to_client.poll_drain(&mut self.client, cx) {
+            return Poll::Ready(Err(e));
+        }
+        if self.draining && self.handlers.is_idle() && self.to_client.idle() {
+            return Poll::Ready(Ok(Event::Idle));
+        }
+        Poll::Pending
+    }
+
+    fn outputs(&mut self) -> (Outputs<'_>, &mut Handlers) {
+        (
+            Outputs {
+                to_upstream: &mut self.to_upstream.buf,
+                to_client: &mut self.to_client.buf,
+            },
+            &mut self.handlers,
+        )
+    }
+
+    fn on_client_data(&mut self) -> Result<Flow, SessionError> {
+        while let Some(frame) = split_frame(&mut self.client_in, MAX_FRAME_LEN)
+            .map_err(|e| SessionError::Protocol(e.to_string()))?
+        {
+            let (mut out, h) = self.outputs();
+            if h.frontend(frame, &mut out)? == Flow::Terminate {
+                return Ok(Flow::Terminate);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn on_upstream_data(&mut self) -> Result<(), SessionError> {
+        while let Some(frame) = split_frame(&mut self.upstream_in, MAX_FRAME_LEN)
+            .map_err(|e| SessionError::UpstreamProtocol(e.to_string()))?
+        {
+            let (mut out, h) = self.outputs();
+            h.backend(frame, &mut out)?;
+        }
+        Ok(())
+    }
+
+    /// Relays until either side ends, an error, or shutdown at an idle point.
+    pub async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<End, SessionError> {
+        self.draining = *shutdown.borrow();
+        if !self.upstream_in.is_empty() {
+            self.on_upstream_data()?;
+        }
+        if !self.client_in.is_empty() && self.on_client_data()? == Flow::Terminate {
+            return Ok(End::ClientTerminated);
+        }
+        loop {
+            if self.draining && self.handlers.is_idle() && self.to_client.idle() {
+                let msg = PgError::fatal(
+                    ADMIN_SHUTDOWN,
+                    "terminating connection because pgcloak is shutting down",
+                );
+                self.to_client.buf.extend_from_slice(&msg.encode());
+                self.to_upstream
+                    .buf
+                    .extend_from_slice(&frontend::terminate());
+                return Ok(End::Shutdown);
+            }
+            let event = tokio::select! {
+                ev = poll_fn(|cx| self.poll_io(cx)) => ev?,
+                changed = shutdown.changed(), if !self.draining => {
+                    self.draining = changed.is_err() || *shutdown.borrow();
+                    continue;
+                }
+            };
+            match event {
+                Event::Client(0) => return Ok(End::ClientClosed),
+                Event::Upstream(0) => return Ok(End::UpstreamClosed),
+                Event::Client(_) => {
+                    if self.on_client_data()? == Flow::Terminate {
+                        return Ok(End::ClientTerminated);
+                    }
+                }
+                Event::Upstream(_) => self.on_upstream_data()?,
+                Event::Idle => {}
+            }
+        }
+    }
+
+    /// Bytes already read from the client (after login) that the relay must handle first.
+    pub fn push_client_input(&mut self, bytes: &[u8]) {
+        self.client_in.extend_from_slice(bytes);
+    }
+
+    /// Appends a message for the client (e.g. a FATAL error before closing).
+    pub fn send_to_client(&mut self, bytes: &[u8]) {
+        self.to_client.buf.extend_from_slice(bytes);
+    }
+
+    /// Writes what is still buffered (bounded by the caller's timeout) and closes both legs
+    /// (TLS close_notify, then the TCP write side).
+    pub async fn close(&mut self, end: Option<End>) {
+        if end != Some(End::ClientClosed) && end != Some(End::ClientTerminated) {
+            let _ = poll_fn(|cx| self.to_client.poll_drain(&mut self.client, cx)).await;
+        }
+        if end == Some(End::ClientClosed) {
+            self.to_upstream
+                .buf
+                .extend_from_slice(&frontend::terminate());
+        }
+        if end != Some(End::UpstreamClosed) {
+            let _ = poll_fn(|cx| self.to_upstream.poll_drain(&mut self.upstream, cx)).await;
+        }
+        let _ = self.client.shutdown().await;
+        let _ = self.upstream.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

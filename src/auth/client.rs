@@ -14,6 +14,9 @@ use super::server::fresh_nonce;
 use super::verifier::{ct_eq, hmac, salted_password, sha256, xor};
 use super::{AuthError, ClientKey, SCRAM_SHA_256, SCRAM_SHA_256_PLUS};
 
+/// A 32-byte key wiped on drop.
+type Key = Zeroizing<[u8; 32]>;
+
 /// Largest iteration count accepted from an upstream (bounds the PBKDF2 work in password mode).
 const MAX_ITERATIONS: u32 = 1_000_000;
 
@@ -158,11 +161,7 @@ impl ScramClient {
     }
 
     /// (ClientKey, ServerKey) for this exchange.
-    fn keys(
-        &self,
-        salt: &[u8],
-        iterations: u32,
-    ) -> Result<(Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>), AuthError> {
+    fn keys(&self, salt: &[u8], iterations: u32) -> Result<(Key, Key), AuthError> {
         match &self.secret {
             UpstreamSecret::ClientKey {
                 client_key,

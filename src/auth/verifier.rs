@@ -200,6 +200,36 @@ mod tests {
         assert_eq!(parsed.to_rolpassword(), PG_VERIFIER);
     }
 
+    /// Verifiers printed by a real PostgreSQL 15 (`postgres --single`, `password_encryption =
+    /// 'scram-sha-256'`, then `SELECT rolpassword FROM pg_authid`).
+    const PG15_PENCIL: &str = "SCRAM-SHA-256$4096:owa9D+YR7/85qEQBmEvCIA==$X4eq2fQgogSoKdxRti4jQLyH3TeDbu8xMD2iEezD5nQ=:N0kMq3I5ICvZs2gP/eCjh56VDGXptniUv3TwiF29+iE=";
+    const PG15_UNICODE: &str = "SCRAM-SHA-256$4096:FHRce7z98mEPyvuXzRrBEQ==$0R6BjC4kHVSp7gspDEya0JShrvQCzbcl5BQtCBUQ51E=:QNHvmoiWYjOMRCdDUAdGrwZzZtXEqshV7GMRaLkTS5g=";
+    /// Password `a\u{a0}b\u{fb01}`: SASLprep maps the NBSP to a space and NFKC folds the ligature.
+    const PG15_SASLPREP: &str = "SCRAM-SHA-256$4096:u/H9VKDt1pZKmiRiyb30kA==$o1OwseeaY6Q6MD6SKBJM40MrV+mYyP7Fe+ai0xNai2s=:67RzRGoxdE7Fqpm+hKdEvViCtfrghYOEx+HwtA30+hQ=";
+
+    #[test]
+    fn real_postgres_15_verifiers_round_trip_and_match_from_password() {
+        for (rolpassword, password) in [
+            (PG15_PENCIL, "pencil"),
+            (PG15_UNICODE, "p\u{e4}ssw\u{f6}rd\u{c5}"),
+            (PG15_SASLPREP, "a\u{a0}b\u{fb01}"),
+        ] {
+            let v = ScramVerifier::parse(rolpassword).unwrap();
+            assert_eq!(v.to_rolpassword(), rolpassword);
+            assert_eq!(
+                ScramVerifier::from_password(password, &v.salt, v.iterations),
+                v
+            );
+        }
+        // SASLprep is what makes the last one match: its normalized form gives the same
+        // verifier, while PBKDF2 over the raw bytes does not.
+        let v = ScramVerifier::parse(PG15_SASLPREP).unwrap();
+        assert_eq!(ScramVerifier::from_password("a bfi", &v.salt, 4096), v);
+        let mut raw = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>("a\u{a0}b\u{fb01}".as_bytes(), &v.salt, 4096, &mut raw);
+        assert_ne!(sha256(&hmac(&raw, &[b"Client Key"])), v.stored_key);
+    }
+
     #[test]
     fn parse_rejects_malformed() {
         for bad in [

@@ -24,14 +24,28 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum VerifierLookupError {
     /// The query failed (connection lost, permission denied, bad `verifier_query`, …).
-    #[error("SCRAM verifier lookup query failed: {0}")]
-    Query(#[from] tokio_postgres::Error),
+    #[error("SCRAM verifier lookup query failed: {detail}")]
+    Query {
+        detail: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
     /// The query returned a row without a text column.
     #[error("SCRAM verifier lookup query must return the rolpassword as text")]
     NoColumn,
     /// The role's stored SCRAM secret is malformed.
     #[error("stored SCRAM secret of the role is invalid: {0}")]
     BadVerifier(#[source] AuthError),
+}
+
+impl From<tokio_postgres::Error> for VerifierLookupError {
+    fn from(source: tokio_postgres::Error) -> Self {
+        let detail = match source.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => source.to_string(),
+        };
+        Self::Query { detail, source }
+    }
 }
 
 /// A bounded, time-limited cache of role verifiers, shared by all sessions.

@@ -74,7 +74,18 @@ impl UserList {
     }
 
     fn parse(text: &str) -> Result<UserList, String> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        // The message alone: toml's full rendering quotes the offending line, which may hold
+        // a verifier.
+        let raw: RawFile = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => {
+                let line = 1 + text.as_bytes()[..span.start.min(text.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count();
+                format!("line {line}: {}", e.message())
+            }
+            None => e.message().to_owned(),
+        })?;
         let mut users = HashMap::with_capacity(raw.users.len());
         for (user, value) in raw.users {
             let entry = RawEntry::deserialize(value).map_err(|e| format!("user {user:?}: {e}"))?;
@@ -174,13 +185,12 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("hunter2"), "{err}");
-        let f = write("[user.app]\n");
-        assert!(
-            UserList::load(f.path())
-                .unwrap_err()
-                .to_string()
-                .contains("user")
-        );
+        let f = write("\n[user.app]\n");
+        let err = UserList::load(f.path()).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("user"), "{err}");
+        let f = write(&format!("[users.app]\nverifier = \"{V}\" x\n"));
+        let err = UserList::load(f.path()).unwrap_err().to_string();
+        assert!(err.contains("line 2") && !err.contains("W22Z"), "{err}");
     }
 
     #[test]

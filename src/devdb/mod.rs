@@ -10,6 +10,7 @@
 mod ca;
 mod cluster;
 mod pgbin;
+mod reap;
 #[cfg(test)]
 mod tests;
 
@@ -127,13 +128,15 @@ impl DevDb {
     /// initdb + start + roles; returns once the server accepts TLS connections.
     pub async fn start(opts: DevDbOptions) -> Result<DevDb, DevDbError> {
         let pg = PgBin::locate().await?;
+        reap::reap_orphans(&pg, &std::env::temp_dir()).await;
         let ca = match opts.ca {
             Some(ca) => ca,
             None => Arc::new(TestCa::new("pgcloak devdb CA")?),
         };
         let tmp = tempfile::Builder::new()
-            .prefix("pgcloak-devdb-")
+            .prefix(reap::DIR_PREFIX)
             .tempdir()
+            .and_then(|t| reap::claim(t.path()).map(|()| t))
             .map_err(|e| DevDbError::Io {
                 what: "cannot create a temporary directory".into(),
                 source: e,

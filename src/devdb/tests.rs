@@ -213,3 +213,17 @@ async fn port_in_use_gives_an_error_with_command_and_log() {
     assert!(msg.contains("could not bind"), "{msg}");
     assert!(!msg.contains(SUPERUSER_PASSWORD));
 }
+
+#[tokio::test]
+async fn orphans_of_dead_processes_are_reaped() {
+    let db = start().await;
+    let root = db.dir().parent().unwrap().to_path_buf();
+    let port = db.port();
+    // Pretend the creating process died without running Drop.
+    std::fs::write(root.join(reap::OWNER_FILE), "2147483000").unwrap();
+    let pg = db.pg.clone();
+    std::mem::forget(db);
+    reap::reap_orphans(&pg, root.parent().unwrap()).await;
+    assert!(!root.exists(), "{} still exists", root.display());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}

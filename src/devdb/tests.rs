@@ -227,3 +227,17 @@ async fn orphans_of_dead_processes_are_reaped() {
     assert!(!root.exists(), "{} still exists", root.display());
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+#[tokio::test]
+async fn client_checks_the_host_name_in_the_certificate() {
+    let opts = DevDbOptions {
+        server_names: vec!["db.example".into()],
+        ..DevDbOptions::default()
+    };
+    let db = DevDb::start(opts).await.unwrap();
+    let err = db
+        .superuser_client("postgres")
+        .await
+        .expect_err("name mismatch");
+    assert!(err.to_string().contains("TLS as postgres"), "{err}");
+}

@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 use super::scope::Scopes;
 use super::span::{Tokens, decode_unicode};
-use super::{
-    Analysis, AnalysisContext, LiteralSite, ParamCast, Plan, Refusal,
-    scope::Rel,
-};
+use super::{Analysis, AnalysisContext, LiteralSite, ParamCast, Plan, Refusal, scope::Rel};
 use crate::config::{ColumnRule, Mode};
 
 /// Every analysis step returns either a value or the refusal that ends the analysis.
@@ -34,9 +31,15 @@ pub(crate) struct Site {
 /// A value that may be bound to a column.
 #[derive(Debug, Clone)]
 pub(crate) enum Bind {
-    Param { number: usize, site: Site },
+    Param {
+        number: usize,
+        site: Site,
+    },
     /// A constant: its value (Err: a kind of constant that cannot be encrypted).
-    Lit { value: Result<Option<String>, &'static str>, site: Site },
+    Lit {
+        value: Result<Option<String>, &'static str>,
+        site: Site,
+    },
     Default,
 }
 
@@ -110,15 +113,24 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         if n == 0 || n > MAX_PARAM {
             return Err(self.refuse_text("a parameter number out of range"));
         }
-        Ok(Ev::Val(vec![Bind::Param { number: n, site: Site { loc, wraps: Vec::new() } }]))
+        Ok(Ev::Val(vec![Bind::Param {
+            number: n,
+            site: Site {
+                loc,
+                wraps: Vec::new(),
+            },
+        }]))
     }
 
     fn tokens(&mut self) -> R<&Tokens> {
         if self.tokens.is_none() {
-            let t = Tokens::scan(self.sql).ok_or_else(|| self.refuse_text("an unscannable statement"))?;
+            let t = Tokens::scan(self.sql)
+                .ok_or_else(|| self.refuse_text("an unscannable statement"))?;
             self.tokens = Some(t);
         }
-        self.tokens.as_ref().ok_or_else(|| self.refuse_text("an unscannable statement"))
+        self.tokens
+            .as_ref()
+            .ok_or_else(|| self.refuse_text("an unscannable statement"))
     }
 
     /// The byte range of a bound value including its wraps.
@@ -180,14 +192,24 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                     let value = value.map_err(|c| Refusal::column(rule, c))?;
                     let value = self.decode_unicode(value, &site, rule)?;
                     let (start, end) = self.range(&site, rule)?;
-                    self.literals.push(LiteralSite { start, end, value, rule: rule.clone() });
+                    self.literals.push(LiteralSite {
+                        start,
+                        end,
+                        value,
+                        rule: rule.clone(),
+                    });
                 }
             }
         }
         Ok(())
     }
 
-    fn decode_unicode(&mut self, v: Option<String>, site: &Site, rule: &ColumnRule) -> R<Option<String>> {
+    fn decode_unicode(
+        &mut self,
+        v: Option<String>,
+        site: &Site,
+        rule: &ColumnRule,
+    ) -> R<Option<String>> {
         let Some(v) = v else { return Ok(None) };
         let sql = self.sql;
         let esc = self
@@ -233,9 +255,15 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             Ev::Enc { rule, .. } if rule.key == target.key => Ok(()),
             Ev::Enc { rule, .. } => Err(Refusal::column(
                 target,
-                format!("copying from encrypted column {} (a different key)", rule.qualified()),
+                format!(
+                    "copying from encrypted column {} (a different key)",
+                    rule.qualified()
+                ),
             )),
-            Ev::Plain => Err(Refusal::column(target, "storing a computed or plaintext expression")),
+            Ev::Plain => Err(Refusal::column(
+                target,
+                "storing a computed or plaintext expression",
+            )),
         }
     }
 
@@ -245,7 +273,10 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             if rule.mode == Mode::Deterministic {
                 Ok(())
             } else {
-                Err(Refusal::column(rule, format!("{op} (randomized encryption)")))
+                Err(Refusal::column(
+                    rule,
+                    format!("{op} (randomized encryption)"),
+                ))
             }
         };
         match (l, r) {
@@ -265,7 +296,10 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                 self.bind(binds, &rule)
             }
             (Ev::Enc { rule, .. }, Ev::Plain) | (Ev::Plain, Ev::Enc { rule, .. }) => {
-                Err(Refusal::column(&rule, format!("{op} with a computed or plaintext expression")))
+                Err(Refusal::column(
+                    &rule,
+                    format!("{op} with a computed or plaintext expression"),
+                ))
             }
             (l, r) => {
                 self.plain_use(l, String::new)?;
@@ -281,29 +315,32 @@ impl<'a, 'c> Analyzer<'a, 'c> {
 
     /// True when something has been bound (the inner query of PREPARE needs a rewrite).
     pub(crate) fn first_bound(&self) -> Option<Arc<ColumnRule>> {
-        self.literals
-            .first()
-            .map(|l| l.rule.clone())
-            .or_else(|| {
-                self.params.iter().find_map(|p| match p {
-                    ParamUse::Enc(r) => Some(r.clone()),
-                    _ => None,
-                })
+        self.literals.first().map(|l| l.rule.clone()).or_else(|| {
+            self.params.iter().find_map(|p| match p {
+                ParamUse::Enc(r) => Some(r.clone()),
+                _ => None,
             })
+        })
     }
 
     /// The final analysis of the text.
     pub(crate) fn finish(mut self, statements: usize) -> Analysis {
         self.literals.sort_by_key(|l| (l.start, l.end));
-        self.literals.dedup_by(|a, b| a.start == b.start && a.end == b.end && a.rule.key == b.rule.key);
+        self.literals
+            .dedup_by(|a, b| a.start == b.start && a.end == b.end && a.rule.key == b.rule.key);
         self.casts.sort_by_key(|c| (c.start, c.end));
-        self.casts.dedup_by(|a, b| a.start == b.start && a.end == b.end);
-        let mut ranges: Vec<(usize, usize)> = self.literals.iter().map(|l| (l.start, l.end)).collect();
+        self.casts
+            .dedup_by(|a, b| a.start == b.start && a.end == b.end);
+        let mut ranges: Vec<(usize, usize)> =
+            self.literals.iter().map(|l| (l.start, l.end)).collect();
         ranges.extend(self.casts.iter().map(|c| (c.start, c.end)));
         ranges.sort_unstable();
         let bad_range = ranges.windows(2).any(|w| w[1].0 < w[0].1)
             || ranges.iter().any(|&(s, e)| {
-                s > e || !self.sql.is_char_boundary(s) || !self.sql.is_char_boundary(e) || e > self.sql.len()
+                s > e
+                    || !self.sql.is_char_boundary(s)
+                    || !self.sql.is_char_boundary(e)
+                    || e > self.sql.len()
             });
         if bad_range {
             return Analysis::Refuse(self.refuse_text("overlapping values"));

@@ -27,7 +27,9 @@ pub struct PlanCache {
 
 impl std::fmt::Debug for PlanCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlanCache").field("len", &self.len()).finish()
+        f.debug_struct("PlanCache")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -36,7 +38,9 @@ impl PlanCache {
     pub fn new(capacity: usize) -> Self {
         let per = NonZeroUsize::new(capacity.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(LruCache::new(per))).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(LruCache::new(per)))
+                .collect(),
             hasher: RandomState::new(),
         }
     }

@@ -6,9 +6,9 @@ use pg_query::protobuf::{
     AConst, AExpr, AExprKind, ColumnRef, FuncCall, Node, SubLink, SubLinkType, TypeCast, a_const,
 };
 
+use super::Refusal;
 use super::analyzer::{Analyzer, Bind, Ev, R, Site, Wrap};
 use super::scope::Resolved;
-use super::Refusal;
 use crate::config::Mode;
 
 /// The string of a `String` node.
@@ -69,7 +69,10 @@ impl Analyzer<'_, '_> {
             NodeEnum::ParamRef(p) => self.param(p.number, p.location),
             NodeEnum::AConst(c) => Ok(Ev::Val(vec![Bind::Lit {
                 value: const_value(c),
-                site: Site { loc: c.location, wraps: Vec::new() },
+                site: Site {
+                    loc: c.location,
+                    wraps: Vec::new(),
+                },
             }])),
             NodeEnum::TypeCast(tc) => self.type_cast(tc),
             NodeEnum::AExpr(a) => self.a_expr(a),
@@ -112,7 +115,9 @@ impl Analyzer<'_, '_> {
                 }
                 self.plain_then(c.defresult.as_deref(), "CASE")
             }
-            NodeEnum::SqlvalueFunction(_) | NodeEnum::AStar(_) | NodeEnum::String(_) => Ok(Ev::Plain),
+            NodeEnum::SqlvalueFunction(_) | NodeEnum::AStar(_) | NodeEnum::String(_) => {
+                Ok(Ev::Plain)
+            }
             NodeEnum::Integer(_) | NodeEnum::Float(_) | NodeEnum::Boolean(_) => Ok(Ev::Plain),
             other => self.opaque(other, "this expression"),
         }
@@ -131,23 +136,33 @@ impl Analyzer<'_, '_> {
     }
 
     fn column_ref(&mut self, c: &ColumnRef) -> R<Ev> {
-        if c.fields.iter().any(|f| matches!(f.node, Some(NodeEnum::AStar(_)))) {
+        if c.fields
+            .iter()
+            .any(|f| matches!(f.node, Some(NodeEnum::AStar(_))))
+        {
             return Ok(Ev::Plain);
         }
         let names: Vec<&str> = c.fields.iter().filter_map(sval).collect();
         let res = match names.as_slice() {
             [col] => self.scopes.unqualified(col),
             [rel, col] => self.scopes.qualified(None, rel, col),
-            [schema, rel, col] | [_, schema, rel, col] => self.scopes.qualified(Some(schema), rel, col),
+            [schema, rel, col] | [_, schema, rel, col] => {
+                self.scopes.qualified(Some(schema), rel, col)
+            }
             _ => None,
         };
         let col = names.last().copied().unwrap_or("");
         match res {
             Some(Resolved::Enc { rule, origin }) => Ok(Ev::Enc { rule, origin }),
             Some(Resolved::Plain) => Ok(Ev::Plain),
-            Some(Resolved::Ambiguous(rule)) => Err(Refusal::column(&rule, "an ambiguous column reference")),
+            Some(Resolved::Ambiguous(rule)) => {
+                Err(Refusal::column(&rule, "an ambiguous column reference"))
+            }
             None => match self.is_rules_column_name(col) {
-                Some(rule) => Err(Refusal::column(&rule, "a column reference that cannot be resolved")),
+                Some(rule) => Err(Refusal::column(
+                    &rule,
+                    "a column reference that cannot be resolved",
+                )),
                 None => Ok(Ev::Plain),
             },
         }
@@ -156,12 +171,18 @@ impl Analyzer<'_, '_> {
     fn type_cast(&mut self, tc: &TypeCast) -> R<Ev> {
         let inner = self.opt_expr(tc.arg.as_deref())?;
         let type_loc = tc.type_name.as_ref().map_or(-1, |t| t.location);
-        let ty = tc.type_name.as_ref().map_or_else(|| "?".to_owned(), |t| last_name(&t.names));
+        let ty = tc
+            .type_name
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), |t| last_name(&t.names));
         match inner {
             Ev::Val(mut binds) if binds.len() == 1 => {
                 match binds.first_mut() {
                     Some(Bind::Param { site, .. } | Bind::Lit { site, .. }) => {
-                        site.wraps.push(Wrap::Cast { loc: tc.location, type_loc });
+                        site.wraps.push(Wrap::Cast {
+                            loc: tc.location,
+                            type_loc,
+                        });
                     }
                     _ => return Ok(Ev::Plain),
                 }
@@ -182,9 +203,10 @@ impl Analyzer<'_, '_> {
         match kind {
             AExprKind::AexprOp if l.is_none() => self.prefix_op(&op, r, a.location),
             AExprKind::AexprOp if op == "=" || op == "<>" => {
-                if let (Some(NodeEnum::RowExpr(lr)), Some(NodeEnum::RowExpr(rr))) =
-                    (l.and_then(|n| n.node.as_ref()), r.and_then(|n| n.node.as_ref()))
-                {
+                if let (Some(NodeEnum::RowExpr(lr)), Some(NodeEnum::RowExpr(rr))) = (
+                    l.and_then(|n| n.node.as_ref()),
+                    r.and_then(|n| n.node.as_ref()),
+                ) {
                     if lr.args.len() == rr.args.len() {
                         for (x, y) in lr.args.iter().zip(&rr.args) {
                             let (x, y) = (self.expr(x)?, self.expr(y)?);
@@ -243,7 +265,10 @@ impl Analyzer<'_, '_> {
     fn prefix_op(&mut self, op: &str, r: Option<&Node>, loc: i32) -> R<Ev> {
         let numeric = matches!(
             r.and_then(|n| n.node.as_ref()),
-            Some(NodeEnum::AConst(AConst { val: Some(a_const::Val::Ival(_) | a_const::Val::Fval(_)), .. }))
+            Some(NodeEnum::AConst(AConst {
+                val: Some(a_const::Val::Ival(_) | a_const::Val::Fval(_)),
+                ..
+            }))
         );
         if op == "+" && numeric {
             if let Ev::Val(mut binds) = self.opt_expr(r)? {
@@ -305,13 +330,17 @@ impl Analyzer<'_, '_> {
 
     fn sublink(&mut self, s: &SubLink) -> R<Ev> {
         let kind = SubLinkType::try_from(s.sub_link_type).unwrap_or(SubLinkType::Undefined);
-        let Some(NodeEnum::SelectStmt(sel)) = s.subselect.as_ref().and_then(|n| n.node.as_ref()) else {
+        let Some(NodeEnum::SelectStmt(sel)) = s.subselect.as_ref().and_then(|n| n.node.as_ref())
+        else {
             return self.opaque_node(s.subselect.as_deref(), "this sub-select");
         };
         let out = self.select(sel)?;
         let mut cols = out.cols.into_iter().map(|c| c.ev);
         let first = cols.next().map(|ev| match ev {
-            Ev::Enc { rule, .. } => Ev::Enc { rule, origin: false },
+            Ev::Enc { rule, .. } => Ev::Enc {
+                rule,
+                origin: false,
+            },
             other => other,
         });
         for c in cols {
@@ -324,7 +353,11 @@ impl Analyzer<'_, '_> {
             }
             SubLinkType::ExprSublink => Ok(first.unwrap_or(Ev::Plain)),
             SubLinkType::AnySublink | SubLinkType::AllSublink => {
-                let op = if s.oper_name.is_empty() { "=".to_owned() } else { last_name(&s.oper_name) };
+                let op = if s.oper_name.is_empty() {
+                    "=".to_owned()
+                } else {
+                    last_name(&s.oper_name)
+                };
                 let test = self.opt_expr(s.testexpr.as_deref())?;
                 let first = first.unwrap_or(Ev::Plain);
                 if op == "=" || op == "<>" {
@@ -336,7 +369,9 @@ impl Analyzer<'_, '_> {
                 Ok(Ev::Plain)
             }
             _ => {
-                self.plain_use(first.unwrap_or(Ev::Plain), || "ARRAY(sub-select)".to_owned())?;
+                self.plain_use(first.unwrap_or(Ev::Plain), || {
+                    "ARRAY(sub-select)".to_owned()
+                })?;
                 Ok(Ev::Plain)
             }
         }
@@ -393,7 +428,8 @@ impl Found {
                         "ParamRef" => {
                             let get = |f: &str| inner.get(f).and_then(Value::as_i64).unwrap_or(0);
                             let n = i32::try_from(get("number")).unwrap_or(0);
-                            self.params.push((n, i32::try_from(get("location")).unwrap_or(-1)));
+                            self.params
+                                .push((n, i32::try_from(get("location")).unwrap_or(-1)));
                         }
                         _ => {}
                     }

@@ -177,10 +177,7 @@ pub fn may_touch_rules(sql: &str, rules: &Rules) -> bool {
                 .windows(needle.len())
                 .any(|w| w.eq_ignore_ascii_case(needle))
     };
-    rules
-        .table_names()
-        .iter()
-        .any(|t| contains(t.as_bytes()))
+    rules.table_names().iter().any(|t| contains(t.as_bytes()))
         || contains(b"u&\"")
         || contains(b"execute")
 }
@@ -224,16 +221,25 @@ pub fn splice(sql: &str, sites: &[LiteralSite], replacements: &[String]) -> Stri
 impl Plan {
     /// True when the plan asks for nothing (then the analysis is `Passthrough`).
     pub fn is_empty(&self) -> bool {
-        self.literals.is_empty() && self.param_casts.is_empty() && self.params.iter().all(Option::is_none)
+        self.literals.is_empty()
+            && self.param_casts.is_empty()
+            && self.params.iter().all(Option::is_none)
     }
 
     /// The text to forward: literal sites replaced by `literal_replacements` (one per site, in
     /// order) and casts on encrypted parameters replaced by plain `$n`.
     pub fn rewrite_text(&self, sql: &str, literal_replacements: &[String]) -> String {
-        let casts: Vec<String> = self.param_casts.iter().map(|c| format!("${}", c.number)).collect();
+        let casts: Vec<String> = self
+            .param_casts
+            .iter()
+            .map(|c| format!("${}", c.number))
+            .collect();
         let mut ranges: Vec<(usize, usize, &str)> = Vec::new();
         for (i, s) in self.literals.iter().enumerate() {
-            let rep = literal_replacements.get(i).map(String::as_str).unwrap_or("NULL");
+            let rep = literal_replacements
+                .get(i)
+                .map(String::as_str)
+                .unwrap_or("NULL");
             ranges.push((s.start, s.end, rep));
         }
         for (c, rep) in self.param_casts.iter().zip(&casts) {

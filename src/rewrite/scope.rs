@@ -82,7 +82,10 @@ impl Rel {
 
 /// The outcome of resolving a column reference through all levels.
 pub(crate) enum Resolved {
-    Enc { rule: Arc<ColumnRule>, origin: bool },
+    Enc {
+        rule: Arc<ColumnRule>,
+        origin: bool,
+    },
     Plain,
     /// An encrypted column and another relation could both be meant.
     Ambiguous(Arc<ColumnRule>),
@@ -96,7 +99,10 @@ pub(crate) struct Scopes {
 
 fn resolved(kind: &ColKind) -> Resolved {
     match kind {
-        ColKind::Enc { rule, origin } => Resolved::Enc { rule: rule.clone(), origin: *origin },
+        ColKind::Enc { rule, origin } => Resolved::Enc {
+            rule: rule.clone(),
+            origin: *origin,
+        },
         ColKind::Plain => Resolved::Plain,
     }
 }
@@ -156,9 +162,10 @@ impl Scopes {
     /// relation of that name is in scope.
     pub(crate) fn qualified(&self, schema: Option<&str>, rel: &str, col: &str) -> Option<Resolved> {
         for level in self.levels.iter().rev() {
-            let hit = level.iter().rev().find(|r| {
-                r.name == rel && schema.is_none_or(|s| r.schema.as_deref() == Some(s))
-            });
+            let hit = level
+                .iter()
+                .rev()
+                .find(|r| r.name == rel && schema.is_none_or(|s| r.schema.as_deref() == Some(s)));
             if let Some(r) = hit {
                 return Some(match r.lookup(col) {
                     Lookup::Found(k) => resolved(k),

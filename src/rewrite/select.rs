@@ -4,10 +4,10 @@
 use pg_query::NodeEnum;
 use pg_query::protobuf::{Alias, Node, RangeVar, ResTarget, SelectStmt, SetOperation, WithClause};
 
+use super::Refusal;
 use super::analyzer::{Analyzer, Ev, R};
 use super::expr::sval;
 use super::scope::{Col, ColKind, Rel};
-use super::Refusal;
 use crate::config::Mode;
 
 /// One output column of a query.
@@ -31,7 +31,10 @@ impl Output {
         let mut cols = Vec::with_capacity(self.cols.len());
         for c in self.cols {
             let kind = match c.ev {
-                Ev::Enc { rule, origin: o } => ColKind::Enc { rule, origin: o && origin },
+                Ev::Enc { rule, origin: o } => ColKind::Enc {
+                    rule,
+                    origin: o && origin,
+                },
                 other => {
                     an.plain_use(other, String::new)?;
                     ColKind::Plain
@@ -39,19 +42,35 @@ impl Output {
             };
             cols.push(Col { name: c.name, kind });
         }
-        Ok(Rel { name: name.to_owned(), schema: None, cols, open: self.open })
+        Ok(Rel {
+            name: name.to_owned(),
+            schema: None,
+            cols,
+            open: self.open,
+        })
     }
 }
 
 fn col_ev(kind: &ColKind) -> Ev {
     match kind {
-        ColKind::Enc { rule, origin } => Ev::Enc { rule: rule.clone(), origin: *origin },
+        ColKind::Enc { rule, origin } => Ev::Enc {
+            rule: rule.clone(),
+            origin: *origin,
+        },
         ColKind::Plain => Ev::Plain,
     }
 }
 
 fn alias_names(alias: Option<&Alias>) -> Vec<String> {
-    alias.map(|a| a.colnames.iter().filter_map(sval).map(str::to_owned).collect()).unwrap_or_default()
+    alias
+        .map(|a| {
+            a.colnames
+                .iter()
+                .filter_map(sval)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Merges the i-th output column of two branches of a set operation.
@@ -62,9 +81,10 @@ fn merge(a: Ev, b: Ev) -> Result<Ev, (Ev, Ev)> {
             Ok(Ev::Val(x))
         }
         (Ev::Plain, Ev::Plain) => Ok(Ev::Plain),
-        (Ev::Enc { rule: r1, .. }, Ev::Enc { rule: r2, .. }) if r1.key == r2.key => {
-            Ok(Ev::Enc { rule: r1, origin: false })
-        }
+        (Ev::Enc { rule: r1, .. }, Ev::Enc { rule: r2, .. }) if r1.key == r2.key => Ok(Ev::Enc {
+            rule: r1,
+            origin: false,
+        }),
         (a, b) => Err((a, b)),
     }
 }
@@ -100,7 +120,10 @@ impl Analyzer<'_, '_> {
             let ev = match merge(a.ev, b.ev) {
                 Ok(ev) => ev,
                 Err((Ev::Enc { rule, .. }, _)) | Err((_, Ev::Enc { rule, .. })) => {
-                    return Err(Refusal::column(&rule, "a set operation mixing it with other values"));
+                    return Err(Refusal::column(
+                        &rule,
+                        "a set operation mixing it with other values",
+                    ));
                 }
                 Err((x, y)) => {
                     self.plain_use(x, String::new)?;
@@ -115,7 +138,10 @@ impl Analyzer<'_, '_> {
             }
             cols.push(OutCol { name: a.name, ev });
         }
-        let out = Output { cols, open: lo.open || ro.open };
+        let out = Output {
+            cols,
+            open: lo.open || ro.open,
+        };
         self.scopes.push();
         let res = self.order_limit(s, &out);
         self.scopes.pop();
@@ -125,7 +151,9 @@ impl Analyzer<'_, '_> {
     fn values(&mut self, rows: &[Node]) -> R<Output> {
         let mut cols: Vec<OutCol> = Vec::new();
         for row in rows {
-            let Some(NodeEnum::List(items)) = row.node.as_ref() else { continue };
+            let Some(NodeEnum::List(items)) = row.node.as_ref() else {
+                continue;
+            };
             for (i, item) in items.items.iter().enumerate() {
                 let ev = self.expr(item)?;
                 if let Some(c) = cols.get_mut(i) {
@@ -139,7 +167,10 @@ impl Analyzer<'_, '_> {
                         }
                     };
                 } else {
-                    cols.push(OutCol { name: format!("column{}", i + 1), ev });
+                    cols.push(OutCol {
+                        name: format!("column{}", i + 1),
+                        ev,
+                    });
                 }
             }
         }
@@ -155,7 +186,7 @@ impl Analyzer<'_, '_> {
 
     fn simple_select_in_scope(&mut self, s: &SelectStmt) -> R<Output> {
         for f in &s.from_clause {
-            self.from_item(f)?;
+            self.add_from_item(f)?;
         }
         self.cond(s.where_clause.as_deref())?;
         let out = self.target_list(&s.target_list)?;
@@ -254,7 +285,10 @@ impl Analyzer<'_, '_> {
                 if !names_first && self.scopes.unqualified(name).is_some() {
                     return None;
                 }
-                out.cols.iter().find(|c| c.name == name).map(|c| c.ev.clone())
+                out.cols
+                    .iter()
+                    .find(|c| c.name == name)
+                    .map(|c| c.ev.clone())
             }
             _ => None,
         }
@@ -264,12 +298,17 @@ impl Analyzer<'_, '_> {
     pub(crate) fn target_list(&mut self, targets: &[Node]) -> R<Output> {
         let mut out = Output::default();
         for t in targets {
-            let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() else { continue };
+            let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() else {
+                continue;
+            };
             if self.star(rt, &mut out) {
                 continue;
             }
             let ev = self.opt_expr(rt.val.as_deref())?;
-            out.cols.push(OutCol { name: output_name(rt), ev });
+            out.cols.push(OutCol {
+                name: output_name(rt),
+                ev,
+            });
         }
         Ok(out)
     }
@@ -279,19 +318,29 @@ impl Analyzer<'_, '_> {
         let Some(NodeEnum::ColumnRef(c)) = rt.val.as_deref().and_then(|v| v.node.as_ref()) else {
             return false;
         };
-        if !matches!(c.fields.last().and_then(|f| f.node.as_ref()), Some(NodeEnum::AStar(_))) {
+        if !matches!(
+            c.fields.last().and_then(|f| f.node.as_ref()),
+            Some(NodeEnum::AStar(_))
+        ) {
             return false;
         }
         let rels: Vec<&Rel> = match c.fields.len() {
             1 => self.scopes.current().iter().collect(),
             _ => {
-                let name = c.fields.get(c.fields.len() - 2).and_then(sval).unwrap_or("");
+                let name = c
+                    .fields
+                    .get(c.fields.len() - 2)
+                    .and_then(sval)
+                    .unwrap_or("");
                 self.scopes.relation(name).into_iter().collect()
             }
         };
         for r in rels {
             out.open |= r.open;
-            out.cols.extend(r.cols.iter().map(|c| OutCol { name: c.name.clone(), ev: col_ev(&c.kind) }));
+            out.cols.extend(r.cols.iter().map(|c| OutCol {
+                name: c.name.clone(),
+                ev: col_ev(&c.kind),
+            }));
         }
         true
     }
@@ -300,7 +349,10 @@ impl Analyzer<'_, '_> {
     pub(crate) fn emit(&mut self, out: Output) -> R<()> {
         for c in out.cols {
             match c.ev {
-                Ev::Enc { rule, origin: false } => {
+                Ev::Enc {
+                    rule,
+                    origin: false,
+                } => {
                     return Err(Refusal::column(
                         &rule,
                         "a result column that cannot be decrypted (from a set operation, \
@@ -315,9 +367,16 @@ impl Analyzer<'_, '_> {
 
     pub(crate) fn with_clause(&mut self, w: &WithClause) -> R<()> {
         for cte in &w.ctes {
-            let Some(NodeEnum::CommonTableExpr(c)) = cte.node.as_ref() else { continue };
+            let Some(NodeEnum::CommonTableExpr(c)) = cte.node.as_ref() else {
+                continue;
+            };
             if w.recursive {
-                self.ctes.push(Rel { name: c.ctename.clone(), schema: None, cols: Vec::new(), open: true });
+                self.ctes.push(Rel {
+                    name: c.ctename.clone(),
+                    schema: None,
+                    cols: Vec::new(),
+                    open: true,
+                });
             }
             let (out, origin) = match c.ctequery.as_deref().and_then(|q| q.node.as_ref()) {
                 Some(NodeEnum::SelectStmt(s)) => (self.select(s)?, true),
@@ -328,7 +387,12 @@ impl Analyzer<'_, '_> {
                 self.ctes.pop();
             }
             let mut rel = out.into_rel(self, &c.ctename, origin)?;
-            let names: Vec<String> = c.aliascolnames.iter().filter_map(sval).map(str::to_owned).collect();
+            let names: Vec<String> = c
+                .aliascolnames
+                .iter()
+                .filter_map(sval)
+                .map(str::to_owned)
+                .collect();
             if !rel.rename(&names) {
                 return Err(self.refuse_text("CTE column aliases over a table of unknown columns"));
             }
@@ -338,7 +402,7 @@ impl Analyzer<'_, '_> {
     }
 
     /// Adds one FROM item (and everything it joins) to the current level.
-    pub(crate) fn from_item(&mut self, n: &Node) -> R<()> {
+    pub(crate) fn add_from_item(&mut self, n: &Node) -> R<()> {
         match n.node.as_ref() {
             Some(NodeEnum::RangeVar(rv)) => {
                 let rel = self.range_var(rv, true)?;
@@ -349,7 +413,11 @@ impl Analyzer<'_, '_> {
                     Some(NodeEnum::SelectStmt(s)) => self.select(s)?,
                     _ => Output::default(),
                 };
-                let name = rs.alias.as_ref().map(|a| a.aliasname.clone()).unwrap_or_default();
+                let name = rs
+                    .alias
+                    .as_ref()
+                    .map(|a| a.aliasname.clone())
+                    .unwrap_or_default();
                 let mut rel = out.into_rel(self, &name, true)?;
                 if !rel.rename(&alias_names(rs.alias.as_ref())) {
                     return Err(self.refuse_text("column aliases over a table of unknown columns"));
@@ -358,9 +426,9 @@ impl Analyzer<'_, '_> {
             }
             Some(NodeEnum::JoinExpr(j)) => {
                 let before = self.scopes.current().len();
-                self.from_opt(j.larg.as_deref())?;
+                self.add_from_opt(j.larg.as_deref())?;
                 let mid = self.scopes.current().len();
-                self.from_opt(j.rarg.as_deref())?;
+                self.add_from_opt(j.rarg.as_deref())?;
                 self.join_using(&j.using_clause, before, mid, j.is_natural)?;
                 self.cond(j.quals.as_deref())?;
             }
@@ -368,27 +436,44 @@ impl Analyzer<'_, '_> {
                 for f in &rf.functions {
                     self.plain_expr(Some(f), "a function in FROM")?;
                 }
-                let name = rf.alias.as_ref().map(|a| a.aliasname.clone()).unwrap_or_default();
-                self.scopes.add(Rel { name, schema: None, cols: Vec::new(), open: true });
+                let name = rf
+                    .alias
+                    .as_ref()
+                    .map(|a| a.aliasname.clone())
+                    .unwrap_or_default();
+                self.scopes.add(Rel {
+                    name,
+                    schema: None,
+                    cols: Vec::new(),
+                    open: true,
+                });
             }
             Some(other) => {
                 self.opaque(other, "this FROM item")?;
-                self.scopes.add(Rel { name: String::new(), schema: None, cols: Vec::new(), open: true });
+                self.scopes.add(Rel {
+                    name: String::new(),
+                    schema: None,
+                    cols: Vec::new(),
+                    open: true,
+                });
             }
             None => {}
         }
         Ok(())
     }
 
-    fn from_opt(&mut self, n: Option<&Node>) -> R<()> {
-        n.map_or(Ok(()), |n| self.from_item(n))
+    fn add_from_opt(&mut self, n: Option<&Node>) -> R<()> {
+        n.map_or(Ok(()), |n| self.add_from_item(n))
     }
 
     /// `JOIN … USING (a, b)` compares the named columns of both sides; NATURAL joins are
     /// refused when either side has an encrypted column.
     fn join_using(&mut self, using: &[Node], before: usize, mid: usize, natural: bool) -> R<()> {
         let rels = self.scopes.current();
-        let (left, right) = (rels.get(before..mid).unwrap_or(&[]), rels.get(mid..).unwrap_or(&[]));
+        let (left, right) = (
+            rels.get(before..mid).unwrap_or(&[]),
+            rels.get(mid..).unwrap_or(&[]),
+        );
         if natural {
             if let Some(rule) = left.iter().chain(right).find_map(Rel::first_encrypted) {
                 return Err(Refusal::column(rule, "NATURAL JOIN"));
@@ -404,7 +489,12 @@ impl Analyzer<'_, '_> {
         let pairs: Vec<(Ev, Ev)> = using
             .iter()
             .filter_map(sval)
-            .map(|n| (find(left, n).unwrap_or(Ev::Plain), find(right, n).unwrap_or(Ev::Plain)))
+            .map(|n| {
+                (
+                    find(left, n).unwrap_or(Ev::Plain),
+                    find(right, n).unwrap_or(Ev::Plain),
+                )
+            })
             .collect();
         for (l, r) in pairs {
             self.compare(l, r, "JOIN USING")?;
@@ -416,7 +506,13 @@ impl Analyzer<'_, '_> {
     /// search_path, with its alias applied.
     pub(crate) fn range_var(&mut self, rv: &RangeVar, ctes: bool) -> R<Rel> {
         let cte = (ctes && rv.schemaname.is_empty())
-            .then(|| self.ctes.iter().rev().find(|c| c.name == rv.relname).cloned())
+            .then(|| {
+                self.ctes
+                    .iter()
+                    .rev()
+                    .find(|c| c.name == rv.relname)
+                    .cloned()
+            })
             .flatten();
         let mut rel = match cte {
             Some(rel) => rel,
@@ -441,14 +537,22 @@ impl Analyzer<'_, '_> {
         let path = self.ctx.search_path;
         path.iter()
             .find(|s| self.ctx.catalog.columns(s, table).is_some())
-            .or_else(|| path.iter().find(|s| self.ctx.rules.table(s, table).is_some()))
+            .or_else(|| {
+                path.iter()
+                    .find(|s| self.ctx.rules.table(s, table).is_some())
+            })
             .cloned()
     }
 
     /// A base table's columns (exact when the catalog knows it; else its encrypted ones).
     pub(crate) fn table_rel(&self, schema: &str, table: &str) -> Rel {
         let Some(schema) = self.resolve_schema(schema, table) else {
-            return Rel { name: table.to_owned(), schema: None, cols: Vec::new(), open: true };
+            return Rel {
+                name: table.to_owned(),
+                schema: None,
+                cols: Vec::new(),
+                open: true,
+            };
         };
         let rules = self.ctx.rules.table(&schema, table);
         let enc = |c: &str| rules.and_then(|t| t.column(c)).cloned();
@@ -459,16 +563,30 @@ impl Analyzer<'_, '_> {
                 Some(rule) => ColKind::Enc { rule, origin: true },
                 None => ColKind::Plain,
             };
-            cols.push(Col { name: c.clone(), kind });
+            cols.push(Col {
+                name: c.clone(),
+                kind,
+            });
         }
         let mut open = known.is_none();
         for rule in rules.map(|t| t.columns.as_slice()).unwrap_or(&[]) {
             if !cols.iter().any(|c| c.name == rule.column) {
                 open = true;
-                cols.push(Col { name: rule.column.clone(), kind: ColKind::Enc { rule: rule.clone(), origin: true } });
+                cols.push(Col {
+                    name: rule.column.clone(),
+                    kind: ColKind::Enc {
+                        rule: rule.clone(),
+                        origin: true,
+                    },
+                });
             }
         }
-        Rel { name: table.to_owned(), schema: Some(schema), cols, open }
+        Rel {
+            name: table.to_owned(),
+            schema: Some(schema),
+            cols,
+            open,
+        }
     }
 }
 
@@ -480,8 +598,24 @@ fn output_name(rt: &ResTarget) -> String {
     let mut n = rt.val.as_deref();
     while let Some(node) = n.and_then(|n| n.node.as_ref()) {
         match node {
-            NodeEnum::ColumnRef(c) => return c.fields.iter().rev().find_map(sval).unwrap_or("?column?").to_owned(),
-            NodeEnum::FuncCall(f) => return f.funcname.iter().rev().find_map(sval).unwrap_or("?column?").to_owned(),
+            NodeEnum::ColumnRef(c) => {
+                return c
+                    .fields
+                    .iter()
+                    .rev()
+                    .find_map(sval)
+                    .unwrap_or("?column?")
+                    .to_owned();
+            }
+            NodeEnum::FuncCall(f) => {
+                return f
+                    .funcname
+                    .iter()
+                    .rev()
+                    .find_map(sval)
+                    .unwrap_or("?column?")
+                    .to_owned();
+            }
             NodeEnum::TypeCast(t) => n = t.arg.as_deref(),
             _ => break,
         }

@@ -129,13 +129,21 @@ impl Tokens {
                 Token::Ident | Token::Uident => true,
                 Token::Ascii46 => true,
                 Token::Ascii40 | Token::Ascii91 => {
-                    let close = if k == Token::Ascii40 { Token::Ascii41 } else { Token::Ascii93 };
+                    let close = if k == Token::Ascii40 {
+                        Token::Ascii41
+                    } else {
+                        Token::Ascii93
+                    };
                     let j = self.toks.get(i..)?.iter().position(|t| kind(t) == close)? + i;
                     end = usize::try_from(self.get(j)?.end).ok();
                     i = j + 1;
                     continue;
                 }
-                _ => keyword(t) != KeywordKind::ReservedKeyword && !is_follower(k) && keyword(t) != KeywordKind::NoKeyword,
+                _ => {
+                    keyword(t) != KeywordKind::ReservedKeyword
+                        && !is_follower(k)
+                        && keyword(t) != KeywordKind::NoKeyword
+                }
             };
             if !name_part {
                 break;

@@ -26,7 +26,9 @@ pub(crate) fn analyze_text(sql: &str, ctx: &AnalysisContext) -> Analysis {
     let stmts = &parsed.protobuf.stmts;
     let mut an = Analyzer::new(ctx, sql);
     for raw in stmts {
-        let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else { continue };
+        let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else {
+            continue;
+        };
         if let Err(refusal) = an.statement(node) {
             return Analysis::Refuse(refusal);
         }
@@ -61,8 +63,12 @@ impl Analyzer<'_, '_> {
             NodeEnum::ExecuteStmt(e) if !e.params.is_empty() => {
                 Err(self.refuse_text("EXECUTE with parameters (use the extended protocol)"))
             }
-            NodeEnum::CreateTableAsStmt(c) => self.query_without_encrypted(c.query.as_deref(), "CREATE TABLE AS"),
-            NodeEnum::ViewStmt(v) => self.query_without_encrypted(v.query.as_deref(), "CREATE VIEW"),
+            NodeEnum::CreateTableAsStmt(c) => {
+                self.query_without_encrypted(c.query.as_deref(), "CREATE TABLE AS")
+            }
+            NodeEnum::ViewStmt(v) => {
+                self.query_without_encrypted(v.query.as_deref(), "CREATE VIEW")
+            }
             NodeEnum::MergeStmt(_) => Err(self.refuse_text("MERGE")),
             NodeEnum::DoStmt(_) => Err(self.refuse_text("a DO block naming it")),
             NodeEnum::CreateFunctionStmt(_) => Err(self.refuse_text("a function body naming it")),
@@ -99,7 +105,10 @@ impl Analyzer<'_, '_> {
         if let Some(rv) = &c.relation {
             let rel = self.range_var(rv, false)?;
             if let Some(rule) = rel.first_encrypted() {
-                return Err(Refusal::table(format!("{}.{}", rule.schema, rule.table), "COPY"));
+                return Err(Refusal::table(
+                    format!("{}.{}", rule.schema, rule.table),
+                    "COPY",
+                ));
             }
         }
         self.query_without_encrypted(c.query.as_deref(), "COPY")
@@ -107,11 +116,19 @@ impl Analyzer<'_, '_> {
 
     /// SQL-level PREPARE cannot be rewritten: refused when its statement needs a rewrite.
     fn prepare(&mut self, q: Option<&Node>) -> R<()> {
-        let Some(node) = q.and_then(|q| q.node.as_ref()) else { return Ok(()) };
+        let Some(node) = q.and_then(|q| q.node.as_ref()) else {
+            return Ok(());
+        };
         let mut inner = Analyzer::new(self.ctx, self.sql);
-        inner.statement(node).map_err(|r| Refusal { construct: format!("PREPARE of {}", r.construct), ..r })?;
+        inner.statement(node).map_err(|r| Refusal {
+            construct: format!("PREPARE of {}", r.construct),
+            ..r
+        })?;
         match inner.first_bound() {
-            Some(rule) => Err(Refusal::column(&rule, "PREPARE (use the extended protocol)")),
+            Some(rule) => Err(Refusal::column(
+                &rule,
+                "PREPARE (use the extended protocol)",
+            )),
             None => Ok(()),
         }
     }
@@ -147,7 +164,12 @@ impl Analyzer<'_, '_> {
     fn target(&mut self, rv: Option<&pg_query::protobuf::RangeVar>) -> R<Rel> {
         match rv {
             Some(rv) => self.range_var(rv, false),
-            None => Ok(Rel { name: String::new(), schema: None, cols: Vec::new(), open: true }),
+            None => Ok(Rel {
+                name: String::new(),
+                schema: None,
+                cols: Vec::new(),
+                open: true,
+            }),
         }
     }
 
@@ -156,14 +178,22 @@ impl Analyzer<'_, '_> {
         let targets: Vec<Option<Arc<ColumnRule>>> = if i.cols.is_empty() {
             if rel.open {
                 if let Some(rule) = rel.first_encrypted() {
-                    return Err(Refusal::column(rule, "INSERT without a column list (column order unknown)"));
+                    return Err(Refusal::column(
+                        rule,
+                        "INSERT without a column list (column order unknown)",
+                    ));
                 }
             }
-            rel.cols.iter().map(|c| target_rule(&rel, &c.name)).collect()
+            rel.cols
+                .iter()
+                .map(|c| target_rule(&rel, &c.name))
+                .collect()
         } else {
             let mut t = Vec::with_capacity(i.cols.len());
             for c in &i.cols {
-                let Some(NodeEnum::ResTarget(rt)) = c.node.as_ref() else { continue };
+                let Some(NodeEnum::ResTarget(rt)) = c.node.as_ref() else {
+                    continue;
+                };
                 let rule = target_rule(&rel, &rt.name);
                 if let (Some(rule), false) = (&rule, rt.indirection.is_empty()) {
                     return Err(Refusal::column(rule, "assignment to a subscript or field"));
@@ -225,7 +255,9 @@ impl Analyzer<'_, '_> {
     fn set_list(&mut self, targets: &[Node], rel: &Rel) -> R<()> {
         let mut multi: Vec<Ev> = Vec::new();
         for t in targets {
-            let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() else { continue };
+            let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() else {
+                continue;
+            };
             let ev = self.set_value(rt, &mut multi)?;
             match target_rule(rel, &rt.name) {
                 Some(rule) if !rt.indirection.is_empty() => {
@@ -244,7 +276,8 @@ impl Analyzer<'_, '_> {
     /// The value assigned by one SET item; a multi-column sub-select's outputs are computed at
     /// its first column and kept in `multi`.
     fn set_value(&mut self, rt: &ResTarget, multi: &mut Vec<Ev>) -> R<Ev> {
-        let Some(NodeEnum::MultiAssignRef(m)) = rt.val.as_deref().and_then(|v| v.node.as_ref()) else {
+        let Some(NodeEnum::MultiAssignRef(m)) = rt.val.as_deref().and_then(|v| v.node.as_ref())
+        else {
             return self.opt_expr(rt.val.as_deref());
         };
         let idx = usize::try_from(m.colno).unwrap_or(0).saturating_sub(1);
@@ -253,15 +286,23 @@ impl Analyzer<'_, '_> {
             Some(NodeEnum::SubLink(sl)) => {
                 if idx == 0 {
                     multi.clear();
-                    if let Some(NodeEnum::SelectStmt(s)) = sl.subselect.as_deref().and_then(|n| n.node.as_ref()) {
+                    if let Some(NodeEnum::SelectStmt(s)) =
+                        sl.subselect.as_deref().and_then(|n| n.node.as_ref())
+                    {
                         let out = self.select(s)?;
                         multi.extend(out.cols.into_iter().map(|c| match c.ev {
-                            Ev::Enc { rule, .. } => Ev::Enc { rule, origin: false },
+                            Ev::Enc { rule, .. } => Ev::Enc {
+                                rule,
+                                origin: false,
+                            },
                             other => other,
                         }));
                     }
                 }
-                Ok(multi.get_mut(idx).map(|e| std::mem::replace(e, Ev::Plain)).unwrap_or(Ev::Plain))
+                Ok(multi
+                    .get_mut(idx)
+                    .map(|e| std::mem::replace(e, Ev::Plain))
+                    .unwrap_or(Ev::Plain))
             }
             other => match other {
                 Some(n) => self.opaque(n, "this multi-column assignment"),
@@ -276,7 +317,7 @@ impl Analyzer<'_, '_> {
         self.scopes.add(rel.clone());
         let res = (|| {
             for f in &u.from_clause {
-                self.from_item(f)?;
+                self.add_from_item(f)?;
             }
             self.set_list(&u.target_list, &rel)?;
             self.cond(u.where_clause.as_deref())?;
@@ -292,7 +333,7 @@ impl Analyzer<'_, '_> {
         self.scopes.add(rel);
         let res = (|| {
             for f in &d.using_clause {
-                self.from_item(f)?;
+                self.add_from_item(f)?;
             }
             self.cond(d.where_clause.as_deref())?;
             self.returning_in_scope(d.returning_clause.as_ref())

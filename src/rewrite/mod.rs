@@ -19,6 +19,7 @@
 mod analyzer;
 mod cache;
 mod expr;
+mod from;
 mod scope;
 mod select;
 mod span;

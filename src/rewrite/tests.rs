@@ -874,3 +874,77 @@ fn hostile_inputs_do_not_panic() {
         Analysis::Refuse(_)
     ));
 }
+
+#[test]
+fn more_forms_drivers_send() {
+    assert_pass(
+        "SELECT * FROM visits WHERE patient_ssn = (SELECT ssn FROM patients WHERE id = $1)",
+    );
+    refusal_is(
+        "SELECT * FROM visits WHERE patient_ssn = (SELECT email FROM patients WHERE id = $1)",
+        "public.visits.patient_ssn",
+        "different key",
+    );
+    assert_pass("SELECT ssn, row_number() OVER (PARTITION BY ssn) FROM patients");
+    assert_pass(
+        "SELECT * FROM patients p, LATERAL (SELECT * FROM visits v WHERE v.patient_ssn = p.ssn) x",
+    );
+    assert_pass("SELECT * FROM patients WHERE id = $1 FOR UPDATE");
+    let sql = "SELECT * FROM patients WHERE ssn = $1 AND name = $2 LIMIT $3 OFFSET $4";
+    assert_eq!(params(sql), vec![some("ssn"), None, None, None]);
+    let sql = "INSERT INTO patients (id, ssn) VALUES ($1, $2) ON CONFLICT ON CONSTRAINT pk DO UPDATE SET ssn = $2 WHERE patients.email = $3";
+    assert_eq!(params(sql), vec![None, some("ssn"), some("email")]);
+    let sql = "UPDATE patients AS p SET email = $1 FROM visits v WHERE v.patient_ssn = p.ssn AND v.id = $2 RETURNING p.email";
+    assert_eq!(params(sql), vec![some("email"), None]);
+    refusal_is(
+        "SELECT * FROM patients WHERE email::text = $1",
+        "public.patients.email",
+        "cast",
+    );
+    refusal_is(
+        "SELECT * FROM patients WHERE age + 1 = $1",
+        "public.patients.age",
+        "operator +",
+    );
+    refusal_is(
+        "SELECT * FROM patients NATURAL JOIN visits",
+        "public.patients.ssn",
+        "NATURAL JOIN",
+    );
+}
+
+#[test]
+fn table_level_refusal_message() {
+    let r = refused("COPY patients TO STDOUT");
+    assert_eq!(
+        r.message(),
+        "pgcloak: COPY is not supported on table public.patients, which has encrypted columns"
+    );
+}
+
+#[test]
+fn analysis_time_is_small() {
+    let rules = rules();
+    let cat = catalog();
+    let path = vec!["public".to_owned()];
+    let ctx = AnalysisContext {
+        rules: &rules,
+        search_path: &path,
+        catalog: &cat,
+    };
+    let sql = "INSERT INTO patients (name, ssn, email, diagnosis) VALUES ($1, $2, $3, $4) ON CONFLICT (ssn) DO UPDATE SET email = EXCLUDED.email";
+    let start = std::time::Instant::now();
+    for _ in 0..200 {
+        assert!(matches!(analyze(sql, &ctx), Analysis::Rewrite(_)));
+    }
+    let per = start.elapsed() / 200;
+    let cache = PlanCache::new(64);
+    cache.get_or_analyze(sql, &ctx);
+    let start = std::time::Instant::now();
+    for _ in 0..10_000 {
+        cache.get_or_analyze(sql, &ctx);
+    }
+    let hit = start.elapsed() / 10_000;
+    println!("analyze: {per:?} per call; cache hit: {hit:?}");
+    assert!(hit < per);
+}

@@ -118,7 +118,7 @@ pub enum AuthMode {
     Userlist,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
     #[serde(default)]
@@ -136,6 +136,17 @@ pub struct Auth {
 
 fn default_verifier_ttl() -> u64 {
     30
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            mode: AuthMode::default(),
+            users_file: None,
+            verifier_query: None,
+            verifier_cache_secs: default_verifier_ttl(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -1,1 +1,4 @@
-//! control (placeholder; filled in by its issue).
+//! The proxy's own login to the upstream database: SCRAM verifier lookups, and (later) the
+//! catalog and the data keys.
+
+pub mod verifiers;

@@ -1,1 +1,2 @@
 //! Integration tests: real PostgreSQL, real TLS, real drivers.
+mod relay_smoke;

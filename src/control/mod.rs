@@ -1,1 +1,4 @@
 //! control (placeholder; filled in by its issue).
+
+pub mod check;
+pub mod keys;

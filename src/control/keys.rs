@@ -1,0 +1,1 @@
+//! Key commands (in progress).

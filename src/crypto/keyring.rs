@@ -239,3 +239,102 @@ impl KeyRingView {
         &self.ring
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Algorithm;
+
+    fn ring(keys: &[(&str, u32, Algorithm, u8)]) -> KeyRing {
+        KeyRing::from_data_keys(
+            keys.iter()
+                .map(|&(n, v, a, b)| {
+                    DataKey::from_material(n, v, a, Zeroizing::new(vec![b; a.key_len()])).unwrap()
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_value_under_one_columns_key_fails_under_another() {
+        let r = ring(&[
+            ("a", 1, Algorithm::Aes256Siv, 1),
+            ("b", 1, Algorithm::Aes256Siv, 2),
+            ("c", 1, Algorithm::Aes256Gcm, 3),
+            ("d", 1, Algorithm::Aes256Gcm, 4),
+        ]);
+        let x = r.encrypt("a", Mode::Deterministic, b"123-45-6789").unwrap();
+        assert_eq!(r.decrypt("a", &x).unwrap().as_slice(), b"123-45-6789");
+        assert_eq!(r.decrypt("b", &x), Err(CryptoError::Authentication));
+        let y = r.encrypt("c", Mode::Randomized, b"flu").unwrap();
+        assert_eq!(r.decrypt("d", &y), Err(CryptoError::Authentication));
+        assert!(r.decrypt("a", &y).is_err());
+        assert_eq!(
+            r.decrypt("zz", &x),
+            Err(CryptoError::UnknownKey("zz".into()))
+        );
+        assert!(matches!(
+            r.encrypt("a", Mode::Randomized, b"v"),
+            Err(CryptoError::ModeMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn rotation_keeps_old_versions_readable() {
+        let before = ring(&[("k", 1, Algorithm::Aes256Siv, 1)]);
+        let old = before.encrypt("k", Mode::Deterministic, b"v").unwrap();
+        let after = ring(&[
+            ("k", 2, Algorithm::Aes256Siv, 2),
+            ("k", 1, Algorithm::Aes256Siv, 1),
+        ]);
+        assert_eq!(after.key("k").unwrap().current_version(), 2);
+        assert_eq!(after.decrypt("k", &old).unwrap().as_slice(), b"v");
+        let new = after.encrypt("k", Mode::Deterministic, b"v").unwrap();
+        assert_eq!(&new[2..6], &[0, 0, 0, 2]);
+        assert_eq!(
+            before.decrypt("k", &new),
+            Err(CryptoError::UnknownKeyVersion {
+                key: "k".into(),
+                version: 2
+            })
+        );
+        let all = after.encrypt_all_versions("k", b"v").unwrap();
+        assert_eq!(all, vec![new, old]);
+        let g = ring(&[("g", 1, Algorithm::Aes256Gcm, 1)]);
+        assert!(g.encrypt_all_versions("g", b"v").is_err());
+    }
+
+    #[test]
+    fn from_wrapped_unwraps_and_names_failures() {
+        let master = MasterKey::generate();
+        let rows: Vec<WrappedKey> = [("a", 1), ("a", 2), ("b", 1)]
+            .iter()
+            .map(|&(n, v)| master.wrap(&DataKey::generate(n, v, Algorithm::Aes256Gcm)))
+            .collect();
+        let r = KeyRing::from_wrapped(&rows, &master).unwrap();
+        assert_eq!(r.keys().count(), 2);
+        let err = KeyRing::from_wrapped(&rows, &MasterKey::generate()).unwrap_err();
+        assert!(matches!(err, CryptoError::Unwrap { .. }), "{err}");
+    }
+
+    #[test]
+    fn shared_ring_replaces_while_views_refresh() {
+        let shared = Arc::new(SharedKeyRing::new(ring(&[(
+            "a",
+            1,
+            Algorithm::Aes256Gcm,
+            1,
+        )])));
+        let mut view = shared.view();
+        assert!(view.get().key("b").is_err());
+        let held = shared.current();
+        shared.replace(ring(&[("b", 1, Algorithm::Aes256Gcm, 2)]));
+        assert!(view.get().key("b").is_ok());
+        assert!(
+            held.key("a").is_ok(),
+            "an Arc taken before replace stays usable"
+        );
+        assert_eq!(shared.generation(), 1);
+    }
+}

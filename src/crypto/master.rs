@@ -187,3 +187,110 @@ pub fn gen_master_key() -> String {
     OsRng.fill_bytes(k.as_mut());
     STANDARD.encode(k.as_ref())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_unwrap_round_trip_and_binding() {
+        let master = MasterKey::generate();
+        let key = DataKey::generate("public.patients.ssn", 1, Algorithm::Aes256Siv);
+        let stored = master.wrap(&key);
+        assert_eq!(stored.algorithm, "aes-256-siv");
+        assert_eq!(stored.wrapped.len(), 1 + 12 + 64 + 16);
+        let back = master.unwrap(&stored).unwrap();
+        assert_eq!(back.material(), key.material());
+        assert_eq!(
+            (back.name.as_str(), back.version),
+            ("public.patients.ssn", 1)
+        );
+        // The wrap is bound to name, version and algorithm.
+        for tamper in [
+            |w: &mut WrappedKey| w.name = "public.patients.email".into(),
+            |w: &mut WrappedKey| w.version = 2,
+            |w: &mut WrappedKey| w.wrapped[20] ^= 1,
+        ] {
+            let mut w = stored.clone();
+            tamper(&mut w);
+            assert!(master.unwrap(&w).is_err());
+        }
+        let mut w = stored.clone();
+        w.algorithm = "aes-256-gcm".into();
+        assert!(master.unwrap(&w).is_err());
+    }
+
+    #[test]
+    fn wrong_master_key_names_the_data_key() {
+        let stored = MasterKey::generate().wrap(&DataKey::generate(
+            "public.patients.ssn",
+            1,
+            Algorithm::Aes256Gcm,
+        ));
+        let err = MasterKey::generate().unwrap(&stored).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "master key does not unwrap data key public.patients.ssn v1: wrong master key?"
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_key_bytes() {
+        let master = MasterKey::from_bytes(&[0x41; 32], "t").unwrap();
+        let key =
+            DataKey::from_material("k", 1, Algorithm::Aes256Gcm, Zeroizing::new(vec![0x42; 32]))
+                .unwrap();
+        let text = format!("{master:?} {key:?} {:?}", master.wrap(&key));
+        assert!(
+            !text.contains("65") && !text.contains("66") && !text.contains("41"),
+            "{text}"
+        );
+        assert!(text.contains("redacted"), "{text}");
+    }
+
+    #[test]
+    fn sources_validate_length_and_encoding() {
+        let b64 = gen_master_key();
+        assert_eq!(STANDARD.decode(&b64).unwrap().len(), 32);
+        assert!(MasterKey::from_base64(&format!(" {b64}\n"), "x").is_ok());
+        let short = STANDARD.encode([1u8; 16]);
+        let e = MasterKey::from_base64(&short, "environment variable K").unwrap_err();
+        assert_eq!(
+            e,
+            CryptoError::MasterKeyLength {
+                source_name: "environment variable K".into(),
+                len: 16
+            }
+        );
+        assert!(e.to_string().contains("must be 32"));
+        assert!(matches!(
+            MasterKey::from_base64("not base64!", "x"),
+            Err(CryptoError::MasterKeyBase64 { .. })
+        ));
+        let env = EnvMasterKey {
+            var: "PGCLOAK_TEST_SURELY_UNSET_VAR".into(),
+        };
+        assert!(matches!(env.load(), Err(CryptoError::MasterKeyEnvUnset(_))));
+
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("k.b64");
+        std::fs::write(&text, format!("{b64}\n")).unwrap();
+        let raw = dir.path().join("k.bin");
+        std::fs::write(&raw, [5u8; 32]).unwrap();
+        let bad = dir.path().join("k.bad");
+        std::fs::write(&bad, [5u8; 31]).unwrap();
+        let keys = |p: &std::path::Path| Keys {
+            master_key_env: None,
+            master_key_file: Some(p.to_owned()),
+        };
+        for ok in [&text, &raw] {
+            assert!(master_key_source(&keys(ok)).unwrap().load().is_ok());
+        }
+        assert!(master_key_source(&keys(&bad)).unwrap().load().is_err());
+        let missing = master_key_source(&keys(&dir.path().join("none")))
+            .unwrap()
+            .load();
+        assert!(matches!(missing, Err(CryptoError::MasterKeyFile { .. })));
+        assert!(master_key_source(&Keys::default()).is_err());
+    }
+}

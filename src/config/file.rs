@@ -118,7 +118,7 @@ pub enum AuthMode {
     Userlist,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
     #[serde(default)]
@@ -136,6 +136,17 @@ pub struct Auth {
 
 fn default_verifier_ttl() -> u64 {
     30
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            mode: AuthMode::default(),
+            users_file: None,
+            verifier_query: None,
+            verifier_cache_secs: default_verifier_ttl(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -344,5 +355,27 @@ password_env = "PGCLOAK_CONTROL_PASSWORD"
             .unwrap_err()
             .to_string();
         assert!(err.contains("disable"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_config_parses() {
+        let text = include_str!("../../pgcloak.example.toml");
+        let cfg = Config::from_str_at(text, Path::new("/opt/pgcloak/pgcloak.toml")).unwrap();
+        assert_eq!(cfg.rules, vec![PathBuf::from("/opt/pgcloak/schema-rules/clinic.toml")]);
+        assert_eq!(cfg.keys.master_key_env.as_deref(), Some("PGCLOAK_MASTER_KEY"));
+        assert_eq!(cfg.metrics.unwrap().address, "127.0.0.1:9187");
+    }
+
+    #[test]
+    fn the_docker_config_parses() {
+        let text = include_str!("../../docker/pgcloak.toml");
+        let cfg = Config::from_str_at(text, Path::new("/etc/pgcloak/pgcloak.toml")).unwrap();
+        assert_eq!(cfg.upstream.host, "db");
+        assert_eq!(cfg.upstream.tls_mode, TlsMode::VerifyFull);
     }
 }

@@ -1,1 +1,281 @@
-//! rewrite (placeholder; filled in by its issue).
+//! SQL analysis into an immutable rewrite plan (sans-IO).
+//!
+//! [`analyze`] parses a SQL text with pg_query (PostgreSQL's own grammar), resolves every table
+//! and column reference against the rules, and decides one of three things:
+//! - [`Analysis::Passthrough`]: no encrypted column is written or compared; forward as is.
+//! - [`Analysis::Rewrite`]: a [`Plan`] naming, for each `$n` and each literal, the encrypted
+//!   column it is bound for. The session encrypts parameters in Bind and splices encrypted
+//!   `bytea` literals over the literal sites ([`splice`] / [`Plan::rewrite_text`]).
+//! - [`Analysis::Refuse`]: a construct pgcloak cannot make correct (`LIKE`, `<`, `ORDER BY`,
+//!   functions over an encrypted column, …): the session answers `0A000`.
+//!
+//! Fail closed: when the analysis is unsure whether a statement writes or compares an encrypted
+//! column, it refuses. Selecting encrypted columns needs no plan entry: results are decrypted by
+//! RowDescription's table OID and attribute number.
+//!
+//! DDL: the analysis passes DDL through; [`is_ddl`] tells the session when to refresh its catalog
+//! (and [`PlanCache::clear`] its plans) after a statement ran.
+
+mod analyzer;
+mod cache;
+mod expr;
+mod from;
+mod scope;
+mod select;
+mod span;
+mod stmt;
+
+use std::sync::Arc;
+
+pub use cache::PlanCache;
+
+use crate::config::{ColumnRule, Rules};
+
+/// What the analysis needs to know about the live database.
+pub trait CatalogView: Send + Sync {
+    /// Columns of schema.table in attnum order (for INSERT without a column list); None = no
+    /// such table.
+    fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>>;
+}
+
+/// A catalog that knows no table (tests, or before the control login loaded one).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EmptyCatalog;
+
+impl CatalogView for EmptyCatalog {
+    fn columns(&self, _schema: &str, _table: &str) -> Option<Vec<String>> {
+        None
+    }
+}
+
+/// Everything an analysis depends on besides the SQL text.
+pub struct AnalysisContext<'a> {
+    pub rules: &'a Rules,
+    /// The session's resolved search_path, e.g. `["app", "public"]` (no `$user`).
+    pub search_path: &'a [String],
+    pub catalog: &'a dyn CatalogView,
+}
+
+/// The outcome of analysing one SQL text (possibly several statements).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Analysis {
+    /// Touches no encrypted column: forward byte for byte.
+    Passthrough,
+    /// Needs rewriting as described.
+    Rewrite(Arc<Plan>),
+    /// Refuse with SQLSTATE 0A000 (feature_not_supported).
+    Refuse(Refusal),
+}
+
+/// What to encrypt in one SQL text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// For `$n` (index n-1): the encrypted column it is bound for, if any.
+    pub params: Vec<Option<Arc<ColumnRule>>>,
+    /// Literals bound for encrypted columns, in text order. Each covers the whole value
+    /// expression including a cast or sign on the value.
+    pub literals: Vec<LiteralSite>,
+    /// Casts written on encrypted parameters (`$1::text`, `CAST($1 AS int)`), in text order. The
+    /// parameter becomes `bytea`, so the session must replace each range by `$n` (see
+    /// [`Plan::rewrite_text`]) when it forwards the text.
+    pub param_casts: Vec<ParamCast>,
+    /// Number of statements in the text (multi-statement simple queries).
+    pub statements: usize,
+}
+
+/// One literal bound for an encrypted column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiteralSite {
+    /// Byte range in the SQL text (whole text, even for multi-statement texts).
+    pub start: usize,
+    pub end: usize,
+    /// The decoded text value; None for NULL.
+    pub value: Option<String>,
+    pub rule: Arc<ColumnRule>,
+}
+
+/// A cast on an encrypted parameter that must be removed from the forwarded text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamCast {
+    pub start: usize,
+    pub end: usize,
+    /// The parameter number `n` of `$n`.
+    pub number: usize,
+}
+
+/// What a refusal is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalTarget {
+    /// `Refusal::column` is `schema.table.column`.
+    Column,
+    /// `Refusal::column` is `schema.table` (COPY, unparseable text, MERGE, …).
+    Table,
+}
+
+/// Why a statement is refused (SQLSTATE 0A000).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `schema.table.column` (or `schema.table`, see `target`).
+    pub column: String,
+    /// The construct, e.g. `LIKE`, `ORDER BY`, `function lower()`.
+    pub construct: String,
+    pub target: RefusalTarget,
+}
+
+impl Refusal {
+    pub(crate) fn column(rule: &ColumnRule, construct: impl Into<String>) -> Self {
+        Self {
+            column: rule.qualified(),
+            construct: construct.into(),
+            target: RefusalTarget::Column,
+        }
+    }
+
+    pub(crate) fn table(table: impl Into<String>, construct: impl Into<String>) -> Self {
+        Self {
+            column: table.into(),
+            construct: construct.into(),
+            target: RefusalTarget::Table,
+        }
+    }
+
+    /// The message for the client's ErrorResponse. Names no value.
+    pub fn message(&self) -> String {
+        match self.target {
+            RefusalTarget::Column => format!(
+                "pgcloak: {} cannot be applied to encrypted column {} (deterministic encryption \
+                 supports only =, <>, IN, IS [NOT] DISTINCT FROM and IS NULL; randomized \
+                 encryption supports only IS NULL)",
+                self.construct, self.column
+            ),
+            RefusalTarget::Table => format!(
+                "pgcloak: {} is not supported on table {}, which has encrypted columns",
+                self.construct, self.column
+            ),
+        }
+    }
+}
+
+/// Analyses `sql` (one or more statements). Never panics on any input.
+pub fn analyze(sql: &str, ctx: &AnalysisContext) -> Analysis {
+    if !may_touch_rules(sql, ctx.rules) {
+        return Analysis::Passthrough;
+    }
+    stmt::analyze_text(sql, ctx)
+}
+
+/// Cheap pre-check: false when the text cannot name any rules table (no rules table name appears
+/// in it, case-insensitively), so it can pass through without parsing. Texts with Unicode-escaped
+/// identifiers (`U&"…"`) or `EXECUTE` always answer true.
+pub fn may_touch_rules(sql: &str, rules: &Rules) -> bool {
+    if rules.is_empty() {
+        return false;
+    }
+    let bytes = sql.as_bytes();
+    let contains = |needle: &[u8]| {
+        !needle.is_empty()
+            && bytes
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle))
+    };
+    rules.table_names().iter().any(|t| contains(t.as_bytes()))
+        || contains(b"u&\"")
+        || contains(b"execute")
+}
+
+/// True when some statement of the text is DDL (CREATE, ALTER, DROP): after it completes, the
+/// session should refresh its catalog and clear the plan cache. Judged from the first token of
+/// each statement (no parse); unscannable text answers false.
+pub fn is_ddl(sql: &str) -> bool {
+    use pg_query::protobuf::Token;
+    let Ok(scan) = pg_query::scan(sql) else {
+        return false;
+    };
+    let mut at_start = true;
+    for tok in &scan.tokens {
+        let kind = Token::try_from(tok.token).unwrap_or(Token::Nul);
+        match kind {
+            Token::SqlComment | Token::CComment => continue,
+            Token::Ascii59 => at_start = true,
+            Token::Create | Token::Alter | Token::Drop if at_start => return true,
+            _ => at_start = false,
+        }
+    }
+    false
+}
+
+/// Replaces each literal site with the given replacement text (e.g. `'\x0102…'::bytea`), leaving
+/// every other byte of the text unchanged. `sites` must be in text order and not overlap (as
+/// in a [`Plan`]); a replacement missing for a site replaces it by `NULL`.
+pub fn splice(sql: &str, sites: &[LiteralSite], replacements: &[String]) -> String {
+    let ranges: Vec<(usize, usize, &str)> = sites
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let rep = replacements.get(i).map(String::as_str).unwrap_or("NULL");
+            (s.start, s.end, rep)
+        })
+        .collect();
+    splice_ranges(sql, ranges)
+}
+
+impl Plan {
+    /// True when the plan asks for nothing (then the analysis is `Passthrough`).
+    pub fn is_empty(&self) -> bool {
+        self.literals.is_empty()
+            && self.param_casts.is_empty()
+            && self.params.iter().all(Option::is_none)
+    }
+
+    /// The text to forward: literal sites replaced by `literal_replacements` (one per site, in
+    /// order) and casts on encrypted parameters replaced by plain `$n`.
+    pub fn rewrite_text(&self, sql: &str, literal_replacements: &[String]) -> String {
+        let casts: Vec<String> = self
+            .param_casts
+            .iter()
+            .map(|c| format!("${}", c.number))
+            .collect();
+        let mut ranges: Vec<(usize, usize, &str)> = Vec::new();
+        for (i, s) in self.literals.iter().enumerate() {
+            let rep = literal_replacements
+                .get(i)
+                .map(String::as_str)
+                .unwrap_or("NULL");
+            ranges.push((s.start, s.end, rep));
+        }
+        for (c, rep) in self.param_casts.iter().zip(&casts) {
+            ranges.push((c.start, c.end, rep.as_str()));
+        }
+        ranges.sort_by_key(|r| r.0);
+        splice_ranges(sql, ranges)
+    }
+}
+
+/// Splices sorted, non-overlapping byte ranges. Ranges that are out of order, overlapping or not
+/// on character boundaries are widened to the nearest valid position so no byte of a replaced
+/// range survives.
+fn splice_ranges(sql: &str, mut ranges: Vec<(usize, usize, &str)>) -> String {
+    ranges.sort_by_key(|r| r.0);
+    let extra: usize = ranges.iter().map(|r| r.2.len()).sum();
+    let mut out = String::with_capacity(sql.len() + extra);
+    let mut pos = 0usize;
+    for (start, end, rep) in ranges {
+        let mut start = start.min(sql.len()).max(pos);
+        while !sql.is_char_boundary(start) {
+            start -= 1;
+        }
+        let start = start.max(pos);
+        let mut end = end.min(sql.len()).max(start);
+        while !sql.is_char_boundary(end) {
+            end += 1;
+        }
+        out.push_str(&sql[pos..start]);
+        out.push_str(rep);
+        pos = end;
+    }
+    out.push_str(&sql[pos..]);
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+//! The analysis state for one SQL text and the decisions every construct shares: binding a value
+//! to an encrypted column, comparing, assigning, and refusing.
+
+use std::sync::Arc;
+
+use super::scope::Scopes;
+use super::span::{Tokens, decode_unicode};
+use super::{Analysis, AnalysisContext, LiteralSite, ParamCast, Plan, Refusal, scope::Rel};
+use crate::config::{ColumnRule, Mode};
+
+/// Every analysis step returns either a value or the refusal that ends the analysis.
+pub(crate) type R<T> = Result<T, Refusal>;
+
+/// Something wrapped around a bound value that belongs to it.
+#[derive(Debug, Clone)]
+pub(crate) enum Wrap {
+    /// A `TypeCast`: its location (`::` or `CAST`, or -1 for `type 'literal'`) and the type
+    /// name's location.
+    Cast { loc: i32, type_loc: i32 },
+    /// A unary `+` at this location.
+    Sign(i32),
+}
+
+/// Where a bound value sits in the text.
+#[derive(Debug, Clone)]
+pub(crate) struct Site {
+    pub loc: i32,
+    pub wraps: Vec<Wrap>,
+}
+
+/// A value that may be bound to a column.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Param {
+        number: usize,
+        site: Site,
+    },
+    /// A constant: its value (Err: a kind of constant that cannot be encrypted).
+    Lit {
+        value: Result<Option<String>, &'static str>,
+        site: Site,
+    },
+    Default,
+}
+
+/// What an expression evaluates to, as far as encryption is concerned.
+#[derive(Debug, Clone)]
+pub(crate) enum Ev {
+    /// An encrypted column's ciphertext (see `ColKind::Enc` for `origin`).
+    Enc { rule: Arc<ColumnRule>, origin: bool },
+    /// One or more values (parameters, literals, DEFAULT) whose destination is not decided yet.
+    Val(Vec<Bind>),
+    /// Anything else: a plaintext value.
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+enum ParamUse {
+    Unused,
+    Plain,
+    Enc(Arc<ColumnRule>),
+}
+
+/// Highest `$n` accepted (the protocol's limit).
+const MAX_PARAM: usize = 65535;
+
+/// The state of analysing one SQL text.
+pub(crate) struct Analyzer<'a, 'c> {
+    pub ctx: &'a AnalysisContext<'c>,
+    pub sql: &'a str,
+    tokens: Option<Tokens>,
+    params: Vec<ParamUse>,
+    literals: Vec<LiteralSite>,
+    casts: Vec<ParamCast>,
+    pub scopes: Scopes,
+    /// CTEs in scope, innermost last.
+    pub ctes: Vec<Rel>,
+}
+
+impl<'a, 'c> Analyzer<'a, 'c> {
+    pub(crate) fn new(ctx: &'a AnalysisContext<'c>, sql: &'a str) -> Self {
+        Self {
+            ctx,
+            sql,
+            tokens: None,
+            params: Vec::new(),
+            literals: Vec::new(),
+            casts: Vec::new(),
+            scopes: Scopes::default(),
+            ctes: Vec::new(),
+        }
+    }
+
+    /// The first rules table whose name appears in the text, as `schema.table`.
+    pub(crate) fn named_table(&self) -> String {
+        let lower = self.sql.to_ascii_lowercase();
+        self.ctx
+            .rules
+            .tables()
+            .find(|t| lower.contains(&t.table.to_ascii_lowercase()))
+            .map(|t| format!("{}.{}", t.schema, t.table))
+            .unwrap_or_else(|| "(unknown)".to_owned())
+    }
+
+    /// A refusal of the whole statement, naming the rules table the text mentions.
+    pub(crate) fn refuse_text(&self, construct: impl Into<String>) -> Refusal {
+        Refusal::table(self.named_table(), construct)
+    }
+
+    /// A `$n` reference, checked for range.
+    pub(crate) fn param(&self, number: i32, loc: i32) -> R<Ev> {
+        let n = usize::try_from(number).unwrap_or(0);
+        if n == 0 || n > MAX_PARAM {
+            return Err(self.refuse_text("a parameter number out of range"));
+        }
+        Ok(Ev::Val(vec![Bind::Param {
+            number: n,
+            site: Site {
+                loc,
+                wraps: Vec::new(),
+            },
+        }]))
+    }
+
+    fn tokens(&mut self) -> R<&Tokens> {
+        if self.tokens.is_none() {
+            let t = Tokens::scan(self.sql)
+                .ok_or_else(|| self.refuse_text("an unscannable statement"))?;
+            self.tokens = Some(t);
+        }
+        self.tokens
+            .as_ref()
+            .ok_or_else(|| self.refuse_text("an unscannable statement"))
+    }
+
+    /// The byte range of a bound value including its wraps.
+    fn range(&mut self, site: &Site, rule: &ColumnRule) -> R<(usize, usize)> {
+        let bad = || Refusal::column(rule, "a value whose position in the text cannot be located");
+        let toks = self.tokens()?;
+        let (mut start, mut end) = toks.constant(site.loc).ok_or_else(bad)?;
+        for w in &site.wraps {
+            match *w {
+                Wrap::Sign(loc) => start = usize::try_from(loc).map_err(|_| bad())?.min(start),
+                Wrap::Cast { loc, type_loc } if loc < 0 => {
+                    start = usize::try_from(type_loc).map_err(|_| bad())?.min(start);
+                }
+                Wrap::Cast { loc, .. } => {
+                    end = toks.cast_end(loc).ok_or_else(bad)?.max(end);
+                    if toks.kind_at(loc) == Some(pg_query::protobuf::Token::Cast) {
+                        start = usize::try_from(loc).map_err(|_| bad())?.min(start);
+                    }
+                }
+            }
+        }
+        Ok((start, end))
+    }
+
+    fn use_param(&mut self, n: usize, rule: Option<&Arc<ColumnRule>>) -> R<()> {
+        if self.params.len() < n {
+            self.params.resize(n, ParamUse::Unused);
+        }
+        let slot = &mut self.params[n - 1];
+        match (&*slot, rule) {
+            (ParamUse::Unused, None) => *slot = ParamUse::Plain,
+            (ParamUse::Unused, Some(r)) => *slot = ParamUse::Enc(r.clone()),
+            (ParamUse::Plain, None) => {}
+            (ParamUse::Enc(a), Some(b)) if a.key == b.key && a.ty == b.ty => {}
+            (ParamUse::Enc(a), _) | (ParamUse::Plain, Some(a)) => {
+                let a = a.clone();
+                return Err(Refusal::column(
+                    &a,
+                    format!("parameter ${n} used both for this column and elsewhere"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that `binds` are values of `rule`'s column.
+    pub(crate) fn bind(&mut self, binds: Vec<Bind>, rule: &Arc<ColumnRule>) -> R<()> {
+        for b in binds {
+            match b {
+                Bind::Default => return Err(Refusal::column(rule, "DEFAULT")),
+                Bind::Param { number, site } => {
+                    self.use_param(number, Some(rule))?;
+                    if !site.wraps.is_empty() {
+                        let (start, end) = self.range(&site, rule)?;
+                        self.casts.push(ParamCast { start, end, number });
+                    }
+                }
+                Bind::Lit { value, site } => {
+                    let value = value.map_err(|c| Refusal::column(rule, c))?;
+                    let value = self.decode_unicode(value, &site, rule)?;
+                    let (start, end) = self.range(&site, rule)?;
+                    self.literals.push(LiteralSite {
+                        start,
+                        end,
+                        value,
+                        rule: rule.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn decode_unicode(
+        &mut self,
+        v: Option<String>,
+        site: &Site,
+        rule: &ColumnRule,
+    ) -> R<Option<String>> {
+        let Some(v) = v else { return Ok(None) };
+        let sql = self.sql;
+        let esc = self
+            .tokens()?
+            .unicode_escape(sql, site.loc)
+            .ok_or_else(|| Refusal::column(rule, "a U&'' literal with an invalid UESCAPE"))?;
+        match esc {
+            None => Ok(Some(v)),
+            Some(c) => decode_unicode(&v, c)
+                .map(Some)
+                .ok_or_else(|| Refusal::column(rule, "a U&'' literal with an invalid escape")),
+        }
+    }
+
+    /// Uses `ev` where no encrypted column may appear; `construct` names the use for a refusal.
+    pub(crate) fn plain_use(&mut self, ev: Ev, construct: impl FnOnce() -> String) -> R<()> {
+        match ev {
+            Ev::Enc { rule, .. } => Err(Refusal::column(&rule, construct())),
+            Ev::Val(binds) => {
+                for b in binds {
+                    if let Bind::Param { number, .. } = b {
+                        self.use_param(number, None)?;
+                    }
+                }
+                Ok(())
+            }
+            Ev::Plain => Ok(()),
+        }
+    }
+
+    /// Uses `ev` where an encrypted column may appear as is (a result column, IS NULL, …).
+    pub(crate) fn any_use(&mut self, ev: Ev) -> R<()> {
+        match ev {
+            Ev::Enc { .. } => Ok(()),
+            other => self.plain_use(other, String::new),
+        }
+    }
+
+    /// Stores `ev` into `target`'s column (INSERT, UPDATE SET, ON CONFLICT).
+    pub(crate) fn assign(&mut self, target: &Arc<ColumnRule>, ev: Ev) -> R<()> {
+        match ev {
+            Ev::Val(binds) => self.bind(binds, target),
+            Ev::Enc { rule, .. } if rule.key == target.key => Ok(()),
+            Ev::Enc { rule, .. } => Err(Refusal::column(
+                target,
+                format!(
+                    "copying from encrypted column {} (a different key)",
+                    rule.qualified()
+                ),
+            )),
+            Ev::Plain => Err(Refusal::column(
+                target,
+                "storing a computed or plaintext expression",
+            )),
+        }
+    }
+
+    /// An equality-like comparison (`=`, `<>`, `IN`, `IS [NOT] DISTINCT FROM`).
+    pub(crate) fn compare(&mut self, l: Ev, r: Ev, op: &str) -> R<()> {
+        let det = |rule: &Arc<ColumnRule>| {
+            if rule.mode == Mode::Deterministic {
+                Ok(())
+            } else {
+                Err(Refusal::column(
+                    rule,
+                    format!("{op} (randomized encryption)"),
+                ))
+            }
+        };
+        match (l, r) {
+            (Ev::Enc { rule: a, .. }, Ev::Enc { rule: b, .. }) => {
+                det(&a)?;
+                det(&b)?;
+                if a.key != b.key {
+                    return Err(Refusal::column(
+                        &a,
+                        format!("{op} with column {} (a different key)", b.qualified()),
+                    ));
+                }
+                Ok(())
+            }
+            (Ev::Enc { rule, .. }, Ev::Val(binds)) | (Ev::Val(binds), Ev::Enc { rule, .. }) => {
+                det(&rule)?;
+                self.bind(binds, &rule)
+            }
+            (Ev::Enc { rule, .. }, Ev::Plain) | (Ev::Plain, Ev::Enc { rule, .. }) => {
+                Err(Refusal::column(
+                    &rule,
+                    format!("{op} with a computed or plaintext expression"),
+                ))
+            }
+            (l, r) => {
+                self.plain_use(l, String::new)?;
+                self.plain_use(r, String::new)
+            }
+        }
+    }
+
+    /// Whether any rules table has a column named `col`.
+    pub(crate) fn is_rules_column_name(&self, col: &str) -> Option<Arc<ColumnRule>> {
+        self.ctx.rules.columns().find(|c| c.column == col).cloned()
+    }
+
+    /// True when something has been bound (the inner query of PREPARE needs a rewrite).
+    pub(crate) fn first_bound(&self) -> Option<Arc<ColumnRule>> {
+        self.literals.first().map(|l| l.rule.clone()).or_else(|| {
+            self.params.iter().find_map(|p| match p {
+                ParamUse::Enc(r) => Some(r.clone()),
+                _ => None,
+            })
+        })
+    }
+
+    /// The final analysis of the text.
+    pub(crate) fn finish(mut self, statements: usize) -> Analysis {
+        self.literals.sort_by_key(|l| (l.start, l.end));
+        self.literals
+            .dedup_by(|a, b| a.start == b.start && a.end == b.end && a.rule.key == b.rule.key);
+        self.casts.sort_by_key(|c| (c.start, c.end));
+        self.casts
+            .dedup_by(|a, b| a.start == b.start && a.end == b.end);
+        let mut ranges: Vec<(usize, usize)> =
+            self.literals.iter().map(|l| (l.start, l.end)).collect();
+        ranges.extend(self.casts.iter().map(|c| (c.start, c.end)));
+        ranges.sort_unstable();
+        let bad_range = ranges.windows(2).any(|w| w[1].0 < w[0].1)
+            || ranges.iter().any(|&(s, e)| {
+                s > e
+                    || !self.sql.is_char_boundary(s)
+                    || !self.sql.is_char_boundary(e)
+                    || e > self.sql.len()
+            });
+        if bad_range {
+            return Analysis::Refuse(self.refuse_text("overlapping values"));
+        }
+        let plan = Plan {
+            params: self
+                .params
+                .into_iter()
+                .map(|p| match p {
+                    ParamUse::Enc(r) => Some(r),
+                    _ => None,
+                })
+                .collect(),
+            literals: self.literals,
+            param_casts: self.casts,
+            statements,
+        };
+        if plan.is_empty() {
+            Analysis::Passthrough
+        } else {
+            Analysis::Rewrite(Arc::new(plan))
+        }
+    }
+}

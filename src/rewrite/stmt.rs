@@ -1,0 +1,359 @@
+//! Statements: parsing the text, dispatching each statement, and INSERT / UPDATE / DELETE
+//! (with ON CONFLICT and RETURNING); COPY, PREPARE, EXECUTE, EXPLAIN and DDL.
+
+use std::sync::Arc;
+
+use pg_query::NodeEnum;
+use pg_query::protobuf::{
+    DeleteStmt, InsertStmt, Node, OnConflictClause, ResTarget, ReturningClause, UpdateStmt,
+};
+
+use super::analyzer::{Analyzer, Ev, R};
+use super::scope::{ColKind, Lookup, Rel};
+use super::select::Output;
+use super::{Analysis, AnalysisContext, Refusal};
+use crate::config::ColumnRule;
+
+/// Parses and analyses a whole text.
+pub(crate) fn analyze_text(sql: &str, ctx: &AnalysisContext) -> Analysis {
+    let parsed = match pg_query::parse(sql, 0) {
+        Ok(p) => p,
+        Err(_) => {
+            let an = Analyzer::new(ctx, sql);
+            return Analysis::Refuse(an.refuse_text("an unparseable statement"));
+        }
+    };
+    let stmts = &parsed.protobuf.stmts;
+    let mut an = Analyzer::new(ctx, sql);
+    for raw in stmts {
+        let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else {
+            continue;
+        };
+        if let Err(refusal) = an.statement(node) {
+            return Analysis::Refuse(refusal);
+        }
+    }
+    an.finish(stmts.len())
+}
+
+/// The encrypted rule of a target column, if any.
+fn target_rule(rel: &Rel, name: &str) -> Option<Arc<ColumnRule>> {
+    match rel.lookup(name) {
+        Lookup::Found(ColKind::Enc { rule, .. }) => Some(rule.clone()),
+        _ => None,
+    }
+}
+
+impl Analyzer<'_, '_> {
+    /// One top-level statement.
+    pub(crate) fn statement(&mut self, node: &NodeEnum) -> R<()> {
+        match node {
+            NodeEnum::SelectStmt(s) => {
+                let out = self.select(s)?;
+                self.emit(out)
+            }
+            NodeEnum::InsertStmt(_) | NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) => {
+                let out = self.dml(node)?;
+                self.emit(out)
+            }
+            NodeEnum::ExplainStmt(e) => self.inner_statement(e.query.as_deref()),
+            NodeEnum::DeclareCursorStmt(d) => self.inner_statement(d.query.as_deref()),
+            NodeEnum::CopyStmt(c) => self.copy(c),
+            NodeEnum::PrepareStmt(p) => self.prepare(p.query.as_deref()),
+            NodeEnum::ExecuteStmt(e) if !e.params.is_empty() => {
+                Err(self.refuse_text("EXECUTE with parameters (use the extended protocol)"))
+            }
+            NodeEnum::CreateTableAsStmt(c) => {
+                self.query_without_encrypted(c.query.as_deref(), "CREATE TABLE AS")
+            }
+            NodeEnum::ViewStmt(v) => {
+                self.query_without_encrypted(v.query.as_deref(), "CREATE VIEW")
+            }
+            NodeEnum::MergeStmt(_) => Err(self.refuse_text("MERGE")),
+            NodeEnum::DoStmt(_) => Err(self.refuse_text("a DO block naming it")),
+            NodeEnum::CreateFunctionStmt(_) => Err(self.refuse_text("a function body naming it")),
+            NodeEnum::RuleStmt(_) => Err(self.refuse_text("CREATE RULE")),
+            NodeEnum::CallStmt(c) => {
+                for a in c.funccall.iter().flat_map(|f| &f.args) {
+                    self.plain_expr(Some(a), "a procedure argument")?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn inner_statement(&mut self, q: Option<&Node>) -> R<()> {
+        match q.and_then(|q| q.node.as_ref()) {
+            Some(n) => self.statement(n),
+            None => Ok(()),
+        }
+    }
+
+    fn query_without_encrypted(&mut self, q: Option<&Node>, construct: &str) -> R<()> {
+        if let Some(NodeEnum::SelectStmt(s)) = q.and_then(|q| q.node.as_ref()) {
+            let out = self.select(s)?;
+            self.no_encrypted_output(&out, construct)?;
+            for c in out.cols {
+                self.any_use(c.ev)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn copy(&mut self, c: &pg_query::protobuf::CopyStmt) -> R<()> {
+        if let Some(rv) = &c.relation {
+            let rel = self.range_var(rv, false)?;
+            if let Some(rule) = rel.first_encrypted() {
+                return Err(Refusal::table(
+                    format!("{}.{}", rule.schema, rule.table),
+                    "COPY",
+                ));
+            }
+        }
+        self.query_without_encrypted(c.query.as_deref(), "COPY")
+    }
+
+    /// SQL-level PREPARE cannot be rewritten: refused when its statement needs a rewrite.
+    fn prepare(&mut self, q: Option<&Node>) -> R<()> {
+        let Some(node) = q.and_then(|q| q.node.as_ref()) else {
+            return Ok(());
+        };
+        let mut inner = Analyzer::new(self.ctx, self.sql);
+        inner.statement(node).map_err(|r| Refusal {
+            construct: format!("PREPARE of {}", r.construct),
+            ..r
+        })?;
+        match inner.first_bound() {
+            Some(rule) => Err(Refusal::column(
+                &rule,
+                "PREPARE (use the extended protocol)",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// INSERT / UPDATE / DELETE; returns the RETURNING output.
+    pub(crate) fn dml(&mut self, node: &NodeEnum) -> R<Output> {
+        match node {
+            NodeEnum::InsertStmt(i) => self.with_ctes(i.with_clause.as_ref(), |an| an.insert(i)),
+            NodeEnum::UpdateStmt(u) => self.with_ctes(u.with_clause.as_ref(), |an| an.update(u)),
+            NodeEnum::DeleteStmt(d) => self.with_ctes(d.with_clause.as_ref(), |an| an.delete(d)),
+            NodeEnum::SelectStmt(s) => self.select(s),
+            other => {
+                self.opaque(other, "this statement in a CTE")?;
+                Ok(Output::default())
+            }
+        }
+    }
+
+    fn with_ctes<T>(
+        &mut self,
+        w: Option<&pg_query::protobuf::WithClause>,
+        f: impl FnOnce(&mut Self) -> R<T>,
+    ) -> R<T> {
+        let mark = self.ctes.len();
+        let res = match w {
+            Some(w) => self.with_clause(w).and_then(|()| f(self)),
+            None => f(self),
+        };
+        self.ctes.truncate(mark);
+        res
+    }
+
+    fn target(&mut self, rv: Option<&pg_query::protobuf::RangeVar>) -> R<Rel> {
+        match rv {
+            Some(rv) => self.range_var(rv, false),
+            None => Ok(Rel {
+                name: String::new(),
+                schema: None,
+                cols: Vec::new(),
+                open: true,
+            }),
+        }
+    }
+
+    fn insert(&mut self, i: &InsertStmt) -> R<Output> {
+        let rel = self.target(i.relation.as_ref())?;
+        let targets: Vec<Option<Arc<ColumnRule>>> = if i.cols.is_empty() {
+            if rel.open {
+                if let Some(rule) = rel.first_encrypted() {
+                    return Err(Refusal::column(
+                        rule,
+                        "INSERT without a column list (column order unknown)",
+                    ));
+                }
+            }
+            rel.cols
+                .iter()
+                .map(|c| target_rule(&rel, &c.name))
+                .collect()
+        } else {
+            let mut t = Vec::with_capacity(i.cols.len());
+            for c in &i.cols {
+                let Some(NodeEnum::ResTarget(rt)) = c.node.as_ref() else {
+                    continue;
+                };
+                let rule = target_rule(&rel, &rt.name);
+                if let (Some(rule), false) = (&rule, rt.indirection.is_empty()) {
+                    return Err(Refusal::column(rule, "assignment to a subscript or field"));
+                }
+                t.push(rule);
+            }
+            t
+        };
+        self.insert_source(i.select_stmt.as_deref(), &targets)?;
+        if let Some(oc) = i.on_conflict_clause.as_deref() {
+            self.on_conflict(oc, &rel)?;
+        }
+        self.returning(i.returning_clause.as_ref(), rel)
+    }
+
+    fn insert_source(&mut self, src: Option<&Node>, targets: &[Option<Arc<ColumnRule>>]) -> R<()> {
+        let Some(NodeEnum::SelectStmt(s)) = src.and_then(|n| n.node.as_ref()) else {
+            return Ok(());
+        };
+        let out = self.select(s)?;
+        if out.open && targets.iter().any(Option::is_some) {
+            return Err(self.refuse_text("INSERT … SELECT * over a table of unknown columns"));
+        }
+        for (i, col) in out.cols.into_iter().enumerate() {
+            match targets.get(i).cloned().flatten() {
+                Some(rule) => self.assign(&rule, col.ev)?,
+                None => self.plain_use(col.ev, || "copying into a plaintext column".to_owned())?,
+            }
+        }
+        Ok(())
+    }
+
+    fn on_conflict(&mut self, oc: &OnConflictClause, rel: &Rel) -> R<()> {
+        self.scopes.push();
+        let mut excluded = rel.clone();
+        excluded.name = "excluded".to_owned();
+        excluded.schema = None;
+        self.scopes.add(rel.clone());
+        self.scopes.add(excluded);
+        let res = self.on_conflict_in_scope(oc, rel);
+        self.scopes.pop();
+        res
+    }
+
+    fn on_conflict_in_scope(&mut self, oc: &OnConflictClause, rel: &Rel) -> R<()> {
+        if let Some(infer) = oc.infer.as_deref() {
+            for e in &infer.index_elems {
+                if let Some(NodeEnum::IndexElem(ie)) = e.node.as_ref() {
+                    self.plain_expr(ie.expr.as_deref(), "an expression index in ON CONFLICT")?;
+                }
+            }
+            self.cond(infer.where_clause.as_deref())?;
+        }
+        self.set_list(&oc.target_list, rel)?;
+        self.cond(oc.where_clause.as_deref())
+    }
+
+    /// `SET a = v, (b, c) = (v1, v2), (d, e) = (SELECT …)`.
+    fn set_list(&mut self, targets: &[Node], rel: &Rel) -> R<()> {
+        let mut multi: Vec<Ev> = Vec::new();
+        for t in targets {
+            let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() else {
+                continue;
+            };
+            let ev = self.set_value(rt, &mut multi)?;
+            match target_rule(rel, &rt.name) {
+                Some(rule) if !rt.indirection.is_empty() => {
+                    return Err(Refusal::column(&rule, "assignment to a subscript or field"));
+                }
+                Some(rule) => self.assign(&rule, ev)?,
+                None => self.plain_use(ev, || "copying into a plaintext column".to_owned())?,
+            }
+        }
+        for ev in multi {
+            self.any_use(ev)?;
+        }
+        Ok(())
+    }
+
+    /// The value assigned by one SET item; a multi-column sub-select's outputs are computed at
+    /// its first column and kept in `multi`.
+    fn set_value(&mut self, rt: &ResTarget, multi: &mut Vec<Ev>) -> R<Ev> {
+        let Some(NodeEnum::MultiAssignRef(m)) = rt.val.as_deref().and_then(|v| v.node.as_ref())
+        else {
+            return self.opt_expr(rt.val.as_deref());
+        };
+        let idx = usize::try_from(m.colno).unwrap_or(0).saturating_sub(1);
+        match m.source.as_deref().and_then(|s| s.node.as_ref()) {
+            Some(NodeEnum::RowExpr(r)) => r.args.get(idx).map_or(Ok(Ev::Plain), |a| self.expr(a)),
+            Some(NodeEnum::SubLink(sl)) => {
+                if idx == 0 {
+                    multi.clear();
+                    if let Some(NodeEnum::SelectStmt(s)) =
+                        sl.subselect.as_deref().and_then(|n| n.node.as_ref())
+                    {
+                        let out = self.select(s)?;
+                        multi.extend(out.cols.into_iter().map(|c| match c.ev {
+                            Ev::Enc { rule, .. } => Ev::Enc {
+                                rule,
+                                origin: false,
+                            },
+                            other => other,
+                        }));
+                    }
+                }
+                Ok(multi
+                    .get_mut(idx)
+                    .map(|e| std::mem::replace(e, Ev::Plain))
+                    .unwrap_or(Ev::Plain))
+            }
+            other => match other {
+                Some(n) => self.opaque(n, "this multi-column assignment"),
+                None => Ok(Ev::Plain),
+            },
+        }
+    }
+
+    fn update(&mut self, u: &UpdateStmt) -> R<Output> {
+        let rel = self.target(u.relation.as_ref())?;
+        self.scopes.push();
+        self.scopes.add(rel.clone());
+        let res = (|| {
+            for f in &u.from_clause {
+                self.add_from_item(f)?;
+            }
+            self.set_list(&u.target_list, &rel)?;
+            self.cond(u.where_clause.as_deref())?;
+            self.returning_in_scope(u.returning_clause.as_ref())
+        })();
+        self.scopes.pop();
+        res
+    }
+
+    fn delete(&mut self, d: &DeleteStmt) -> R<Output> {
+        let rel = self.target(d.relation.as_ref())?;
+        self.scopes.push();
+        self.scopes.add(rel);
+        let res = (|| {
+            for f in &d.using_clause {
+                self.add_from_item(f)?;
+            }
+            self.cond(d.where_clause.as_deref())?;
+            self.returning_in_scope(d.returning_clause.as_ref())
+        })();
+        self.scopes.pop();
+        res
+    }
+
+    fn returning(&mut self, r: Option<&ReturningClause>, rel: Rel) -> R<Output> {
+        self.scopes.push();
+        self.scopes.add(rel);
+        let res = self.returning_in_scope(r);
+        self.scopes.pop();
+        res
+    }
+
+    fn returning_in_scope(&mut self, r: Option<&ReturningClause>) -> R<Output> {
+        match r {
+            Some(r) => self.target_list(&r.exprs),
+            None => Ok(Output::default()),
+        }
+    }
+}

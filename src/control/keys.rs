@@ -263,3 +263,97 @@ pub async fn keys_fingerprint(client: &Client) -> Result<String, KeysError> {
         .await?;
     Ok(row.get(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+    use crate::config::parse_rules;
+    use crate::devdb::{DevDb, DevDbOptions};
+    use std::path::Path;
+
+    fn rules() -> Rules {
+        let text = r#"
+[tables.patients]
+ssn = { type = "text", mode = "deterministic" }
+dx  = { type = "text", mode = "randomized" }
+[tables."ledger.a"]
+iban = { type = "text", mode = "deterministic", key = "iban" }
+[tables."ledger.b"]
+iban = { type = "text", mode = "deterministic", key = "iban" }
+"#;
+        Rules::from_columns(parse_rules(text, Path::new("t.toml")).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn init_rotate_rewrap_load_against_postgres() {
+        let db = DevDb::start(DevDbOptions::default()).await.unwrap();
+        let mut c = db.superuser_client("app").await.unwrap();
+        let (rules, master) = (rules(), MasterKey::generate());
+        assert!(matches!(
+            load_keyring(&c, &master).await,
+            Err(KeysError::NotInitialized)
+        ));
+
+        let created = init(&mut c, &rules, &master).await.unwrap();
+        assert_eq!(
+            created,
+            ["iban", "public.patients.dx", "public.patients.ssn"]
+        );
+        assert!(
+            init(&mut c, &rules, &master).await.unwrap().is_empty(),
+            "idempotent"
+        );
+        let ring = load_keyring(&c, &master).await.unwrap();
+        assert_eq!(ring.key("iban").unwrap().mode(), Mode::Deterministic);
+        assert_eq!(
+            ring.key("public.patients.dx").unwrap().mode(),
+            Mode::Randomized
+        );
+        let old = ring
+            .encrypt("public.patients.ssn", Mode::Deterministic, b"123")
+            .unwrap();
+
+        // A wrong master key is refused before anything is written.
+        let wrong = MasterKey::generate();
+        let e = init(&mut c, &rules, &wrong).await.unwrap_err().to_string();
+        assert!(e.contains("wrong master key?"), "{e}");
+        assert!(rotate(&mut c, &rules, &wrong, None).await.is_err());
+
+        let fp0 = keys_fingerprint(&c).await.unwrap();
+        let r = rotate(&mut c, &rules, &master, Some("Patients.SSN"))
+            .await
+            .unwrap();
+        assert_eq!(r, [("public.patients.ssn".to_owned(), 2)]);
+        let fp1 = keys_fingerprint(&c).await.unwrap();
+        assert_ne!(fp0, fp1);
+        let all = rotate(&mut c, &rules, &master, None).await.unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.contains(&("public.patients.ssn".to_owned(), 3)));
+        assert!(matches!(
+            rotate(&mut c, &rules, &master, Some("public.patients.nope")).await,
+            Err(KeysError::UnknownColumn(_))
+        ));
+        let ring = load_keyring(&c, &master).await.unwrap();
+        let ssn = ring.key("public.patients.ssn").unwrap();
+        assert_eq!(ssn.current_version(), 3);
+        assert_eq!(ssn.decrypt(&old).unwrap().as_slice(), b"123");
+        let new = ssn.encrypt(Mode::Deterministic, b"123").unwrap();
+        assert_eq!(&new[2..6], &[0, 0, 0, 3]);
+
+        let new_master = MasterKey::generate();
+        assert!(rewrap(&mut c, &wrong, &new_master).await.is_err());
+        assert_eq!(rewrap(&mut c, &master, &new_master).await.unwrap(), 7);
+        assert_ne!(keys_fingerprint(&c).await.unwrap(), fp1);
+        let rows = read_wrapped(&c).await.unwrap();
+        assert!(rows.iter().all(|r| new_master.unwrap(r).is_ok()));
+        assert!(rows.iter().all(|r| master.unwrap(r).is_err()));
+        let ring = load_keyring(&c, &new_master).await.unwrap();
+        assert_eq!(
+            ring.decrypt("public.patients.ssn", &old)
+                .unwrap()
+                .as_slice(),
+            b"123"
+        );
+    }
+}

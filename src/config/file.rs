@@ -346,3 +346,25 @@ password_env = "PGCLOAK_CONTROL_PASSWORD"
         assert!(err.contains("disable"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_config_parses() {
+        let text = include_str!("../../pgcloak.example.toml");
+        let cfg = Config::from_str_at(text, Path::new("/opt/pgcloak/pgcloak.toml")).unwrap();
+        assert_eq!(cfg.rules, vec![PathBuf::from("/opt/pgcloak/schema-rules/clinic.toml")]);
+        assert_eq!(cfg.keys.master_key_env.as_deref(), Some("PGCLOAK_MASTER_KEY"));
+        assert_eq!(cfg.metrics.unwrap().address, "127.0.0.1:9187");
+    }
+
+    #[test]
+    fn the_docker_config_parses() {
+        let text = include_str!("../../docker/pgcloak.toml");
+        let cfg = Config::from_str_at(text, Path::new("/etc/pgcloak/pgcloak.toml")).unwrap();
+        assert_eq!(cfg.upstream.host, "db");
+        assert_eq!(cfg.upstream.tls_mode, TlsMode::VerifyFull);
+    }
+}

@@ -1,0 +1,22 @@
+#!/bin/bash
+# Runs once when the database volume is created (docker-entrypoint-initdb.d): the control role,
+# a demo application role and the demo table whose sensitive columns are bytea (ciphertext).
+set -euo pipefail
+control_password=$(cat /secrets/control-password)
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<SQL
+CREATE ROLE pgcloak LOGIN SUPERUSER PASSWORD '${control_password}';
+CREATE ROLE app LOGIN PASSWORD '${APP_PASSWORD}';
+CREATE DATABASE app OWNER app;
+SQL
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname app <<'SQL'
+SET ROLE app;
+CREATE TABLE customers (
+  id           bigserial PRIMARY KEY,
+  name         bytea,
+  email        bytea UNIQUE,
+  ssn          bytea,
+  birth_date   bytea,
+  credit_limit bytea,
+  created_at   timestamptz NOT NULL DEFAULT now()
+);
+SQL

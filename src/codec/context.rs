@@ -135,7 +135,7 @@ impl Zone {
         match self {
             Zone::Fixed(off) => off,
             Zone::Named(tz) => {
-                let secs = utc_secs.clamp(-CHRONO_SAFE_SECS, CHRONO_SAFE_SECS);
+                let secs = fold_far_future(utc_secs.clamp(-CHRONO_SAFE_SECS, CHRONO_SAFE_SECS));
                 match chrono::DateTime::from_timestamp(secs, 0) {
                     Some(dt) => tz
                         .offset_from_utc_datetime(&dt.naive_utc())
@@ -155,7 +155,7 @@ impl Zone {
             Zone::Fixed(off) => return off,
             Zone::Named(tz) => tz,
         };
-        let secs = local_secs.clamp(-CHRONO_SAFE_SECS, CHRONO_SAFE_SECS);
+        let secs = fold_far_future(local_secs.clamp(-CHRONO_SAFE_SECS, CHRONO_SAFE_SECS));
         let Some(naive) = chrono::DateTime::from_timestamp(secs, 0).map(|d| d.naive_utc()) else {
             return 0;
         };
@@ -168,6 +168,30 @@ impl Zone {
             chrono::LocalResult::None => before_gap(tz, naive),
         }
     }
+}
+
+/// chrono-tz lists transitions only up to 2099, while PostgreSQL applies a zone's last
+/// (POSIX) rule forever. Moves an instant from year 2100 or later to a year before 2100 with
+/// the same calendar (same weekday of January 1st, same leap-ness: the 400-year cycle, then
+/// the 28-year cycle), where chrono-tz applies that same rule.
+fn fold_far_future(secs: i64) -> i64 {
+    use super::datetime::{civil_from_days, days_from_civil};
+    let days = secs.div_euclid(86_400);
+    let (y, _, _) = civil_from_days(days);
+    if y < 2100 {
+        return secs;
+    }
+    let y400 = 2000 + (y - 2000).rem_euclid(400);
+    let jan1 = |y: i64| days_from_civil(y, 1, 1);
+    let leap = |y: i64| jan1(y + 1) - jan1(y) == 366;
+    let target = if y400 < 2100 {
+        y400
+    } else {
+        (2072..2100)
+            .find(|c| (jan1(*c) - jan1(y400)).rem_euclid(7) == 0 && leap(*c) == leap(y400))
+            .unwrap_or(y400)
+    };
+    secs + (jan1(target) - jan1(y)) * 86_400
 }
 
 /// The offset in effect just before a skipped (spring-forward) local time.
@@ -212,5 +236,10 @@ mod tests {
         // 2021-03-14 02:30 local is skipped: PostgreSQL uses -05 (→ 03:30-04).
         let gap = 1_615_689_000;
         assert_eq!(ny.offset_for_local(gap), -5 * 3600);
+        // PostgreSQL keeps applying the DST rule far in the future.
+        let july_54345 = super::super::datetime::days_from_civil(54_345, 7, 1) * 86_400;
+        assert_eq!(ny.offset_at_utc(july_54345), -4 * 3600);
+        let jan_2150 = super::super::datetime::days_from_civil(2150, 1, 15) * 86_400;
+        assert_eq!(ny.offset_at_utc(jan_2150), -5 * 3600);
     }
 }

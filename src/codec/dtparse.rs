@@ -113,9 +113,12 @@ pub(crate) fn parse(text: &[u8], order: DateOrder) -> Result<Parsed, DtError> {
         c.i = save;
         d > 0 && (matches!(next, Some(b'-' | b'/' | b'.')) || (d == 8 && next != Some(b':')))
     };
+    let mut bc = false;
     if first_is_date {
         p.date = Some(parse_date(&mut c, order)?);
         if !c.eat(b'T') && !c.eat(b't') {
+            c.skip_spaces();
+            bc = parse_era(&mut c);
             c.skip_spaces();
         }
     }
@@ -125,7 +128,7 @@ pub(crate) fn parse(text: &[u8], order: DateOrder) -> Result<Parsed, DtError> {
     c.skip_spaces();
     p.zone = parse_zone_suffix(&mut c)?;
     c.skip_spaces();
-    let bc = parse_era(&mut c)?;
+    bc |= parse_era(&mut c);
     if !c.rest().is_empty() || (p.date.is_none() && p.time.is_none()) {
         return Err(DtError::Syntax);
     }
@@ -139,17 +142,18 @@ pub(crate) fn parse(text: &[u8], order: DateOrder) -> Result<Parsed, DtError> {
     Ok(p)
 }
 
-fn parse_era(c: &mut Cursor<'_>) -> Result<bool, DtError> {
-    let rest = c.rest().to_ascii_lowercase();
-    if rest.as_slice() == b"bc" {
-        c.i += 2;
-        Ok(true)
-    } else if rest.as_slice() == b"ad" {
-        c.i += 2;
-        Ok(false)
-    } else {
-        Ok(false)
+/// Eats a `BC` or `AD` word; returns whether it was `BC`.
+fn parse_era(c: &mut Cursor<'_>) -> bool {
+    let rest = c.rest();
+    let word_end = rest.get(2).is_none_or(|b| super::scalar::is_pg_space(*b));
+    if rest.len() < 2 || !word_end {
+        return false;
     }
+    let w = rest[..2].to_ascii_lowercase();
+    if w == b"bc" || w == b"ad" {
+        c.i += 2;
+    }
+    w == b"bc"
 }
 
 fn parse_date(c: &mut Cursor<'_>, order: DateOrder) -> Result<(i64, u32, u32), DtError> {

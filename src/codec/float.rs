@@ -128,7 +128,7 @@ pub(crate) fn canonical_to_text(
         });
     }
     if extra_float_digits > 0 {
-        return Ok(shortest(&sci, max_fixed).into_bytes());
+        return Ok(shortest(v, &sci, max_fixed, w == Width::F4).into_bytes());
     }
     let precision = (dig + extra_float_digits).max(1) as usize;
     Ok(printf_g(v, precision).into_bytes())
@@ -147,9 +147,110 @@ fn split_sci(sci: &str) -> (bool, String, i32) {
 
 /// PostgreSQL's Ryu output layout: fixed notation when `-4 <= exp < max_fixed`, else
 /// `d.ddde±XX`.
-fn shortest(sci: &str, max_fixed: i32) -> String {
-    let (neg, digits, exp) = split_sci(sci);
+fn shortest(v: f64, sci: &str, max_fixed: i32, f4: bool) -> String {
+    let (neg, mut digits, mut exp) = split_sci(sci);
+    if on_boundary(v, &digits, exp, f4) {
+        (digits, exp) = strictly_inside(v, digits.len(), f4);
+    } else if let Some((d, e)) = tie_to_even(v, &digits, f4) {
+        (digits, exp) = (d, e);
+    }
     layout(neg, &digits, exp, (-4..max_fixed).contains(&exp))
+}
+
+/// Parses `d.ddd × 10^exp`; with `nudge`, plus (`true`) or minus (`false`) an amount far
+/// below any gap between a ≤17-digit decimal and a float's rounding boundary.
+fn parses_to(digits: &str, exp: i32, nudge: Option<bool>, f4: bool) -> f64 {
+    const TAIL: usize = 43;
+    let body = match nudge {
+        None => digits.to_string(),
+        Some(true) => format!("{digits}{}1", "0".repeat(TAIL)),
+        Some(false) => match decrement(digits) {
+            Some(low) => format!("{low}{}", "9".repeat(TAIL + 1)),
+            None => return f64::NAN,
+        },
+    };
+    let s = format!("{}.{}e{exp}", &body[..1], &body[1..]);
+    if f4 {
+        s.parse::<f32>().map(f64::from).unwrap_or(f64::NAN)
+    } else {
+        s.parse::<f64>().unwrap_or(f64::NAN)
+    }
+}
+
+fn decrement(digits: &str) -> Option<String> {
+    let mut b = digits.as_bytes().to_vec();
+    for i in (0..b.len()).rev() {
+        if b[i] > b'0' {
+            b[i] -= 1;
+            return String::from_utf8(b).ok();
+        }
+        b[i] = b'9';
+    }
+    None
+}
+
+/// Whether the shortest candidate Rust chose lies exactly on a rounding boundary of `v`.
+/// Rust (like strict Ryu) accepts boundaries for even mantissas; PostgreSQL's Ryu never does.
+fn on_boundary(v: f64, digits: &str, exp: i32, f4: bool) -> bool {
+    let even = if f4 {
+        (v as f32).to_bits() & 1 == 0
+    } else {
+        v.to_bits() & 1 == 0
+    };
+    if !even || v == 0.0 {
+        return false;
+    }
+    let a = v.abs();
+    parses_to(digits, exp, Some(true), f4) != a || parses_to(digits, exp, Some(false), f4) != a
+}
+
+/// The shortest correctly rounded decimal of `v` that lies strictly inside its rounding
+/// interval, searching from `from` digits.
+fn strictly_inside(v: f64, from: usize, f4: bool) -> (String, i32) {
+    let a = v.abs();
+    let max = if f4 { 9 } else { 17 };
+    for n in from..=max {
+        let (_, d, e) = split_sci(&format!("{a:.*e}", n - 1));
+        let d = d.trim_end_matches('0');
+        let d = if d.is_empty() { "0" } else { d };
+        if parses_to(d, e, None, f4) == a && !on_boundary(v, d, e, f4) {
+            return (d.to_string(), e);
+        }
+    }
+    let (_, d, e) = split_sci(&format!("{a:.*e}", max - 1));
+    (d, e)
+}
+
+/// Ryu breaks an exact tie between two shortest candidates towards the even digit; Rust's
+/// shortest formatting rounds such ties up. Returns the even candidate when `digits` (odd,
+/// rounded up) sits exactly as far from `v` as the candidate just below it.
+fn tie_to_even(v: f64, digits: &str, f4: bool) -> Option<(String, i32)> {
+    let n = digits.len();
+    if !digits.ends_with(['1', '3', '5', '7', '9']) {
+        return None;
+    }
+    let a = v.abs();
+    let probe = format!("{a:.n$e}");
+    let (_, d1, e1) = split_sci(&probe);
+    if !d1.ends_with('5') {
+        return None;
+    }
+    let exact = format!("{a:.800e}");
+    let (_, dx, _) = split_sci(&exact);
+    if dx[n + 1..].bytes().any(|b| b != b'0') {
+        return None;
+    }
+    let lower = &d1[..n];
+    if lower.bytes().last().is_none_or(|b| (b - b'0') % 2 == 1) {
+        return None;
+    }
+    let candidate = format!("{lower}e{}", e1 - (n as i32 - 1));
+    let back_ok = if f4 {
+        candidate.parse::<f32>().ok().map(f64::from) == Some(a)
+    } else {
+        candidate.parse::<f64>().ok() == Some(a)
+    };
+    back_ok.then(|| (lower.to_string(), e1))
 }
 
 /// Lays out significant `digits` with decimal exponent `exp` (value = d.ddd × 10^exp).
@@ -226,6 +327,7 @@ mod tests {
         assert_eq!(out4("1e5"), "100000");
         assert_eq!(out4("123456.7"), "123456.7");
         assert_eq!(out4("1234567"), "1.234567e+06");
+        assert_eq!(out4("-2633454.1610"), "-2.6334542e+06");
     }
 
     #[test]

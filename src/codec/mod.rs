@@ -209,4 +209,6 @@ fn unreachable_datetime<T>(ty: LogicalType) -> Result<T, CodecError> {
 }
 
 #[cfg(test)]
+mod pg_compare;
+#[cfg(test)]
 mod proptests;

@@ -12,7 +12,8 @@ const NAN: u16 = 0xC000;
 const PINF: u16 = 0xD000;
 const NINF: u16 = 0xF000;
 const DSCALE_MAX: u16 = 0x3FFF;
-const MAX_EXPONENT: i64 = 1000;
+/// Exponents beyond this are a syntax error (PostgreSQL: beyond `int` range).
+const MAX_EXPONENT: i64 = i32::MAX as i64;
 
 /// A decoded numeric value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,11 +25,13 @@ pub(crate) struct Numeric {
 }
 
 impl Numeric {
+    /// NaN or ±Infinity. `numeric_send` reports dscale 32 for the infinities (header bits
+    /// read as a short-format scale); we send the same bytes.
     fn special(sign: u16) -> Self {
         Self {
             sign,
             weight: 0,
-            dscale: 0,
+            dscale: if sign == NAN { 0 } else { 32 },
             digits: Vec::new(),
         }
     }
@@ -190,6 +193,13 @@ fn from_decimal_digits(
     if dscale > i64::from(DSCALE_MAX) {
         return Err(overflow());
     }
+    let zeros = digits.iter().take_while(|d| **d == 0).count();
+    let digits = &digits[zeros..];
+    let point = if digits.is_empty() {
+        0
+    } else {
+        point - zeros as i64
+    };
     let lead = (4 - point.rem_euclid(4)) % 4;
     let aligned_point = point + lead;
     let weight = aligned_point / 4 - 1;
@@ -209,6 +219,7 @@ fn from_decimal_digits(
     let n = Numeric {
         sign: if neg { NEG } else { POS },
         weight: i16::try_from(weight).map_err(|_| overflow())?,
+        // (weight ≤ 32767 is PostgreSQL's NUMERIC_WEIGHT_MAX)
         dscale: dscale as u16,
         digits: groups,
     }
@@ -344,7 +355,7 @@ mod tests {
 
     #[test]
     fn bad_input_is_rejected() {
-        for bad in ["", "abc", "1e", "1.2.3", "--1", "1e1001", "e5", ". 5"] {
+        for bad in ["", "abc", "1e", "1.2.3", "--1", "1e9999999999", "e5", ". 5"] {
             let e = text_to_canonical(bad.as_bytes()).unwrap_err();
             assert_eq!(e.sqlstate(), "22P02", "{bad}");
         }

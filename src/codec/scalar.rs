@@ -4,6 +4,9 @@
 
 use super::error::{CHARACTER_NOT_IN_REPERTOIRE, CodecError};
 
+/// `22023` invalid_parameter_value: PostgreSQL's code for bad hex in bytea input.
+const INVALID_PARAMETER_VALUE: &str = "22023";
+
 /// PostgreSQL's `isspace` set (C locale).
 pub(crate) fn is_pg_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
@@ -231,7 +234,7 @@ fn bytea_hex(hex: &[u8]) -> Result<Vec<u8>, CodecError> {
         let bad = |c: u8| {
             let shown = String::from_utf8_lossy(&[c]).into_owned();
             CodecError::new(
-                super::error::INVALID_TEXT_REPRESENTATION,
+                INVALID_PARAMETER_VALUE,
                 format!("invalid hexadecimal digit: \"{shown}\""),
                 "invalid hexadecimal digit".into(),
             )
@@ -239,7 +242,7 @@ fn bytea_hex(hex: &[u8]) -> Result<Vec<u8>, CodecError> {
         let hi = hex_val(hex[i]).ok_or_else(|| bad(hex[i]))?;
         let Some(&lo_c) = hex.get(i + 1) else {
             return Err(CodecError::plain(
-                super::error::INVALID_TEXT_REPRESENTATION,
+                INVALID_PARAMETER_VALUE,
                 "invalid hexadecimal data: odd number of digits",
             ));
         };

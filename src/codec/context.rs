@@ -28,6 +28,7 @@ pub struct TextContext {
 }
 
 impl Default for TextContext {
+    /// UTC, DateStyle `ISO, MDY`, `extra_float_digits = 1`.
     fn default() -> Self {
         Self {
             zone: Zone::Fixed(0),
@@ -42,11 +43,6 @@ impl Default for TextContext {
 const CHRONO_SAFE_SECS: i64 = 8_000_000_000_000;
 
 impl TextContext {
-    /// UTC, DateStyle `ISO, MDY`, `extra_float_digits = 1`.
-    pub fn default() -> Self {
-        <Self as Default>::default()
-    }
-
     /// Applies a ParameterStatus (or SET) value. Unknown names are ignored; an unknown zone
     /// or style leaves the current setting in place.
     pub fn set_parameter(&mut self, name: &str, value: &str) {

@@ -197,11 +197,40 @@ fn on_boundary(v: f64, digits: &str, exp: i32, f4: bool) -> bool {
     } else {
         v.to_bits() & 1 == 0
     };
-    if !even || v == 0.0 {
+    if !even || v == 0.0 || !dyadic_near_boundary(v, digits, exp, f4) {
         return false;
     }
     let a = v.abs();
     parses_to(digits, exp, Some(true), f4) != a || parses_to(digits, exp, Some(false), f4) != a
+}
+
+/// Cheap necessary condition for a decimal to equal a rounding boundary of `v`: a boundary is
+/// `v ± 2^(E-1)` (or `v - 2^(E-2)` just above a power of two), where `2^E` is `v`'s last
+/// mantissa bit, so the decimal must be dyadic with 2-adic valuation `E-1` or `E-2`.
+fn dyadic_near_boundary(v: f64, digits: &str, exp: i32, f4: bool) -> bool {
+    let e_low = if f4 {
+        let b = ((v as f32).to_bits() >> 23 & 0xff) as i32;
+        if b == 0 { -149 } else { b - 150 }
+    } else {
+        let b = (v.to_bits() >> 52 & 0x7ff) as i32;
+        if b == 0 { -1074 } else { b - 1075 }
+    };
+    let Ok(n) = digits.parse::<u64>() else {
+        return true;
+    };
+    let q = exp - (digits.len() as i32 - 1);
+    let v2 = if q >= 0 {
+        n.trailing_zeros() as i32 + q
+    } else {
+        let Some(pow5) = 5u64.checked_pow(q.unsigned_abs()) else {
+            return false;
+        };
+        if n % pow5 != 0 {
+            return false;
+        }
+        (n / pow5).trailing_zeros() as i32 + q
+    };
+    v2 == e_low - 1 || v2 == e_low - 2
 }
 
 /// The shortest correctly rounded decimal of `v` that lies strictly inside its rounding
@@ -328,6 +357,8 @@ mod tests {
         assert_eq!(out4("123456.7"), "123456.7");
         assert_eq!(out4("1234567"), "1.234567e+06");
         assert_eq!(out4("-2633454.1610"), "-2.6334542e+06");
+        // PostgreSQL's Ryu never accepts a decimal lying exactly on a rounding boundary.
+        assert_eq!(out8("370.88979e17"), "3.7088979000000004e+19");
     }
 
     #[test]

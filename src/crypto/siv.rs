@@ -126,8 +126,10 @@ impl Siv256 {
                 counter = counter.wrapping_add(1);
             }
             self.ctr.encrypt_blocks(&mut ks[..n]);
-            for (i, byte) in chunk.iter_mut().enumerate() {
-                *byte ^= ks[i / 16][i % 16];
+            for (part, k) in chunk.chunks_mut(16).zip(&ks) {
+                for (byte, kb) in part.iter_mut().zip(k) {
+                    *byte ^= kb;
+                }
             }
         }
     }

@@ -2,7 +2,10 @@
 //! files compiled into a [`Rules`] index.
 
 pub mod file;
+pub mod ident;
 pub mod rules;
+pub mod rules_file;
 
 pub use file::{Config, ConfigError};
 pub use rules::{ColumnRule, Mode, Rules, TableRules};
+pub use rules_file::{RulesError, load_rules, parse_rules};

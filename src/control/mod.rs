@@ -11,6 +11,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
+pub mod check;
+pub mod keys;
 pub mod verifiers;
 
 use crate::config;

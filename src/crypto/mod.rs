@@ -1,1 +1,25 @@
-//! crypto (placeholder; filled in by its issue).
+//! Field crypto (sans-IO): the stored envelope (spec §6), the two field ciphers (AES-256-GCM
+//! for randomized columns, AES-SIV for deterministic ones), data keys wrapped under the master
+//! key (spec §7), and the [`KeyRing`] the proxy encrypts and decrypts with.
+//!
+//! Nothing here does IO except reading the master key from its source; the database side of
+//! key management lives in `control::keys`. Key bytes live in `Zeroizing` buffers, and no
+//! `Debug` or error message in this module ever shows key material or plaintext.
+
+mod datakey;
+mod envelope;
+mod error;
+mod keyring;
+mod master;
+mod siv;
+
+pub use datakey::{Algorithm, DataKey, WrappedKey};
+pub use envelope::{
+    FORMAT_VERSION, FieldCipher, HEADER_LEN, Header, MODE_DETERMINISTIC, MODE_RANDOMIZED,
+    parse_header,
+};
+pub use error::CryptoError;
+pub use keyring::{KeyEntry, KeyRing, KeyRingView, SharedKeyRing};
+pub use master::{
+    EnvMasterKey, FileMasterKey, MasterKey, MasterKeySource, gen_master_key, master_key_source,
+};

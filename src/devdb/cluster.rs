@@ -63,16 +63,7 @@ impl Layout {
         ca_cert: &Path,
         scratch: &Path,
     ) -> Result<(), DevDbError> {
-        // The root stays the caller's; 0755 lets the server's OS user traverse it.
-        set_mode(&self.root, 0o755)?;
-        for (dir, mode) in [
-            (self.data(), 0o700),
-            (self.run(), 0o700),
-            (self.tls(), 0o700),
-        ] {
-            mkdir(&dir)?;
-            pg.give(&dir, mode)?;
-        }
+        self.prepare_dirs(pg)?;
         mkdir(scratch)?;
         write(ca_cert, ca.cert_pem().as_bytes())?;
         set_mode(ca_cert, 0o644)?;
@@ -85,6 +76,21 @@ impl Layout {
         pg.give(&tls.join("server.key"), 0o600)?;
         write(&self.log(), b"")?;
         pg.give(&self.log(), 0o600)
+    }
+
+    /// Makes the root traversable and creates the server's directories (data, run, tls).
+    pub(crate) fn prepare_dirs(&self, pg: &PgBin) -> Result<(), DevDbError> {
+        // The root stays the caller's; 0755 lets the server's OS user traverse it.
+        set_mode(&self.root, 0o755)?;
+        for (dir, mode) in [
+            (self.data(), 0o700),
+            (self.run(), 0o700),
+            (self.tls(), 0o700),
+        ] {
+            mkdir(&dir)?;
+            pg.give(&dir, mode)?;
+        }
+        Ok(())
     }
 
     /// Runs `initdb` (SCRAM, superuser password from a one-shot file) and installs `pg_hba.conf`

@@ -2,7 +2,7 @@
 //! tests and `pgcloak demo`.
 //!
 //! [`DevDb::start`] creates a temporary directory, a CA ([`TestCa`]) and server certificate,
-//! runs `initdb` + `pg_ctl start` (as the `postgres` OS user when we are root), and creates the
+//! copies a per-process `initdb` template (see `template`) + `pg_ctl start` (as the `postgres` OS user when we are root), and creates the
 //! fixed roles ([`SUPERUSER`], [`CONTROL_USER`], [`APP_USER`]) and [`APP_DATABASE`]. TCP accepts
 //! only TLS + SCRAM on 127.0.0.1; dropping the [`DevDb`] stops the server and removes the
 //! directory.
@@ -11,6 +11,7 @@ mod ca;
 mod cluster;
 mod pgbin;
 mod reap;
+mod template;
 #[cfg(test)]
 mod tests;
 
@@ -125,7 +126,7 @@ pub struct DevDb {
 }
 
 impl DevDb {
-    /// initdb + start + roles; returns once the server accepts TLS connections.
+    /// Data directory (from the template) + start + roles; returns once the server accepts TLS connections.
     pub async fn start(opts: DevDbOptions) -> Result<DevDb, DevDbError> {
         let pg = PgBin::locate().await?;
         reap::reap_orphans(&pg, &std::env::temp_dir()).await;
@@ -154,7 +155,7 @@ impl DevDb {
         // From here on, an error drops `db`, which stops any server and removes the directory.
         db.layout
             .prepare(&db.pg, &db.ca, &opts.server_names, &db.ca_cert, &db.scratch)?;
-        db.layout.initdb(&db.pg).await?;
+        template::copy_into(&db.pg, &db.layout).await?;
         db.first_start(opts.port).await?;
         db.layout.bootstrap(db.port).await?;
         Ok(db)

@@ -69,8 +69,9 @@ impl PgBin {
 
     /// A command running `tool` (e.g. "pg_ctl") as the server's OS user, in `cwd`, with a
     /// scrubbed PostgreSQL environment and C messages. Output is captured; stdin is null.
+    /// `tool` may also be the absolute path of a system program (e.g. "/bin/cp").
     pub(crate) fn std_command(&self, tool: &str, cwd: &Path) -> StdCommand {
-        let exe = self.bindir.join(tool);
+        let exe = self.bindir.join(tool); // an absolute `tool` replaces the bindir
         let mut cmd = if self.owner.is_some() {
             let mut c = StdCommand::new("runuser");
             c.args([OsStr::new("-u"), OsStr::new("postgres"), OsStr::new("--")]);

@@ -1,2 +1,12 @@
-//! Integration tests: real PostgreSQL, real TLS, real drivers.
+//! Integration tests: real PostgreSQL, real TLS, real drivers. Each test starts its own
+//! throwaway PostgreSQL ([`pgcloak::devdb::DevDb`]) and runs pgcloak in front of it
+//! ([`harness::TestEnv`]); `serve` tests run the real binary as a child process.
+
+mod cli;
+mod harness;
+mod psql;
+mod queries;
 mod relay_smoke;
+mod robustness;
+mod security;
+mod serve;

@@ -1,0 +1,341 @@
+//! `pgcloak check` (spec §1): validate the config and rules offline, then against the live
+//! database — every rules table and column exists with storage type `bytea`, a data key
+//! exists for every key name with the right algorithm, and the master key unwraps every
+//! stored key. Every problem is collected and reported, not just the first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+
+use tokio_postgres::Client;
+
+use super::keys::{KeysError, read_wrapped};
+use crate::config::{Config, Rules, load_rules};
+use crate::crypto::{Algorithm, MasterKey, master_key_source};
+
+/// What kind of problem `check` found; [`ProblemKind::name`] is what gets printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    RulesFile,
+    MasterKey,
+    UnreadableFile,
+    ControlPassword,
+    Database,
+    MissingKeyTable,
+    MissingTable,
+    MissingColumn,
+    WrongStorageType,
+    MissingKey,
+    KeyAlgorithm,
+    WrongMasterKey,
+}
+
+impl ProblemKind {
+    /// A stable, kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RulesFile => "rules-file",
+            Self::MasterKey => "master-key",
+            Self::UnreadableFile => "unreadable-file",
+            Self::ControlPassword => "control-password",
+            Self::Database => "database",
+            Self::MissingKeyTable => "missing-key-table",
+            Self::MissingTable => "missing-table",
+            Self::MissingColumn => "missing-column",
+            Self::WrongStorageType => "wrong-storage-type",
+            Self::MissingKey => "missing-key",
+            Self::KeyAlgorithm => "key-algorithm",
+            Self::WrongMasterKey => "wrong-master-key",
+        }
+    }
+}
+
+/// One problem, with a message naming the object concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(kind: ProblemKind, message: impl Into<String>) -> Self {
+        Problem {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.name(), self.message)
+    }
+}
+
+/// Offline checks of an already parsed config: each rules file (then all together), the
+/// master key source, the files the config names, the control password variable.
+pub fn check_offline(cfg: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut files_ok = true;
+    for path in &cfg.rules {
+        if let Err(e) = load_rules(std::slice::from_ref(path)) {
+            problems.push(Problem::new(ProblemKind::RulesFile, e.to_string()));
+            files_ok = false;
+        }
+    }
+    if files_ok && cfg.rules.len() > 1 {
+        if let Err(e) = load_rules(&cfg.rules) {
+            problems.push(Problem::new(ProblemKind::RulesFile, e.to_string()));
+        }
+    }
+    let key_set = cfg.keys.master_key_env.is_some() || cfg.keys.master_key_file.is_some();
+    if key_set || !cfg.rules.is_empty() {
+        if let Err(e) = master_key_source(&cfg.keys).and_then(|s| s.load()) {
+            problems.push(Problem::new(ProblemKind::MasterKey, e.to_string()));
+        }
+    }
+    let files = [
+        ("listen.tls_cert", Some(&cfg.listen.tls_cert)),
+        ("listen.tls_key", Some(&cfg.listen.tls_key)),
+        ("listen.tls_client_ca", cfg.listen.tls_client_ca.as_ref()),
+        ("upstream.tls_ca", Some(&cfg.upstream.tls_ca)),
+        ("auth.users_file", cfg.auth.users_file.as_ref()),
+    ];
+    for (key, path) in files {
+        if let Some(problem) = path.and_then(|p| unreadable(key, p)) {
+            problems.push(problem);
+        }
+    }
+    if let Err(e) = cfg.control_password() {
+        problems.push(Problem::new(ProblemKind::ControlPassword, e.to_string()));
+    }
+    problems
+}
+
+fn unreadable(key: &str, path: &Path) -> Option<Problem> {
+    std::fs::File::open(path).err().map(|e| {
+        Problem::new(
+            ProblemKind::UnreadableFile,
+            format!("{key}: cannot read {}: {e}", path.display()),
+        )
+    })
+}
+
+/// One catalog row per column of `schema.table` (no rows: no such table).
+const COLUMNS_SQL: &str = "
+SELECT a.attname::text,
+       format_type(a.atttypid, a.atttypmod),
+       coalesce(nullif(t.typbasetype, 0), a.atttypid) = 'bytea'::regtype
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')";
+
+/// Online checks against the database the control login reaches.
+pub async fn check_online(client: &Client, rules: &Rules, master: &MasterKey) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut tables: Vec<_> = rules.tables().collect();
+    tables.sort_by(|a, b| (&a.schema, &a.table).cmp(&(&b.schema, &b.table)));
+    for t in tables {
+        let rows = match client.query(COLUMNS_SQL, &[&t.schema, &t.table]).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                problems.push(Problem::new(ProblemKind::Database, e.to_string()));
+                continue;
+            }
+        };
+        if rows.is_empty() {
+            let msg = format!("table {}.{} does not exist", t.schema, t.table);
+            problems.push(Problem::new(ProblemKind::MissingTable, msg));
+            continue;
+        }
+        let cols: HashMap<String, (String, bool)> = rows
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect();
+        for rule in &t.columns {
+            match cols.get(&rule.column) {
+                None => problems.push(Problem::new(
+                    ProblemKind::MissingColumn,
+                    format!("column {rule} does not exist"),
+                )),
+                Some((ty, false)) => problems.push(Problem::new(
+                    ProblemKind::WrongStorageType,
+                    format!("column {rule} is stored as {ty}; encrypted columns must be bytea"),
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    problems.extend(check_keys(client, rules, master).await);
+    problems
+}
+
+async fn check_keys(client: &Client, rules: &Rules, master: &MasterKey) -> Vec<Problem> {
+    let rows = match read_wrapped(client).await {
+        Ok(rows) => rows,
+        Err(KeysError::NotInitialized) => {
+            return vec![Problem::new(
+                ProblemKind::MissingKeyTable,
+                "table pgcloak.data_keys does not exist: run `pgcloak keys init`",
+            )];
+        }
+        Err(e) => return vec![Problem::new(ProblemKind::Database, e.to_string())],
+    };
+    let mut problems = Vec::new();
+    let wanted: BTreeMap<&str, Algorithm> = rules
+        .keys()
+        .filter_map(|(k, cols)| Some((k, Algorithm::for_mode(cols.first()?.mode))))
+        .collect();
+    for (name, algorithm) in wanted {
+        let mine: Vec<_> = rows.iter().filter(|r| r.name == name).collect();
+        if mine.is_empty() {
+            problems.push(Problem::new(
+                ProblemKind::MissingKey,
+                format!("data key {name} does not exist: run `pgcloak keys init`"),
+            ));
+        }
+        for r in mine.iter().filter(|r| r.algorithm != algorithm.name()) {
+            problems.push(Problem::new(
+                ProblemKind::KeyAlgorithm,
+                format!(
+                    "data key {name} v{} is {}, but its columns' mode needs {}",
+                    r.version,
+                    r.algorithm,
+                    algorithm.name()
+                ),
+            ));
+        }
+    }
+    for row in &rows {
+        if let Err(e) = master.unwrap(row) {
+            problems.push(Problem::new(ProblemKind::WrongMasterKey, e.to_string()));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_rules;
+    use crate::control::keys::init;
+    use crate::crypto::MasterKey;
+    use crate::devdb::{DevDb, DevDbOptions};
+
+    fn rules(text: &str) -> Rules {
+        Rules::from_columns(parse_rules(text, Path::new("t.toml")).unwrap()).unwrap()
+    }
+
+    const RULES: &str = r#"
+[tables.patients]
+ssn   = { type = "text", mode = "deterministic" }
+email = { type = "text", mode = "deterministic" }
+dx    = { type = "text", mode = "randomized" }
+[tables."clinic.\"Visits\""]
+note  = { type = "text", mode = "randomized" }
+[tables.ghosts]
+x = { type = "int4", mode = "randomized" }
+"#;
+
+    #[tokio::test]
+    async fn check_reports_every_problem_by_kind() {
+        let db = DevDb::start(DevDbOptions::default()).await.unwrap();
+        let mut c = db.superuser_client("app").await.unwrap();
+        c.batch_execute(
+            "CREATE TABLE patients (id int, ssn bytea, dx text);
+             CREATE SCHEMA clinic; CREATE TABLE clinic.\"Visits\" (note bytea);",
+        )
+        .await
+        .unwrap();
+        let (all, master) = (rules(RULES), MasterKey::generate());
+        let kinds = |ps: &[Problem]| ps.iter().map(|p| p.kind).collect::<Vec<_>>();
+
+        let ps = check_online(&c, &all, &master).await;
+        use ProblemKind::{
+            KeyAlgorithm, MissingColumn, MissingKey, MissingKeyTable, MissingTable, WrongMasterKey,
+            WrongStorageType,
+        };
+        assert_eq!(
+            kinds(&ps),
+            [
+                MissingTable,
+                WrongStorageType,
+                MissingColumn,
+                MissingKeyTable
+            ],
+            "{ps:?}"
+        );
+        let text: Vec<String> = ps.iter().map(ToString::to_string).collect();
+        assert!(text[0].contains("public.ghosts"), "{text:?}");
+        assert!(text[2].contains("public.patients.email"), "{text:?}");
+        assert!(
+            text[1].contains("public.patients.dx") && text[1].contains("text"),
+            "{text:?}"
+        );
+
+        // Keys for a subset of the rules: the rest are reported missing.
+        let some = rules("[tables.patients]\nssn = { type = \"text\", mode = \"deterministic\" }");
+        init(&mut c, &some, &master).await.unwrap();
+        c.batch_execute("ALTER TABLE patients ADD COLUMN email bytea, ALTER COLUMN dx TYPE bytea USING dx::bytea; CREATE TABLE ghosts (x bytea)")
+            .await
+            .unwrap();
+        let ps = check_online(&c, &all, &master).await;
+        assert_eq!(kinds(&ps), [MissingKey; 4], "{ps:?}");
+        assert!(ps.iter().any(|p| p.message.contains("clinic.Visits.note")));
+
+        init(&mut c, &all, &master).await.unwrap();
+        assert!(check_online(&c, &all, &master).await.is_empty());
+        let ps = check_online(&c, &all, &MasterKey::generate()).await;
+        assert_eq!(ps.len(), 5, "{ps:?}");
+        assert!(ps.iter().all(|p| p.kind == WrongMasterKey));
+        assert!(ps[0].message.contains("wrong master key?"), "{ps:?}");
+
+        // A rules mode change makes the stored key's algorithm wrong.
+        let flipped = RULES.replace(
+            "dx    = { type = \"text\", mode = \"randomized\" }",
+            "dx    = { type = \"text\", mode = \"deterministic\" }",
+        );
+        let ps = check_online(&c, &rules(&flipped), &master).await;
+        assert_eq!(kinds(&ps), [KeyAlgorithm], "{ps:?}");
+    }
+
+    #[test]
+    fn offline_reports_every_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            "[tables.t]\nc = { type = \"nope\", mode = \"randomized\" }",
+        )
+        .unwrap();
+        let key = dir.path().join("master.key");
+        std::fs::write(&key, "c2hvcnQ=").unwrap();
+        let text = format!(
+            r#"rules = ["bad.toml", "missing.toml"]
+[listen]
+address = "127.0.0.1:6432"
+tls_cert = "nope.crt"
+tls_key = "nope.key"
+[upstream]
+host = "db"
+tls_ca = "ca.crt"
+[control]
+user = "pgcloak"
+password_env = "PGCLOAK_TEST_SURELY_UNSET_PW"
+[keys]
+master_key_file = "{}"
+"#,
+            key.display()
+        );
+        let cfg = Config::from_str_at(&text, &dir.path().join("pgcloak.toml")).unwrap();
+        let ps = check_offline(&cfg);
+        let count = |k| ps.iter().filter(|p| p.kind == k).count();
+        assert_eq!(count(ProblemKind::RulesFile), 2, "{ps:?}");
+        assert_eq!(count(ProblemKind::MasterKey), 1, "{ps:?}");
+        assert_eq!(count(ProblemKind::UnreadableFile), 3, "{ps:?}");
+        assert_eq!(count(ProblemKind::ControlPassword), 1, "{ps:?}");
+        assert!(ps.iter().any(|p| p.message.contains("\"nope\"")), "{ps:?}");
+    }
+}

@@ -1,0 +1,359 @@
+//! Data-key management over the control login (spec §1 `keys init|rotate|rewrap`, §7):
+//! the `pgcloak.data_keys` table, adding key versions, re-wrapping under a new master key,
+//! loading the [`KeyRing`], and a cheap fingerprint to notice rotations while serving.
+//!
+//! Every command that writes runs in one transaction and first checks that the master key
+//! unwraps the keys already stored, so a wrong master key never mixes keys wrapped under two
+//! master keys in one table.
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::{Client, GenericClient};
+
+use crate::config::Rules;
+use crate::config::ident::parse_qualified;
+use crate::crypto::{Algorithm, CryptoError, DataKey, KeyRing, MasterKey, WrappedKey};
+
+pub use crate::crypto::gen_master_key;
+
+/// Creates the key table; the login that runs `keys init` owns it. PUBLIC gets nothing.
+const CREATE_SQL: &str = "
+CREATE SCHEMA IF NOT EXISTS pgcloak;
+CREATE TABLE IF NOT EXISTS pgcloak.data_keys (
+    key_name    text        NOT NULL,
+    version     int         NOT NULL CHECK (version > 0),
+    algorithm   text        NOT NULL,
+    wrapped_key bytea       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    state       text        NOT NULL DEFAULT 'active',
+    PRIMARY KEY (key_name, version)
+);
+REVOKE ALL ON SCHEMA pgcloak FROM PUBLIC;
+REVOKE ALL ON TABLE pgcloak.data_keys FROM PUBLIC;";
+
+const SELECT_SQL: &str = "SELECT key_name, version, algorithm, wrapped_key FROM pgcloak.data_keys ORDER BY key_name, version";
+
+const INSERT_SQL: &str = "INSERT INTO pgcloak.data_keys (key_name, version, algorithm, wrapped_key) VALUES ($1, $2, $3, $4)";
+
+/// A problem running a key command. Never carries key bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("pgcloak.data_keys does not exist: run `pgcloak keys init` first")]
+    NotInitialized,
+    #[error("data key {0} does not exist: run `pgcloak keys init` first")]
+    MissingKey(String),
+    #[error("{0:?} is not an encrypted column in the rules (expected schema.table.column)")]
+    UnknownColumn(String),
+    #[error(
+        "data key {key} is stored as {stored}, but the rules need {wanted} for its columns' mode"
+    )]
+    AlgorithmMismatch {
+        key: String,
+        stored: String,
+        wanted: &'static str,
+    },
+    #[error("data key {key} has an invalid version {version}")]
+    BadVersion { key: String, version: i32 },
+}
+
+/// True when `pgcloak.data_keys` exists.
+pub async fn table_exists(client: &impl GenericClient) -> Result<bool, KeysError> {
+    let row = client
+        .query_one("SELECT to_regclass('pgcloak.data_keys') IS NOT NULL", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Every stored (wrapped) key, ordered by name and version.
+pub async fn read_wrapped(client: &impl GenericClient) -> Result<Vec<WrappedKey>, KeysError> {
+    if !table_exists(client).await? {
+        return Err(KeysError::NotInitialized);
+    }
+    let rows = client.query(SELECT_SQL, &[]).await?;
+    rows.iter()
+        .map(|r| {
+            let name: String = r.get(0);
+            let version: i32 = r.get(1);
+            let version = u32::try_from(version).map_err(|_| KeysError::BadVersion {
+                key: name.clone(),
+                version,
+            })?;
+            Ok(WrappedKey {
+                name,
+                version,
+                algorithm: r.get(2),
+                wrapped: r.get(3),
+            })
+        })
+        .collect()
+}
+
+/// Fails with the first stored key the master key does not unwrap.
+fn verify_all(rows: &[WrappedKey], master: &MasterKey) -> Result<(), KeysError> {
+    for row in rows {
+        master.unwrap(row)?;
+    }
+    Ok(())
+}
+
+/// Every rules key name with the algorithm its columns need.
+fn wanted_keys(rules: &Rules) -> BTreeMap<String, Algorithm> {
+    rules
+        .keys()
+        .filter_map(|(name, cols)| {
+            let mode = cols.first()?.mode;
+            Some((name.to_owned(), Algorithm::for_mode(mode)))
+        })
+        .collect()
+}
+
+async fn insert(
+    client: &impl GenericClient,
+    master: &MasterKey,
+    name: &str,
+    version: u32,
+    algorithm: Algorithm,
+) -> Result<(), KeysError> {
+    let stored = master.wrap(&DataKey::generate(name, version, algorithm));
+    let v = i32::try_from(version).map_err(|_| KeysError::BadVersion {
+        key: name.to_owned(),
+        version: i32::MAX,
+    })?;
+    client
+        .execute(
+            INSERT_SQL,
+            &[&stored.name, &v, &stored.algorithm, &stored.wrapped],
+        )
+        .await?;
+    Ok(())
+}
+
+/// `pgcloak keys init`: creates schema and table if needed and a version-1 key for every
+/// rules key name that has none. Idempotent. Returns the names of the keys it created.
+pub async fn init(
+    client: &mut Client,
+    rules: &Rules,
+    master: &MasterKey,
+) -> Result<Vec<String>, KeysError> {
+    let tx = client.transaction().await?;
+    tx.batch_execute(CREATE_SQL).await?;
+    tx.batch_execute("LOCK TABLE pgcloak.data_keys IN SHARE ROW EXCLUSIVE MODE")
+        .await?;
+    let rows = read_wrapped(&tx).await?;
+    verify_all(&rows, master)?;
+    let mut created = Vec::new();
+    for (name, algorithm) in wanted_keys(rules) {
+        match rows.iter().find(|r| r.name == name) {
+            Some(r) if r.algorithm != algorithm.name() => {
+                return Err(KeysError::AlgorithmMismatch {
+                    key: name,
+                    stored: r.algorithm.clone(),
+                    wanted: algorithm.name(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                insert(&tx, master, &name, 1, algorithm).await?;
+                created.push(name);
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// The data key of `schema.table.column` (or `table.column` in `public`) in the rules.
+fn key_of_column(rules: &Rules, column: &str) -> Result<String, KeysError> {
+    let unknown = || KeysError::UnknownColumn(column.to_owned());
+    let parts = parse_qualified(column).map_err(|_| unknown())?;
+    let (schema, table, col) = match parts.as_slice() {
+        [s, t, c] => (s.as_str(), t.as_str(), c.as_str()),
+        [t, c] => ("public", t.as_str(), c.as_str()),
+        _ => return Err(unknown()),
+    };
+    let rule = rules.column(schema, table, col).ok_or_else(unknown)?;
+    Ok(rule.key.clone())
+}
+
+/// `pgcloak keys rotate [--column schema.table.column]`: adds version max+1 to every rules
+/// key (or to the key of that column). New writes use it; old versions still decrypt.
+/// Returns `(key, new version)` for each key rotated.
+pub async fn rotate(
+    client: &mut Client,
+    rules: &Rules,
+    master: &MasterKey,
+    column: Option<&str>,
+) -> Result<Vec<(String, u32)>, KeysError> {
+    let wanted = wanted_keys(rules);
+    let targets: Vec<String> = match column {
+        Some(c) => vec![key_of_column(rules, c)?],
+        None => wanted.keys().cloned().collect(),
+    };
+    let tx = client.transaction().await?;
+    if !table_exists(&tx).await? {
+        return Err(KeysError::NotInitialized);
+    }
+    tx.batch_execute("LOCK TABLE pgcloak.data_keys IN SHARE ROW EXCLUSIVE MODE")
+        .await?;
+    let rows = read_wrapped(&tx).await?;
+    verify_all(&rows, master)?;
+    let mut rotated = Vec::new();
+    for name in targets {
+        let mine: Vec<&WrappedKey> = rows.iter().filter(|r| r.name == name).collect();
+        let (Some(last), Some(&algorithm)) = (mine.last(), wanted.get(&name)) else {
+            return Err(KeysError::MissingKey(name));
+        };
+        let version = last.version + 1;
+        insert(&tx, master, &name, version, algorithm).await?;
+        rotated.push((name, version));
+    }
+    tx.commit().await?;
+    Ok(rotated)
+}
+
+/// `pgcloak keys rewrap`: re-wraps every stored key under `new` in one transaction, after
+/// checking that `old` unwraps each. No data is re-encrypted. Returns the number of keys.
+pub async fn rewrap(
+    client: &mut Client,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<usize, KeysError> {
+    let tx = client.transaction().await?;
+    if !table_exists(&tx).await? {
+        return Err(KeysError::NotInitialized);
+    }
+    tx.batch_execute("LOCK TABLE pgcloak.data_keys IN SHARE ROW EXCLUSIVE MODE")
+        .await?;
+    let rows = read_wrapped(&tx).await?;
+    for row in &rows {
+        let key = old.unwrap(row)?;
+        let stored = new.wrap(&key);
+        let v = i32::try_from(row.version).unwrap_or(i32::MAX);
+        tx.execute(
+            "UPDATE pgcloak.data_keys SET wrapped_key = $3 WHERE key_name = $1 AND version = $2",
+            &[&row.name, &v, &stored.wrapped],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len())
+}
+
+/// Loads and unwraps every stored key into a [`KeyRing`].
+pub async fn load_keyring(client: &Client, master: &MasterKey) -> Result<KeyRing, KeysError> {
+    let rows = read_wrapped(client).await?;
+    Ok(KeyRing::from_wrapped(&rows, master)?)
+}
+
+/// A short string that changes whenever a key is added, removed, re-wrapped or changes
+/// state; poll it to notice rotations while serving (one cheap aggregate query).
+pub async fn keys_fingerprint(client: &Client) -> Result<String, KeysError> {
+    let row = client
+        .query_one(
+            "SELECT count(*)::text || ':' || coalesce(max(version), 0)::text || ':' || \
+             md5(coalesce(string_agg(key_name || '/' || version || '/' || algorithm || '/' || \
+             state || '/' || md5(wrapped_key), ',' ORDER BY key_name, version), '')) \
+             FROM pgcloak.data_keys",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+    use crate::config::parse_rules;
+    use crate::devdb::{DevDb, DevDbOptions};
+    use std::path::Path;
+
+    fn rules() -> Rules {
+        let text = r#"
+[tables.patients]
+ssn = { type = "text", mode = "deterministic" }
+dx  = { type = "text", mode = "randomized" }
+[tables."ledger.a"]
+iban = { type = "text", mode = "deterministic", key = "iban" }
+[tables."ledger.b"]
+iban = { type = "text", mode = "deterministic", key = "iban" }
+"#;
+        Rules::from_columns(parse_rules(text, Path::new("t.toml")).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn init_rotate_rewrap_load_against_postgres() {
+        let db = DevDb::start(DevDbOptions::default()).await.unwrap();
+        let mut c = db.superuser_client("app").await.unwrap();
+        let (rules, master) = (rules(), MasterKey::generate());
+        assert!(matches!(
+            load_keyring(&c, &master).await,
+            Err(KeysError::NotInitialized)
+        ));
+
+        let created = init(&mut c, &rules, &master).await.unwrap();
+        assert_eq!(
+            created,
+            ["iban", "public.patients.dx", "public.patients.ssn"]
+        );
+        assert!(
+            init(&mut c, &rules, &master).await.unwrap().is_empty(),
+            "idempotent"
+        );
+        let ring = load_keyring(&c, &master).await.unwrap();
+        assert_eq!(ring.key("iban").unwrap().mode(), Mode::Deterministic);
+        assert_eq!(
+            ring.key("public.patients.dx").unwrap().mode(),
+            Mode::Randomized
+        );
+        let old = ring
+            .encrypt("public.patients.ssn", Mode::Deterministic, b"123")
+            .unwrap();
+
+        // A wrong master key is refused before anything is written.
+        let wrong = MasterKey::generate();
+        let e = init(&mut c, &rules, &wrong).await.unwrap_err().to_string();
+        assert!(e.contains("wrong master key?"), "{e}");
+        assert!(rotate(&mut c, &rules, &wrong, None).await.is_err());
+
+        let fp0 = keys_fingerprint(&c).await.unwrap();
+        let r = rotate(&mut c, &rules, &master, Some("Patients.SSN"))
+            .await
+            .unwrap();
+        assert_eq!(r, [("public.patients.ssn".to_owned(), 2)]);
+        let fp1 = keys_fingerprint(&c).await.unwrap();
+        assert_ne!(fp0, fp1);
+        let all = rotate(&mut c, &rules, &master, None).await.unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.contains(&("public.patients.ssn".to_owned(), 3)));
+        assert!(matches!(
+            rotate(&mut c, &rules, &master, Some("public.patients.nope")).await,
+            Err(KeysError::UnknownColumn(_))
+        ));
+        let ring = load_keyring(&c, &master).await.unwrap();
+        let ssn = ring.key("public.patients.ssn").unwrap();
+        assert_eq!(ssn.current_version(), 3);
+        assert_eq!(ssn.decrypt(&old).unwrap().as_slice(), b"123");
+        let new = ssn.encrypt(Mode::Deterministic, b"123").unwrap();
+        assert_eq!(&new[2..6], &[0, 0, 0, 3]);
+
+        let new_master = MasterKey::generate();
+        assert!(rewrap(&mut c, &wrong, &new_master).await.is_err());
+        assert_eq!(rewrap(&mut c, &master, &new_master).await.unwrap(), 7);
+        assert_ne!(keys_fingerprint(&c).await.unwrap(), fp1);
+        let rows = read_wrapped(&c).await.unwrap();
+        assert!(rows.iter().all(|r| new_master.unwrap(r).is_ok()));
+        assert!(rows.iter().all(|r| master.unwrap(r).is_err()));
+        let ring = load_keyring(&c, &new_master).await.unwrap();
+        assert_eq!(
+            ring.decrypt("public.patients.ssn", &old)
+                .unwrap()
+                .as_slice(),
+            b"123"
+        );
+    }
+}

@@ -1,0 +1,296 @@
+//! The master key: 32 bytes that never reach the database, read from an environment variable
+//! (base64) or a file (base64 text or 32 raw bytes) through the [`MasterKeySource`] trait, so
+//! KMS or HSM providers can be added later. It wraps and unwraps data keys with AES-256-GCM.
+
+use std::path::PathBuf;
+
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+use rand::rngs::OsRng;
+use zeroize::Zeroizing;
+
+use super::CryptoError;
+use super::datakey::{Algorithm, DataKey, WrappedKey};
+use crate::config::file::Keys;
+
+const WRAP_VERSION: u8 = 0x01;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// The 32-byte master key. Zeroized on drop; `Debug` shows no bytes.
+pub struct MasterKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    /// A master key from exactly 32 bytes; `source_name` names the origin in errors.
+    pub fn from_bytes(bytes: &[u8], source_name: &str) -> Result<Self, CryptoError> {
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::MasterKeyLength {
+            source_name: source_name.to_owned(),
+            len: bytes.len(),
+        })?;
+        Ok(MasterKey(Zeroizing::new(arr)))
+    }
+
+    /// A master key from base64 text (surrounding whitespace ignored).
+    pub fn from_base64(text: &str, source_name: &str) -> Result<Self, CryptoError> {
+        let bytes = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| {
+            CryptoError::MasterKeyBase64 {
+                source_name: source_name.to_owned(),
+            }
+        })?);
+        Self::from_bytes(&bytes, source_name)
+    }
+
+    /// A fresh random key (tests, `gen-master-key`).
+    pub fn generate() -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(k.as_mut());
+        MasterKey(k)
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(self.0.as_ref().into())
+    }
+
+    /// Wraps a data key for storage.
+    pub fn wrap(&self, key: &DataKey) -> WrappedKey {
+        let aad = DataKey::wrap_aad(&key.name, key.version, key.algorithm);
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + key.material().len() + TAG_LEN);
+        out.push(WRAP_VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(key.material());
+        let tag = self
+            .cipher()
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut out[1 + NONCE_LEN..])
+            .expect("a 64-byte data key is far below the AES-GCM length limit");
+        out.extend_from_slice(&tag);
+        WrappedKey {
+            name: key.name.clone(),
+            version: key.version,
+            algorithm: key.algorithm.name().to_owned(),
+            wrapped: out,
+        }
+    }
+
+    /// Unwraps a stored data key; a wrong master key (or an altered row) gives
+    /// "master key does not unwrap data key NAME vN: wrong master key?".
+    pub fn unwrap(&self, stored: &WrappedKey) -> Result<DataKey, CryptoError> {
+        let algorithm = Algorithm::from_name(&stored.algorithm).ok_or_else(|| {
+            CryptoError::UnknownAlgorithm {
+                key: stored.name.clone(),
+                algorithm: stored.algorithm.clone(),
+            }
+        })?;
+        let fail = || CryptoError::Unwrap {
+            key: stored.name.clone(),
+            version: stored.version,
+        };
+        let w = &stored.wrapped;
+        if w.len() != 1 + NONCE_LEN + algorithm.key_len() + TAG_LEN || w[0] != WRAP_VERSION {
+            return Err(fail());
+        }
+        let aad = DataKey::wrap_aad(&stored.name, stored.version, algorithm);
+        let (nonce, rest) = w[1..].split_at(NONCE_LEN);
+        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let mut material = Zeroizing::new(ct.to_vec());
+        self.cipher()
+            .decrypt_in_place_detached(
+                Nonce::from_slice(nonce),
+                &aad,
+                &mut material,
+                Tag::from_slice(tag),
+            )
+            .map_err(|_| fail())?;
+        DataKey::from_material(&stored.name, stored.version, algorithm, material)
+    }
+}
+
+/// Where the master key comes from. Implement this for a KMS or HSM provider.
+pub trait MasterKeySource: Send + Sync {
+    /// Reads and validates the key.
+    fn load(&self) -> Result<MasterKey, CryptoError>;
+    /// A human description for messages (e.g. "environment variable PGCLOAK_MASTER_KEY").
+    fn describe(&self) -> String;
+}
+
+/// Base64 master key in an environment variable.
+#[derive(Clone, Debug)]
+pub struct EnvMasterKey {
+    pub var: String,
+}
+
+impl MasterKeySource for EnvMasterKey {
+    fn load(&self) -> Result<MasterKey, CryptoError> {
+        let value = Zeroizing::new(
+            std::env::var(&self.var)
+                .map_err(|_| CryptoError::MasterKeyEnvUnset(self.var.clone()))?,
+        );
+        MasterKey::from_base64(&value, &self.describe())
+    }
+
+    fn describe(&self) -> String {
+        format!("environment variable {}", self.var)
+    }
+}
+
+/// Master key in a file: base64 text, or exactly 32 raw bytes.
+#[derive(Clone, Debug)]
+pub struct FileMasterKey {
+    pub path: PathBuf,
+}
+
+impl MasterKeySource for FileMasterKey {
+    fn load(&self) -> Result<MasterKey, CryptoError> {
+        let bytes =
+            Zeroizing::new(
+                std::fs::read(&self.path).map_err(|e| CryptoError::MasterKeyFile {
+                    path: self.path.clone(),
+                    message: e.to_string(),
+                })?,
+            );
+        if bytes.len() == 32 {
+            return MasterKey::from_bytes(&bytes, &self.describe());
+        }
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => MasterKey::from_base64(text, &self.describe()),
+            Err(_) => MasterKey::from_bytes(&bytes, &self.describe()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+}
+
+/// The source the `[keys]` config table names.
+pub fn master_key_source(keys: &Keys) -> Result<Box<dyn MasterKeySource>, CryptoError> {
+    match (&keys.master_key_env, &keys.master_key_file) {
+        (Some(var), _) => Ok(Box::new(EnvMasterKey { var: var.clone() })),
+        (None, Some(path)) => Ok(Box::new(FileMasterKey { path: path.clone() })),
+        (None, None) => Err(CryptoError::NoMasterKeySource),
+    }
+}
+
+/// A fresh master key as base64 (32 bytes from the OS RNG), for `pgcloak gen-master-key`.
+pub fn gen_master_key() -> String {
+    let mut k = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(k.as_mut());
+    STANDARD.encode(k.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_unwrap_round_trip_and_binding() {
+        let master = MasterKey::generate();
+        let key = DataKey::generate("public.patients.ssn", 1, Algorithm::Aes256Siv);
+        let stored = master.wrap(&key);
+        assert_eq!(stored.algorithm, "aes-256-siv");
+        assert_eq!(stored.wrapped.len(), 1 + 12 + 64 + 16);
+        let back = master.unwrap(&stored).unwrap();
+        assert_eq!(back.material(), key.material());
+        assert_eq!(
+            (back.name.as_str(), back.version),
+            ("public.patients.ssn", 1)
+        );
+        // The wrap is bound to name, version and algorithm.
+        for tamper in [
+            |w: &mut WrappedKey| w.name = "public.patients.email".into(),
+            |w: &mut WrappedKey| w.version = 2,
+            |w: &mut WrappedKey| w.wrapped[20] ^= 1,
+        ] {
+            let mut w = stored.clone();
+            tamper(&mut w);
+            assert!(master.unwrap(&w).is_err());
+        }
+        let mut w = stored.clone();
+        w.algorithm = "aes-256-gcm".into();
+        assert!(master.unwrap(&w).is_err());
+    }
+
+    #[test]
+    fn wrong_master_key_names_the_data_key() {
+        let stored = MasterKey::generate().wrap(&DataKey::generate(
+            "public.patients.ssn",
+            1,
+            Algorithm::Aes256Gcm,
+        ));
+        let err = MasterKey::generate().unwrap(&stored).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "master key does not unwrap data key public.patients.ssn v1: wrong master key?"
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_key_bytes() {
+        let master = MasterKey::from_bytes(&[0x41; 32], "t").unwrap();
+        let key =
+            DataKey::from_material("k", 1, Algorithm::Aes256Gcm, Zeroizing::new(vec![0x42; 32]))
+                .unwrap();
+        let text = format!("{master:?} {key:?} {:?}", master.wrap(&key));
+        assert!(
+            !text.contains("65") && !text.contains("66") && !text.contains("41"),
+            "{text}"
+        );
+        assert!(text.contains("redacted"), "{text}");
+    }
+
+    #[test]
+    fn sources_validate_length_and_encoding() {
+        let b64 = gen_master_key();
+        assert_eq!(STANDARD.decode(&b64).unwrap().len(), 32);
+        assert!(MasterKey::from_base64(&format!(" {b64}\n"), "x").is_ok());
+        let short = STANDARD.encode([1u8; 16]);
+        let e = MasterKey::from_base64(&short, "environment variable K").unwrap_err();
+        assert_eq!(
+            e,
+            CryptoError::MasterKeyLength {
+                source_name: "environment variable K".into(),
+                len: 16
+            }
+        );
+        assert!(e.to_string().contains("must be 32"));
+        assert!(matches!(
+            MasterKey::from_base64("not base64!", "x"),
+            Err(CryptoError::MasterKeyBase64 { .. })
+        ));
+        let env = EnvMasterKey {
+            var: "PGCLOAK_TEST_SURELY_UNSET_VAR".into(),
+        };
+        assert!(matches!(env.load(), Err(CryptoError::MasterKeyEnvUnset(_))));
+
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("k.b64");
+        std::fs::write(&text, format!("{b64}\n")).unwrap();
+        let raw = dir.path().join("k.bin");
+        std::fs::write(&raw, [5u8; 32]).unwrap();
+        let bad = dir.path().join("k.bad");
+        std::fs::write(&bad, [5u8; 31]).unwrap();
+        let keys = |p: &std::path::Path| Keys {
+            master_key_env: None,
+            master_key_file: Some(p.to_owned()),
+        };
+        for ok in [&text, &raw] {
+            assert!(master_key_source(&keys(ok)).unwrap().load().is_ok());
+        }
+        assert!(master_key_source(&keys(&bad)).unwrap().load().is_err());
+        let missing = master_key_source(&keys(&dir.path().join("none")))
+            .unwrap()
+            .load();
+        assert!(matches!(missing, Err(CryptoError::MasterKeyFile { .. })));
+        assert!(master_key_source(&Keys::default()).is_err());
+    }
+}

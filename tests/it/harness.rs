@@ -1,0 +1,333 @@
+//! The test environment: a throwaway TLS PostgreSQL ([`DevDb`]) with pgcloak's [`run`] serving
+//! in-process on 127.0.0.1:0 in front of it, plus clients (tokio-postgres over verify-full
+//! TLS, psql, raw TCP) for both the proxy and the database.
+//!
+//! Every [`TestEnv`] owns its database and its proxy task; dropping it fires the proxy's
+//! shutdown and then stops PostgreSQL.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgcloak::config::Config;
+use pgcloak::devdb::{
+    APP_DATABASE, APP_PASSWORD, APP_USER, CONTROL_PASSWORD, CONTROL_USER, DevDb, DevDbOptions,
+};
+use pgcloak::{RunError, Secrets, run};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{AsyncMessage, Client, Notification};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use zeroize::Zeroizing;
+
+/// How long any single helper waits before the test is declared hung.
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// What to change in the generated `pgcloak.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyOptions {
+    /// `upstream.host` (default "localhost").
+    pub upstream_host: Option<String>,
+    /// `upstream.port` (default the DevDb's).
+    pub upstream_port: Option<u16>,
+    /// `upstream.tls_server_name` (default unset = the host).
+    pub tls_server_name: Option<String>,
+    /// `upstream.tls_mode` (default unset = verify-full).
+    pub tls_mode: Option<&'static str>,
+    /// `listen.tls_client_ca`: clients must present a certificate from this CA file.
+    pub tls_client_ca: Option<PathBuf>,
+    /// `listen.shutdown_timeout_secs` (default 5 in tests).
+    pub shutdown_timeout_secs: Option<u64>,
+    /// `auth.mode = "userlist"` with this users file.
+    pub users_file: Option<PathBuf>,
+}
+
+/// The text of a `pgcloak.toml` for `db` listening on `listen`: proxy certificate from the
+/// DevDb's CA (files written into `db.dir()`), upstream verified against the same CA, no rules.
+pub fn config_toml(db: &DevDb, listen: SocketAddr, opts: &ProxyOptions) -> String {
+    let dir = db.dir();
+    let (cert, key) = db.ca().issue(&["localhost", "127.0.0.1"]).expect("issue");
+    std::fs::write(dir.join("proxy.crt"), cert).expect("write proxy.crt");
+    std::fs::write(dir.join("proxy.key"), key).expect("write proxy.key");
+    let mut listen_extra = format!(
+        "shutdown_timeout_secs = {}\n",
+        opts.shutdown_timeout_secs.unwrap_or(5)
+    );
+    if let Some(ca) = &opts.tls_client_ca {
+        listen_extra.push_str(&format!("tls_client_ca = {}\n", toml_str(ca)));
+    }
+    let mut upstream_extra = String::new();
+    if let Some(name) = &opts.tls_server_name {
+        upstream_extra.push_str(&format!("tls_server_name = \"{name}\"\n"));
+    }
+    if let Some(mode) = opts.tls_mode {
+        upstream_extra.push_str(&format!("tls_mode = \"{mode}\"\n"));
+    }
+    let auth = match &opts.users_file {
+        Some(f) => format!("mode = \"userlist\"\nusers_file = {}\n", toml_str(f)),
+        None => "mode = \"passthrough\"\n".to_string(),
+    };
+    format!(
+        "[listen]\naddress = \"{listen}\"\ntls_cert = \"proxy.crt\"\ntls_key = \"proxy.key\"\n{listen_extra}\n\
+         [upstream]\nhost = \"{host}\"\nport = {port}\ntls_ca = {ca}\n{upstream_extra}\n\
+         [auth]\n{auth}\n\
+         [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n\n\
+         [log]\nlevel = \"warn\"\n",
+        host = opts.upstream_host.as_deref().unwrap_or("localhost"),
+        port = opts.upstream_port.unwrap_or(db.port()),
+        ca = toml_str(db.ca_cert_path()),
+    )
+}
+
+/// A TOML basic string for a path.
+fn toml_str(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+/// A DevDb with pgcloak in front of it.
+pub struct TestEnv {
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), RunError>>>,
+    addr: SocketAddr,
+    pub db: DevDb,
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl TestEnv {
+    /// DevDb + pgcloak with the default test config.
+    pub async fn start() -> TestEnv {
+        Self::start_with(ProxyOptions::default()).await
+    }
+
+    /// DevDb + pgcloak with `opts` applied to the config.
+    pub async fn start_with(opts: ProxyOptions) -> TestEnv {
+        let db = DevDb::start(DevDbOptions::default())
+            .await
+            .expect("DevDb start");
+        Self::start_on(db, opts).await
+    }
+
+    /// pgcloak in front of an already running `db`.
+    pub async fn start_on(db: DevDb, opts: ProxyOptions) -> TestEnv {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind proxy listener");
+        let addr = listener.local_addr().expect("local_addr");
+        let text = config_toml(&db, addr, &opts);
+        let path = db.dir().join("pgcloak.toml");
+        std::fs::write(&path, &text).expect("write pgcloak.toml");
+        let config = Arc::new(Config::from_str_at(&text, &path).expect("test config parses"));
+        let secrets = Secrets {
+            control_password: Zeroizing::new(CONTROL_PASSWORD.to_string()),
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(run(listener, config, secrets, async move {
+            let _ = rx.await;
+        }));
+        TestEnv {
+            shutdown: Some(tx),
+            task: Some(task),
+            addr,
+            db,
+        }
+    }
+
+    /// The proxy's listening address.
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Fires the proxy's shutdown (as SIGTERM would); the proxy task keeps running while its
+    /// sessions finish.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for `run` to return (after [`begin_shutdown`](Self::begin_shutdown)).
+    pub async fn wait_stopped(&mut self, limit: Duration) -> Result<(), RunError> {
+        let task = self.task.take().expect("proxy task already awaited");
+        tokio::time::timeout(limit, task)
+            .await
+            .expect("proxy did not stop in time")
+            .expect("proxy task panicked")
+    }
+
+    /// Whether the proxy task has already ended (e.g. `run` returned an error at startup).
+    pub fn proxy_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// A tokio-postgres config for the proxy (host "localhost" at its address).
+    pub fn proxy_pg_config(&self, user: &str, password: &str, db: &str) -> tokio_postgres::Config {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host("localhost")
+            .hostaddr(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .port(self.addr.port())
+            .user(user)
+            .password(password)
+            .dbname(db)
+            .ssl_mode(SslMode::Require)
+            .connect_timeout(Duration::from_secs(20));
+        cfg
+    }
+
+    /// The TLS connector for verify-full against the test CA.
+    pub fn tls(&self) -> MakeRustlsConnect {
+        MakeRustlsConnect::new(self.db.tls_client_config().expect("tls client config"))
+    }
+
+    /// Connects `cfg` with verify-full TLS; the connection task is spawned.
+    pub async fn connect(
+        &self,
+        cfg: &tokio_postgres::Config,
+    ) -> Result<Client, tokio_postgres::Error> {
+        let (client, conn) = cfg.connect(self.tls()).await?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+
+    /// A tokio-postgres client through the proxy.
+    pub async fn proxy_client(
+        &self,
+        user: &str,
+        password: &str,
+        db: &str,
+    ) -> Result<Client, tokio_postgres::Error> {
+        self.connect(&self.proxy_pg_config(user, password, db))
+            .await
+    }
+
+    /// The application role through the proxy; panics with the server log on failure.
+    pub async fn app(&self) -> Client {
+        match self
+            .proxy_client(APP_USER, APP_PASSWORD, APP_DATABASE)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "proxy login as app failed: {}\n{}",
+                describe(&e),
+                self.db.log_tail()
+            ),
+        }
+    }
+
+    /// A tokio-postgres client straight to PostgreSQL.
+    pub async fn direct_client(
+        &self,
+        user: &str,
+        password: &str,
+        db: &str,
+    ) -> Result<Client, tokio_postgres::Error> {
+        let cfg = self.db.pg_config(user, password, db);
+        let mut cfg = cfg;
+        cfg.ssl_mode(SslMode::Require);
+        self.connect(&cfg).await
+    }
+
+    /// The application role straight to PostgreSQL.
+    pub async fn direct_app(&self) -> Client {
+        self.direct_client(APP_USER, APP_PASSWORD, APP_DATABASE)
+            .await
+            .expect("direct login as app")
+    }
+
+    /// A proxied client whose notifications (LISTEN/NOTIFY) arrive on the returned channel.
+    pub async fn proxy_client_with_notifications(
+        &self,
+    ) -> (Client, mpsc::UnboundedReceiver<Notification>) {
+        let cfg = self.proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
+        let (client, mut conn) = cfg.connect(self.tls()).await.expect("proxy login");
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(Ok(msg)) = futures_util::StreamExt::next(&mut messages).await {
+                if let AsyncMessage::Notification(n) = msg {
+                    let _ = tx.send(n);
+                }
+            }
+        });
+        (client, rx)
+    }
+
+    /// A libpq conninfo for the proxy: verify-full against the test CA.
+    pub fn proxy_conninfo(&self, user: &str, password: &str, db: &str) -> String {
+        format!(
+            "host=localhost hostaddr=127.0.0.1 port={} user={user} password={password} dbname={db} \
+             sslmode=verify-full sslrootcert={}",
+            self.addr.port(),
+            self.db.ca_cert_path().display()
+        )
+    }
+
+    /// Runs `psql` with `conninfo` and `-c sql` (no psqlrc, unaligned, tuples only, stop on
+    /// error). Returns (exit code, stdout, stderr).
+    pub async fn psql(&self, conninfo: &str, sql: &str) -> (i32, String, String) {
+        self.psql_args(conninfo, &["-c", sql]).await
+    }
+
+    /// Runs `psql` with `conninfo` and extra arguments.
+    pub async fn psql_args(&self, conninfo: &str, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = tokio::process::Command::new(self.db.bin("psql"));
+        cmd.arg(conninfo)
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"])
+            .args(args)
+            .env("PGCONNECT_TIMEOUT", "20")
+            .env_remove("PGPASSWORD")
+            .env_remove("PGSSLMODE")
+            .env_remove("PGOPTIONS")
+            .current_dir(self.db.dir())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(HANG, cmd.output())
+            .await
+            .expect("psql hung")
+            .expect("run psql");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// "message (SQLSTATE)" for a database error, else the error's text.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => format!("{e} / {e:?}"),
+    }
+}
+
+/// The SQLSTATE of a database error, or `None` for a non-database error.
+pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
+    e.as_db_error().map(|d| d.code().code().to_string())
+}
+
+/// Runs `f` with a time limit (so a hang fails the test instead of stalling the suite).
+pub async fn within<T>(limit: Duration, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(limit, f).await.expect("timed out")
+}
+
+/// The error of a connection attempt that must fail.
+pub fn must_fail<T>(res: Result<T, tokio_postgres::Error>) -> tokio_postgres::Error {
+    match res {
+        Ok(_) => panic!("the connection succeeded but must have been refused"),
+        Err(e) => e,
+    }
+}

@@ -93,6 +93,15 @@ fn login_context(
     })
 }
 
+/// Waits for every session to end, up to `limit`; true if they all did.
+async fn drain(sessions: &mut JoinSet<()>, limit: Duration) -> bool {
+    tokio::time::timeout(limit, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await
+    .is_ok()
+}
+
 /// Serves until `shutdown` resolves, then stops accepting and lets sessions finish for up to
 /// `listen.shutdown_timeout_secs`, then closes them. Tests call this in-process on a port-0
 /// listener.
@@ -146,18 +155,17 @@ pub async fn run(
         sessions = sessions.len(),
         "shutting down: no longer accepting"
     );
-    let _ = stop_tx.send(true);
     let grace = Duration::from_secs(config.listen.shutdown_timeout_secs);
-    let drained = tokio::time::timeout(grace, async {
-        while sessions.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    if !drain(&mut sessions, grace).await {
         warn!(
             sessions = sessions.len(),
             "shutdown timeout: closing remaining sessions"
         );
-        sessions.shutdown().await;
+        // Sessions tell their clients (FATAL 57P01) and close; stragglers are aborted.
+        let _ = stop_tx.send(true);
+        if !drain(&mut sessions, Duration::from_secs(2)).await {
+            sessions.shutdown().await;
+        }
     }
     info!("pgcloak stopped");
     Ok(())

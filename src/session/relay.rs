@@ -31,10 +31,6 @@ struct Outbox {
 }
 
 impl Outbox {
-    fn idle(&self) -> bool {
-        self.buf.is_empty() && !self.unflushed
-    }
-
     /// Writes everything, then flushes. Pending leaves the state consistent.
     fn poll_drain<W: AsyncWrite + Unpin>(
         &mut self,
@@ -76,8 +72,6 @@ fn poll_fill<R: AsyncRead + Unpin>(
 enum Event {
     Client(usize),
     Upstream(usize),
-    /// Shutdown was requested and the session just became idle with everything written.
-    Idle,
 }
 
 /// How a relay ended without error.
@@ -100,7 +94,6 @@ pub struct Relay<C, U> {
     handlers: Handlers,
     scratch: Box<[u8]>,
     upstream_first: bool,
-    draining: bool,
 }
 
 impl<C, U> Relay<C, U>
@@ -126,7 +119,6 @@ where
             handlers: Handlers::default(),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             upstream_first: false,
-            draining: false,
         }
     }
 
@@ -158,9 +150,6 @@ where
         }
         if let Poll::Ready(Err(e)) = self.to_client.poll_drain(&mut self.client, cx) {
             return Poll::Ready(Err(e));
-        }
-        if self.draining && self.handlers.is_idle() && self.to_client.idle() {
-            return Poll::Ready(Ok(Event::Idle));
         }
         Poll::Pending
     }
@@ -197,17 +186,18 @@ where
         Ok(())
     }
 
-    /// Relays until either side ends, an error, or shutdown at an idle point.
+    /// Relays until either side ends, an error, or `shutdown` turns true (the shutdown
+    /// timeout has passed): then the client gets FATAL 57P01 and the upstream a Terminate.
     pub async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<End, SessionError> {
-        self.draining = *shutdown.borrow();
         if !self.upstream_in.is_empty() {
             self.on_upstream_data()?;
         }
         if !self.client_in.is_empty() && self.on_client_data()? == Flow::Terminate {
             return Ok(End::ClientTerminated);
         }
+        let mut stopping = *shutdown.borrow();
         loop {
-            if self.draining && self.handlers.is_idle() && self.to_client.idle() {
+            if stopping {
                 let msg = PgError::fatal(
                     ADMIN_SHUTDOWN,
                     "terminating connection because pgcloak is shutting down",
@@ -220,8 +210,9 @@ where
             }
             let event = tokio::select! {
                 ev = poll_fn(|cx| self.poll_io(cx)) => ev?,
-                changed = shutdown.changed(), if !self.draining => {
-                    self.draining = changed.is_err() || *shutdown.borrow();
+                changed = shutdown.changed() => {
+                    // A dropped sender means the proxy is gone: stop too.
+                    stopping = changed.is_err() || *shutdown.borrow();
                     continue;
                 }
             };
@@ -234,7 +225,6 @@ where
                     }
                 }
                 Event::Upstream(_) => self.on_upstream_data()?,
-                Event::Idle => {}
             }
         }
     }

@@ -64,6 +64,11 @@ pub enum RunError {
     Auth(#[from] auth::AuthError),
     #[error("auth.users_file is required when auth.mode = \"userlist\"")]
     NoUsersFile,
+    #[error("cannot listen for metrics on {address}: {source}")]
+    Metrics {
+        address: String,
+        source: std::io::Error,
+    },
 }
 
 fn login_context(
@@ -93,6 +98,15 @@ fn login_context(
     })
 }
 
+/// Aborts a background task when dropped (so `run` leaves nothing behind).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Waits for every session to end, up to `limit`; true if they all did.
 async fn drain(sessions: &mut JoinSet<()>, limit: Duration) -> bool {
     tokio::time::timeout(limit, async {
@@ -119,6 +133,23 @@ pub async fn run(
             warn!(error = %e, "control login failed; will retry when a client connects");
         }
     }
+    let metrics = Arc::new(net::metrics::Metrics::default());
+    let _metrics_task = match &config.metrics {
+        Some(m) => {
+            let l = TcpListener::bind(&m.address)
+                .await
+                .map_err(|source| RunError::Metrics {
+                    address: m.address.clone(),
+                    source,
+                })?;
+            info!(address = %m.address, "metrics at /metrics");
+            Some(AbortOnDrop(tokio::spawn(net::metrics::serve(
+                l,
+                Arc::clone(&metrics),
+            ))))
+        }
+        None => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(session::Shared {
         acceptor: tokio_rustls::TlsAcceptor::from(server_tls.config),
@@ -126,6 +157,7 @@ pub async fn run(
         cancels: Arc::default(),
         login,
         shutdown: stop_rx,
+        metrics,
     });
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "pgcloak listening");

@@ -94,6 +94,8 @@ pub struct Relay<C, U> {
     handlers: Handlers,
     scratch: Box<[u8]>,
     upstream_first: bool,
+    /// Bytes read from the client and from upstream (for metrics).
+    pub bytes_in: (u64, u64),
 }
 
 impl<C, U> Relay<C, U>
@@ -119,6 +121,7 @@ where
             handlers: Handlers::default(),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             upstream_first: false,
+            bytes_in: (0, 0),
         }
     }
 
@@ -219,12 +222,16 @@ where
             match event {
                 Event::Client(0) => return Ok(End::ClientClosed),
                 Event::Upstream(0) => return Ok(End::UpstreamClosed),
-                Event::Client(_) => {
+                Event::Client(n) => {
+                    self.bytes_in.0 += n as u64;
                     if self.on_client_data()? == Flow::Terminate {
                         return Ok(End::ClientTerminated);
                     }
                 }
-                Event::Upstream(_) => self.on_upstream_data()?,
+                Event::Upstream(n) => {
+                    self.bytes_in.1 += n as u64;
+                    self.on_upstream_data()?;
+                }
             }
         }
     }

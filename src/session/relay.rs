@@ -199,6 +199,9 @@ where
             return Ok(End::ClientTerminated);
         }
         let mut stopping = *shutdown.borrow();
+        // Created once: registering with the shared watch channel takes its lock, which must
+        // not happen per message.
+        let mut stop_signal = std::pin::pin!(shutdown.changed());
         loop {
             if stopping {
                 let msg = PgError::fatal(
@@ -212,10 +215,11 @@ where
                 return Ok(End::Shutdown);
             }
             let event = tokio::select! {
+                biased;
                 ev = poll_fn(|cx| self.poll_io(cx)) => ev?,
-                changed = shutdown.changed() => {
-                    // A dropped sender means the proxy is gone: stop too.
-                    stopping = changed.is_err() || *shutdown.borrow();
+                // The only change is to "stop"; a dropped sender means the proxy is gone.
+                _ = &mut stop_signal => {
+                    stopping = true;
                     continue;
                 }
             };

@@ -70,11 +70,14 @@ impl<'a> Parse<'a> {
         for _ in 0..n {
             param_types.push(c.i32()? as u32);
         }
-        done(&c, Parse {
-            name,
-            query,
-            param_types,
-        })
+        done(
+            &c,
+            Parse {
+                name,
+                query,
+                param_types,
+            },
+        )
     }
 
     pub fn encode(&self) -> Bytes {
@@ -141,13 +144,16 @@ impl<'a> Bind<'a> {
         for _ in 0..nr {
             result_formats.push(c.i16()?);
         }
-        done(&c, Bind {
-            portal,
-            statement,
-            param_formats,
-            params,
-            result_formats,
-        })
+        done(
+            &c,
+            Bind {
+                portal,
+                statement,
+                param_formats,
+                params,
+                result_formats,
+            },
+        )
     }
 
     /// Encodes with owned parameter values (`formats` one per parameter or the short forms).

@@ -79,7 +79,9 @@ pub fn config_toml(db: &DevDb, listen: SocketAddr, opts: &ProxyOptions) -> Strin
     let mut head = String::new();
     if let Some(rules) = &opts.rules {
         std::fs::write(dir.join("rules.toml"), rules).expect("write rules.toml");
-        head.push_str("rules = [\"rules.toml\"]\n\n");
+        head.push_str(
+            "rules = [\"rules.toml\"]\n\n[keys]\nmaster_key_env = \"PGCLOAK_MASTER_KEY\"\n\n",
+        );
     }
     let control_extra = opts
         .control_database

@@ -15,6 +15,9 @@ mod refuse;
 mod state;
 mod values;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -178,6 +181,28 @@ impl Encryption {
         if let Err(e) = result {
             warn!(error = %e, "encryption refresh failed");
         }
+    }
+
+    /// An instance over given parts (unit tests: no database).
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        rules: Rules,
+        ring: crate::crypto::KeyRing,
+        catalog: Catalog,
+    ) -> Arc<Self> {
+        let text = include_str!("../../../pgcloak.example.toml");
+        let config = Config::from_str_at(text, std::path::Path::new("/x/pgcloak.toml"))
+            .expect("example config");
+        Arc::new(Encryption {
+            rules: Arc::new(rules),
+            keys: Arc::new(SharedKeyRing::new(ring)),
+            catalog: Arc::new(SharedCatalog::new(catalog)),
+            plans: PlanCache::new(64),
+            database: "app".into(),
+            control: ControlLink::new(Arc::new(config), Zeroizing::new(String::new())),
+            master: MasterKey::generate(),
+            fingerprint: tokio::sync::Mutex::new(String::new()),
+        })
     }
 
     /// The per-session state for a session to `database`, or `None` when that database is

@@ -31,6 +31,10 @@ struct Outbox {
 }
 
 impl Outbox {
+    fn idle(&self) -> bool {
+        self.buf.is_empty() && !self.unflushed
+    }
+
     /// Writes everything, then flushes. Pending leaves the state consistent.
     fn poll_drain<W: AsyncWrite + Unpin>(
         &mut self,
@@ -72,6 +76,8 @@ fn poll_fill<R: AsyncRead + Unpin>(
 enum Event {
     Client(usize),
     Upstream(usize),
+    /// Shutdown was requested and the session just became idle with everything written.
+    Idle,
 }
 
 /// How a relay ended without error.
@@ -94,6 +100,7 @@ pub struct Relay<C, U> {
     handlers: Handlers,
     scratch: Box<[u8]>,
     upstream_first: bool,
+    draining: bool,
     /// Bytes read from the client and from upstream (for metrics).
     pub bytes_in: (u64, u64),
 }
@@ -121,6 +128,7 @@ where
             handlers: Handlers::default(),
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             upstream_first: false,
+            draining: false,
             bytes_in: (0, 0),
         }
     }
@@ -154,6 +162,9 @@ where
         if let Poll::Ready(Err(e)) = self.to_client.poll_drain(&mut self.client, cx) {
             return Poll::Ready(Err(e));
         }
+        if self.draining && self.handlers.is_idle() && self.to_client.idle() {
+            return Poll::Ready(Ok(Event::Idle));
+        }
         Poll::Pending
     }
 
@@ -180,30 +191,56 @@ where
     }
 
     fn on_upstream_data(&mut self) -> Result<(), SessionError> {
+        if self.handlers.stalled() {
+            return Ok(());
+        }
         while let Some(frame) = split_frame(&mut self.upstream_in, MAX_FRAME_LEN)
             .map_err(|e| SessionError::UpstreamProtocol(e.to_string()))?
         {
             let (mut out, h) = self.outputs();
             h.backend(frame, &mut out)?;
+            if h.stalled() {
+                break;
+            }
         }
         Ok(())
     }
 
-    /// Relays until either side ends, an error, or `shutdown` turns true (the shutdown
-    /// timeout has passed): then the client gets FATAL 57P01 and the upstream a Terminate.
+    /// Awaits what the encryption layer asked for (catalog refresh after DDL, key reload and
+    /// retry of the held frame), then handles the rest of the upstream input.
+    async fn do_work(&mut self) -> Result<(), SessionError> {
+        while let Some((work, enc)) = self.handlers.take_work() {
+            enc.run(&work).await;
+            if let super::crypto::AsyncWork::ReloadKeys(frame) = work {
+                let (mut out, h) = self.outputs();
+                h.backend(frame, &mut out)?;
+                if !h.stalled() {
+                    self.on_upstream_data()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns on field encryption for this session.
+    pub fn set_crypto(&mut self, crypto: super::crypto::SessionCrypto) {
+        self.handlers.set_crypto(crypto);
+    }
+
+    /// Relays until either side ends, an error, or shutdown at an idle point.
     pub async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<End, SessionError> {
+        self.draining = *shutdown.borrow();
         if !self.upstream_in.is_empty() {
             self.on_upstream_data()?;
         }
         if !self.client_in.is_empty() && self.on_client_data()? == Flow::Terminate {
             return Ok(End::ClientTerminated);
         }
-        let mut stopping = *shutdown.borrow();
         // Created once: registering with the shared watch channel takes its lock, which must
-        // not happen per message.
+        // not happen per message. After it fires the branch is disabled for good.
         let mut stop_signal = std::pin::pin!(shutdown.changed());
         loop {
-            if stopping {
+            if self.draining && self.handlers.is_idle() && self.to_client.idle() {
                 let msg = PgError::fatal(
                     ADMIN_SHUTDOWN,
                     "terminating connection because pgcloak is shutting down",
@@ -217,9 +254,9 @@ where
             let event = tokio::select! {
                 biased;
                 ev = poll_fn(|cx| self.poll_io(cx)) => ev?,
-                // The only change is to "stop"; a dropped sender means the proxy is gone.
-                _ = &mut stop_signal => {
-                    stopping = true;
+                // The only change is to "drain"; a dropped sender means the proxy is gone.
+                _ = &mut stop_signal, if !self.draining => {
+                    self.draining = true;
                     continue;
                 }
             };
@@ -228,6 +265,7 @@ where
                 Event::Upstream(0) => return Ok(End::UpstreamClosed),
                 Event::Client(n) => {
                     self.bytes_in.0 += n as u64;
+                    self.do_work().await?;
                     if self.on_client_data()? == Flow::Terminate {
                         return Ok(End::ClientTerminated);
                     }
@@ -235,7 +273,9 @@ where
                 Event::Upstream(n) => {
                     self.bytes_in.1 += n as u64;
                     self.on_upstream_data()?;
+                    self.do_work().await?;
                 }
+                Event::Idle => {}
             }
         }
     }

@@ -3,6 +3,7 @@
 //! ([`harness::TestEnv`]); `serve` tests run the real binary as a child process.
 
 mod cli;
+mod encryption;
 mod harness;
 mod psql;
 mod queries;

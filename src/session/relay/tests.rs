@@ -129,18 +129,23 @@ async fn backend_key_data_after_login_is_not_relayed() {
 }
 
 #[tokio::test]
-async fn shutdown_signal_closes_with_57p01_even_mid_transaction() {
+async fn shutdown_waits_for_the_transaction_then_says_why() {
     let mut h = start(b"");
     h.app.write_all(&msg(b'Q', b"begin\0")).await.unwrap();
     read_n(&mut h.server, 11).await;
     h.server.write_all(&msg(b'Z', b"T")).await.unwrap();
     read_n(&mut h.app, 6).await;
     h.stop.send(true).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!h.task.is_finished(), "must not close inside a transaction");
+    h.app.write_all(&msg(b'Q', b"commit\0")).await.unwrap();
+    read_n(&mut h.server, 12).await;
+    h.server.write_all(&msg(b'Z', b"I")).await.unwrap();
     let (r, _) = h.task.await.unwrap();
     assert_eq!(r.unwrap(), End::Shutdown);
     let mut rest = Vec::new();
     h.app.read_to_end(&mut rest).await.unwrap();
-    assert_eq!(rest[0], b'E');
+    assert_eq!(&rest[..6], &msg(b'Z', b"I")[..]);
     assert!(rest.windows(5).any(|w| w == b"57P01"));
     let mut up = Vec::new();
     h.server.read_to_end(&mut up).await.unwrap();

@@ -133,8 +133,40 @@ where
         }
     }
 
-    /// Writes what is pending, else reads whichever side is ready (alternating priority).
+    /// Reads whichever side is ready, else writes what is pending; returns what woke it.
     fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Event>> {
+        loop {
+            let blocked_before = self.backed_up();
+            if let Poll::Ready(ev) = self.poll_reads(cx) {
+                return Poll::Ready(ev);
+            }
+            // Neither side has more to give right now (or its peer is backed up): write.
+            if let Poll::Ready(Err(e)) = self.to_upstream.poll_drain(&mut self.upstream, cx) {
+                return Poll::Ready(Err(e));
+            }
+            if let Poll::Ready(Err(e)) = self.to_client.poll_drain(&mut self.client, cx) {
+                return Poll::Ready(Err(e));
+            }
+            // A read skipped because its peer was backed up registered no waker: now that the
+            // writes made room, poll it again rather than sleeping forever.
+            if blocked_before && !self.backed_up() {
+                continue;
+            }
+            if self.draining && self.handlers.is_idle() && self.to_client.idle() {
+                return Poll::Ready(Ok(Event::Idle));
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// True when a side is not read because the output towards its peer is full.
+    fn backed_up(&self) -> bool {
+        self.to_client.buf.len() >= HIGH_WATER || self.to_upstream.buf.len() >= HIGH_WATER
+    }
+
+    /// Reads whichever side is ready (alternating priority), skipping a side whose peer's
+    /// output buffer is full.
+    fn poll_reads(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Event>> {
         self.upstream_first = !self.upstream_first;
         for upstream in [self.upstream_first, !self.upstream_first] {
             if upstream && self.to_client.buf.len() < HIGH_WATER {
@@ -154,16 +186,6 @@ where
                     return Poll::Ready(r.map(Event::Client));
                 }
             }
-        }
-        // Neither side has more to give right now (or its peer is backed up): write.
-        if let Poll::Ready(Err(e)) = self.to_upstream.poll_drain(&mut self.upstream, cx) {
-            return Poll::Ready(Err(e));
-        }
-        if let Poll::Ready(Err(e)) = self.to_client.poll_drain(&mut self.client, cx) {
-            return Poll::Ready(Err(e));
-        }
-        if self.draining && self.handlers.is_idle() && self.to_client.idle() {
-            return Poll::Ready(Ok(Event::Idle));
         }
         Poll::Pending
     }

@@ -2,6 +2,8 @@
 //! throwaway PostgreSQL ([`pgcloak::devdb::DevDb`]) and runs pgcloak in front of it
 //! ([`harness::TestEnv`]); `serve` tests run the real binary as a child process.
 
+mod enc_env;
+mod enc_forms;
 mod harness;
 mod psql;
 mod queries;

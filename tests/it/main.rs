@@ -4,6 +4,9 @@
 
 mod enc_env;
 mod enc_forms;
+mod enc_ops;
+mod enc_refuse;
+mod enc_types;
 mod harness;
 mod psql;
 mod queries;

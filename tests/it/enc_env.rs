@@ -124,16 +124,17 @@ impl EncEnv {
         )
     }
 
-    /// The stored bytes of `table.column` in row `id`, read around the proxy.
+    /// The stored bytes of `table.column` in row `id`, read around the proxy (`None` for NULL
+    /// or no such row).
     pub async fn stored(&self, table: &str, column: &str, id: i32) -> Option<Vec<u8>> {
         let sql = format!("SELECT {column} FROM {table} WHERE id = $1");
         let row = self
             .direct()
             .await
-            .query_one(sql.as_str(), &[&id])
+            .query_opt(sql.as_str(), &[&id])
             .await
             .unwrap_or_else(|e| panic!("{sql} ({id}): {}", describe(&e)));
-        row.get(0)
+        row.and_then(|r| r.get(0))
     }
 
     /// Asserts that row `id` stores, for `table.column`, NULL when `want` is `None`, else an

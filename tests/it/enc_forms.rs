@@ -489,3 +489,23 @@ async fn multi_statement_and_prepared_reuse() {
         "RowDescription shows the logical type"
     );
 }
+
+/// `-5::int4` parses as `-(5::int4)`: a sign on a cast value still belongs to the value
+/// (issue 4 item 1: drivers write literals that way) and must be encrypted, not refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_before_a_cast() {
+    let env = EncEnv::start().await;
+    let c = env.app().await;
+    let sql = "INSERT INTO people (id, ssn, age) VALUES (1, 'neg', -5::int4), (2, 'neg2', -6)";
+    ok(&c, Proto::Simple, sql, &[]).await;
+    env.assert_at_rest("people", "age", 1, Some("-5")).await;
+    env.assert_at_rest("people", "age", 2, Some("-6")).await;
+    let got = ok(
+        &c,
+        Proto::Simple,
+        "SELECT id FROM people WHERE age = -5::int4",
+        &[],
+    )
+    .await;
+    assert_eq!(got, ids(&[1]));
+}

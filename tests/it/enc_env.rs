@@ -70,8 +70,6 @@ impl EncEnv {
         let path = rules_path(rules_file);
         let rules = load_rules(std::slice::from_ref(&path)).expect("rules load");
         let key_text = keys::gen_master_key();
-        let key_file = db.dir().join("master.key");
-        std::fs::write(&key_file, &key_text).expect("write master key");
         let master = MasterKey::from_base64(&key_text, "test").expect("master key");
         let mut control = db
             .client(CONTROL_USER, CONTROL_PASSWORD, APP_DATABASE)
@@ -81,8 +79,9 @@ impl EncEnv {
             .await
             .expect("keys init");
         let opts = ProxyOptions {
-            rules: vec![path],
-            master_key_file: Some(key_file),
+            rules: Some(std::fs::read_to_string(&path).expect("read rules")),
+            master_key_b64: Some(key_text),
+            control_database: Some(APP_DATABASE.to_owned()),
             ..ProxyOptions::default()
         };
         let env = TestEnv::start_on(db, opts).await;

@@ -8,6 +8,7 @@ mod enc_forms;
 mod enc_ops;
 mod enc_refuse;
 mod enc_types;
+mod encryption;
 mod harness;
 mod psql;
 mod queries;

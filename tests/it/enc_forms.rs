@@ -509,3 +509,41 @@ async fn sign_before_a_cast() {
     .await;
     assert_eq!(got, ids(&[1]));
 }
+
+/// A portal read in slices (Execute with a row limit → PortalSuspended) decrypts every slice.
+#[tokio::test(flavor = "multi_thread")]
+async fn portal_with_row_limit_decrypts_every_slice() {
+    let env = EncEnv::start().await;
+    let mut c = env.app().await;
+    let ins = c
+        .prepare("INSERT INTO people (id, ssn, note) VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    for i in 1..=7 {
+        c.execute(&ins, &[&i, &format!("s-{i}"), &format!("n-{i}")])
+            .await
+            .unwrap();
+    }
+    env.assert_at_rest("people", "note", 7, Some("n-7")).await;
+    let tx = c.transaction().await.unwrap();
+    let stmt = tx
+        .prepare("SELECT id, ssn, note FROM people WHERE note IS NOT NULL ORDER BY id")
+        .await
+        .unwrap();
+    let portal = tx.bind(&stmt, &[]).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let rows = tx.query_portal(&portal, 3).await.unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        for r in &rows {
+            let id: i32 = r.get(0);
+            assert_eq!(r.get::<_, String>(1), format!("s-{id}"));
+            assert_eq!(r.get::<_, String>(2), format!("n-{id}"));
+            seen.push(id);
+        }
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(seen, (1..=7).collect::<Vec<_>>());
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use pgcloak::control::keys;
 
-use crate::enc_env::{EncEnv, Proto, V, assert_error, assert_usable, key_version, ok, run};
+use crate::enc_env::{EncEnv, Proto, V, assert_error, assert_usable, ids, key_version, ok, run};
 use crate::harness::{HANG, describe, within};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -81,16 +81,15 @@ async fn pipelined_inserts_and_selects() {
     }
 }
 
-/// Rotates every key while a session is open: new writes get version 2 (read from the
-/// envelope), version-1 rows still decrypt and are still found by equality.
-#[tokio::test(flavor = "multi_thread")]
-async fn keys_rotate_while_sessions_are_open() {
-    let env = EncEnv::start().await;
-    let c = env.app().await;
+/// Writes a version-1 row (id 1), rotates every key while `c` stays open, and writes rows
+/// until one carries version 2 (the proxy notices within its polling interval, no restart).
+/// Returns the id of that row.
+async fn rotate_in_open_session(env: &EncEnv, c: &tokio_postgres::Client) -> i32 {
+    let sql = "INSERT INTO people (id, ssn, note) VALUES ($1, $2, $3)";
     ok(
-        &c,
+        c,
         Proto::Extended,
-        "INSERT INTO people (id, ssn, note) VALUES ($1, $2, $3)",
+        sql,
         &[V::I(1), V::T("old-ssn"), V::T("old note")],
     )
     .await;
@@ -108,90 +107,98 @@ async fn keys_rotate_while_sessions_are_open() {
             .any(|(k, v)| k == "public.people.ssn" && *v == 2),
         "{rotated:?}"
     );
-    // The proxy picks the new version up without a restart (allow it a polling interval).
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut id = 100;
-    let version = loop {
+    loop {
         id += 1;
+        let ssn = format!("new-{id}");
         ok(
-            &c,
+            c,
             Proto::Simple,
-            "INSERT INTO people (id, ssn, note) VALUES ($1, $2, $3)",
-            &[V::I(id), V::T(&format!("new-{id}")), V::T("new note")],
+            sql,
+            &[V::I(id), V::T(&ssn), V::T("new note")],
         )
         .await;
         let stored = env
-            .assert_at_rest("people", "ssn", id, Some(&format!("new-{id}")))
+            .assert_at_rest("people", "ssn", id, Some(&ssn))
             .await
             .unwrap();
         let v = key_version(&stored);
-        if v == 2 || Instant::now() > deadline {
-            break v;
+        if v == 2 {
+            return id;
         }
+        assert!(
+            Instant::now() < deadline,
+            "new writes still use key version {v} 30 s after rotation"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    assert_eq!(
-        version, 2,
-        "new writes in an open session use the rotated key version"
-    );
+    }
+}
+
+/// `keys rotate` while a session is open: new writes get version 2 (read from the envelope),
+/// in both columns; version-1 and version-2 rows decrypt, in this and a new session.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_rotate_while_sessions_are_open() {
+    let env = EncEnv::start().await;
+    let c = env.app().await;
+    let id = rotate_in_open_session(&env, &c).await;
     let note = env.stored("people", "note", id).await.unwrap();
     assert_eq!(key_version(&note), 2, "randomized column rotated too");
-    for p in [Proto::Simple, Proto::Extended] {
-        let got = ok(
-            &c,
-            p,
-            "SELECT id, note FROM people WHERE ssn = $1",
-            &[V::T("old-ssn")],
-        )
-        .await;
-        assert_eq!(
-            got,
-            vec![vec![Some("1".into()), Some("old note".into())]],
-            "{p:?}: v1 row found by equality"
-        );
-        let got = ok(&c, p, "SELECT ssn FROM people WHERE id = $1", &[V::I(id)]).await;
-        assert_eq!(
-            got,
-            vec![vec![Some(format!("new-{id}"))]],
-            "{p:?}: v2 row decrypts"
-        );
-        let got = ok(
-            &c,
-            p,
-            "SELECT id FROM people WHERE ssn IN ($1, $2) ORDER BY id",
-            &[V::T("old-ssn"), V::T(&format!("new-{id}"))],
-        )
-        .await;
-        assert_eq!(
-            got,
-            vec![vec![Some("1".into())], vec![Some(id.to_string())]],
-            "{p:?}: IN across versions"
-        );
+    let c2 = env.app().await;
+    for (c, p) in [
+        (&c, Proto::Simple),
+        (&c, Proto::Extended),
+        (&c2, Proto::Extended),
+    ] {
+        let sql = "SELECT id, ssn, note FROM people WHERE id IN ($1, $2) ORDER BY id";
+        let got = ok(c, p, sql, &[V::I(1), V::I(id)]).await;
+        let want = vec![
+            vec![
+                Some("1".into()),
+                Some("old-ssn".into()),
+                Some("old note".into()),
+            ],
+            vec![
+                Some(id.to_string()),
+                Some(format!("new-{id}")),
+                Some("new note".into()),
+            ],
+        ];
+        assert_eq!(got, want, "{p:?}: v1 and v2 rows decrypt");
     }
-    // UNIQUE across versions: re-inserting the v1 value must not slip past the constraint
-    // as a different (v2) ciphertext.
-    let res = run(
-        &c,
-        Proto::Extended,
-        "INSERT INTO people (id, ssn) VALUES ($1, $2)",
-        &[V::I(999), V::T("old-ssn")],
-    )
-    .await;
+}
+
+/// After `keys rotate`, deterministic equality still finds rows written under the old
+/// version, and UNIQUE still holds across versions.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_rotate_keeps_deterministic_equality() {
+    let env = EncEnv::start().await;
+    let c = env.app().await;
+    let id = rotate_in_open_session(&env, &c).await;
+    for p in [Proto::Simple, Proto::Extended] {
+        let sql = "SELECT id FROM people WHERE ssn = $1";
+        assert_eq!(
+            ok(&c, p, sql, &[V::T(&format!("new-{id}"))]).await,
+            ids(&[id]),
+            "{p:?}: v2 row by equality"
+        );
+        assert_eq!(
+            ok(&c, p, sql, &[V::T("old-ssn")]).await,
+            ids(&[1]),
+            "{p:?}: v1 row by equality"
+        );
+        let sql = "SELECT id FROM people WHERE ssn IN ($1, $2) ORDER BY id";
+        let got = ok(&c, p, sql, &[V::T("old-ssn"), V::T(&format!("new-{id}"))]).await;
+        assert_eq!(got, ids(&[1, id]), "{p:?}: IN across versions");
+    }
+    // Re-inserting the v1 value must not slip past UNIQUE as a different (v2) ciphertext.
+    let sql = "INSERT INTO people (id, ssn) VALUES ($1, $2)";
+    let res = run(&c, Proto::Extended, sql, &[V::I(999), V::T("old-ssn")]).await;
     let stored = env.stored("people", "ssn", 999).await;
     assert!(
         res.is_err() || stored.is_none(),
         "the same ssn is now stored twice under two key versions"
     );
-    // A new session sees the same.
-    let c2 = env.app().await;
-    let got = ok(
-        &c2,
-        Proto::Extended,
-        "SELECT note FROM people WHERE ssn = $1",
-        &[V::T("old-ssn")],
-    )
-    .await;
-    assert_eq!(got, vec![vec![Some("old note".into())]]);
 }
 
 /// PostgreSQL restarts under an open session: that session gets an error (not a hang, not

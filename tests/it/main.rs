@@ -3,6 +3,11 @@
 //! ([`harness::TestEnv`]); `serve` tests run the real binary as a child process.
 
 mod cli;
+mod enc_env;
+mod enc_forms;
+mod enc_ops;
+mod enc_refuse;
+mod enc_types;
 mod encryption;
 mod harness;
 mod psql;

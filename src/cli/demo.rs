@@ -16,16 +16,7 @@ use zeroize::Zeroizing;
 
 const DEMO_RULES: &str = include_str!("../../schema-rules/demo.toml");
 
-const DEMO_TABLE: &str = "CREATE TABLE public.customers (
-    id           bigserial PRIMARY KEY,
-    name         bytea,
-    email        bytea UNIQUE,
-    ssn          bytea,
-    birth_date   bytea,
-    credit_limit bytea,
-    created_at   timestamptz NOT NULL DEFAULT now()
-);
-ALTER TABLE public.customers OWNER TO app;";
+const DEMO_TABLE: &str = include_str!("../../docker/demo.sql");
 
 const DEMO_ROWS: [(&str, &str, &str, &str, &str); 3] = [
     (
@@ -103,6 +94,8 @@ master_key_file = "master.key"
 async fn prepare_database(db: &DevDb, cfg: &Config, master: &MasterKey) -> anyhow::Result<()> {
     let su = db.superuser_client(devdb::APP_DATABASE).await?;
     su.batch_execute(DEMO_TABLE).await?;
+    su.batch_execute("ALTER TABLE public.customers OWNER TO app")
+        .await?;
     let rules = load_rules(&cfg.rules)?;
     let mut control = control::connect(cfg, devdb::CONTROL_PASSWORD).await?;
     keys::init(&mut control, &rules, master).await?;

@@ -104,8 +104,14 @@ async fn prepare_database(db: &DevDb, cfg: &Config, master: &MasterKey) -> anyho
 
 /// Inserts the demo rows through the proxy, so they are stored encrypted.
 async fn insert_rows(db: &DevDb, port: u16) -> anyhow::Result<()> {
-    let mut pg = db.pg_config(devdb::APP_USER, devdb::APP_PASSWORD, devdb::APP_DATABASE);
-    pg.port(port);
+    let mut pg = tokio_postgres::Config::new();
+    pg.host("localhost")
+        .hostaddr(std::net::Ipv4Addr::LOCALHOST.into())
+        .port(port)
+        .user(devdb::APP_USER)
+        .password(devdb::APP_PASSWORD)
+        .dbname(devdb::APP_DATABASE)
+        .ssl_mode(tokio_postgres::config::SslMode::Require);
     let tls = MakeRustlsConnect::new(db.tls_client_config()?);
     let (client, conn) = pg
         .connect(tls)

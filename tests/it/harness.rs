@@ -43,6 +43,12 @@ pub struct ProxyOptions {
     pub shutdown_timeout_secs: Option<u64>,
     /// `auth.mode = "userlist"` with this users file.
     pub users_file: Option<PathBuf>,
+    /// `rules`: rules files (absolute paths).
+    pub rules: Vec<PathBuf>,
+    /// `keys.master_key_file` (needed when `rules` is not empty).
+    pub master_key_file: Option<PathBuf>,
+    /// `control.database` (default unset = `postgres`); rules apply to sessions on it.
+    pub control_database: Option<String>,
 }
 
 /// The text of a `pgcloak.toml` for `db` listening on `listen`: proxy certificate from the
@@ -70,12 +76,26 @@ pub fn config_toml(db: &DevDb, listen: SocketAddr, opts: &ProxyOptions) -> Strin
         Some(f) => format!("mode = \"userlist\"\nusers_file = {}\n", toml_str(f)),
         None => "mode = \"passthrough\"\n".to_string(),
     };
+    let rules = if opts.rules.is_empty() {
+        String::new()
+    } else {
+        let files: Vec<String> = opts.rules.iter().map(|p| toml_str(p)).collect();
+        format!("rules = [{}]\n\n", files.join(", "))
+    };
+    let mut control_extra = String::new();
+    if let Some(d) = &opts.control_database {
+        control_extra.push_str(&format!("database = \"{d}\"\n"));
+    }
+    let keys = match &opts.master_key_file {
+        Some(f) => format!("[keys]\nmaster_key_file = {}\n\n", toml_str(f)),
+        None => String::new(),
+    };
     format!(
-        "[listen]\naddress = \"{listen}\"\ntls_cert = \"proxy.crt\"\ntls_key = \"proxy.key\"\n{listen_extra}\n\
+        "{rules}[listen]\naddress = \"{listen}\"\ntls_cert = \"proxy.crt\"\ntls_key = \"proxy.key\"\n{listen_extra}\n\
          [upstream]\nhost = \"{host}\"\nport = {port}\ntls_ca = {ca}\n{upstream_extra}\n\
          [auth]\n{auth}\n\
-         [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n\n\
-         [log]\nlevel = \"warn\"\n",
+         [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n{control_extra}\n\
+         {keys}[log]\nlevel = \"warn\"\n",
         host = opts.upstream_host.as_deref().unwrap_or("localhost"),
         port = opts.upstream_port.unwrap_or(db.port()),
         ca = toml_str(db.ca_cert_path()),

@@ -16,7 +16,7 @@ fn ring() -> KeyRing {
 fn bench(c: &mut Criterion) {
     let ring = ring();
     for (key, mode) in [("rand", Mode::Randomized), ("det", Mode::Deterministic)] {
-        let mut group = c.benchmark_group(format!("{}", mode.name()));
+        let mut group = c.benchmark_group(mode.name());
         for size in [16usize, 256, 4096] {
             let plaintext = vec![0x5au8; size];
             let stored = ring.encrypt(key, mode, &plaintext).expect("encrypt");
@@ -32,5 +32,20 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The nonce source's share of a randomized encrypt: the OS RNG (a syscall) vs the
+/// thread-local CSPRNG seeded from it.
+fn rng(c: &mut Criterion) {
+    use rand::RngCore;
+    let mut group = c.benchmark_group("nonce");
+    let mut buf = [0u8; 12];
+    group.bench_function("os_rng_12", |b| {
+        b.iter(|| rand::rngs::OsRng.fill_bytes(black_box(&mut buf)))
+    });
+    group.bench_function("thread_rng_12", |b| {
+        b.iter(|| rand::thread_rng().fill_bytes(black_box(&mut buf)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, rng);
 criterion_main!(benches);

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use pgcloak::config::Config;
 use pgcloak::config::file::LogFormat;
+
+mod cli;
 
 #[derive(Parser)]
 #[command(
@@ -21,20 +23,73 @@ struct Cli {
     command: Command,
 }
 
+/// `-c/--config PATH`, shared by every subcommand that needs a config.
+#[derive(Args)]
+struct ConfigArg {
+    /// Config file (default: $PGCLOAK_CONFIG, else ./pgcloak.toml).
+    #[arg(short, long, env = "PGCLOAK_CONFIG", default_value = "pgcloak.toml")]
+    config: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy until SIGINT/SIGTERM (graceful: stop accepting, let sessions finish).
-    Serve {
-        /// Config file (default: $PGCLOAK_CONFIG, else ./pgcloak.toml).
-        #[arg(short, long, env = "PGCLOAK_CONFIG", default_value = "pgcloak.toml")]
-        config: PathBuf,
+    Serve(ConfigArg),
+    /// Validate config and rules offline, then against the live database; print every problem.
+    Check(ConfigArg),
+    /// Manage the data keys stored (wrapped) in `pgcloak.data_keys`.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print a fresh base64 master key (32 random bytes).
+    GenMasterKey,
+    /// Start a throwaway TLS PostgreSQL, demo rules and data, and the proxy; Ctrl-C cleans up.
+    Demo {
+        /// Where the proxy listens.
+        #[arg(long, default_value = "127.0.0.1:6432")]
+        listen: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the `pgcloak` schema and one data key per rules column that has none (idempotent).
+    Init(ConfigArg),
+    /// Add a new data-key version; new writes use it, old versions still decrypt.
+    Rotate {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only the key of this column (`schema.table.column`).
+        #[arg(long)]
+        column: Option<String>,
+    },
+    /// Re-wrap every data key under a new master key (no data is re-encrypted).
+    Rewrap {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Environment variable holding the new master key (base64).
+        #[arg(long)]
+        new_master_key_env: String,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config } => serve(config),
+        Command::Serve(c) => serve(c.config),
+        Command::Check(c) => cli::check(&c.config),
+        Command::Keys(KeysCommand::Init(c)) => cli::keys_init(&c.config),
+        Command::Keys(KeysCommand::Rotate { config, column }) => {
+            cli::keys_rotate(&config.config, column.as_deref())
+        }
+        Command::Keys(KeysCommand::Rewrap {
+            config,
+            new_master_key_env,
+        }) => cli::keys_rewrap(&config.config, &new_master_key_env),
+        Command::GenMasterKey => {
+            println!("{}", pgcloak::crypto::gen_master_key());
+            Ok(())
+        }
+        Command::Demo { listen } => cli::demo::run(&listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,7 +131,7 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -1,20 +1,23 @@
 //! The stored format of an encrypted value (spec §6) and the two field ciphers.
 //!
 //! `version (0x01) ‖ mode (0x01 randomized, 0x02 deterministic) ‖ key version (u32 BE) ‖ body`.
-//! Randomized body = `nonce (12) ‖ ciphertext ‖ tag (16)` (AES-256-GCM, nonce from the OS RNG);
+//! Randomized body = `nonce (12) ‖ ciphertext ‖ tag (16)` (AES-256-GCM, fresh random nonce);
 //! deterministic body = `synthetic IV (16) ‖ ciphertext` (AES-SIV, RFC 5297, 64-byte key).
 //! The 6-byte header is the associated data in both modes, so changing the mode or key
 //! version byte breaks authentication. Each operation allocates only its output buffer.
+//!
+//! Nonces come from `rand::thread_rng()`: a ChaCha12 CSPRNG per thread, seeded from and
+//! periodically reseeded by the OS RNG (and reseeded after fork). A `getrandom` syscall per
+//! value costs ~700 ns on the target VM, more than the whole 400 ns budget of a 16-byte field.
 
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
-use aes_siv::siv::Aes256Siv;
 use rand::RngCore;
-use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
 use super::CryptoError;
 use super::datakey::Algorithm;
+use super::siv::Siv256;
 use crate::config::Mode;
 
 /// The only envelope format version so far.
@@ -69,12 +72,11 @@ pub fn parse_header(stored: &[u8]) -> Result<Header, CryptoError> {
 
 /// A ready field cipher for one data key version.
 ///
-/// The GCM variant holds its expanded key schedule. `aes_siv::Siv` needs `&mut self` and is
-/// not `Clone`, so the SIV variant keeps the 64-byte key and builds a stack-only `Siv` per
-/// value (aes-siv's own `SivAead` does the same); no heap allocation, no lock.
+/// Both variants hold expanded key schedules, built once and used through `&self`: no
+/// setup, lock or allocation per value beyond the output buffer.
 pub enum FieldCipher {
     Randomized(Box<Aes256Gcm>),
-    Deterministic(Zeroizing<[u8; 64]>),
+    Deterministic(Box<Siv256>),
 }
 
 impl std::fmt::Debug for FieldCipher {
@@ -95,8 +97,9 @@ impl FieldCipher {
                 .map(|c| FieldCipher::Randomized(Box::new(c)))
                 .map_err(|_| bad_len()),
             Algorithm::Aes256Siv => {
-                let k: [u8; 64] = material.try_into().map_err(|_| bad_len())?;
-                Ok(FieldCipher::Deterministic(Zeroizing::new(k)))
+                let k: Zeroizing<[u8; 64]> =
+                    Zeroizing::new(material.try_into().map_err(|_| bad_len())?);
+                Ok(FieldCipher::Deterministic(Box::new(Siv256::new(&k))))
             }
         }
     }
@@ -122,7 +125,7 @@ impl FieldCipher {
                     Vec::with_capacity(HEADER_LEN + NONCE_LEN + plaintext.len() + TAG_LEN);
                 out.extend_from_slice(&header);
                 let mut nonce = [0u8; NONCE_LEN];
-                OsRng.fill_bytes(&mut nonce);
+                rand::thread_rng().fill_bytes(&mut nonce);
                 out.extend_from_slice(&nonce);
                 out.extend_from_slice(plaintext);
                 let body = &mut out[HEADER_LEN + NONCE_LEN..];
@@ -132,15 +135,12 @@ impl FieldCipher {
                 out.extend_from_slice(&tag);
                 Ok(out)
             }
-            FieldCipher::Deterministic(key) => {
+            FieldCipher::Deterministic(siv) => {
                 let mut out = Vec::with_capacity(HEADER_LEN + SIV_LEN + plaintext.len());
                 out.extend_from_slice(&header);
                 out.extend_from_slice(&[0u8; SIV_LEN]);
                 out.extend_from_slice(plaintext);
-                let mut siv = Aes256Siv::new(key.as_ref().into());
-                let tag = siv
-                    .encrypt_in_place_detached([&header], &mut out[HEADER_LEN + SIV_LEN..])
-                    .map_err(|_| CryptoError::TooLarge)?;
+                let tag = siv.encrypt(&header, &mut out[HEADER_LEN + SIV_LEN..]);
                 out[HEADER_LEN..HEADER_LEN + SIV_LEN].copy_from_slice(&tag);
                 Ok(out)
             }
@@ -183,14 +183,12 @@ impl FieldCipher {
                 .map_err(|_| CryptoError::Authentication)?;
                 Ok(out)
             }
-            FieldCipher::Deterministic(key) => {
-                if body.len() < SIV_LEN {
+            FieldCipher::Deterministic(siv) => {
+                let Some((tag, ct)) = body.split_first_chunk::<SIV_LEN>() else {
                     return Err(truncated);
-                }
-                let (tag, ct) = body.split_at(SIV_LEN);
+                };
                 let mut out = Zeroizing::new(ct.to_vec());
-                let mut siv = Aes256Siv::new(key.as_ref().into());
-                siv.decrypt_in_place_detached([aad], &mut out, tag.into())
+                siv.decrypt(aad, &mut out, tag)
                     .map_err(|_| CryptoError::Authentication)?;
                 Ok(out)
             }
@@ -201,7 +199,7 @@ impl FieldCipher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aes_siv::siv::Aes128Siv;
+    use aes_siv::siv::{Aes128Siv, Aes256Siv};
 
     fn unhex(s: &str) -> Vec<u8> {
         hex::decode(s.replace(' ', "")).unwrap()

@@ -11,6 +11,7 @@ mod envelope;
 mod error;
 mod keyring;
 mod master;
+mod siv;
 
 pub use datakey::{Algorithm, DataKey, WrappedKey};
 pub use envelope::{

@@ -6,11 +6,11 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::SessionError;
@@ -57,15 +57,19 @@ impl Outbox {
     }
 }
 
+/// Reads once into `scratch` (already initialized, so TLS readers do not zero it again on
+/// every call, as they would with the spare capacity of a `BytesMut`) and appends to `buf`.
 fn poll_fill<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut BytesMut,
+    scratch: &mut [u8],
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
-    }
-    pin!(r.read_buf(buf)).poll(cx)
+    let mut rb = ReadBuf::new(scratch);
+    ready!(Pin::new(r).poll_read(cx, &mut rb))?;
+    let n = rb.filled().len();
+    buf.extend_from_slice(rb.filled());
+    Poll::Ready(Ok(n))
 }
 
 /// What woke the loop.
@@ -94,6 +98,7 @@ pub struct Relay<C, U> {
     to_client: Outbox,
     to_upstream: Outbox,
     handlers: Handlers,
+    scratch: Box<[u8]>,
     upstream_first: bool,
     draining: bool,
 }
@@ -119,6 +124,7 @@ where
             },
             to_upstream: Outbox::default(),
             handlers: Handlers::default(),
+            scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             upstream_first: false,
             draining: false,
         }
@@ -129,12 +135,19 @@ where
         self.upstream_first = !self.upstream_first;
         for upstream in [self.upstream_first, !self.upstream_first] {
             if upstream && self.to_client.buf.len() < HIGH_WATER {
-                if let Poll::Ready(r) = poll_fill(&mut self.upstream, &mut self.upstream_in, cx) {
+                if let Poll::Ready(r) = poll_fill(
+                    &mut self.upstream,
+                    &mut self.upstream_in,
+                    &mut self.scratch,
+                    cx,
+                ) {
                     return Poll::Ready(r.map(Event::Upstream));
                 }
             }
             if !upstream && self.to_upstream.buf.len() < HIGH_WATER {
-                if let Poll::Ready(r) = poll_fill(&mut self.client, &mut self.client_in, cx) {
+                if let Poll::Ready(r) =
+                    poll_fill(&mut self.client, &mut self.client_in, &mut self.scratch, cx)
+                {
                     return Poll::Ready(r.map(Event::Client));
                 }
             }

@@ -2,6 +2,7 @@
 //! throwaway PostgreSQL ([`pgcloak::devdb::DevDb`]) and runs pgcloak in front of it
 //! ([`harness::TestEnv`]); `serve` tests run the real binary as a child process.
 
+mod cli;
 mod clients;
 mod harness;
 mod psql;

@@ -178,3 +178,118 @@ async fn cancel_through_the_proxy() {
     client.simple_query("select 1").await.unwrap();
     p.stop().await;
 }
+
+#[tokio::test]
+async fn copy_both_ways_big_values_and_notify() {
+    use futures_util::{SinkExt, StreamExt};
+    let p = Proxy::start().await;
+    let app = p.config(devdb::APP_USER, devdb::APP_PASSWORD);
+    let client = p.connect(&app).await.unwrap();
+    client
+        .batch_execute("create temp table t (id int, v text)")
+        .await
+        .unwrap();
+    let sink = client.copy_in("copy t from stdin").await.unwrap();
+    let mut sink = std::pin::pin!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\thello\n2\tworld\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    let out: Vec<_> = client
+        .copy_out("copy (select * from t order by id) to stdout")
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    let out: Vec<u8> = out.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
+    assert_eq!(out, b"1\thello\n2\tworld\n");
+
+    let big: String = "pgcloak!".repeat(20 * 1024 * 1024 / 8);
+    client
+        .execute("insert into t values (3, $1)", &[&big])
+        .await
+        .unwrap();
+    let back: String = client
+        .query_one("select v from t where id = 3", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(back == big, "20 MB value changed on the way");
+
+    // LISTEN/NOTIFY between two proxied sessions.
+    let tls = MakeRustlsConnect::new(p.db.tls_client_config().unwrap());
+    let (listener, mut conn) = app.connect(tls).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut msgs = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(m)) = msgs.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                let _ = tx.send((n.channel().to_owned(), n.payload().to_owned()));
+            }
+        }
+    });
+    listener.batch_execute("listen cloak").await.unwrap();
+    client
+        .batch_execute("notify cloak, 'hello there'")
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(
+        got.ok().flatten(),
+        Some(("cloak".to_owned(), "hello there".to_owned()))
+    );
+    drop((client, listener));
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_direct_tls_and_upstream_restart() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let p = Proxy::start().await;
+    // Garbage on the port: the connection is closed, the proxy keeps serving.
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", p.port))
+        .await
+        .unwrap();
+    raw.write_all(&[0xff; 64]).await.unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut sink)).await;
+
+    // PostgreSQL 17 direct TLS: ALPN "postgresql" required.
+    let direct = |alpn: bool| {
+        let mut cfg = p.db.tls_client_config().unwrap();
+        if alpn {
+            cfg.alpn_protocols = vec![b"postgresql".to_vec()];
+        }
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        let port = p.port;
+        async move {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = connector.connect(name, tcp).await?;
+            let mut startup = vec![0, 0, 0, 0, 0, 3, 0, 0];
+            startup.extend_from_slice(b"user\0app\0database\0app\0\0");
+            let len = (startup.len() as i32).to_be_bytes();
+            startup[..4].copy_from_slice(&len);
+            tls.write_all(&startup).await?;
+            tls.read_u8().await
+        }
+    };
+    assert_eq!(direct(true).await.unwrap(), b'R', "SASL request expected");
+    assert!(
+        direct(false).await.is_err(),
+        "direct TLS without ALPN must close"
+    );
+
+    let app = p.config(devdb::APP_USER, devdb::APP_PASSWORD);
+    let c = p.connect(&app).await.unwrap();
+    c.simple_query("select 1").await.unwrap();
+    p.db.restart().await.unwrap();
+    assert!(c.simple_query("select 1").await.is_err());
+    let c = p
+        .connect(&app)
+        .await
+        .expect("a new session after the restart");
+    c.simple_query("select 1").await.unwrap();
+    drop(c);
+    p.stop().await;
+}

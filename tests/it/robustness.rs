@@ -155,6 +155,18 @@ async fn postgres_restart_then_next_session_works() {
     );
 }
 
+/// Polls until a TCP connect to `addr` is refused (the listener is closed).
+pub async fn wait_refused(addr: std::net::SocketAddr) {
+    within(Duration::from_secs(10), async {
+        while TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// Graceful shutdown: new connections are refused at once; a session inside a transaction
+/// may finish it (commit succeeds), and is then closed at its next idle point.
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_refuses_new_connections_and_lets_open_sessions_finish() {
     let mut env = TestEnv::start_with(ProxyOptions {
@@ -162,21 +174,16 @@ async fn shutdown_refuses_new_connections_and_lets_open_sessions_finish() {
         ..ProxyOptions::default()
     })
     .await;
+    let idle = env.app().await;
     let open = env.app().await;
     open.batch_execute("create table sd(id int)").await.unwrap();
+    open.batch_execute("begin; insert into sd values (1)")
+        .await
+        .unwrap();
     env.begin_shutdown();
-    // New connections are refused once the listener is closed.
-    within(Duration::from_secs(10), async {
-        loop {
-            if TcpStream::connect(env.proxy_addr()).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    // The open session can still finish its work.
-    open.batch_execute("begin; insert into sd values (1); commit")
+    wait_refused(env.proxy_addr()).await;
+    // The session in a transaction finishes its work...
+    open.batch_execute("insert into sd values (2)")
         .await
         .unwrap();
     let n: i64 = open
@@ -184,39 +191,68 @@ async fn shutdown_refuses_new_connections_and_lets_open_sessions_finish() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 1);
+    assert_eq!(n, 2);
+    open.batch_execute("commit").await.unwrap();
+    // ...and run returns once no session is left, long before the 20 s timeout.
     let t0 = Instant::now();
-    drop(open);
     env.wait_stopped(Duration::from_secs(15)).await.unwrap();
     assert!(
         t0.elapsed() < Duration::from_secs(10),
-        "run must return once sessions end"
+        "took {:?}",
+        t0.elapsed()
+    );
+    for c in [&idle, &open] {
+        let res = within(Duration::from_secs(10), c.simple_query("select 1")).await;
+        assert!(res.is_err(), "sessions are closed after shutdown");
+    }
+    let d = env.direct_app().await;
+    let n: i64 = d
+        .query_one("select count(*) from sd", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        n, 2,
+        "the transaction finished during shutdown is committed"
     );
 }
 
+/// A session still inside a transaction when the shutdown timeout expires is closed.
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_timeout_closes_lingering_sessions() {
     let mut env = TestEnv::start_with(ProxyOptions {
-        shutdown_timeout_secs: Some(1),
+        shutdown_timeout_secs: Some(2),
         ..ProxyOptions::default()
     })
     .await;
     let lingering = env.app().await;
+    lingering
+        .batch_execute("create table lg(id int)")
+        .await
+        .unwrap();
+    lingering
+        .batch_execute("begin; insert into lg values (1)")
+        .await
+        .unwrap();
     env.begin_shutdown();
     let t0 = Instant::now();
-    env.wait_stopped(Duration::from_secs(10)).await.unwrap();
+    env.wait_stopped(Duration::from_secs(15)).await.unwrap();
+    let waited = t0.elapsed();
     assert!(
-        t0.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        t0.elapsed()
+        waited >= Duration::from_millis(1500),
+        "must wait for the timeout: {waited:?}"
     );
-    let res = within(
-        Duration::from_secs(10),
-        lingering.query_one("select 1", &[]),
-    )
-    .await;
+    assert!(waited < Duration::from_secs(8), "took {waited:?}");
+    let res = within(Duration::from_secs(10), lingering.simple_query("commit")).await;
     assert!(
         res.is_err(),
         "the session must be closed after the shutdown timeout"
     );
+    let d = env.direct_app().await;
+    let n: i64 = d
+        .query_one("select count(*) from lg", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "the unfinished transaction is rolled back");
 }

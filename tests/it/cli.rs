@@ -1,0 +1,157 @@
+//! The key-management and check subcommands as a user runs them: the real binary against a
+//! throwaway PostgreSQL, secrets passed in the child's environment only.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use base64::Engine;
+use pgcloak::devdb::{APP_DATABASE, CONTROL_PASSWORD, DevDb, DevDbOptions};
+use tokio::process::Command;
+
+use crate::harness::{ProxyOptions, config_toml};
+
+const RULES: &str = r#"
+[tables.patients]
+ssn = { type = "text", mode = "deterministic" }
+dx  = { type = "text", mode = "randomized" }
+"#;
+
+struct Out {
+    code: i32,
+    text: String,
+}
+
+async fn pgcloak(args: &[&str], master: &str, extra_env: &[(&str, &str)]) -> Out {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgcloak"));
+    cmd.args(args)
+        .env("PGCLOAK_CONTROL_PASSWORD", CONTROL_PASSWORD)
+        .env("PGCLOAK_MASTER_KEY", master)
+        .env_remove("PGCLOAK_CONFIG");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.expect("run pgcloak");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        text: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+fn write_config(db: &DevDb) -> String {
+    let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 1));
+    let base = config_toml(db, listen, &ProxyOptions::default()).replace(
+        "password_env = \"PGCLOAK_CONTROL_PASSWORD\"\n",
+        &format!("password_env = \"PGCLOAK_CONTROL_PASSWORD\"\ndatabase = \"{APP_DATABASE}\"\n"),
+    );
+    let text = format!(
+        "rules = [\"rules.toml\"]\n{base}\n[keys]\nmaster_key_env = \"PGCLOAK_MASTER_KEY\"\n"
+    );
+    std::fs::write(db.dir().join("rules.toml"), RULES).unwrap();
+    let path = db.dir().join("pgcloak.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn has(out: &Out, needle: &str) {
+    assert!(
+        out.text.contains(needle),
+        "expected {needle:?} in:\n{}",
+        out.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_keys_init_rotate_rewrap_through_the_binary() {
+    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
+    let cfg = write_config(&db);
+    let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    // dx has the wrong storage type, and no keys exist yet.
+    su.batch_execute("create table patients (id int, ssn bytea, dx text)")
+        .await
+        .unwrap();
+    let master = pgcloak::crypto::gen_master_key();
+
+    let out = pgcloak(&["check", "-c", &cfg], &master, &[]).await;
+    assert_eq!(out.code, 1, "{}", out.text);
+    has(&out, "wrong-storage-type");
+    has(&out, "missing-key");
+
+    su.batch_execute("alter table patients alter column dx type bytea using dx::bytea")
+        .await
+        .unwrap();
+    let out = pgcloak(&["keys", "init", "-c", &cfg], &master, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.text);
+    has(&out, "created data key public.patients.ssn v1");
+    let again = pgcloak(&["keys", "init", "-c", &cfg], &master, &[]).await;
+    assert_eq!(again.code, 0, "{}", again.text);
+    has(&again, "nothing to do");
+    let out = pgcloak(&["check", "-c", &cfg], &master, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.text);
+
+    let out = pgcloak(
+        &[
+            "keys",
+            "rotate",
+            "-c",
+            &cfg,
+            "--column",
+            "public.patients.ssn",
+        ],
+        &master,
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.text);
+    has(&out, "public.patients.ssn: new writes use v2");
+    let versions: i64 = su
+        .query_one(
+            "select count(*) from pgcloak.data_keys where key_name = 'public.patients.ssn'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 2);
+
+    let new_master = pgcloak::crypto::gen_master_key();
+    let out = pgcloak(
+        &[
+            "keys",
+            "rewrap",
+            "-c",
+            &cfg,
+            "--new-master-key-env",
+            "NEW_KEY",
+        ],
+        &master,
+        &[("NEW_KEY", &new_master)],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.text);
+    let old = pgcloak(&["check", "-c", &cfg], &master, &[]).await;
+    assert_eq!(old.code, 1, "{}", old.text);
+    has(&old, "wrong-master-key");
+    let new = pgcloak(&["check", "-c", &cfg], &new_master, &[]).await;
+    assert_eq!(new.code, 0, "{}", new.text);
+    assert!(!Path::new(&cfg).with_file_name("master.key").exists());
+}
+
+#[tokio::test]
+async fn gen_master_key_and_usage_errors() {
+    let out = pgcloak(&["gen-master-key"], "", &[]).await;
+    assert_eq!(out.code, 0);
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(out.text.trim())
+        .unwrap();
+    assert_eq!(key.len(), 32);
+    let other = pgcloak(&["gen-master-key"], "", &[]).await;
+    assert_ne!(out.text, other.text, "keys must be random");
+    assert_eq!(pgcloak(&["keys", "bogus"], "", &[]).await.code, 2);
+    let missing = pgcloak(&["check", "-c", "/nonexistent/pgcloak.toml"], "", &[]).await;
+    assert_eq!(missing.code, 1);
+    has(&missing, "/nonexistent/pgcloak.toml");
+}

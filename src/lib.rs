@@ -38,6 +38,17 @@ use session::login::{LoginContext, VerifierSource};
 /// Secrets read from the environment (never from the config file, never logged).
 pub struct Secrets {
     pub control_password: Zeroizing<String>,
+    /// Loaded when rules are configured (field encryption needs it).
+    pub master_key: Option<crypto::MasterKey>,
+}
+
+/// A secret named by the config could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("master key: {0}")]
+    MasterKey(#[from] crypto::CryptoError),
 }
 
 impl std::fmt::Debug for Secrets {
@@ -48,9 +59,15 @@ impl std::fmt::Debug for Secrets {
 
 impl Secrets {
     /// Reads the secrets named by `cfg` from the environment.
-    pub fn from_env(cfg: &config::Config) -> Result<Secrets, config::ConfigError> {
+    pub fn from_env(cfg: &config::Config) -> Result<Secrets, SecretsError> {
+        let master_key = if cfg.rules.is_empty() {
+            None
+        } else {
+            Some(crypto::master_key_source(&cfg.keys)?.load()?)
+        };
         Ok(Secrets {
             control_password: Zeroizing::new(cfg.control_password()?),
+            master_key,
         })
     }
 }
@@ -64,6 +81,33 @@ pub enum RunError {
     Auth(#[from] auth::AuthError),
     #[error("auth.users_file is required when auth.mode = \"userlist\"")]
     NoUsersFile,
+    #[error(transparent)]
+    Rules(#[from] config::RulesError),
+    #[error("field encryption: {0}")]
+    Encryption(#[from] session::crypto::EncryptionError),
+}
+
+/// Loads the rules; when there are any, the key ring and catalog over the control login.
+async fn encryption(
+    config: &Arc<config::Config>,
+    secrets: &mut Secrets,
+) -> Result<Option<Arc<session::crypto::Encryption>>, RunError> {
+    let rules = config::load_rules(&config.rules)?;
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    let master = secrets
+        .master_key
+        .take()
+        .ok_or(session::crypto::EncryptionError::NoMasterKey)?;
+    let enc = session::crypto::Encryption::load(
+        Arc::clone(config),
+        secrets.control_password.clone(),
+        master,
+        rules,
+    )
+    .await?;
+    Ok(Some(enc))
 }
 
 fn login_context(
@@ -102,6 +146,8 @@ pub async fn run(
     secrets: Secrets,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    let mut secrets = secrets;
+    let encryption = encryption(&config, &mut secrets).await?;
     let server_tls = net::tls::server_config(&config.listen)?;
     let upstream = net::upstream::UpstreamConnector::new(&config.upstream)?;
     let login = login_context(&config, secrets, &server_tls.cert_der)?;
@@ -116,8 +162,12 @@ pub async fn run(
         upstream,
         cancels: Arc::default(),
         login,
-        shutdown: stop_rx,
+        shutdown: stop_rx.clone(),
+        encryption,
     });
+    if let Some(enc) = &shared.encryption {
+        enc.spawn_watcher(stop_rx);
+    }
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "pgcloak listening");
     }

@@ -168,6 +168,7 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
         let port = listener.local_addr()?.port();
         let secrets = pgcloak::Secrets {
             control_password: Zeroizing::new(devdb::CONTROL_PASSWORD.to_owned()),
+            master_key: Some(master),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let proxy = tokio::spawn(pgcloak::run(listener, Arc::clone(&cfg), secrets, async {

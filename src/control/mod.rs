@@ -11,6 +11,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
+pub mod catalog;
 pub mod check;
 pub mod keys;
 pub mod verifiers;

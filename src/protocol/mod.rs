@@ -9,6 +9,7 @@
 //! [`backend`].
 
 pub mod backend;
+pub mod extended;
 pub mod frame;
 pub mod frontend;
 pub mod sqlstate;

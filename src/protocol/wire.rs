@@ -47,6 +47,11 @@ impl<'a> Cursor<'a> {
         Ok(self.take(1)?[0])
     }
 
+    pub(crate) fn i16(&mut self) -> Result<i16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
     /// A NUL-terminated string (UTF-8 required).
     pub(crate) fn cstr(&mut self) -> Result<&'a str, DecodeError> {
         let end = self
@@ -55,6 +60,18 @@ impl<'a> Cursor<'a> {
             .position(|&b| b == 0)
             .ok_or(DecodeError { what: self.what })?;
         let s = std::str::from_utf8(&self.buf[..end]).map_err(|_| self.err())?;
+        self.buf = &self.buf[end + 1..];
+        Ok(s)
+    }
+
+    /// A NUL-terminated byte string (any encoding).
+    pub(crate) fn cbytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .buf
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(DecodeError { what: self.what })?;
+        let s = &self.buf[..end];
         self.buf = &self.buf[end + 1..];
         Ok(s)
     }
@@ -83,6 +100,11 @@ impl Builder {
 
     pub(crate) fn i32(mut self, v: i32) -> Self {
         self.buf.put_i32(v);
+        self
+    }
+
+    pub(crate) fn i16(mut self, v: i16) -> Self {
+        self.buf.put_i16(v);
         self
     }
 

@@ -11,6 +11,7 @@ use crate::protocol::backend::{TxStatus, decode_ready_for_query};
 use crate::protocol::{BackendTag, Frame, FrontendTag};
 
 use super::SessionError;
+use super::crypto::{AsyncWork, SessionCrypto};
 
 /// Where handlers write: the two output buffers of the session.
 pub struct Outputs<'a> {
@@ -43,6 +44,8 @@ pub enum Pending {
 pub struct Handlers {
     pending: VecDeque<Pending>,
     tx: TxStatus,
+    /// Field encryption for this session (`None`: raw relay).
+    crypto: Option<Box<SessionCrypto>>,
 }
 
 impl Default for Handlers {
@@ -50,6 +53,7 @@ impl Default for Handlers {
         Handlers {
             pending: VecDeque::with_capacity(16),
             tx: TxStatus::Idle,
+            crypto: None,
         }
     }
 }
@@ -58,6 +62,25 @@ impl Handlers {
     /// True between transactions with nothing in flight: the session may be closed safely.
     pub fn is_idle(&self) -> bool {
         self.pending.is_empty() && self.tx == TxStatus::Idle
+    }
+
+    /// Turns on field encryption for this session.
+    pub fn set_crypto(&mut self, crypto: SessionCrypto) {
+        self.crypto = Some(Box::new(crypto));
+    }
+
+    /// Asynchronous work the relay must await (catalog refresh, key reload), with the
+    /// encryption state to run it on.
+    pub fn take_work(&mut self) -> Option<(AsyncWork, std::sync::Arc<super::crypto::Encryption>)> {
+        let c = self.crypto.as_mut()?;
+        let work = c.take_work()?;
+        Some((work, c.encryption().clone()))
+    }
+
+    /// True while a backend frame waits for a key reload: stop handling upstream input.
+    #[inline]
+    pub fn stalled(&self) -> bool {
+        self.crypto.as_ref().is_some_and(|c| c.stalled())
     }
 
     /// A message from the client.
@@ -78,6 +101,10 @@ impl Handlers {
             }
             _ => {}
         }
+        if let Some(c) = self.crypto.as_mut() {
+            c.frontend(frame, out)?;
+            return Ok(Flow::Continue);
+        }
         out.to_upstream.extend_from_slice(&frame.bytes);
         Ok(Flow::Continue)
     }
@@ -85,6 +112,10 @@ impl Handlers {
     /// A message from the server.
     #[inline]
     pub fn backend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<Flow, SessionError> {
+        if let Some(c) = self.crypto.as_mut() {
+            c.backend(frame, out, &mut self.pending, &mut self.tx)?;
+            return Ok(Flow::Continue);
+        }
         match BackendTag::from(frame.tag) {
             BackendTag::ReadyForQuery => {
                 self.tx = decode_ready_for_query(frame.body())

@@ -4,6 +4,7 @@
 //! served through the [`cancel`] registry. Errors close both legs after telling the client why.
 
 pub mod cancel;
+pub mod crypto;
 pub mod handlers;
 pub mod login;
 pub mod relay;
@@ -125,6 +126,8 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     pub login: login::LoginContext,
     pub shutdown: watch::Receiver<bool>,
+    /// Field encryption, when rules are configured.
+    pub encryption: Option<Arc<crypto::Encryption>>,
 }
 
 /// Reads one tagged frame during login, keeping any extra bytes in `buf`.
@@ -193,6 +196,13 @@ async fn serve_inner(tcp: TcpStream, shared: &Shared) -> Result<(), SessionError
     info!("session started");
     let _registration = done.registration;
     let mut relay = Relay::new(*client, done.upstream, done.to_client, done.upstream_in);
+    if let Some(c) = shared
+        .encryption
+        .as_ref()
+        .and_then(|e| e.session(startup.database().unwrap_or_default()))
+    {
+        relay.set_crypto(c);
+    }
     relay.push_client_input(&done.client_in);
     let mut shutdown = shared.shutdown.clone();
     let result = relay.run(&mut shutdown).await;

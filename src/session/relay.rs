@@ -188,13 +188,40 @@ where
     }
 
     fn on_upstream_data(&mut self) -> Result<(), SessionError> {
+        if self.handlers.stalled() {
+            return Ok(());
+        }
         while let Some(frame) = split_frame(&mut self.upstream_in, MAX_FRAME_LEN)
             .map_err(|e| SessionError::UpstreamProtocol(e.to_string()))?
         {
             let (mut out, h) = self.outputs();
             h.backend(frame, &mut out)?;
+            if h.stalled() {
+                break;
+            }
         }
         Ok(())
+    }
+
+    /// Awaits what the encryption layer asked for (catalog refresh after DDL, key reload and
+    /// retry of the held frame), then handles the rest of the upstream input.
+    async fn do_work(&mut self) -> Result<(), SessionError> {
+        while let Some((work, enc)) = self.handlers.take_work() {
+            enc.run(&work).await;
+            if let super::crypto::AsyncWork::ReloadKeys(frame) = work {
+                let (mut out, h) = self.outputs();
+                h.backend(frame, &mut out)?;
+                if !h.stalled() {
+                    self.on_upstream_data()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns on field encryption for this session.
+    pub fn set_crypto(&mut self, crypto: super::crypto::SessionCrypto) {
+        self.handlers.set_crypto(crypto);
     }
 
     /// Relays until either side ends, an error, or shutdown at an idle point.
@@ -229,11 +256,15 @@ where
                 Event::Client(0) => return Ok(End::ClientClosed),
                 Event::Upstream(0) => return Ok(End::UpstreamClosed),
                 Event::Client(_) => {
+                    self.do_work().await?;
                     if self.on_client_data()? == Flow::Terminate {
                         return Ok(End::ClientTerminated);
                     }
                 }
-                Event::Upstream(_) => self.on_upstream_data()?,
+                Event::Upstream(_) => {
+                    self.on_upstream_data()?;
+                    self.do_work().await?;
+                }
                 Event::Idle => {}
             }
         }

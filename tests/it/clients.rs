@@ -96,8 +96,6 @@ pub async fn compat_env() -> TestEnv {
     let rules = load_rules(std::slice::from_ref(&rules_path)).expect("compat rules load");
     let key_text = gen_master_key();
     let master = MasterKey::from_base64(&key_text, "test").expect("master key");
-    let key_file = db.dir().join("master.key");
-    std::fs::write(&key_file, &key_text).expect("write master key");
     let mut control = db
         .client(CONTROL_USER, CONTROL_PASSWORD, APP_DATABASE)
         .await
@@ -106,8 +104,8 @@ pub async fn compat_env() -> TestEnv {
         .await
         .expect("keys init");
     let opts = ProxyOptions {
-        rules: vec![rules_path],
-        master_key_file: Some(key_file),
+        rules: Some(std::fs::read_to_string(&rules_path).expect("read compat rules")),
+        master_key_b64: Some(key_text),
         control_database: Some(APP_DATABASE.to_string()),
         ..ProxyOptions::default()
     };

@@ -43,11 +43,11 @@ pub struct ProxyOptions {
     pub shutdown_timeout_secs: Option<u64>,
     /// `auth.mode = "userlist"` with this users file.
     pub users_file: Option<PathBuf>,
-    /// `rules`: rules files (absolute paths).
-    pub rules: Vec<PathBuf>,
-    /// `keys.master_key_file` (needed when `rules` is not empty).
-    pub master_key_file: Option<PathBuf>,
-    /// `control.database` (default unset = `postgres`); rules apply to sessions on it.
+    /// Rules file text: written to `rules.toml` beside the config and listed in `rules`.
+    pub rules: Option<String>,
+    /// The master key (base64) handed to the proxy when `rules` is set.
+    pub master_key_b64: Option<String>,
+    /// `control.database` (the database whose sessions are encrypted).
     pub control_database: Option<String>,
 }
 
@@ -76,26 +76,24 @@ pub fn config_toml(db: &DevDb, listen: SocketAddr, opts: &ProxyOptions) -> Strin
         Some(f) => format!("mode = \"userlist\"\nusers_file = {}\n", toml_str(f)),
         None => "mode = \"passthrough\"\n".to_string(),
     };
-    let rules = if opts.rules.is_empty() {
-        String::new()
-    } else {
-        let files: Vec<String> = opts.rules.iter().map(|p| toml_str(p)).collect();
-        format!("rules = [{}]\n\n", files.join(", "))
-    };
-    let mut control_extra = String::new();
-    if let Some(d) = &opts.control_database {
-        control_extra.push_str(&format!("database = \"{d}\"\n"));
+    let mut head = String::new();
+    if let Some(rules) = &opts.rules {
+        std::fs::write(dir.join("rules.toml"), rules).expect("write rules.toml");
+        head.push_str(
+            "rules = [\"rules.toml\"]\n\n[keys]\nmaster_key_env = \"PGCLOAK_MASTER_KEY\"\n\n",
+        );
     }
-    let keys = match &opts.master_key_file {
-        Some(f) => format!("[keys]\nmaster_key_file = {}\n\n", toml_str(f)),
-        None => String::new(),
-    };
+    let control_extra = opts
+        .control_database
+        .as_ref()
+        .map(|d| format!("database = \"{d}\"\n"))
+        .unwrap_or_default();
     format!(
-        "{rules}[listen]\naddress = \"{listen}\"\ntls_cert = \"proxy.crt\"\ntls_key = \"proxy.key\"\n{listen_extra}\n\
+        "{head}[listen]\naddress = \"{listen}\"\ntls_cert = \"proxy.crt\"\ntls_key = \"proxy.key\"\n{listen_extra}\n\
          [upstream]\nhost = \"{host}\"\nport = {port}\ntls_ca = {ca}\n{upstream_extra}\n\
          [auth]\n{auth}\n\
          [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n{control_extra}\n\
-         {keys}[log]\nlevel = \"warn\"\n",
+         [log]\nlevel = \"warn\"\n",
         host = opts.upstream_host.as_deref().unwrap_or("localhost"),
         port = opts.upstream_port.unwrap_or(db.port()),
         ca = toml_str(db.ca_cert_path()),
@@ -150,8 +148,13 @@ impl TestEnv {
         let path = db.dir().join("pgcloak.toml");
         std::fs::write(&path, &text).expect("write pgcloak.toml");
         let config = Arc::new(Config::from_str_at(&text, &path).expect("test config parses"));
+        let master_key = opts
+            .master_key_b64
+            .as_deref()
+            .map(|k| pgcloak::crypto::MasterKey::from_base64(k, "test").expect("test master key"));
         let secrets = Secrets {
             control_password: Zeroizing::new(CONTROL_PASSWORD.to_string()),
+            master_key,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(run(listener, config, secrets, async move {

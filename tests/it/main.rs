@@ -4,6 +4,7 @@
 
 mod cli;
 mod clients;
+mod encryption;
 mod harness;
 mod psql;
 mod queries;

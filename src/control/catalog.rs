@@ -1,0 +1,217 @@
+//! The catalog of rules tables, loaded over the control login: for every rules table that
+//! exists, its OID, and for each attnum the rule of an encrypted column plus the column list
+//! in attnum order (for `INSERT` without a column list). Results are mapped to rules by
+//! RowDescription's (table OID, attnum) through [`Catalog::rule`].
+//!
+//! [`SharedCatalog`] swaps a reloaded catalog in while sessions run; a [`CatalogReader`] reads
+//! it with one atomic load per use (no lock on the hot path unless it changed).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+use tokio_postgres::GenericClient;
+
+use crate::config::{ColumnRule, Rules};
+use crate::rewrite::CatalogView;
+
+const CATALOG_SQL: &str = "SELECT n.nspname::text, c.relname::text, c.oid, a.attnum, a.attname::text \
+     FROM unnest($1::text[], $2::text[]) AS t(s, r) \
+     JOIN pg_namespace n ON n.nspname = t.s \
+     JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.r \
+     JOIN pg_attribute a ON a.attrelid = c.oid \
+     WHERE a.attnum > 0 AND NOT a.attisdropped \
+     ORDER BY c.oid, a.attnum";
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TableEntry {
+    oid: u32,
+    columns: Vec<String>,
+}
+
+/// Rules tables as they exist in the database now. Immutable once built.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    by_attr: HashMap<(u32, i16), Arc<ColumnRule>>,
+    tables: HashMap<(String, String), TableEntry>,
+}
+
+impl PartialEq for Catalog {
+    fn eq(&self, other: &Self) -> bool {
+        self.tables == other.tables
+            && self.by_attr.len() == other.by_attr.len()
+            && self
+                .by_attr
+                .iter()
+                .all(|(k, v)| other.by_attr.get(k).is_some_and(|o| Arc::ptr_eq(o, v)))
+    }
+}
+
+impl Catalog {
+    /// Builds the catalog from rows of (schema, table, table OID, attnum, column name).
+    pub fn from_rows(
+        rules: &Rules,
+        rows: impl IntoIterator<Item = (String, String, u32, i16, String)>,
+    ) -> Self {
+        let mut cat = Catalog::default();
+        for (schema, table, oid, attnum, column) in rows {
+            if let Some(rule) = rules.column(&schema, &table, &column) {
+                cat.by_attr.insert((oid, attnum), rule.clone());
+            }
+            let entry = cat.tables.entry((schema, table)).or_default();
+            entry.oid = oid;
+            entry.columns.push(column);
+        }
+        cat
+    }
+
+    /// Reads the catalog of every rules table over `client`.
+    pub async fn load(
+        client: &impl GenericClient,
+        rules: &Rules,
+    ) -> Result<Self, tokio_postgres::Error> {
+        let (schemas, tables): (Vec<String>, Vec<String>) = rules
+            .tables()
+            .map(|t| (t.schema.clone(), t.table.clone()))
+            .unzip();
+        let rows = client.query(CATALOG_SQL, &[&schemas, &tables]).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push((
+                r.try_get::<_, String>(0)?,
+                r.try_get::<_, String>(1)?,
+                r.try_get::<_, u32>(2)?,
+                r.try_get::<_, i16>(3)?,
+                r.try_get::<_, String>(4)?,
+            ));
+        }
+        Ok(Self::from_rows(rules, out))
+    }
+
+    /// The rule of the encrypted column at (table OID, attnum), if it is one.
+    #[inline]
+    pub fn rule(&self, table_oid: u32, attnum: i16) -> Option<&Arc<ColumnRule>> {
+        if table_oid == 0 || self.by_attr.is_empty() {
+            return None;
+        }
+        self.by_attr.get(&(table_oid, attnum))
+    }
+
+    /// Number of rules tables found in the database.
+    pub fn table_count(&self) -> usize {
+        self.tables.len()
+    }
+}
+
+impl CatalogView for Catalog {
+    fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>> {
+        self.tables
+            .get(&(schema.to_owned(), table.to_owned()))
+            .map(|t| t.columns.clone())
+    }
+}
+
+/// The serving catalog, replaceable while sessions run.
+#[derive(Debug, Default)]
+pub struct SharedCatalog {
+    current: RwLock<Arc<Catalog>>,
+    generation: AtomicU64,
+}
+
+impl SharedCatalog {
+    pub fn new(catalog: Catalog) -> Self {
+        SharedCatalog {
+            current: RwLock::new(Arc::new(catalog)),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The current catalog.
+    pub fn current(&self) -> Arc<Catalog> {
+        self.current.read().clone()
+    }
+
+    /// Swaps in `catalog` when it differs from the current one; true when it changed.
+    pub fn replace_if_changed(&self, catalog: Catalog) -> bool {
+        let mut slot = self.current.write();
+        if **slot == catalog {
+            return false;
+        }
+        *slot = Arc::new(catalog);
+        self.generation.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    /// A per-session reader.
+    pub fn reader(self: &Arc<Self>) -> CatalogReader {
+        CatalogReader {
+            generation: self.generation.load(Ordering::Acquire),
+            catalog: self.current(),
+            shared: self.clone(),
+        }
+    }
+}
+
+/// A session's cached handle on a [`SharedCatalog`].
+#[derive(Debug)]
+pub struct CatalogReader {
+    shared: Arc<SharedCatalog>,
+    catalog: Arc<Catalog>,
+    generation: u64,
+}
+
+impl CatalogReader {
+    /// The current catalog, refreshed if it was replaced since the last call.
+    #[inline]
+    pub fn get(&mut self) -> &Arc<Catalog> {
+        let g = self.shared.generation.load(Ordering::Acquire);
+        if g != self.generation {
+            self.catalog = self.shared.current();
+            self.generation = g;
+        }
+        &self.catalog
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_rules;
+    use std::path::Path;
+
+    fn rules() -> Rules {
+        let text = "[tables.patients]\nssn = { type = \"text\", mode = \"deterministic\" }\n";
+        Rules::from_columns(parse_rules(text, Path::new("t.toml")).unwrap()).unwrap()
+    }
+
+    fn row(oid: u32, attnum: i16, col: &str) -> (String, String, u32, i16, String) {
+        ("public".into(), "patients".into(), oid, attnum, col.into())
+    }
+
+    #[test]
+    fn maps_attributes_and_columns_and_swaps_on_change() {
+        let r = rules();
+        let cat = Catalog::from_rows(&r, vec![row(100, 1, "id"), row(100, 2, "ssn")]);
+        assert_eq!(cat.rule(100, 2).unwrap().column, "ssn");
+        assert!(
+            cat.rule(100, 1).is_none() && cat.rule(0, 2).is_none() && cat.rule(101, 2).is_none()
+        );
+        assert_eq!(
+            cat.columns("public", "patients"),
+            Some(vec!["id".into(), "ssn".into()])
+        );
+        assert_eq!(cat.columns("public", "other"), None);
+
+        let shared = Arc::new(SharedCatalog::new(cat));
+        let mut reader = shared.reader();
+        assert!(reader.get().rule(100, 2).is_some());
+        let same = Catalog::from_rows(&r, vec![row(100, 1, "id"), row(100, 2, "ssn")]);
+        assert!(!shared.replace_if_changed(same));
+        // Table recreated: new OID.
+        let moved = Catalog::from_rows(&r, vec![row(200, 1, "id"), row(200, 2, "ssn")]);
+        assert!(shared.replace_if_changed(moved));
+        assert!(reader.get().rule(100, 2).is_none());
+        assert!(reader.get().rule(200, 2).is_some());
+    }
+}

@@ -1,0 +1,303 @@
+//! Server → client: every response is matched to the request it answers through the expect
+//! FIFO. ParameterDescription and RowDescription show logical types for encrypted columns
+//! (mapped by table OID + attnum through the catalog); DataRows of results with encrypted
+//! columns are decrypted into the client's format, other rows go out raw. A value that fails
+//! to decrypt is never forwarded: the client gets `XX001` and the rest of that result is
+//! dropped up to ReadyForQuery.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::state::{Current, Expect, SessionCrypto, Shape};
+use super::values::{ValueError, decrypt_cell};
+use crate::config::ColumnRule;
+use crate::protocol::backend::{
+    TxStatus, decode_parameter_status, decode_ready_for_query, ready_for_query,
+};
+use crate::protocol::extended::{
+    data_row, decode_data_row, decode_parameter_description, decode_row_description, format_of,
+    parameter_description, row_description,
+};
+use crate::protocol::sqlstate::{INTERNAL_ERROR, PgError, Severity};
+use crate::protocol::{BackendTag, DecodeError, Frame};
+use crate::session::SessionError;
+use crate::session::handlers::{Outputs, Pending};
+
+fn proto(e: DecodeError) -> SessionError {
+    SessionError::UpstreamProtocol(e.to_string())
+}
+
+impl SessionCrypto {
+    /// A message from the server. Keeps the session's `pending` FIFO and transaction status
+    /// as the plain relay does.
+    pub fn backend(
+        &mut self,
+        frame: Frame,
+        out: &mut Outputs<'_>,
+        pending: &mut VecDeque<Pending>,
+        tx: &mut TxStatus,
+    ) -> Result<(), SessionError> {
+        let tag = BackendTag::from(frame.tag);
+        match tag {
+            BackendTag::ReadyForQuery => return self.on_ready(&frame, out, pending, tx),
+            BackendTag::BackendKeyData => return Ok(()),
+            BackendTag::ParameterStatus => {
+                if let Ok((name, value)) = decode_parameter_status(frame.body()) {
+                    self.text.set_parameter(name, value);
+                }
+            }
+            BackendTag::NoticeResponse | BackendTag::NotificationResponse => {}
+            _ if self.discarding || matches!(self.expect.front(), Some(Expect::Injected)) => {
+                return Ok(());
+            }
+            BackendTag::ParseComplete | BackendTag::BindComplete | BackendTag::CloseComplete => {
+                if let Some(
+                    Expect::Parse { swallow: true }
+                    | Expect::Bind { swallow: true }
+                    | Expect::Close { swallow: true },
+                ) = self.expect.pop_front()
+                {
+                    return Ok(());
+                }
+            }
+            BackendTag::ParameterDescription => return self.on_parameters(frame, out),
+            BackendTag::RowDescription => return self.on_row_description(frame, out),
+            BackendTag::NoData if self.describe_answered(None) => return Ok(()),
+            BackendTag::DataRow => return self.on_data_row(frame, out),
+            BackendTag::CommandComplete
+            | BackendTag::EmptyQueryResponse
+            | BackendTag::PortalSuspended => self.on_complete(),
+            BackendTag::ErrorResponse => self.on_error(),
+            _ => {}
+        }
+        out.to_client.extend_from_slice(&frame.bytes);
+        Ok(())
+    }
+
+    fn on_ready(
+        &mut self,
+        frame: &Frame,
+        out: &mut Outputs<'_>,
+        pending: &mut VecDeque<Pending>,
+        tx: &mut TxStatus,
+    ) -> Result<(), SessionError> {
+        let status = decode_ready_for_query(frame.body()).map_err(proto)?;
+        *tx = status;
+        self.current = Current::Unknown;
+        let mut ddl = false;
+        while let Some(e) = self.expect.pop_front() {
+            match e {
+                Expect::Injected => return Ok(()),
+                Expect::Query { ddl: d } => {
+                    ddl = d;
+                    break;
+                }
+                Expect::Sync => break,
+                _ => {}
+            }
+        }
+        pending.pop_front();
+        if ddl && self.work.is_none() {
+            self.work = Some(super::AsyncWork::RefreshCatalog);
+        }
+        if std::mem::take(&mut self.discarding) && status == TxStatus::InTransaction {
+            // The client was told of an error: its transaction must be failed too.
+            self.abort_upstream = true;
+            *tx = TxStatus::Failed;
+            out.to_client
+                .extend_from_slice(&ready_for_query(TxStatus::Failed));
+            return Ok(());
+        }
+        out.to_client.extend_from_slice(&frame.bytes);
+        Ok(())
+    }
+
+    /// Records a Describe's answer (`shape`; `None` for NoData). True when it is swallowed.
+    fn describe_answered(&mut self, shape: Option<Shape>) -> bool {
+        let shape = shape.unwrap_or(None);
+        match self.expect.front() {
+            Some(Expect::DescribeStatement(s)) => {
+                let _ = s.shape.set(shape);
+            }
+            Some(Expect::DescribePortal { portal, swallow }) => {
+                let _ = portal.shape.set(shape);
+                let swallow = *swallow;
+                self.expect.pop_front();
+                return swallow;
+            }
+            Some(Expect::Query { .. }) => {
+                self.current = match shape {
+                    None => Current::Plain,
+                    Some(cols) => Current::Encrypted {
+                        cols,
+                        formats: Arc::from(Vec::new()),
+                    },
+                };
+                return false;
+            }
+            _ => return false,
+        }
+        self.expect.pop_front();
+        false
+    }
+
+    fn on_parameters(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+        let plan = match self.expect.front() {
+            Some(Expect::DescribeStatement(s)) => s.plan.clone(),
+            _ => None,
+        };
+        match plan.filter(|p| p.params.iter().any(Option::is_some)) {
+            None => out.to_client.extend_from_slice(&frame.bytes),
+            Some(plan) => {
+                let mut oids = decode_parameter_description(frame.body()).map_err(proto)?;
+                for (oid, rule) in oids.iter_mut().zip(plan.params.iter()) {
+                    if let Some(rule) = rule {
+                        *oid = rule.ty.oid();
+                    }
+                }
+                out.to_client
+                    .extend_from_slice(&parameter_description(&oids));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_row_description(
+        &mut self,
+        frame: Frame,
+        out: &mut Outputs<'_>,
+    ) -> Result<(), SessionError> {
+        let mut fields = decode_row_description(frame.body()).map_err(proto)?;
+        let catalog = self.catalog.get();
+        let cols: Vec<Option<Arc<ColumnRule>>> = fields
+            .iter()
+            .map(|f| catalog.rule(f.table_oid, f.attnum).cloned())
+            .collect();
+        if cols.iter().all(Option::is_none) {
+            let swallow = self.describe_answered(Some(None));
+            if !swallow {
+                out.to_client.extend_from_slice(&frame.bytes);
+            }
+            return Ok(());
+        }
+        for (f, rule) in fields.iter_mut().zip(&cols) {
+            if let Some(rule) = rule {
+                f.type_oid = rule.ty.oid();
+                f.typlen = rule.ty.typlen();
+                f.typmod = -1;
+            }
+        }
+        let formats: Arc<[i16]> = fields.iter().map(|f| f.format).collect();
+        let rewritten = row_description(&fields);
+        let is_query = matches!(self.expect.front(), Some(Expect::Query { .. }));
+        let swallow = self.describe_answered(Some(Some(cols.into())));
+        if is_query {
+            if let Current::Encrypted { cols, .. } = &self.current {
+                self.current = Current::Encrypted {
+                    cols: cols.clone(),
+                    formats,
+                };
+            }
+        }
+        if !swallow {
+            out.to_client.extend_from_slice(&rewritten);
+        }
+        Ok(())
+    }
+
+    /// Determines the current result from the Execute at the front.
+    fn resolve_current(&mut self) {
+        let Some(Expect::Execute(Some(portal))) = self.expect.front() else {
+            return;
+        };
+        self.current = match portal.shape() {
+            None => Current::Unknown,
+            Some(None) => Current::Plain,
+            Some(Some(cols)) => Current::Encrypted {
+                formats: (0..cols.len())
+                    .map(|i| format_of(&portal.formats, i))
+                    .collect(),
+                cols: cols.clone(),
+            },
+        };
+    }
+
+    fn on_data_row(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+        if matches!(self.current, Current::Unknown) {
+            self.resolve_current();
+        }
+        let (cols, formats) = match &self.current {
+            Current::Plain => {
+                out.to_client.extend_from_slice(&frame.bytes);
+                return Ok(());
+            }
+            Current::Unknown => {
+                let e = PgError::new(
+                    Severity::Error,
+                    INTERNAL_ERROR,
+                    "pgcloak: cannot tell which columns of this result are encrypted",
+                );
+                self.fail_result(e, out);
+                return Ok(());
+            }
+            Current::Encrypted { cols, formats } => (cols.clone(), formats.clone()),
+        };
+        let cells = decode_data_row(frame.body()).map_err(proto)?;
+        let ring = Arc::clone(self.keys.get());
+        let mut outcells: Vec<Option<Cow<'_, [u8]>>> = Vec::with_capacity(cells.len());
+        for (i, cell) in cells.iter().enumerate() {
+            let rule = cols.get(i).and_then(Option::as_ref);
+            let (Some(rule), Some(v)) = (rule, cell) else {
+                outcells.push(cell.map(Cow::Borrowed));
+                continue;
+            };
+            let fmt = formats.get(i).copied().unwrap_or(0);
+            match decrypt_cell(&ring, rule, v, fmt, fmt, &self.text) {
+                Ok(plain) => outcells.push(Some(Cow::Owned(plain))),
+                Err(ValueError::UnknownVersion { .. }) if !self.retried => {
+                    self.stall(frame.clone());
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "decryption failed; result withheld");
+                    self.fail_result(e.pg_error(), out);
+                    return Ok(());
+                }
+            }
+        }
+        self.retried = false;
+        out.to_client.extend_from_slice(&data_row(&outcells));
+        Ok(())
+    }
+
+    /// Sends `e` in place of the rest of the current result; drops everything up to
+    /// ReadyForQuery.
+    fn fail_result(&mut self, e: PgError, out: &mut Outputs<'_>) {
+        out.to_client.extend_from_slice(&e.encode());
+        self.discarding = true;
+        self.retried = false;
+        self.current = Current::Unknown;
+    }
+
+    fn on_complete(&mut self) {
+        self.current = Current::Unknown;
+        if let Some(Expect::Execute(portal)) = self.expect.front() {
+            if portal.as_ref().is_some_and(|p| p.statement.ddl) && self.work.is_none() {
+                self.work = Some(super::AsyncWork::RefreshCatalog);
+            }
+            self.expect.pop_front();
+        }
+    }
+
+    fn on_error(&mut self) {
+        self.current = Current::Unknown;
+        // Extended protocol: the server skips everything up to the next Sync.
+        while let Some(e) = self.expect.front() {
+            if matches!(e, Expect::Sync | Expect::Query { .. } | Expect::Injected) {
+                break;
+            }
+            self.expect.pop_front();
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Client → server: Query and Parse texts are analysed (plan cache); literals bound for
+//! encrypted columns are replaced by encrypted `bytea` literals, parameter types of encrypted
+//! parameters become `bytea`, and Bind values for them are encrypted and sent as binary.
+//! Refusals (and values the codec rejects) are delivered through the server ([`super::refuse`]).
+//! Every message that owes a response is recorded in the expect FIFO.
+
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+
+use super::refuse::{raise_extended, raise_query};
+use super::state::{Expect, Portal, SessionCrypto, Statement};
+use super::values::{ValueError, encrypt_value, encrypted_literal};
+use crate::codec::BYTEA_OID;
+use crate::protocol::extended::{
+    Bind, Execute, FORMAT_BINARY, Named, Parse, Target, decode_query, format_of, query,
+};
+use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED};
+use crate::protocol::{DecodeError, Frame, FrontendTag};
+use crate::rewrite::{self, Analysis, AnalysisContext, Plan};
+use crate::session::SessionError;
+use crate::session::handlers::Outputs;
+
+/// SQLSTATE 26000 invalid_sql_statement_name.
+const INVALID_STATEMENT_NAME: &str = "26000";
+
+fn proto(e: DecodeError) -> SessionError {
+    SessionError::Protocol(e.to_string())
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// DDL (catalog refresh afterwards); a cheap word check first, the scanner only then.
+fn is_ddl(sql: &str) -> bool {
+    (contains_ci(sql, "create") || contains_ci(sql, "alter") || contains_ci(sql, "drop"))
+        && rewrite::is_ddl(sql)
+}
+
+/// What to send upstream for an analysed text.
+enum Rewritten {
+    Same,
+    Text(String, Option<Arc<Plan>>),
+    Refused(&'static str, String),
+}
+
+impl SessionCrypto {
+    /// A message from the client (Terminate and authentication messages never get here).
+    pub fn frontend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+        if self.abort_upstream {
+            self.abort_upstream = false;
+            out.to_upstream.extend_from_slice(&raise_query(
+                DATA_CORRUPTED,
+                "pgcloak: transaction aborted after a decryption failure",
+            ));
+            self.expect.push_back(Expect::Injected);
+        }
+        match FrontendTag::from(frame.tag) {
+            FrontendTag::Query => return self.on_query(&frame, out),
+            FrontendTag::Parse => return self.on_parse(&frame, out),
+            FrontendTag::Bind => return self.on_bind(&frame, out),
+            FrontendTag::Describe => self.on_describe(&frame)?,
+            FrontendTag::Execute => self.on_execute(&frame, out)?,
+            FrontendTag::Close => self.on_close(&frame)?,
+            FrontendTag::Sync | FrontendTag::FunctionCall => self.expect.push_back(Expect::Sync),
+            _ => {}
+        }
+        out.to_upstream.extend_from_slice(&frame.bytes);
+        Ok(())
+    }
+
+    fn analyze(&mut self, sql: &str) -> Arc<Analysis> {
+        if !rewrite::may_touch_rules(sql, &self.enc.rules) {
+            return Arc::new(Analysis::Passthrough);
+        }
+        let catalog = Arc::clone(self.catalog.get());
+        let ctx = AnalysisContext {
+            rules: &self.enc.rules,
+            search_path: &self.search_path,
+            catalog: &*catalog,
+        };
+        self.enc.plans.get_or_analyze(sql, &ctx)
+    }
+
+    /// Analyses and rewrites `sql`: literals encrypted, casts on encrypted parameters removed.
+    fn rewrite(&mut self, sql: &str) -> Rewritten {
+        let analysis = self.analyze(sql);
+        match &*analysis {
+            Analysis::Passthrough => Rewritten::Same,
+            Analysis::Refuse(r) => Rewritten::Refused(FEATURE_NOT_SUPPORTED, r.message()),
+            Analysis::Rewrite(plan) => {
+                let ring = Arc::clone(self.keys.get());
+                let reps: Result<Vec<String>, ValueError> = plan
+                    .literals
+                    .iter()
+                    .map(|l| encrypted_literal(&ring, &l.rule, l.value.as_deref(), &self.text))
+                    .collect();
+                match reps {
+                    Ok(reps) => Rewritten::Text(plan.rewrite_text(sql, &reps), Some(plan.clone())),
+                    Err(e) => Rewritten::Refused(e.sqlstate(), e.message()),
+                }
+            }
+        }
+    }
+
+    fn on_query(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+        let sql = decode_query(frame.body()).map_err(proto)?;
+        let ddl = is_ddl(sql);
+        if contains_ci(sql, "deallocate") {
+            self.forget_deallocated(sql);
+        }
+        match self.rewrite(sql) {
+            Rewritten::Same => out.to_upstream.extend_from_slice(&frame.bytes),
+            Rewritten::Text(text, _) => out.to_upstream.extend_from_slice(&query(&text)),
+            Rewritten::Refused(code, msg) => {
+                tracing::debug!(sqlstate = code, "statement refused");
+                out.to_upstream.extend_from_slice(&raise_query(code, &msg));
+            }
+        }
+        self.expect.push_back(Expect::Query { ddl });
+        Ok(())
+    }
+
+    /// SQL-level DEALLOCATE: forget the statements it may name, so a later Bind to them is
+    /// refused rather than bound with a stale plan.
+    fn forget_deallocated(&mut self, sql: &str) {
+        let lower = sql.to_ascii_lowercase();
+        if contains_ci(sql, "all") {
+            self.statements.retain(|name, _| name.is_empty());
+        } else {
+            self.statements
+                .retain(|name, _| name.is_empty() || !lower.contains(&name.to_ascii_lowercase()));
+        }
+    }
+
+    /// Sends the raising statement in place of a refused extended-protocol message.
+    fn refuse_extended(&mut self, out: &mut Outputs<'_>, code: &str, msg: &str) {
+        tracing::debug!(sqlstate = code, "extended-protocol message refused");
+        raise_extended(out.to_upstream, code, msg);
+        self.expect.push_back(Expect::Close { swallow: true });
+        self.expect.push_back(Expect::Parse { swallow: true });
+        self.expect.push_back(Expect::Bind { swallow: true });
+        self.expect.push_back(Expect::Execute(None));
+    }
+
+    fn on_parse(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+        let p = Parse::decode(frame.body()).map_err(proto)?;
+        let ddl = is_ddl(p.query);
+        let (plan, bytes) = match self.rewrite(p.query) {
+            Rewritten::Same => (None, frame.bytes.clone()),
+            Rewritten::Text(text, plan) => {
+                let mut types = p.param_types.clone();
+                if let Some(plan) = &plan {
+                    for (i, rule) in plan.params.iter().enumerate() {
+                        if rule.is_some() {
+                            if types.len() <= i {
+                                types.resize(i + 1, 0);
+                            }
+                            types[i] = BYTEA_OID;
+                        }
+                    }
+                }
+                let msg = Parse {
+                    name: p.name,
+                    query: &text,
+                    param_types: types,
+                };
+                (plan, msg.encode())
+            }
+            Rewritten::Refused(code, msg) => {
+                self.refuse_extended(out, code, &msg);
+                return Ok(());
+            }
+        };
+        // A named statement that exists stays as it is (the server answers 42P05).
+        if p.name.is_empty() || !self.statements.contains_key(p.name) {
+            let stmt = Statement {
+                plan,
+                shape: OnceLock::new(),
+                ddl,
+            };
+            self.statements.insert(p.name.to_owned(), Arc::new(stmt));
+        }
+        out.to_upstream.extend_from_slice(&bytes);
+        self.expect.push_back(Expect::Parse { swallow: false });
+        Ok(())
+    }
+
+    fn on_bind(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+        let b = Bind::decode(frame.body()).map_err(proto)?;
+        let Some(stmt) = self.statement(b.statement) else {
+            let msg = format!("prepared statement \"{}\" does not exist", b.statement);
+            self.refuse_extended(out, INVALID_STATEMENT_NAME, &msg);
+            return Ok(());
+        };
+        let plan = stmt
+            .plan
+            .as_ref()
+            .filter(|p| p.params.iter().any(Option::is_some));
+        let bytes = match plan {
+            None => frame.bytes.clone(),
+            Some(plan) => match self.encrypt_params(&b, plan) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    self.refuse_extended(out, e.sqlstate(), &e.message());
+                    return Ok(());
+                }
+            },
+        };
+        let portal = Portal {
+            statement: stmt,
+            formats: b.result_formats.clone(),
+            shape: OnceLock::new(),
+        };
+        self.portals.insert(b.portal.to_owned(), Arc::new(portal));
+        out.to_upstream.extend_from_slice(&bytes);
+        self.expect.push_back(Expect::Bind { swallow: false });
+        Ok(())
+    }
+
+    /// The Bind with every encrypted parameter encrypted and sent as binary `bytea`.
+    fn encrypt_params(&mut self, b: &Bind<'_>, plan: &Plan) -> Result<Bytes, ValueError> {
+        let ring = Arc::clone(self.keys.get());
+        let mut formats = Vec::with_capacity(b.params.len());
+        let mut values: Vec<Option<Cow<'_, [u8]>>> = Vec::with_capacity(b.params.len());
+        for (i, v) in b.params.iter().enumerate() {
+            let fmt = format_of(&b.param_formats, i);
+            match (plan.params.get(i).and_then(Option::as_ref), v) {
+                (Some(rule), Some(v)) => {
+                    let enc = encrypt_value(&ring, rule, v, fmt, &self.text)?;
+                    formats.push(FORMAT_BINARY);
+                    values.push(Some(Cow::Owned(enc)));
+                }
+                (Some(_), None) => {
+                    formats.push(FORMAT_BINARY);
+                    values.push(None);
+                }
+                (None, v) => {
+                    formats.push(fmt);
+                    values.push(v.map(Cow::Borrowed));
+                }
+            }
+        }
+        let refs: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();
+        Ok(b.encode_with(&formats, &refs))
+    }
+
+    fn on_describe(&mut self, frame: &Frame) -> Result<(), SessionError> {
+        let d = Named::decode(frame.body()).map_err(proto)?;
+        let e = match d.target {
+            Target::Statement => {
+                Expect::DescribeStatement(self.statement(d.name).unwrap_or_default())
+            }
+            Target::Portal => Expect::DescribePortal {
+                portal: self.portal_or_unknown(d.name),
+                swallow: false,
+            },
+        };
+        self.expect.push_back(e);
+        Ok(())
+    }
+
+    fn portal_or_unknown(&self, name: &str) -> Arc<Portal> {
+        self.portals.get(name).cloned().unwrap_or_else(|| {
+            Arc::new(Portal {
+                statement: Arc::default(),
+                formats: Vec::new(),
+                shape: OnceLock::new(),
+            })
+        })
+    }
+
+    /// True when a Describe already queued will tell the portal's result shape.
+    fn shape_pending(&self, p: &Arc<Portal>) -> bool {
+        self.expect.iter().any(|e| match e {
+            Expect::DescribeStatement(s) => Arc::ptr_eq(s, &p.statement),
+            Expect::DescribePortal { portal, .. } => Arc::ptr_eq(portal, p),
+            _ => false,
+        })
+    }
+
+    fn on_execute(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+        let e = Execute::decode(frame.body()).map_err(proto)?;
+        let portal = self.portals.get(e.portal).cloned();
+        if let Some(p) = &portal {
+            if p.shape().is_none() && !self.shape_pending(p) {
+                // The client never asked: ask for it ourselves (answer swallowed).
+                let d = Named {
+                    target: Target::Portal,
+                    name: e.portal,
+                };
+                out.to_upstream.extend_from_slice(&d.encode(b'D'));
+                self.expect.push_back(Expect::DescribePortal {
+                    portal: p.clone(),
+                    swallow: true,
+                });
+            }
+        }
+        self.expect.push_back(Expect::Execute(portal));
+        Ok(())
+    }
+
+    fn on_close(&mut self, frame: &Frame) -> Result<(), SessionError> {
+        let c = Named::decode(frame.body()).map_err(proto)?;
+        match c.target {
+            Target::Statement => self.statements.remove(c.name),
+            Target::Portal => self.portals.remove(c.name).map(|_| Arc::default()),
+        };
+        self.expect.push_back(Expect::Close { swallow: false });
+        Ok(())
+    }
+}

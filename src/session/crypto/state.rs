@@ -1,0 +1,171 @@
+//! The per-session encryption state: prepared statements and portals the client created (with
+//! their plans and result shapes), and the FIFO of responses expected from the server, which
+//! ties each backend message to the request it answers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+
+use crate::codec::TextContext;
+use crate::config::ColumnRule;
+use crate::control::catalog::CatalogReader;
+use crate::crypto::KeyRingView;
+use crate::protocol::Frame;
+use crate::rewrite::Plan;
+
+use super::{AsyncWork, Encryption};
+
+/// Which result columns are encrypted (one entry per column). `None` in a slot means no
+/// column of the result is encrypted.
+pub type Shape = Option<Arc<[Option<Arc<ColumnRule>>]>>;
+
+/// A prepared statement as the client named it.
+#[derive(Debug, Default)]
+pub struct Statement {
+    /// The plan for its parameters (`None`: nothing to encrypt).
+    pub plan: Option<Arc<Plan>>,
+    /// Its result shape, once a Describe of the statement answered.
+    pub shape: OnceLock<Shape>,
+    /// DDL: refresh the catalog after it runs.
+    pub ddl: bool,
+}
+
+/// A portal as the client named it.
+#[derive(Debug)]
+pub struct Portal {
+    pub statement: Arc<Statement>,
+    /// Result format codes from Bind.
+    pub formats: Vec<i16>,
+    /// Its result shape, once a Describe of the portal answered.
+    pub shape: OnceLock<Shape>,
+}
+
+impl Portal {
+    /// The result shape if known (from Describe P, else from Describe S).
+    pub fn shape(&self) -> Option<&Shape> {
+        self.shape.get().or_else(|| self.statement.shape.get())
+    }
+}
+
+/// A response the server owes, in order.
+#[derive(Debug)]
+pub enum Expect {
+    /// ParseComplete (`swallow`: the proxy's own message).
+    Parse {
+        swallow: bool,
+    },
+    Bind {
+        swallow: bool,
+    },
+    Close {
+        swallow: bool,
+    },
+    /// ParameterDescription then RowDescription/NoData.
+    DescribeStatement(Arc<Statement>),
+    /// RowDescription/NoData.
+    DescribePortal {
+        portal: Arc<Portal>,
+        swallow: bool,
+    },
+    /// DataRows, then CommandComplete/EmptyQueryResponse/PortalSuspended (or an error).
+    Execute(Option<Arc<Portal>>),
+    /// ReadyForQuery of a Sync.
+    Sync,
+    /// Everything up to a ReadyForQuery of a simple Query.
+    Query {
+        ddl: bool,
+    },
+    /// The proxy's own Query aborting the server's transaction: swallow all of it.
+    Injected,
+}
+
+/// The result whose DataRows are arriving.
+#[derive(Debug, Clone)]
+pub enum Current {
+    /// Not yet determined.
+    Unknown,
+    /// No encrypted column: forward rows raw.
+    Plain,
+    /// Decrypt these columns; each column's format (the server sends what the client asked).
+    Encrypted {
+        cols: Arc<[Option<Arc<ColumnRule>>]>,
+        formats: Arc<[i16]>,
+    },
+}
+
+/// A session's encryption state (see the module docs of `session::crypto`).
+pub struct SessionCrypto {
+    pub(super) enc: Arc<Encryption>,
+    pub(super) keys: KeyRingView,
+    pub(super) catalog: CatalogReader,
+    pub(super) text: TextContext,
+    pub(super) search_path: Vec<String>,
+    pub(super) statements: HashMap<String, Arc<Statement>>,
+    pub(super) portals: HashMap<String, Arc<Portal>>,
+    pub(super) expect: VecDeque<Expect>,
+    pub(super) current: Current,
+    /// After a decrypt failure: drop backend messages until ReadyForQuery.
+    pub(super) discarding: bool,
+    /// Inject a raising Query before the client's next message (server still in a block).
+    pub(super) abort_upstream: bool,
+    /// Work for the relay to await.
+    pub(super) work: Option<AsyncWork>,
+    /// A key reload was already tried for the frame being retried.
+    pub(super) retried: bool,
+}
+
+impl std::fmt::Debug for SessionCrypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCrypto")
+            .field("statements", &self.statements.len())
+            .field("portals", &self.portals.len())
+            .field("expect", &self.expect.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionCrypto {
+    pub fn new(enc: Arc<Encryption>) -> Self {
+        SessionCrypto {
+            keys: enc.keys.view(),
+            catalog: enc.catalog.reader(),
+            enc,
+            text: TextContext::default(),
+            search_path: vec!["public".to_owned()],
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            expect: VecDeque::with_capacity(16),
+            current: Current::Unknown,
+            discarding: false,
+            abort_upstream: false,
+            work: None,
+            retried: false,
+        }
+    }
+
+    /// The shared encryption state.
+    pub fn encryption(&self) -> &Arc<Encryption> {
+        &self.enc
+    }
+
+    /// Work the relay must await before handling more client input (catalog refresh), or
+    /// before handling the held backend frame again (key reload).
+    pub fn take_work(&mut self) -> Option<AsyncWork> {
+        self.work.take()
+    }
+
+    /// True while a backend frame is held for a key reload (stop handling upstream input).
+    pub fn stalled(&self) -> bool {
+        matches!(self.work, Some(AsyncWork::ReloadKeys(_)))
+    }
+
+    /// Holds `frame` until keys are reloaded (once per frame).
+    pub(super) fn stall(&mut self, frame: Frame) {
+        self.retried = true;
+        self.work = Some(AsyncWork::ReloadKeys(frame));
+    }
+
+    /// Statement by name, when the client prepared it through this session.
+    pub(super) fn statement(&self, name: &str) -> Option<Arc<Statement>> {
+        self.statements.get(name).cloned()
+    }
+}

@@ -1,0 +1,259 @@
+//! The session's encryption state machine without a database: scripted client and server
+//! messages, checking what goes upstream and what the client receives.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use super::*;
+use crate::config::parse_rules;
+use crate::crypto::{Algorithm, DataKey, KeyRing};
+use crate::protocol::backend::{TxStatus, ready_for_query};
+use crate::protocol::extended::*;
+use crate::protocol::{Frame, MAX_FRAME_LEN, split_frame};
+use crate::session::handlers::Outputs;
+
+const RULES: &str = "[tables.patients]\nssn = { type = \"text\", mode = \"deterministic\" }\n";
+const OID: u32 = 16400;
+
+fn setup() -> (SessionCrypto, Arc<KeyRing>) {
+    let rules =
+        Rules::from_columns(parse_rules(RULES, std::path::Path::new("r.toml")).unwrap()).unwrap();
+    let key = DataKey::generate(
+        "public.patients.ssn",
+        1,
+        Algorithm::for_mode(crate::config::Mode::Deterministic),
+    );
+    let ring = KeyRing::from_data_keys(vec![key]).unwrap();
+    let rows = vec![
+        ("public".into(), "patients".into(), OID, 1, "id".into()),
+        ("public".into(), "patients".into(), OID, 2, "ssn".into()),
+    ];
+    let catalog = Catalog::from_rows(&rules, rows);
+    let enc = Encryption::for_tests(rules, ring, catalog);
+    let ring = enc.keys.current();
+    (enc.session("app").unwrap(), ring)
+}
+
+fn frame(bytes: Bytes) -> Frame {
+    Frame {
+        tag: bytes[0],
+        bytes,
+    }
+}
+
+fn frames(buf: &mut BytesMut) -> Vec<Frame> {
+    let mut v = Vec::new();
+    while let Some(f) = split_frame(buf, MAX_FRAME_LEN).unwrap() {
+        v.push(f);
+    }
+    v
+}
+
+struct Io {
+    up: BytesMut,
+    down: BytesMut,
+    pending: VecDeque<crate::session::handlers::Pending>,
+    tx: TxStatus,
+}
+
+impl Io {
+    fn new() -> Self {
+        Io {
+            up: BytesMut::new(),
+            down: BytesMut::new(),
+            pending: VecDeque::new(),
+            tx: TxStatus::Idle,
+        }
+    }
+    fn client(&mut self, s: &mut SessionCrypto, b: Bytes) {
+        let mut out = Outputs {
+            to_upstream: &mut self.up,
+            to_client: &mut self.down,
+        };
+        s.frontend(frame(b), &mut out).unwrap();
+    }
+    fn server(&mut self, s: &mut SessionCrypto, b: Bytes) {
+        let mut out = Outputs {
+            to_upstream: &mut self.up,
+            to_client: &mut self.down,
+        };
+        s.backend(frame(b), &mut out, &mut self.pending, &mut self.tx)
+            .unwrap();
+    }
+}
+
+fn simple(tag: u8) -> Bytes {
+    Bytes::from(vec![tag, 0, 0, 0, 4])
+}
+
+fn ssn_field(format: i16) -> Field<'static> {
+    Field {
+        name: b"ssn",
+        table_oid: OID,
+        attnum: 2,
+        type_oid: 17,
+        typlen: -1,
+        typmod: -1,
+        format,
+    }
+}
+
+#[test]
+fn extended_pipeline_encrypts_binds_and_decrypts_rows() {
+    let (mut s, ring) = setup();
+    let mut io = Io::new();
+    let parse = Parse {
+        name: "",
+        query: "SELECT ssn FROM patients WHERE ssn = $1",
+        param_types: vec![],
+    };
+    io.client(&mut s, parse.encode());
+    io.client(
+        &mut s,
+        Named {
+            target: Target::Statement,
+            name: "",
+        }
+        .encode(b'D'),
+    );
+    let bind = Bind {
+        portal: "",
+        statement: "",
+        param_formats: vec![],
+        params: vec![Some(b"123")],
+        result_formats: vec![1],
+    };
+    io.client(&mut s, bind.encode());
+    io.client(
+        &mut s,
+        Execute {
+            portal: "",
+            max_rows: 0,
+        }
+        .encode(),
+    );
+    io.client(&mut s, sync());
+    let up = frames(&mut io.up);
+    assert_eq!(up.len(), 5);
+    let p = Parse::decode(up[0].body()).unwrap();
+    assert_eq!(p.param_types, vec![17]);
+    let b = Bind::decode(up[2].body()).unwrap();
+    assert_eq!(b.param_formats, vec![1]);
+    let stored = ring
+        .encrypt(
+            "public.patients.ssn",
+            crate::config::Mode::Deterministic,
+            b"123",
+        )
+        .unwrap();
+    assert_eq!(b.params, vec![Some(&stored[..])]);
+    assert!(!up[2].bytes.windows(3).any(|w| w == b"123"));
+
+    io.server(&mut s, simple(b'1'));
+    io.server(&mut s, parameter_description(&[17]));
+    io.server(&mut s, row_description(&[ssn_field(0)]));
+    io.server(&mut s, simple(b'2'));
+    io.server(&mut s, data_row(&[Some(&stored[..])]));
+    io.server(&mut s, Bytes::from_static(b"C\0\0\0\x0dSELECT 1\0"));
+    io.server(&mut s, ready_for_query(TxStatus::Idle));
+    let down = frames(&mut io.down);
+    let tags: Vec<u8> = down.iter().map(|f| f.tag).collect();
+    assert_eq!(tags, b"1tT2DCZ");
+    assert_eq!(
+        decode_parameter_description(down[1].body()).unwrap(),
+        vec![25]
+    );
+    let f = decode_row_description(down[2].body()).unwrap();
+    assert_eq!((f[0].type_oid, f[0].typlen), (25, -1));
+    assert_eq!(
+        decode_data_row(down[4].body()).unwrap(),
+        vec![Some(&b"123"[..])]
+    );
+    assert!(s.expect.is_empty());
+}
+
+#[test]
+fn refused_parse_goes_through_the_server_and_undescribed_portals_get_described() {
+    let (mut s, ring) = setup();
+    let mut io = Io::new();
+    let parse = Parse {
+        name: "",
+        query: "SELECT id FROM patients WHERE ssn LIKE $1",
+        param_types: vec![],
+    };
+    io.client(&mut s, parse.encode());
+    io.client(&mut s, sync());
+    let up = frames(&mut io.up);
+    let tags: Vec<u8> = up.iter().map(|f| f.tag).collect();
+    assert_eq!(tags, b"CPBES");
+    io.server(&mut s, simple(b'3'));
+    io.server(&mut s, simple(b'1'));
+    io.server(&mut s, simple(b'2'));
+    let err =
+        crate::protocol::PgError::new(crate::protocol::Severity::Error, "0A000", "x").encode();
+    io.server(&mut s, err);
+    io.server(&mut s, ready_for_query(TxStatus::Idle));
+    let tags: Vec<u8> = frames(&mut io.down).iter().map(|f| f.tag).collect();
+    assert_eq!(tags, b"EZ");
+
+    // Parse + Bind + Execute without any Describe: the proxy asks and swallows the answer.
+    let parse = Parse {
+        name: "s",
+        query: "SELECT ssn FROM patients",
+        param_types: vec![],
+    };
+    io.client(&mut s, parse.encode());
+    let bind = Bind {
+        portal: "",
+        statement: "s",
+        param_formats: vec![],
+        params: vec![],
+        result_formats: vec![],
+    };
+    io.client(&mut s, bind.encode());
+    io.client(
+        &mut s,
+        Execute {
+            portal: "",
+            max_rows: 0,
+        }
+        .encode(),
+    );
+    io.client(&mut s, sync());
+    let tags: Vec<u8> = frames(&mut io.up).iter().map(|f| f.tag).collect();
+    assert_eq!(tags, b"PBDES");
+    let stored = ring
+        .encrypt(
+            "public.patients.ssn",
+            crate::config::Mode::Deterministic,
+            b"9",
+        )
+        .unwrap();
+    let hex: String = stored.iter().map(|b| format!("{b:02x}")).collect();
+    io.server(&mut s, simple(b'1'));
+    io.server(&mut s, simple(b'2'));
+    io.server(&mut s, row_description(&[ssn_field(0)]));
+    io.server(&mut s, data_row(&[Some(format!("\\x{hex}").as_bytes())]));
+    io.server(&mut s, data_row(&[Some(&b"\\x00"[..])]));
+    io.server(&mut s, Bytes::from_static(b"C\0\0\0\x0dSELECT 2\0"));
+    io.server(&mut s, ready_for_query(TxStatus::InTransaction));
+    let down = frames(&mut io.down);
+    let tags: Vec<u8> = down.iter().map(|f| f.tag).collect();
+    // Second row failed to decrypt: XX001 instead, rest dropped, transaction shown failed.
+    assert_eq!(tags, b"12DEZ");
+    assert_eq!(
+        decode_data_row(down[2].body()).unwrap(),
+        vec![Some(&b"9"[..])]
+    );
+    assert_eq!(down[4].body(), b"E");
+    // The server's transaction is aborted before the client's next message.
+    io.client(&mut s, crate::protocol::extended::query("SELECT 1"));
+    let up = frames(&mut io.up);
+    assert_eq!(up.len(), 2);
+    assert!(
+        decode_query(up[0].body())
+            .unwrap()
+            .contains("RAISE EXCEPTION")
+    );
+}

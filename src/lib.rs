@@ -81,6 +81,11 @@ pub enum RunError {
     Auth(#[from] auth::AuthError),
     #[error("auth.users_file is required when auth.mode = \"userlist\"")]
     NoUsersFile,
+    #[error("cannot listen for metrics on {address}: {source}")]
+    Metrics {
+        address: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Rules(#[from] config::RulesError),
     #[error("field encryption: {0}")]
@@ -137,6 +142,24 @@ fn login_context(
     })
 }
 
+/// Aborts a background task when dropped (so `run` leaves nothing behind).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Waits for every session to end, up to `limit`; true if they all did.
+async fn drain(sessions: &mut JoinSet<()>, limit: Duration) -> bool {
+    tokio::time::timeout(limit, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await
+    .is_ok()
+}
+
 /// Serves until `shutdown` resolves, then stops accepting and lets sessions finish for up to
 /// `listen.shutdown_timeout_secs`, then closes them. Tests call this in-process on a port-0
 /// listener.
@@ -156,6 +179,23 @@ pub async fn run(
             warn!(error = %e, "control login failed; will retry when a client connects");
         }
     }
+    let metrics = Arc::new(net::metrics::Metrics::default());
+    let _metrics_task = match &config.metrics {
+        Some(m) => {
+            let l = TcpListener::bind(&m.address)
+                .await
+                .map_err(|source| RunError::Metrics {
+                    address: m.address.clone(),
+                    source,
+                })?;
+            info!(address = %m.address, "metrics at /metrics");
+            Some(AbortOnDrop(tokio::spawn(net::metrics::serve(
+                l,
+                Arc::clone(&metrics),
+            ))))
+        }
+        None => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(session::Shared {
         acceptor: tokio_rustls::TlsAcceptor::from(server_tls.config),
@@ -163,6 +203,7 @@ pub async fn run(
         cancels: Arc::default(),
         login,
         shutdown: stop_rx.clone(),
+        metrics,
         encryption,
     });
     if let Some(enc) = &shared.encryption {
@@ -196,13 +237,11 @@ pub async fn run(
         sessions = sessions.len(),
         "shutting down: no longer accepting"
     );
+    // Sessions close at their next idle point (FATAL 57P01); after the timeout the rest
+    // are aborted.
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(config.listen.shutdown_timeout_secs);
-    let drained = tokio::time::timeout(grace, async {
-        while sessions.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    if !drain(&mut sessions, grace).await {
         warn!(
             sessions = sessions.len(),
             "shutdown timeout: closing remaining sessions"

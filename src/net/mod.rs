@@ -1,6 +1,8 @@
 //! Networking: TLS configurations ([`tls`]), the upstream connection ([`upstream`]: TCP →
-//! SSLRequest → TLS, and cancel requests), and the stream types sessions run on.
+//! SSLRequest → TLS, and cancel requests), the stream types sessions run on, and the
+//! Prometheus endpoint ([`metrics`]).
 
+pub mod metrics;
 pub mod tls;
 pub mod upstream;
 

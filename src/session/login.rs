@@ -223,6 +223,63 @@ fn refused(frame: &Frame) -> SessionError {
     }
 }
 
+/// The proxy's side of the upstream SCRAM exchange.
+struct UpstreamScram {
+    secret: Option<UpstreamSecret>,
+    client: Option<ScramClient>,
+    cert_hash: Option<Vec<u8>>,
+}
+
+/// What to do after an upstream Authentication message.
+enum Step {
+    Reply(Bytes),
+    Wait,
+    Done,
+}
+
+impl UpstreamScram {
+    fn step(&mut self, auth: Authentication) -> Result<Step, SessionError> {
+        let login_err = |e: crate::auth::AuthError| SessionError::UpstreamLogin(e.to_string());
+        Ok(match (auth, self.client.as_mut()) {
+            (Authentication::Ok, _) => Step::Done,
+            (Authentication::Sasl(mechs), None) => {
+                let offered: Vec<&str> = mechs.iter().map(String::as_str).collect();
+                let secret = self.secret.take().ok_or_else(|| {
+                    SessionError::UpstreamProtocol("repeated SASL request".into())
+                })?;
+                let mut c = ScramClient::new(secret, &offered, self.cert_hash.clone())
+                    .map_err(login_err)?;
+                let first = c.client_first();
+                let msg = SaslInitialResponse {
+                    mechanism: c.mechanism(),
+                    data: Some(&first),
+                }
+                .encode();
+                self.client = Some(c);
+                Step::Reply(msg)
+            }
+            (Authentication::SaslContinue(d), Some(c)) => {
+                Step::Reply(sasl_response(&c.server_first(&d).map_err(login_err)?))
+            }
+            (Authentication::SaslFinal(d), Some(c)) => {
+                c.server_final(&d).map_err(login_err)?;
+                Step::Wait
+            }
+            (other, _) => {
+                let what = match other {
+                    Authentication::CleartextPassword => "a cleartext password",
+                    Authentication::Md5Password => "an MD5 password",
+                    Authentication::Other(_) => "an unsupported method",
+                    _ => "a SASL message out of order",
+                };
+                return Err(SessionError::UpstreamLogin(format!(
+                    "upstream asked for {what}; pgcloak logs in upstream with SCRAM-SHA-256 only"
+                )));
+            }
+        })
+    }
+}
+
 /// Sends the StartupMessage upstream and logs in by SCRAM. Upstream errors and notices are
 /// appended to `to_client` (errors also end the login).
 async fn authenticate_upstream(
@@ -232,12 +289,13 @@ async fn authenticate_upstream(
     secret: UpstreamSecret,
     to_client: &mut BytesMut,
 ) -> Result<(), SessionError> {
-    let cert_hash = peer_cert_der(up).and_then(|der| tls_server_end_point(&der));
+    let mut scram = UpstreamScram {
+        secret: Some(secret),
+        client: None,
+        cert_hash: peer_cert_der(up).and_then(|der| tls_server_end_point(&der)),
+    };
     up.write_all(&startup.encode_v3_0()).await?;
     up.flush().await?;
-    let login_err = |e: crate::auth::AuthError| SessionError::UpstreamLogin(e.to_string());
-    let mut secret = Some(secret);
-    let mut scram: Option<ScramClient> = None;
     loop {
         let f = read_frame(up, buf, upstream_closed).await?;
         match BackendTag::from(f.tag) {
@@ -259,41 +317,14 @@ async fn authenticate_upstream(
         }
         let auth = Authentication::decode(f.body())
             .map_err(|e| SessionError::UpstreamProtocol(e.to_string()))?;
-        let reply = match (auth, scram.as_mut()) {
-            (Authentication::Ok, _) => return Ok(()),
-            (Authentication::Sasl(mechs), None) => {
-                let offered: Vec<&str> = mechs.iter().map(String::as_str).collect();
-                let Some(secret) = secret.take() else {
-                    return Err(SessionError::UpstreamProtocol(
-                        "repeated SASL request".into(),
-                    ));
-                };
-                let mut c =
-                    ScramClient::new(secret, &offered, cert_hash.clone()).map_err(login_err)?;
-                let first = c.client_first();
-                let msg = SaslInitialResponse {
-                    mechanism: c.mechanism(),
-                    data: Some(&first),
-                }
-                .encode();
-                scram = Some(c);
-                msg
+        match scram.step(auth)? {
+            Step::Done => return Ok(()),
+            Step::Wait => {}
+            Step::Reply(msg) => {
+                up.write_all(&msg).await?;
+                up.flush().await?;
             }
-            (Authentication::SaslContinue(d), Some(c)) => {
-                sasl_response(&c.server_first(&d).map_err(login_err)?)
-            }
-            (Authentication::SaslFinal(d), Some(c)) => {
-                c.server_final(&d).map_err(login_err)?;
-                continue;
-            }
-            (other, _) => {
-                return Err(SessionError::UpstreamLogin(format!(
-                    "upstream asked for {other:?}; pgcloak logs in upstream with SCRAM-SHA-256 only"
-                )));
-            }
-        };
-        up.write_all(&reply).await?;
-        up.flush().await?;
+        }
     }
 }
 

@@ -126,6 +126,7 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     pub login: login::LoginContext,
     pub shutdown: watch::Receiver<bool>,
+    pub metrics: Arc<crate::net::metrics::Metrics>,
     /// Field encryption, when rules are configured.
     pub encryption: Option<Arc<crypto::Encryption>>,
 }
@@ -159,7 +160,12 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared
         db = tracing::field::Empty
     );
     async move {
+        let _active = shared.metrics.connection();
         if let Err(e) = serve_inner(tcp, &shared).await {
+            shared
+                .metrics
+                .sessions_failed_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match &e {
                 SessionError::Io(_) | SessionError::ClientClosed => debug!(error = %e, "closed"),
                 _ => warn!(error = %e, "session failed"),
@@ -216,6 +222,12 @@ async fn serve_inner(tcp: TcpStream, shared: &Shared) -> Result<(), SessionError
         }
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, relay.close(end)).await;
+    let (from_client, from_upstream) = relay.bytes_in;
+    let m = &shared.metrics;
+    m.bytes_from_clients_total
+        .fetch_add(from_client, std::sync::atomic::Ordering::Relaxed);
+    m.bytes_from_upstream_total
+        .fetch_add(from_upstream, std::sync::atomic::Ordering::Relaxed);
     info!(end = ?end, "session ended");
     result.map(|_| ())
 }

@@ -101,6 +101,8 @@ pub struct Relay<C, U> {
     scratch: Box<[u8]>,
     upstream_first: bool,
     draining: bool,
+    /// Bytes read from the client and from upstream (for metrics).
+    pub bytes_in: (u64, u64),
 }
 
 impl<C, U> Relay<C, U>
@@ -127,11 +129,44 @@ where
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             upstream_first: false,
             draining: false,
+            bytes_in: (0, 0),
         }
     }
 
-    /// Writes what is pending, else reads whichever side is ready (alternating priority).
+    /// Reads whichever side is ready, else writes what is pending; returns what woke it.
     fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Event>> {
+        loop {
+            let blocked_before = self.backed_up();
+            if let Poll::Ready(ev) = self.poll_reads(cx) {
+                return Poll::Ready(ev);
+            }
+            // Neither side has more to give right now (or its peer is backed up): write.
+            if let Poll::Ready(Err(e)) = self.to_upstream.poll_drain(&mut self.upstream, cx) {
+                return Poll::Ready(Err(e));
+            }
+            if let Poll::Ready(Err(e)) = self.to_client.poll_drain(&mut self.client, cx) {
+                return Poll::Ready(Err(e));
+            }
+            // A read skipped because its peer was backed up registered no waker: now that the
+            // writes made room, poll it again rather than sleeping forever.
+            if blocked_before && !self.backed_up() {
+                continue;
+            }
+            if self.draining && self.handlers.is_idle() && self.to_client.idle() {
+                return Poll::Ready(Ok(Event::Idle));
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// True when a side is not read because the output towards its peer is full.
+    fn backed_up(&self) -> bool {
+        self.to_client.buf.len() >= HIGH_WATER || self.to_upstream.buf.len() >= HIGH_WATER
+    }
+
+    /// Reads whichever side is ready (alternating priority), skipping a side whose peer's
+    /// output buffer is full.
+    fn poll_reads(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Event>> {
         self.upstream_first = !self.upstream_first;
         for upstream in [self.upstream_first, !self.upstream_first] {
             if upstream && self.to_client.buf.len() < HIGH_WATER {
@@ -151,16 +186,6 @@ where
                     return Poll::Ready(r.map(Event::Client));
                 }
             }
-        }
-        // Neither side has more to give right now (or its peer is backed up): write.
-        if let Poll::Ready(Err(e)) = self.to_upstream.poll_drain(&mut self.upstream, cx) {
-            return Poll::Ready(Err(e));
-        }
-        if let Poll::Ready(Err(e)) = self.to_client.poll_drain(&mut self.client, cx) {
-            return Poll::Ready(Err(e));
-        }
-        if self.draining && self.handlers.is_idle() && self.to_client.idle() {
-            return Poll::Ready(Ok(Event::Idle));
         }
         Poll::Pending
     }
@@ -233,6 +258,9 @@ where
         if !self.client_in.is_empty() && self.on_client_data()? == Flow::Terminate {
             return Ok(End::ClientTerminated);
         }
+        // Created once: registering with the shared watch channel takes its lock, which must
+        // not happen per message. After it fires the branch is disabled for good.
+        let mut stop_signal = std::pin::pin!(shutdown.changed());
         loop {
             if self.draining && self.handlers.is_idle() && self.to_client.idle() {
                 let msg = PgError::fatal(
@@ -246,22 +274,26 @@ where
                 return Ok(End::Shutdown);
             }
             let event = tokio::select! {
+                biased;
                 ev = poll_fn(|cx| self.poll_io(cx)) => ev?,
-                changed = shutdown.changed(), if !self.draining => {
-                    self.draining = changed.is_err() || *shutdown.borrow();
+                // The only change is to "drain"; a dropped sender means the proxy is gone.
+                _ = &mut stop_signal, if !self.draining => {
+                    self.draining = true;
                     continue;
                 }
             };
             match event {
                 Event::Client(0) => return Ok(End::ClientClosed),
                 Event::Upstream(0) => return Ok(End::UpstreamClosed),
-                Event::Client(_) => {
+                Event::Client(n) => {
+                    self.bytes_in.0 += n as u64;
                     self.do_work().await?;
                     if self.on_client_data()? == Flow::Terminate {
                         return Ok(End::ClientTerminated);
                     }
                 }
-                Event::Upstream(_) => {
+                Event::Upstream(n) => {
+                    self.bytes_in.1 += n as u64;
                     self.on_upstream_data()?;
                     self.do_work().await?;
                 }

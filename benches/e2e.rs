@@ -4,7 +4,14 @@
 //! on one throwaway PostgreSQL. Prints TPS, the ratios pgcloak/direct and pgcloak/PgBouncer, and
 //! each proxy's CPU time per 1,000 transactions (utime+stime from /proc/<pid>/stat).
 //!
-//! `cargo bench --bench e2e`; `PGCLOAK_BENCH_SECS` sets the seconds per run (default 15).
+//! Then the encrypted workload (issue 4 item 7): a pgbench script doing INSERT, SELECT by a
+//! deterministic column and UPDATE over `bench_enc` (three encrypted columns,
+//! `schema-rules/bench.toml`) through an encrypting pgcloak, and the same script over the
+//! plaintext twin `bench_plain` directly, through PgBouncer and through pgcloak, in extended
+//! and prepared modes, with the ratio encrypted-through-pgcloak / plaintext-through-PgBouncer.
+//!
+//! `cargo bench --bench e2e`; `PGCLOAK_BENCH_SECS` sets the seconds per run (default 15);
+//! `PGCLOAK_BENCH_WORKLOAD=select|enc` runs only one of the two (default both).
 //! Everything started here is stopped on exit, also on a panic (guards with `Drop`).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -129,22 +136,34 @@ fn pgbench(db: &DevDb, args: &[&str]) -> String {
     text
 }
 
-/// Starts `pgcloak serve` (the release binary) on a free port.
-fn start_pgcloak(db: &DevDb) -> (Guard, u16) {
+/// Starts `pgcloak serve` (the release binary) on a free port; with `enc` = (rules file,
+/// master key file) it encrypts, keeping its control login in the app database.
+fn start_pgcloak(db: &DevDb, enc: Option<(&Path, &Path)>) -> (Guard, u16) {
     let port = free_port();
     let dir = db.dir();
     let (cert, key) = db.ca().issue(&["localhost", "127.0.0.1"]).expect("issue");
     std::fs::write(dir.join("cloak.crt"), cert).expect("write");
     std::fs::write(dir.join("cloak.key"), key).expect("write");
+    let (head, control, keys) = match enc {
+        Some((rules, key)) => (
+            format!("rules = [{:?}]\n\n", rules.display().to_string()),
+            format!("database = \"{APP_DATABASE}\"\n"),
+            format!(
+                "[keys]\nmaster_key_file = {:?}\n\n",
+                key.display().to_string()
+            ),
+        ),
+        None => Default::default(),
+    };
     let config = format!(
-        "[listen]\naddress = \"127.0.0.1:{port}\"\ntls_cert = \"cloak.crt\"\ntls_key = \"cloak.key\"\n\n\
+        "{head}[listen]\naddress = \"127.0.0.1:{port}\"\ntls_cert = \"cloak.crt\"\ntls_key = \"cloak.key\"\n\n\
          [upstream]\nhost = \"localhost\"\nport = {}\ntls_ca = {:?}\n\n\
-         [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n\n\
+         [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n{control}\n{keys}\
          [log]\nlevel = \"warn\"\n",
         db.port(),
         db.ca_cert_path().display().to_string(),
     );
-    let path = dir.join("pgcloak-bench.toml");
+    let path = dir.join(format!("pgcloak-bench-{port}.toml"));
     std::fs::write(&path, config).expect("write config");
     let child = Command::new(env!("CARGO_BIN_EXE_pgcloak"))
         .args(["serve", "-c"])
@@ -257,11 +276,19 @@ fn parse_number(out: &str, prefix: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {prefix:?} in pgbench output:\n{out}"))
 }
 
-fn bench_one(db: &DevDb, port: u16, mode: &str, secs: &str, proxy: Option<u32>) -> Run {
+/// One pgbench run of `workload` (`-S`, or `-f script`) on `port`.
+fn bench_one(
+    db: &DevDb,
+    port: u16,
+    workload: &[&str],
+    mode: &str,
+    secs: &str,
+    proxy: Option<u32>,
+) -> Run {
     let ci = conninfo(port);
-    let args = [
-        "-n", "-S", "-M", mode, "-c", CLIENTS, "-j", THREADS, "-T", secs, &ci,
-    ];
+    let mut args = vec!["-n"];
+    args.extend_from_slice(workload);
+    args.extend(["-M", mode, "-c", CLIENTS, "-j", THREADS, "-T", secs, &ci]);
     let before = proxy.map(cpu_ms);
     let out = pgbench(db, &args);
     let after = proxy.map(cpu_ms);
@@ -306,6 +333,140 @@ fn print_table(rows: &[(&str, Run, Run, Run)], secs: &str) {
     println!("({total:.0} transactions in all)");
 }
 
+/// The encrypted workload: INSERT, SELECT by the deterministic column, UPDATE. `{T}` is the
+/// table: `bench_enc` (three encrypted columns) or its plaintext twin `bench_plain`.
+const ENC_SCRIPT: &str = "\\set k random(1, 10000)\n\\set a random(100000, 1000000000000)\n\
+    \\set b random(-1000000, 1000000)\n\
+    INSERT INTO {T} (acct, note, balance) VALUES (:a, :a, :b);\n\
+    SELECT note, balance FROM {T} WHERE acct = :k;\n\
+    UPDATE {T} SET balance = :b, note = :a WHERE acct = :k;\n";
+
+const ENC_DDL: &str = "
+    CREATE TABLE bench_enc (id bigserial PRIMARY KEY, acct bytea, note bytea, balance bytea);
+    CREATE INDEX ON bench_enc (acct);
+    CREATE TABLE bench_plain (id bigserial PRIMARY KEY, acct int8, note text, balance int8);
+    CREATE INDEX ON bench_plain (acct);
+    INSERT INTO bench_plain (acct, note, balance) SELECT g, g::text, g FROM generate_series(1, 10000) g;";
+
+/// Creates both tables, data keys under a fresh master key (written to a file), and returns
+/// (rules path, master key path).
+async fn enc_setup(db: &DevDb) -> (PathBuf, PathBuf) {
+    use pgcloak::control::keys;
+    let app = db
+        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        .await
+        .expect("app login");
+    app.batch_execute(ENC_DDL).await.expect("bench tables");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema-rules/bench.toml");
+    let parsed = pgcloak::config::load_rules(std::slice::from_ref(&rules)).expect("rules");
+    let text = keys::gen_master_key();
+    let key_file = db.dir().join("bench-master.key");
+    std::fs::write(&key_file, &text).expect("write key");
+    let master = pgcloak::crypto::MasterKey::from_base64(&text, "bench").expect("key");
+    let mut control = db
+        .client(CONTROL_USER, CONTROL_PASSWORD, APP_DATABASE)
+        .await
+        .expect("control");
+    keys::init(&mut control, &parsed, &master)
+        .await
+        .expect("keys init");
+    (rules, key_file)
+}
+
+/// Fills `bench_enc` with accounts 1..=10000 through pgcloak (so they are encrypted).
+async fn enc_fill(db: &DevDb, port: u16) {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("localhost")
+        .hostaddr(Ipv4Addr::LOCALHOST.into())
+        .port(port)
+        .user(APP_USER)
+        .password(APP_PASSWORD)
+        .dbname(APP_DATABASE)
+        .ssl_mode(tokio_postgres::config::SslMode::Require);
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(db.tls_client_config().expect("tls"));
+    let (client, conn) = cfg.connect(tls).await.expect("login through pgcloak");
+    tokio::spawn(conn);
+    let per = 500;
+    let values: Vec<String> = (0..per)
+        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .collect();
+    let sql = format!(
+        "INSERT INTO bench_enc (acct, note, balance) VALUES {}",
+        values.join(", ")
+    );
+    let stmt = client.prepare(&sql).await.expect("prepare fill");
+    for chunk in 0..10_000 / per {
+        let rows: Vec<(i64, String)> = (1..=per as i64)
+            .map(|i| {
+                (
+                    chunk as i64 * per as i64 + i,
+                    (chunk as i64 * per as i64 + i).to_string(),
+                )
+            })
+            .collect();
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+        for (n, s) in &rows {
+            params.push(n);
+            params.push(s);
+            params.push(n);
+        }
+        client
+            .execute(&stmt, &params)
+            .await
+            .expect("fill bench_enc");
+    }
+}
+
+fn print_enc_table(rows: &[(&str, [Run; 4])], secs: &str) {
+    println!();
+    println!(
+        "encrypted workload (INSERT; SELECT by deterministic acct; UPDATE — 3 encrypted columns) \
+         -c {CLIENTS} -j {THREADS} -T {secs}, sslmode=require"
+    );
+    println!(
+        "| mode     | direct plain TPS | PgBouncer plain TPS | pgcloak plain TPS | pgcloak encrypted TPS | enc/PgBouncer | enc/direct | pgcloak enc CPU ms/1k tx |"
+    );
+    println!(
+        "|----------|-----------------:|--------------------:|------------------:|----------------------:|--------------:|-----------:|-------------------------:|"
+    );
+    for (mode, [d, b, p, e]) in rows {
+        println!(
+            "| {mode:<8} | {:>16.0} | {:>19.0} | {:>17.0} | {:>21.0} | {:>13.2} | {:>10.2} | {:>24.1} |",
+            d.tps,
+            b.tps,
+            p.tps,
+            e.tps,
+            e.tps / b.tps,
+            e.tps / d.tps,
+            e.cpu_per_k
+        );
+    }
+}
+
+/// The encrypted workload against direct / PgBouncer (plaintext twin) and pgcloak (both).
+fn run_encrypted(rt: &tokio::runtime::Runtime, db: &DevDb, bouncer: (u32, u16), secs: &str) {
+    let (rules, key) = rt.block_on(enc_setup(db));
+    let (cloak, port) = start_pgcloak(db, Some((&rules, &key)));
+    rt.block_on(enc_fill(db, port));
+    let script = |table: &str| {
+        let path = db.dir().join(format!("{table}.sql"));
+        std::fs::write(&path, ENC_SCRIPT.replace("{T}", table)).expect("write script");
+        path.display().to_string()
+    };
+    let (plain, enc) = (script("bench_plain"), script("bench_enc"));
+    let (plain, enc) = (["-f", plain.as_str()], ["-f", enc.as_str()]);
+    let mut rows = Vec::new();
+    for mode in ["extended", "prepared"] {
+        eprintln!("e2e enc: -M {mode}: direct, pgbouncer, pgcloak plain, pgcloak encrypted");
+        let d = bench_one(db, db.port(), &plain, mode, secs, None);
+        let b = bench_one(db, bouncer.1, &plain, mode, secs, Some(bouncer.0));
+        let p = bench_one(db, port, &plain, mode, secs, Some(cloak.pid()));
+        let e = bench_one(db, port, &enc, mode, secs, Some(cloak.pid()));
+        rows.push((mode, [d, b, p, e]));
+    }
+    print_enc_table(&rows, secs);
+}
+
 fn main() {
     let secs = std::env::var("PGCLOAK_BENCH_SECS").unwrap_or_else(|_| "15".into());
     assert!(
@@ -323,14 +484,21 @@ fn main() {
     pgbench(&db, &["-i", "-q", "-s", "10", &conninfo(db.port())]);
     let verifier = rt.block_on(app_verifier(&db));
     let (bouncer, bouncer_port) = start_pgbouncer(&db, &verifier);
-    let (cloak, cloak_port) = start_pgcloak(&db);
+    let workload = std::env::var("PGCLOAK_BENCH_WORKLOAD").unwrap_or_else(|_| "all".into());
+    if workload != "select" {
+        run_encrypted(&rt, &db, (bouncer.pid(), bouncer_port), &secs);
+        if workload == "enc" {
+            return;
+        }
+    }
+    let (cloak, cloak_port) = start_pgcloak(&db, None);
     let (bouncer_pid, cloak_pid) = (bouncer.pid(), cloak.pid());
     let mut rows = Vec::new();
     for mode in MODES {
         eprintln!("e2e: -M {mode}: direct, pgbouncer, pgcloak ({secs} s each)");
-        let d = bench_one(&db, db.port(), mode, &secs, None);
-        let b = bench_one(&db, bouncer_port, mode, &secs, Some(bouncer_pid));
-        let c = bench_one(&db, cloak_port, mode, &secs, Some(cloak_pid));
+        let d = bench_one(&db, db.port(), &["-S"], mode, &secs, None);
+        let b = bench_one(&db, bouncer_port, &["-S"], mode, &secs, Some(bouncer_pid));
+        let c = bench_one(&db, cloak_port, &["-S"], mode, &secs, Some(cloak_pid));
         rows.push((mode, d, b, c));
     }
     print_table(&rows, &secs);

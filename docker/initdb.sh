@@ -8,15 +8,5 @@ CREATE ROLE pgcloak LOGIN SUPERUSER PASSWORD '${control_password}';
 CREATE ROLE app LOGIN PASSWORD '${APP_PASSWORD}';
 CREATE DATABASE app OWNER app;
 SQL
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname app <<'SQL'
-SET ROLE app;
-CREATE TABLE customers (
-  id           bigserial PRIMARY KEY,
-  name         bytea,
-  email        bytea UNIQUE,
-  ssn          bytea,
-  birth_date   bytea,
-  credit_limit bytea,
-  created_at   timestamptz NOT NULL DEFAULT now()
-);
-SQL
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname app \
+  -c "SET ROLE app" -f /docker-entrypoint-initdb.d/demo.sql.in

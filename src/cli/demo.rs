@@ -16,16 +16,7 @@ use zeroize::Zeroizing;
 
 const DEMO_RULES: &str = include_str!("../../schema-rules/demo.toml");
 
-const DEMO_TABLE: &str = "CREATE TABLE public.customers (
-    id           bigserial PRIMARY KEY,
-    name         bytea,
-    email        bytea UNIQUE,
-    ssn          bytea,
-    birth_date   bytea,
-    credit_limit bytea,
-    created_at   timestamptz NOT NULL DEFAULT now()
-);
-ALTER TABLE public.customers OWNER TO app;";
+const DEMO_TABLE: &str = include_str!("../../docker/demo.sql");
 
 const DEMO_ROWS: [(&str, &str, &str, &str, &str); 3] = [
     (
@@ -103,6 +94,8 @@ master_key_file = "master.key"
 async fn prepare_database(db: &DevDb, cfg: &Config, master: &MasterKey) -> anyhow::Result<()> {
     let su = db.superuser_client(devdb::APP_DATABASE).await?;
     su.batch_execute(DEMO_TABLE).await?;
+    su.batch_execute("ALTER TABLE public.customers OWNER TO app")
+        .await?;
     let rules = load_rules(&cfg.rules)?;
     let mut control = control::connect(cfg, devdb::CONTROL_PASSWORD).await?;
     keys::init(&mut control, &rules, master).await?;
@@ -111,8 +104,14 @@ async fn prepare_database(db: &DevDb, cfg: &Config, master: &MasterKey) -> anyho
 
 /// Inserts the demo rows through the proxy, so they are stored encrypted.
 async fn insert_rows(db: &DevDb, port: u16) -> anyhow::Result<()> {
-    let mut pg = db.pg_config(devdb::APP_USER, devdb::APP_PASSWORD, devdb::APP_DATABASE);
-    pg.port(port);
+    let mut pg = tokio_postgres::Config::new();
+    pg.host("localhost")
+        .hostaddr(std::net::Ipv4Addr::LOCALHOST.into())
+        .port(port)
+        .user(devdb::APP_USER)
+        .password(devdb::APP_PASSWORD)
+        .dbname(devdb::APP_DATABASE)
+        .ssl_mode(tokio_postgres::config::SslMode::Require);
     let tls = MakeRustlsConnect::new(db.tls_client_config()?);
     let (client, conn) = pg
         .connect(tls)

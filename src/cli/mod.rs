@@ -7,7 +7,7 @@ pub mod demo;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use pgcloak::config::{Config, Rules, load_rules};
+use pgcloak::config::{Config, Mode, Rules, load_rules};
 use pgcloak::control::{self, check, keys};
 use pgcloak::crypto::{MasterKey, master_key_source};
 
@@ -54,6 +54,15 @@ pub fn keys_rotate(path: &Path, column: Option<&str>) -> anyhow::Result<()> {
         let mut client = control_client(&cfg).await?;
         for (name, version) in keys::rotate(&mut client, &rules, &master, column).await? {
             println!("data key {name}: new writes use v{version}");
+            let deterministic = rules
+                .keys()
+                .any(|(k, cols)| k == name && cols.iter().any(|c| c.mode == Mode::Deterministic));
+            if deterministic {
+                println!(
+                    "warning: {name} is deterministic: until rows written under older versions \
+                     are re-written, `=`/IN/UNIQUE compare only values of the same version"
+                );
+            }
         }
         Ok(())
     })

@@ -24,6 +24,14 @@ fn last_name(names: &[Node]) -> String {
     names.iter().rev().find_map(sval).unwrap_or("?").to_owned()
 }
 
+/// The text of `-v` for a numeric constant's text `v`.
+fn negate(v: &str) -> String {
+    match v.strip_prefix('-') {
+        Some(abs) => abs.to_owned(),
+        None => format!("-{v}"),
+    }
+}
+
 fn const_value(c: &AConst) -> Result<Option<String>, &'static str> {
     if c.isnull {
         return Ok(None);
@@ -261,19 +269,30 @@ impl Analyzer<'_, '_> {
         }
     }
 
-    /// `+x` / `-x` (PostgreSQL already folds `-` into numeric constants).
+    /// `+x` / `-x` on a numeric constant, bare or cast (`+7`, `-5::int4`, which PostgreSQL
+    /// parses as `-(5::int4)`): the sign belongs to the value. PostgreSQL already folds a
+    /// `-` directly before a numeric constant into the constant.
     fn prefix_op(&mut self, op: &str, r: Option<&Node>, loc: i32) -> R<Ev> {
+        let constant = match r.and_then(|n| n.node.as_ref()) {
+            Some(NodeEnum::TypeCast(tc)) => tc.arg.as_deref().and_then(|n| n.node.as_ref()),
+            other => other,
+        };
         let numeric = matches!(
-            r.and_then(|n| n.node.as_ref()),
+            constant,
             Some(NodeEnum::AConst(AConst {
                 val: Some(a_const::Val::Ival(_) | a_const::Val::Fval(_)),
                 ..
             }))
         );
-        if op == "+" && numeric {
+        if (op == "+" || op == "-") && numeric {
             if let Ev::Val(mut binds) = self.opt_expr(r)? {
-                if let Some(Bind::Lit { site, .. }) = binds.first_mut() {
+                if let Some(Bind::Lit { site, value }) = binds.first_mut() {
                     site.wraps.push(Wrap::Sign(loc));
+                    if op == "-" {
+                        if let Ok(Some(v)) = value {
+                            *v = negate(v);
+                        }
+                    }
                 }
                 return Ok(Ev::Val(binds));
             }

@@ -244,6 +244,24 @@ fn casts_and_typed_literals_belong_to_the_value() {
 }
 
 #[test]
+fn sign_before_a_cast_belongs_to_the_value() {
+    let sql = "INSERT INTO patients (age, ssn) VALUES (-5::int4, '1') ON CONFLICT (ssn) DO UPDATE SET age = +6::int4";
+    assert_eq!(
+        lits(sql),
+        vec![
+            lit("-5::int4", Some("-5"), "age"),
+            lit("'1'", Some("1"), "ssn"),
+            lit("+6::int4", Some("6"), "age"),
+        ]
+    );
+    assert_eq!(
+        lits("SELECT 1 FROM patients WHERE age = - 2::int4")[0],
+        lit("- 2::int4", Some("-2"), "age")
+    );
+    refused("SELECT 1 FROM patients WHERE age = -$1::int4");
+}
+
+#[test]
 fn timestamp_with_time_zone_cast_range() {
     let sql = "UPDATE patients SET ssn = '1'::timestamp with time zone WHERE id = 1";
     assert_eq!(

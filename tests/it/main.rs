@@ -4,6 +4,12 @@
 
 mod cli;
 mod clients;
+mod demo;
+mod enc_env;
+mod enc_forms;
+mod enc_ops;
+mod enc_refuse;
+mod enc_types;
 mod encryption;
 mod harness;
 mod psql;

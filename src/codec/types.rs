@@ -117,6 +117,16 @@ impl LogicalType {
         }
     }
 
+    /// The logical type whose OID is `oid` (the inverse of [`LogicalType::oid`]); also accepts
+    /// `bpchar` (1042) as varchar, `name` (19) as text. None for any other OID.
+    pub fn from_oid(oid: u32) -> Option<Self> {
+        match oid {
+            1042 => Some(Self::Varchar),
+            19 => Some(Self::Text),
+            _ => Self::ALL.into_iter().find(|t| t.oid() == oid),
+        }
+    }
+
     /// `pg_type.typlen`: the fixed size in bytes, or -1 for variable-length types.
     pub fn typlen(self) -> i16 {
         match self {
@@ -138,3 +148,19 @@ impl fmt::Display for LogicalType {
 
 /// The `bytea` type OID: the storage type of every encrypted column.
 pub const BYTEA_OID: u32 = 17;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_oid_inverts_oid_and_knows_aliases() {
+        for ty in LogicalType::ALL {
+            assert_eq!(LogicalType::from_oid(ty.oid()), Some(ty));
+        }
+        assert_eq!(LogicalType::from_oid(1042), Some(LogicalType::Varchar));
+        assert_eq!(LogicalType::from_oid(19), Some(LogicalType::Text));
+        assert_eq!(LogicalType::from_oid(0), None);
+        assert_eq!(LogicalType::from_oid(1186), None); // interval
+    }
+}

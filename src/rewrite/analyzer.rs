@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use super::scope::Scopes;
 use super::span::{Tokens, decode_unicode};
-use super::{Analysis, AnalysisContext, LiteralSite, ParamCast, Plan, Refusal, scope::Rel};
+use super::{
+    Analysis, AnalysisContext, LiteralSite, ParamCast, Plan, RefCast, Refusal, scope::Rel,
+};
 use crate::config::{ColumnRule, Mode};
 
 /// Every analysis step returns either a value or the refusal that ends the analysis.
@@ -72,6 +74,7 @@ pub(crate) struct Analyzer<'a, 'c> {
     params: Vec<ParamUse>,
     literals: Vec<LiteralSite>,
     casts: Vec<ParamCast>,
+    ref_casts: Vec<RefCast>,
     pub scopes: Scopes,
     /// CTEs in scope, innermost last.
     pub ctes: Vec<Rel>,
@@ -86,6 +89,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             params: Vec::new(),
             literals: Vec::new(),
             casts: Vec::new(),
+            ref_casts: Vec::new(),
             scopes: Scopes::default(),
             ctes: Vec::new(),
         }
@@ -153,6 +157,20 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             }
         }
         Ok((start, end))
+    }
+
+    /// Removes the `::type` of a cast on a column reference carrying `rule`'s values (the cast
+    /// whose `::` starts at `loc`); `CAST(… AS …)` is refused.
+    pub(crate) fn strip_ref_cast(&mut self, loc: i32, rule: &ColumnRule) -> R<()> {
+        let bad = || Refusal::column(rule, "a cast on a column carrying its values");
+        let toks = self.tokens()?;
+        if toks.kind_at(loc) != Some(pg_query::protobuf::Token::Typecast) {
+            return Err(bad());
+        }
+        let end = toks.cast_end(loc).ok_or_else(bad)?;
+        let start = usize::try_from(loc).map_err(|_| bad())?;
+        self.ref_casts.push(RefCast { start, end });
+        Ok(())
     }
 
     fn use_param(&mut self, n: usize, rule: Option<&Arc<ColumnRule>>) -> R<()> {
@@ -331,9 +349,12 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         self.casts.sort_by_key(|c| (c.start, c.end));
         self.casts
             .dedup_by(|a, b| a.start == b.start && a.end == b.end);
+        self.ref_casts.sort_by_key(|c| (c.start, c.end));
+        self.ref_casts.dedup();
         let mut ranges: Vec<(usize, usize)> =
             self.literals.iter().map(|l| (l.start, l.end)).collect();
         ranges.extend(self.casts.iter().map(|c| (c.start, c.end)));
+        ranges.extend(self.ref_casts.iter().map(|c| (c.start, c.end)));
         ranges.sort_unstable();
         let bad_range = ranges.windows(2).any(|w| w[1].0 < w[0].1)
             || ranges.iter().any(|&(s, e)| {
@@ -356,6 +377,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                 .collect(),
             literals: self.literals,
             param_casts: self.casts,
+            ref_casts: self.ref_casts,
             statements,
         };
         if plan.is_empty() {

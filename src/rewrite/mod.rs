@@ -20,6 +20,7 @@ mod analyzer;
 mod cache;
 mod expr;
 mod from;
+mod insert_values;
 mod scope;
 mod select;
 mod span;
@@ -79,6 +80,10 @@ pub struct Plan {
     /// parameter becomes `bytea`, so the session must replace each range by `$n` (see
     /// [`Plan::rewrite_text`]) when it forwards the text.
     pub param_casts: Vec<ParamCast>,
+    /// Casts on column references that carry encrypted values (`p0::VARCHAR` over a VALUES
+    /// column in `INSERT … SELECT … FROM (VALUES …)`), in text order: each range (the `::type`
+    /// part) is removed from the forwarded text.
+    pub ref_casts: Vec<RefCast>,
     /// Number of statements in the text (multi-statement simple queries).
     pub statements: usize,
 }
@@ -101,6 +106,13 @@ pub struct ParamCast {
     pub end: usize,
     /// The parameter number `n` of `$n`.
     pub number: usize,
+}
+
+/// The `::type` part of a cast on a column reference, removed from the forwarded text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefCast {
+    pub start: usize,
+    pub end: usize,
 }
 
 /// What a refusal is about.
@@ -224,11 +236,13 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.literals.is_empty()
             && self.param_casts.is_empty()
+            && self.ref_casts.is_empty()
             && self.params.iter().all(Option::is_none)
     }
 
     /// The text to forward: literal sites replaced by `literal_replacements` (one per site, in
-    /// order) and casts on encrypted parameters replaced by plain `$n`.
+    /// order), casts on encrypted parameters replaced by plain `$n` and casts on column
+    /// references carrying encrypted values removed.
     pub fn rewrite_text(&self, sql: &str, literal_replacements: &[String]) -> String {
         let casts: Vec<String> = self
             .param_casts
@@ -245,6 +259,9 @@ impl Plan {
         }
         for (c, rep) in self.param_casts.iter().zip(&casts) {
             ranges.push((c.start, c.end, rep.as_str()));
+        }
+        for c in &self.ref_casts {
+            ranges.push((c.start, c.end, ""));
         }
         ranges.sort_by_key(|r| r.0);
         splice_ranges(sql, ranges)

@@ -213,6 +213,11 @@ impl Analyzer<'_, '_> {
         let Some(NodeEnum::SelectStmt(s)) = src.and_then(|n| n.node.as_ref()) else {
             return Ok(());
         };
+        if targets.iter().any(Option::is_some) {
+            if let Some(res) = self.insert_from_values(s, targets) {
+                return res;
+            }
+        }
         let out = self.select(s)?;
         if out.open && targets.iter().any(Option::is_some) {
             return Err(self.refuse_text("INSERT … SELECT * over a table of unknown columns"));

@@ -3,6 +3,7 @@
 //! ([`harness::TestEnv`]); `serve` tests run the real binary as a child process.
 
 mod cli;
+mod clients;
 mod demo;
 mod enc_env;
 mod enc_forms;

@@ -143,22 +143,27 @@ impl SessionCrypto {
     }
 
     fn on_parameters(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let plan = match self.expect.front() {
-            Some(Expect::DescribeStatement(s)) => s.plan.clone(),
+        let stmt = match self.expect.front() {
+            Some(Expect::DescribeStatement(s)) => Some(s.clone()),
             _ => None,
         };
-        match plan.filter(|p| p.params.iter().any(Option::is_some)) {
-            None => out.to_client.extend_from_slice(&frame.bytes),
-            Some(plan) => {
+        let plan = stmt.as_ref().and_then(|s| s.plan.clone());
+        match (plan.filter(|p| p.params.iter().any(Option::is_some)), stmt) {
+            (Some(plan), Some(stmt)) => {
                 let mut oids = decode_parameter_description(frame.body()).map_err(proto)?;
-                for (oid, rule) in oids.iter_mut().zip(plan.params.iter()) {
+                for (i, (oid, rule)) in oids.iter_mut().zip(plan.params.iter()).enumerate() {
                     if let Some(rule) = rule {
-                        *oid = rule.ty.oid();
+                        // PostgreSQL echoes a declared type; the logical type fills in the rest.
+                        *oid = match stmt.declared(i) {
+                            0 => rule.ty.oid(),
+                            d => d,
+                        };
                     }
                 }
                 out.to_client
                     .extend_from_slice(&parameter_description(&oids));
             }
+            _ => out.to_client.extend_from_slice(&frame.bytes),
         }
         Ok(())
     }

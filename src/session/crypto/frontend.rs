@@ -182,6 +182,7 @@ impl SessionCrypto {
                 plan,
                 shape: OnceLock::new(),
                 ddl,
+                declared: p.param_types,
             };
             self.statements.insert(p.name.to_owned(), Arc::new(stmt));
         }
@@ -203,7 +204,7 @@ impl SessionCrypto {
             .filter(|p| p.params.iter().any(Option::is_some));
         let bytes = match plan {
             None => frame.bytes.clone(),
-            Some(plan) => match self.encrypt_params(&b, plan) {
+            Some(plan) => match self.encrypt_params(&b, plan, &stmt) {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     self.refuse_extended(out, e.sqlstate(), &e.message());
@@ -223,7 +224,12 @@ impl SessionCrypto {
     }
 
     /// The Bind with every encrypted parameter encrypted and sent as binary `bytea`.
-    fn encrypt_params(&mut self, b: &Bind<'_>, plan: &Plan) -> Result<Bytes, ValueError> {
+    fn encrypt_params(
+        &mut self,
+        b: &Bind<'_>,
+        plan: &Plan,
+        stmt: &Statement,
+    ) -> Result<Bytes, ValueError> {
         let ring = Arc::clone(self.keys.get());
         let mut formats = Vec::with_capacity(b.params.len());
         let mut values: Vec<Option<Cow<'_, [u8]>>> = Vec::with_capacity(b.params.len());
@@ -231,7 +237,8 @@ impl SessionCrypto {
             let fmt = format_of(&b.param_formats, i);
             match (plan.params.get(i).and_then(Option::as_ref), v) {
                 (Some(rule), Some(v)) => {
-                    let enc = encrypt_value(&ring, rule, v, fmt, &self.text)?;
+                    let d = stmt.declared(i);
+                    let enc = encrypt_value(&ring, rule, v, fmt, d, &self.text)?;
                     formats.push(FORMAT_BINARY);
                     values.push(Some(Cow::Owned(enc)));
                 }

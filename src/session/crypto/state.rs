@@ -27,6 +27,15 @@ pub struct Statement {
     pub shape: OnceLock<Shape>,
     /// DDL: refresh the catalog after it runs.
     pub ddl: bool,
+    /// The parameter type OIDs the client declared in Parse (0 = unspecified).
+    pub declared: Vec<u32>,
+}
+
+impl Statement {
+    /// The type the client declared for parameter `i` (0-based); 0 when it declared none.
+    pub fn declared(&self, i: usize) -> u32 {
+        self.declared.get(i).copied().unwrap_or(0)
+    }
 }
 
 /// A portal as the client named it.

@@ -257,3 +257,55 @@ fn refused_parse_goes_through_the_server_and_undescribed_portals_get_described()
             .contains("RAISE EXCEPTION")
     );
 }
+
+#[test]
+fn parameter_description_echoes_declared_types_and_binds_decode_as_declared() {
+    let (mut s, ring) = setup();
+    let mut io = Io::new();
+    // pgjdbc declares varchar for a String; the server (asked for bytea) says 17.
+    let parse = Parse {
+        name: "s1",
+        query: "SELECT id FROM patients WHERE ssn = $1 OR ssn = $2 OR id = $3",
+        param_types: vec![1043, 0, 0],
+    };
+    io.client(&mut s, parse.encode());
+    let d = Named {
+        target: Target::Statement,
+        name: "s1",
+    };
+    io.client(&mut s, d.encode(b'D'));
+    let bind = Bind {
+        portal: "",
+        statement: "s1",
+        param_formats: vec![1, 0, 0],
+        params: vec![Some(b"123"), Some(b"123"), Some(b"7")],
+        result_formats: vec![],
+    };
+    io.client(&mut s, bind.encode());
+    io.client(&mut s, sync());
+    let up = frames(&mut io.up);
+    assert_eq!(
+        Parse::decode(up[0].body()).unwrap().param_types,
+        vec![17, 17, 0]
+    );
+    let b = Bind::decode(up[2].body()).unwrap();
+    let stored = ring
+        .encrypt(
+            "public.patients.ssn",
+            crate::config::Mode::Deterministic,
+            b"123",
+        )
+        .unwrap();
+    // Binary varchar and text input of one value encrypt alike for the text column.
+    assert_eq!(b.params[0], Some(&stored[..]));
+    assert_eq!(b.params[1], Some(&stored[..]));
+
+    io.server(&mut s, simple(b'1'));
+    io.server(&mut s, parameter_description(&[17, 17, 23]));
+    io.server(&mut s, simple(b'n'));
+    let down = frames(&mut io.down);
+    assert_eq!(
+        decode_parameter_description(down[1].body()).unwrap(),
+        vec![1043, 25, 23]
+    );
+}

@@ -4,11 +4,13 @@
 
 use std::fmt::Write as _;
 
-use crate::codec::{self, CodecError, LogicalType, TextContext};
+use crate::codec::{self, BYTEA_OID, CodecError, LogicalType, TextContext};
 use crate::config::ColumnRule;
 use crate::crypto::{CryptoError, KeyRing};
 use crate::protocol::extended::FORMAT_BINARY;
-use crate::protocol::sqlstate::{DATA_CORRUPTED, INTERNAL_ERROR, PgError, Severity};
+use crate::protocol::sqlstate::{
+    DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR, PgError, Severity,
+};
 
 /// A value could not be encrypted or decrypted.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,12 @@ pub enum ValueError {
     /// The stored value names a key version the ring does not hold (yet).
     #[error("stored value in encrypted column {column} uses an unknown data key version")]
     UnknownVersion { column: String },
+    /// A binary parameter declared with a type pgcloak cannot decode.
+    #[error(
+        "binary parameter of type OID {oid} for encrypted column {column} is not supported \
+         (send it as text, or declare the column's type)"
+    )]
+    DeclaredType { column: String, oid: u32 },
 }
 
 impl ValueError {
@@ -33,6 +41,7 @@ impl ValueError {
         match self {
             ValueError::Codec { source, .. } => source.sqlstate(),
             ValueError::Encrypt { .. } => INTERNAL_ERROR,
+            ValueError::DeclaredType { .. } => FEATURE_NOT_SUPPORTED,
             ValueError::Corrupt { .. } | ValueError::UnknownVersion { .. } => DATA_CORRUPTED,
         }
     }
@@ -56,28 +65,59 @@ impl ValueError {
     }
 }
 
-/// Encrypts a client value (in `format`) for `rule`.
+/// `unknown`: PostgreSQL resolves a parameter declared so from its context, as for 0.
+const UNKNOWN_OID: u32 = 705;
+
+/// Encrypts a client value (in `format`, declared in Parse as type `declared`; 0 = none) for
+/// `rule`.
 pub fn encrypt_value(
     ring: &KeyRing,
     rule: &ColumnRule,
     value: &[u8],
     format: i16,
+    declared: u32,
     ctx: &TextContext,
 ) -> Result<Vec<u8>, ValueError> {
-    let canonical = if format == FORMAT_BINARY {
-        codec::binary_to_canonical(rule.ty, value)
-    } else {
-        codec::text_to_canonical(rule.ty, value, ctx)
-    }
-    .map_err(|source| ValueError::Codec {
-        column: rule.qualified(),
-        source,
-    })?;
+    let canonical = to_canonical(rule, value, format, declared, ctx)?;
     ring.encrypt(&rule.key, rule.mode, &canonical)
         .map_err(|source| ValueError::Encrypt {
             column: rule.qualified(),
             source,
         })
+}
+
+/// The canonical form of a client value for `rule`'s logical type. A value declared with
+/// another type is decoded as that type and converted through its text form, as PostgreSQL's
+/// assignment cast (I/O conversion) does: a binary int2 for an int4 column, a varchar for a
+/// text column.
+fn to_canonical(
+    rule: &ColumnRule,
+    value: &[u8],
+    format: i16,
+    declared: u32,
+    ctx: &TextContext,
+) -> Result<Vec<u8>, ValueError> {
+    let codec_err = |source| ValueError::Codec {
+        column: rule.qualified(),
+        source,
+    };
+    let fast = matches!(declared, 0 | BYTEA_OID | UNKNOWN_OID) || declared == rule.ty.oid();
+    if format != FORMAT_BINARY {
+        return codec::text_to_canonical(rule.ty, value, ctx).map_err(codec_err);
+    }
+    if fast {
+        return codec::binary_to_canonical(rule.ty, value).map_err(codec_err);
+    }
+    let Some(ty) = LogicalType::from_oid(declared) else {
+        return Err(ValueError::DeclaredType {
+            column: rule.qualified(),
+            oid: declared,
+        });
+    };
+    let text = codec::binary_to_canonical(ty, value)
+        .and_then(|c| codec::canonical_to_text(ty, &c, ctx))
+        .map_err(codec_err)?;
+    codec::text_to_canonical(rule.ty, &text, ctx).map_err(codec_err)
 }
 
 /// The SQL literal replacing a literal bound for `rule`: `E'\\x…'::bytea` (valid whatever
@@ -91,7 +131,7 @@ pub fn encrypted_literal(
     let Some(v) = value else {
         return Ok("NULL::bytea".to_owned());
     };
-    let stored = encrypt_value(ring, rule, v.as_bytes(), 0, ctx)?;
+    let stored = encrypt_value(ring, rule, v.as_bytes(), 0, 0, ctx)?;
     let mut out = String::with_capacity(stored.len() * 2 + 16);
     out.push_str("E'\\\\x");
     for b in &stored {
@@ -168,8 +208,8 @@ mod tests {
     fn text_and_binary_encrypt_alike_and_decrypt_to_either_format() {
         let (ring, rule) = setup();
         let ctx = TextContext::default();
-        let a = encrypt_value(&ring, &rule, b"42", 0, &ctx).unwrap();
-        let b = encrypt_value(&ring, &rule, &42i32.to_be_bytes(), 1, &ctx).unwrap();
+        let a = encrypt_value(&ring, &rule, b"42", 0, 0, &ctx).unwrap();
+        let b = encrypt_value(&ring, &rule, &42i32.to_be_bytes(), 1, 0, &ctx).unwrap();
         assert_eq!(a, b);
         assert_eq!(a[0], 0x01);
         assert_eq!(decrypt_cell(&ring, &rule, &a, 1, 0, &ctx).unwrap(), b"42");
@@ -195,10 +235,10 @@ mod tests {
     fn errors_name_the_column_never_the_value() {
         let (ring, rule) = setup();
         let ctx = TextContext::default();
-        let e = encrypt_value(&ring, &rule, b"secret-ish", 0, &ctx).unwrap_err();
+        let e = encrypt_value(&ring, &rule, b"secret-ish", 0, 0, &ctx).unwrap_err();
         assert_eq!(e.sqlstate(), "22P02");
         assert!(e.message().contains("public.t.n") && !e.message().contains("secret-ish"));
-        let mut v = encrypt_value(&ring, &rule, b"7", 0, &ctx).unwrap();
+        let mut v = encrypt_value(&ring, &rule, b"7", 0, 0, &ctx).unwrap();
         let last = v.len() - 1;
         v[last] ^= 1;
         let e = decrypt_cell(&ring, &rule, &v, 1, 0, &ctx).unwrap_err();
@@ -206,5 +246,36 @@ mod tests {
         assert!(e.message().contains("public.t.n"));
         let e = decrypt_cell(&ring, &rule, b"plain text", 1, 0, &ctx).unwrap_err();
         assert_eq!(e.sqlstate(), "XX001");
+    }
+
+    #[test]
+    fn a_declared_type_is_decoded_as_declared_then_assigned() {
+        let (ring, rule) = setup();
+        let ctx = TextContext::default();
+        let want = encrypt_value(&ring, &rule, b"42", 0, 0, &ctx).unwrap();
+        // psycopg 3: a small int bound for an int4 column, declared int2, two binary bytes.
+        let int2 = encrypt_value(&ring, &rule, &42i16.to_be_bytes(), 1, 21, &ctx).unwrap();
+        assert_eq!(int2, want);
+        let int8 = encrypt_value(&ring, &rule, &42i64.to_be_bytes(), 1, 20, &ctx).unwrap();
+        assert_eq!(int8, want);
+        let numeric = codec::text_to_canonical(LogicalType::Numeric, b"42", &ctx).unwrap();
+        let n = encrypt_value(&ring, &rule, &numeric, 1, 1700, &ctx).unwrap();
+        assert_eq!(n, want);
+        // Declared like the column, bytea, or unknown: decoded as the column's type.
+        for d in [23, 17, 705] {
+            let v = encrypt_value(&ring, &rule, &42i32.to_be_bytes(), 1, d, &ctx).unwrap();
+            assert_eq!(v, want);
+        }
+        // The assignment can fail as PostgreSQL's would (out of range), naming no value.
+        let big = encrypt_value(&ring, &rule, &(1i64 << 40).to_be_bytes(), 1, 20, &ctx);
+        let e = big.unwrap_err();
+        assert_eq!(e.sqlstate(), "22003");
+        assert!(!e.message().contains("1099511627776"));
+        // A binary value of a type pgcloak cannot decode is refused; as text it is just text.
+        let e = encrypt_value(&ring, &rule, &[0; 16], 1, 1186, &ctx).unwrap_err();
+        assert_eq!(e.sqlstate(), "0A000");
+        assert!(e.message().contains("public.t.n") && e.message().contains("1186"));
+        let t = encrypt_value(&ring, &rule, b"42", 0, 1186, &ctx).unwrap();
+        assert_eq!(t, want);
     }
 }

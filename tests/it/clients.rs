@@ -17,13 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use pgcloak::config::rules_file::load_rules;
-use pgcloak::control::keys;
-use pgcloak::crypto::{MasterKey, gen_master_key};
-use pgcloak::devdb::{
-    APP_DATABASE, APP_PASSWORD, APP_USER, CONTROL_PASSWORD, CONTROL_USER, DevDb, DevDbOptions,
-};
+use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER, DevDb, DevDbOptions};
 
+use crate::harness::start_encrypted;
 use crate::harness::{ProxyOptions, TestEnv};
 
 mod rust_drivers;
@@ -93,23 +89,8 @@ pub async fn compat_env() -> TestEnv {
         return TestEnv::start_on(db, ProxyOptions::default()).await;
     }
     let rules_path = repo().join("schema-rules/compat.toml");
-    let rules = load_rules(std::slice::from_ref(&rules_path)).expect("compat rules load");
-    let key_text = gen_master_key();
-    let master = MasterKey::from_base64(&key_text, "test").expect("master key");
-    let mut control = db
-        .client(CONTROL_USER, CONTROL_PASSWORD, APP_DATABASE)
-        .await
-        .expect("control login");
-    keys::init(&mut control, &rules, &master)
-        .await
-        .expect("keys init");
-    let opts = ProxyOptions {
-        rules: Some(std::fs::read_to_string(&rules_path).expect("read compat rules")),
-        master_key_b64: Some(key_text),
-        control_database: Some(APP_DATABASE.to_string()),
-        ..ProxyOptions::default()
-    };
-    TestEnv::start_on(db, opts).await
+    let text = std::fs::read_to_string(&rules_path).expect("read compat rules");
+    start_encrypted(db, &text).await.0
 }
 
 /// The connection facts every scenario reads from its environment.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use pgcloak::codec::{LogicalType, TextContext, text_to_canonical};
-use pgcloak::config::{ColumnRule, Rules, load_rules};
+use pgcloak::config::{ColumnRule, Rules};
 use pgcloak::control::keys;
 use pgcloak::crypto::{KeyRing, MasterKey};
 use pgcloak::devdb::{
@@ -19,7 +19,8 @@ use pgcloak::devdb::{
 use postgres_types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::harness::{HANG, ProxyOptions, TestEnv, describe, within};
+use crate::harness::start_encrypted;
+use crate::harness::{HANG, TestEnv, describe, within};
 
 /// The tables of `schema-rules/matrix.toml` (storage type `bytea` for every rules column).
 pub fn matrix_ddl() -> String {
@@ -67,24 +68,8 @@ impl EncEnv {
             .await
             .expect("direct app login");
         app.batch_execute(ddl).await.expect("create matrix tables");
-        let path = rules_path(rules_file);
-        let rules = load_rules(std::slice::from_ref(&path)).expect("rules load");
-        let key_text = keys::gen_master_key();
-        let master = MasterKey::from_base64(&key_text, "test").expect("master key");
-        let mut control = db
-            .client(CONTROL_USER, CONTROL_PASSWORD, APP_DATABASE)
-            .await
-            .expect("control login");
-        keys::init(&mut control, &rules, &master)
-            .await
-            .expect("keys init");
-        let opts = ProxyOptions {
-            rules: Some(std::fs::read_to_string(&path).expect("read rules")),
-            master_key_b64: Some(key_text),
-            control_database: Some(APP_DATABASE.to_owned()),
-            ..ProxyOptions::default()
-        };
-        let env = TestEnv::start_on(db, opts).await;
+        let text = std::fs::read_to_string(rules_path(rules_file)).expect("read rules");
+        let (env, rules, master) = start_encrypted(db, &text).await;
         EncEnv { env, rules, master }
     }
 

@@ -4,10 +4,9 @@
 //! connection; refusals inside and outside a transaction; tampered values; key rotation while
 //! a session is open.
 
-use std::path::Path;
 use std::time::Duration;
 
-use pgcloak::config::{Rules, parse_rules};
+use pgcloak::config::Rules;
 use pgcloak::control::keys;
 use pgcloak::crypto::MasterKey;
 use pgcloak::devdb::{
@@ -16,7 +15,8 @@ use pgcloak::devdb::{
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::harness::{HANG, ProxyOptions, TestEnv, sqlstate, within};
+use crate::harness::start_encrypted;
+use crate::harness::{HANG, TestEnv, sqlstate, within};
 
 const RULES: &str = r#"
 [tables.patients]
@@ -31,11 +31,6 @@ struct Enc {
     rules: Rules,
 }
 
-fn rules() -> Rules {
-    Rules::from_columns(parse_rules(RULES, Path::new("rules.toml")).expect("rules parse"))
-        .expect("rules index")
-}
-
 async fn start() -> Enc {
     let db = DevDb::start(DevDbOptions::default()).await.expect("DevDb");
     let app = db
@@ -48,23 +43,7 @@ async fn start() -> Enc {
     )
     .await
     .expect("create table");
-    let b64 = pgcloak::control::keys::gen_master_key();
-    let master = MasterKey::from_base64(&b64, "test").expect("master");
-    let rules = rules();
-    let mut control = db
-        .client(CONTROL_USER, CONTROL_PASSWORD, APP_DATABASE)
-        .await
-        .expect("control client");
-    keys::init(&mut control, &rules, &master)
-        .await
-        .expect("keys init");
-    let opts = ProxyOptions {
-        rules: Some(RULES.to_owned()),
-        master_key_b64: Some(b64),
-        control_database: Some(APP_DATABASE.to_owned()),
-        ..Default::default()
-    };
-    let env = TestEnv::start_on(db, opts).await;
+    let (env, rules, master) = start_encrypted(db, RULES).await;
     Enc { env, master, rules }
 }
 

@@ -354,3 +354,31 @@ pub fn must_fail<T>(res: Result<T, tokio_postgres::Error>) -> tokio_postgres::Er
         Err(e) => e,
     }
 }
+
+/// Encrypted setup shared by the encryption and client tests: a fresh master key, `keys init`
+/// for the rules in `rules_text` (a rules file's contents) over the control login, then pgcloak
+/// in front of `db` with those rules and `control.database = app`.
+pub async fn start_encrypted(
+    db: DevDb,
+    rules_text: &str,
+) -> (TestEnv, pgcloak::config::Rules, pgcloak::crypto::MasterKey) {
+    let columns =
+        pgcloak::config::parse_rules(rules_text, Path::new("rules.toml")).expect("rules parse");
+    let rules = pgcloak::config::Rules::from_columns(columns).expect("rules index");
+    let key_text = pgcloak::crypto::gen_master_key();
+    let master = pgcloak::crypto::MasterKey::from_base64(&key_text, "test").expect("master key");
+    let mut control = db
+        .client(CONTROL_USER, CONTROL_PASSWORD, APP_DATABASE)
+        .await
+        .expect("control login");
+    pgcloak::control::keys::init(&mut control, &rules, &master)
+        .await
+        .expect("keys init");
+    let opts = ProxyOptions {
+        rules: Some(rules_text.to_owned()),
+        master_key_b64: Some(key_text),
+        control_database: Some(APP_DATABASE.to_owned()),
+        ..ProxyOptions::default()
+    };
+    (TestEnv::start_on(db, opts).await, rules, master)
+}

@@ -83,7 +83,10 @@ fn writes_joins_and_randomized_columns_are_not_match_sites() {
     let join = "SELECT 1 FROM visits v JOIN patients p ON p.ssn = v.patient_ssn \
                 WHERE v.note IS NULL AND p.id = $1 AND v.patient_ssn IS NOT NULL";
     assert_eq!(crate::rewrite::tests::run(join), Analysis::Passthrough);
-    assert_eq!(plan("INSERT INTO patients (ssn) VALUES ($1)").matches, vec![]);
+    assert_eq!(
+        plan("INSERT INTO patients (ssn) VALUES ($1)").matches,
+        vec![]
+    );
     let p = plan("SELECT 1 FROM patients WHERE ssn = $1 LIMIT $5");
     assert_eq!(p.max_param, 5);
 }

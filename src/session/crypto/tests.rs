@@ -152,7 +152,10 @@ fn extended_pipeline_encrypts_binds_and_decrypts_rows() {
         )
         .unwrap();
     assert_eq!(b.params[0], Some(&stored[..]));
-    assert_eq!(bytea_array_items(b.params[1].unwrap()), vec![stored.clone()]);
+    assert_eq!(
+        bytea_array_items(b.params[1].unwrap()),
+        vec![stored.clone()]
+    );
     assert!(!up[2].bytes.windows(3).any(|w| w == b"123"));
 
     io.server(&mut s, simple(b'1'));
@@ -306,8 +309,14 @@ fn parameter_description_echoes_declared_types_and_binds_decode_as_declared() {
     assert_eq!(b.params[1], Some(&stored[..]));
     // The comparisons' own parameters: every version of each value.
     assert_eq!(b.params.len(), 5);
-    assert_eq!(bytea_array_items(b.params[3].unwrap()), vec![stored.clone()]);
-    assert_eq!(bytea_array_items(b.params[4].unwrap()), vec![stored.clone()]);
+    assert_eq!(
+        bytea_array_items(b.params[3].unwrap()),
+        vec![stored.clone()]
+    );
+    assert_eq!(
+        bytea_array_items(b.params[4].unwrap()),
+        vec![stored.clone()]
+    );
 
     io.server(&mut s, simple(b'1'));
     io.server(&mut s, parameter_description(&[17, 17, 23, 1001, 1001]));

@@ -64,8 +64,10 @@ impl Handlers {
         self.pending.is_empty() && self.tx == TxStatus::Idle
     }
 
-    /// Turns on field encryption for this session.
-    pub fn set_crypto(&mut self, crypto: SessionCrypto) {
+    /// Turns on field encryption for this session; its first question to the server (the
+    /// search_path) goes into `to_upstream`.
+    pub fn set_crypto(&mut self, mut crypto: SessionCrypto, to_upstream: &mut bytes::BytesMut) {
+        crypto.ask_path(to_upstream);
         self.crypto = Some(Box::new(crypto));
     }
 
@@ -75,6 +77,13 @@ impl Handlers {
         let c = self.crypto.as_mut()?;
         let work = c.take_work()?;
         Some((work, c.encryption().clone()))
+    }
+
+    /// True while client messages wait for the server's answer to the proxy's own question
+    /// (the search_path): stop handling client input.
+    #[inline]
+    pub fn client_held(&self) -> bool {
+        self.crypto.as_ref().is_some_and(|c| c.client_held())
     }
 
     /// True while a backend frame waits for a key reload: stop handling upstream input.

@@ -201,8 +201,9 @@ where
     }
 
     fn on_client_data(&mut self) -> Result<Flow, SessionError> {
-        while let Some(frame) = split_frame(&mut self.client_in, MAX_FRAME_LEN)
-            .map_err(|e| SessionError::Protocol(e.to_string()))?
+        while !self.handlers.client_held()
+            && let Some(frame) = split_frame(&mut self.client_in, MAX_FRAME_LEN)
+                .map_err(|e| SessionError::Protocol(e.to_string()))?
         {
             let (mut out, h) = self.outputs();
             if h.frontend(frame, &mut out)? == Flow::Terminate {
@@ -246,7 +247,7 @@ where
 
     /// Turns on field encryption for this session.
     pub fn set_crypto(&mut self, crypto: super::crypto::SessionCrypto) {
-        self.handlers.set_crypto(crypto);
+        self.handlers.set_crypto(crypto, &mut self.to_upstream.buf);
     }
 
     /// Relays until either side ends, an error, or shutdown at an idle point.
@@ -296,6 +297,13 @@ where
                     self.bytes_in.1 += n as u64;
                     self.on_upstream_data()?;
                     self.do_work().await?;
+                    // Client input held for the proxy's own question, now answered.
+                    if !self.client_in.is_empty()
+                        && !self.handlers.client_held()
+                        && self.on_client_data()? == Flow::Terminate
+                    {
+                        return Ok(End::ClientTerminated);
+                    }
                 }
                 Event::Idle => {}
             }

@@ -236,7 +236,12 @@ async fn keys_rotate_keeps_deterministic_equality() {
         // Not rewritable (the value comes from a sub-select): refused, never a silent miss.
         let sql = "SELECT id FROM people WHERE ssn = (SELECT $1::text)";
         let res = run(&c, p, sql, &both[..1]).await;
-        assert_error(res, "0A000", &["public.people.ssn"], "sub-select after rotation");
+        assert_error(
+            res,
+            "0A000",
+            &["public.people.ssn"],
+            "sub-select after rotation",
+        );
         assert_usable(&c, "after a refused comparison").await;
     }
 }

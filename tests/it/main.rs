@@ -8,6 +8,7 @@ mod demo;
 mod enc_env;
 mod enc_forms;
 mod enc_ops;
+mod enc_path;
 mod enc_refuse;
 mod enc_types;
 mod encryption;

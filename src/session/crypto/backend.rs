@@ -48,6 +48,10 @@ impl SessionCrypto {
                 }
             }
             BackendTag::NoticeResponse | BackendTag::NotificationResponse => {}
+            _ if matches!(self.expect.front(), Some(Expect::SearchPath)) => {
+                self.path_answer(&frame);
+                return Ok(());
+            }
             _ if self.discarding || matches!(self.expect.front(), Some(Expect::Injected)) => {
                 return Ok(());
             }
@@ -89,6 +93,10 @@ impl SessionCrypto {
         while let Some(e) = self.expect.pop_front() {
             match e {
                 Expect::Injected => return Ok(()),
+                Expect::SearchPath => {
+                    self.path_done(status);
+                    return Ok(());
+                }
                 Expect::Query { ddl: d } => {
                     ddl = d;
                     break;
@@ -110,6 +118,7 @@ impl SessionCrypto {
             return Ok(());
         }
         out.to_client.extend_from_slice(&frame.bytes);
+        self.path_at_ready(status, out.to_upstream);
         Ok(())
     }
 

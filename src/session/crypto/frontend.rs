@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use super::matching::{MatchParams, Refused, expand_extended, expand_simple, parse_types};
 use super::refuse::{raise_extended, raise_query};
+use super::search_path::{PathState, may_change_path};
 use super::state::{Expect, Portal, SessionCrypto, Statement};
 use super::values::{ValueError, encrypt_value, encrypted_literal};
 use crate::protocol::extended::{
@@ -18,7 +19,7 @@ use crate::protocol::extended::{
 };
 use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED};
 use crate::protocol::{DecodeError, Frame, FrontendTag};
-use crate::rewrite::{self, Analysis, AnalysisContext, Plan};
+use crate::rewrite::{self, Analysis, AnalysisContext, Plan, Refusal};
 use crate::session::SessionError;
 use crate::session::handlers::Outputs;
 
@@ -85,6 +86,12 @@ impl SessionCrypto {
         if !rewrite::may_touch_rules(sql, &self.enc.rules) {
             return Arc::new(Analysis::Passthrough);
         }
+        if self.path != PathState::Known {
+            return Arc::new(Analysis::Refuse(Refusal::table(
+                "(any)",
+                "a statement naming a rules table sent before a search_path change completed",
+            )));
+        }
         let catalog = Arc::clone(self.catalog.get());
         let ctx = AnalysisContext {
             rules: &self.enc.rules,
@@ -146,7 +153,15 @@ impl SessionCrypto {
             }
         }
         self.expect.push_back(Expect::Query { ddl });
+        self.note_path_change(sql);
         Ok(())
+    }
+
+    /// After a statement that may change the search_path: ask again at the next idle point.
+    fn note_path_change(&mut self, sql: &str) {
+        if may_change_path(sql) {
+            self.path = PathState::Stale;
+        }
     }
 
     /// SQL-level DEALLOCATE: forget the statements it may name, so a later Bind to them is
@@ -207,6 +222,7 @@ impl SessionCrypto {
         }
         out.to_upstream.extend_from_slice(&bytes);
         self.expect.push_back(Expect::Parse { swallow: false });
+        self.note_path_change(p.query);
         Ok(())
     }
 

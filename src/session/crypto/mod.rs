@@ -13,6 +13,7 @@ mod backend;
 mod frontend;
 mod matching;
 mod refuse;
+mod search_path;
 mod state;
 mod values;
 

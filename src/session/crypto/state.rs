@@ -13,6 +13,7 @@ use crate::protocol::Frame;
 use crate::rewrite::Plan;
 
 use super::matching::MatchParams;
+use super::search_path::PathState;
 use super::{AsyncWork, Encryption};
 
 /// Which result columns are encrypted (one entry per column). `None` in a slot means no
@@ -88,6 +89,8 @@ pub enum Expect {
     },
     /// The proxy's own Query aborting the server's transaction: swallow all of it.
     Injected,
+    /// The proxy's own search_path question (see `search_path`): swallowed.
+    SearchPath,
 }
 
 /// The result whose DataRows are arriving.
@@ -111,6 +114,11 @@ pub struct SessionCrypto {
     pub(super) catalog: CatalogReader,
     pub(super) text: TextContext,
     pub(super) search_path: Vec<String>,
+    pub(super) path: PathState,
+    /// The path was read inside a transaction block: read it again when the block ends.
+    pub(super) path_in_tx: bool,
+    /// The search_path answer being received.
+    pub(super) answer: Option<Vec<String>>,
     pub(super) statements: HashMap<String, Arc<Statement>>,
     pub(super) portals: HashMap<String, Arc<Portal>>,
     pub(super) expect: VecDeque<Expect>,
@@ -143,6 +151,9 @@ impl SessionCrypto {
             enc,
             text: TextContext::default(),
             search_path: vec!["public".to_owned()],
+            path: PathState::Known,
+            path_in_tx: false,
+            answer: None,
             statements: HashMap::new(),
             portals: HashMap::new(),
             expect: VecDeque::with_capacity(16),

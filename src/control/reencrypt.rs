@@ -156,6 +156,16 @@ async fn reencrypt_column(
     rule: &ColumnRule,
 ) -> Result<ColumnReport, KeysError> {
     let sql = ColumnSql::prepare(client, rule).await?;
+    let partitioned: bool = client
+        .query_one(
+            "SELECT relkind = 'p' FROM pg_class WHERE oid = $1::text::regclass",
+            &[&sql.table],
+        )
+        .await?
+        .try_get(0)?;
+    if partitioned {
+        return Err(KeysError::Partitioned(rule.qualified()));
+    }
     let first = walk(client, &sql, key, rule.mode).await?;
     // Stragglers: values written during the walk by proxies still on the old ring. What is
     // unreadable or conflicting is seen again here, so this pass's counts are what is left.
@@ -476,5 +486,12 @@ order = { type = "text", mode = "deterministic" }
             reencrypt(&mut c, &rules, &ring, Some("people.nope"), false).await,
             Err(KeysError::UnknownColumn(_))
         ));
+        c.batch_execute(
+            "DROP TABLE ledger; CREATE TABLE ledger (\"order\" bytea) PARTITION BY HASH (\"order\")",
+        )
+        .await
+        .unwrap();
+        let e = reencrypt(&mut c, &rules, &ring, Some("ledger.order"), false).await;
+        assert!(matches!(e, Err(KeysError::Partitioned(_))), "{e:?}");
     }
 }

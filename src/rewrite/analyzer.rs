@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::matching::MatchSite;
 use super::scope::Scopes;
 use super::span::{Tokens, decode_unicode};
 use super::{
@@ -75,6 +76,8 @@ pub(crate) struct Analyzer<'a, 'c> {
     literals: Vec<LiteralSite>,
     casts: Vec<ParamCast>,
     ref_casts: Vec<RefCast>,
+    /// Deterministic columns compared with values (see `matching`).
+    pub matches: Vec<MatchSite>,
     pub scopes: Scopes,
     /// CTEs in scope, innermost last.
     pub ctes: Vec<Rel>,
@@ -90,6 +93,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             literals: Vec::new(),
             casts: Vec::new(),
             ref_casts: Vec::new(),
+            matches: Vec::new(),
             scopes: Scopes::default(),
             ctes: Vec::new(),
         }
@@ -126,7 +130,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         }]))
     }
 
-    fn tokens(&mut self) -> R<&Tokens> {
+    pub(crate) fn tokens(&mut self) -> R<&Tokens> {
         if self.tokens.is_none() {
             let t = Tokens::scan(self.sql)
                 .ok_or_else(|| self.refuse_text("an unscannable statement"))?;
@@ -138,7 +142,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
     }
 
     /// The byte range of a bound value including its wraps.
-    fn range(&mut self, site: &Site, rule: &ColumnRule) -> R<(usize, usize)> {
+    pub(crate) fn range(&mut self, site: &Site, rule: &ColumnRule) -> R<(usize, usize)> {
         let bad = || Refusal::column(rule, "a value whose position in the text cannot be located");
         let toks = self.tokens()?;
         let (mut start, mut end) = toks.constant(site.loc).ok_or_else(bad)?;
@@ -222,7 +226,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         Ok(())
     }
 
-    fn decode_unicode(
+    pub(crate) fn decode_unicode(
         &mut self,
         v: Option<String>,
         site: &Site,
@@ -341,6 +345,37 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         })
     }
 
+    /// Match sites deduplicated (a construct analysed twice notes its sites twice); a span
+    /// that is malformed or overlaps another is dropped (the site is then unrewritable).
+    fn checked_matches(&self, mut matches: Vec<MatchSite>) -> Vec<MatchSite> {
+        let key = |m: &MatchSite| m.span.as_ref().map(|s| (s.start, s.end));
+        matches.sort_by_key(|m| (key(m), m.rule.key.clone()));
+        matches.dedup_by(|a, b| key(a) == key(b) && a.rule.key == b.rule.key);
+        let spans: Vec<(usize, usize)> = matches
+            .iter()
+            .filter_map(|m| m.span.as_ref().map(|s| (s.start, s.end)))
+            .collect();
+        let sql = self.sql;
+        let valid = |s: usize, e: usize| {
+            s < e && e <= sql.len() && sql.is_char_boundary(s) && sql.is_char_boundary(e)
+        };
+        for m in &mut matches {
+            let Some(sp) = &m.span else { continue };
+            let overlaps = spans
+                .iter()
+                .any(|&(s, e)| (s, e) != (sp.start, sp.end) && s < sp.end && sp.start < e);
+            let inside = |(s, e): (usize, usize)| valid(s, e) && sp.start <= s && e <= sp.end;
+            let items_ok = sp.items.iter().all(|i| match i {
+                super::matching::MatchItem::Column(s, e) => inside((*s, *e)),
+                _ => true,
+            });
+            if overlaps || !valid(sp.start, sp.end) || !inside(sp.column) || !items_ok {
+                m.span = None;
+            }
+        }
+        matches
+    }
+
     /// The final analysis of the text.
     pub(crate) fn finish(mut self, statements: usize) -> Analysis {
         self.literals.sort_by_key(|l| (l.start, l.end));
@@ -366,6 +401,14 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         if bad_range {
             return Analysis::Refuse(self.refuse_text("overlapping values"));
         }
+        let matches = std::mem::take(&mut self.matches);
+        let matches = self.checked_matches(matches);
+        let max_param = if matches.is_empty() {
+            0
+        } else {
+            let sql = self.sql;
+            self.tokens().map_or(0, |t| t.max_param(sql))
+        };
         let plan = Plan {
             params: self
                 .params
@@ -378,6 +421,8 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             literals: self.literals,
             param_casts: self.casts,
             ref_casts: self.ref_casts,
+            matches,
+            max_param,
             statements,
         };
         if plan.is_empty() {

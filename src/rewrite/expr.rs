@@ -8,6 +8,7 @@ use pg_query::protobuf::{
 
 use super::Refusal;
 use super::analyzer::{Analyzer, Bind, Ev, R, Site, Wrap};
+use super::matching::MatchOp;
 use super::scope::Resolved;
 use crate::config::Mode;
 
@@ -218,31 +219,44 @@ impl Analyzer<'_, '_> {
                     if lr.args.len() == rr.args.len() {
                         for (x, y) in lr.args.iter().zip(&rr.args) {
                             let (x, y) = (self.expr(x)?, self.expr(y)?);
+                            self.note_unrewritable(&x, &y);
                             self.compare(x, y, &op)?;
                         }
                         return Ok(Ev::Plain);
                     }
                 }
                 let (x, y) = (self.opt_expr(l)?, self.opt_expr(r)?);
+                let m = if op == "=" { MatchOp::Eq } else { MatchOp::Ne };
+                self.note_pair(m, (l, r), &x, &y);
                 self.compare(x, y, &op)?;
                 Ok(Ev::Plain)
             }
             AExprKind::AexprDistinct | AExprKind::AexprNotDistinct => {
                 let (x, y) = (self.opt_expr(l)?, self.opt_expr(r)?);
+                let m = if kind == AExprKind::AexprDistinct {
+                    MatchOp::Distinct
+                } else {
+                    MatchOp::NotDistinct
+                };
+                self.note_pair(m, (l, r), &x, &y);
                 self.compare(x, y, "IS DISTINCT FROM")?;
                 Ok(Ev::Plain)
             }
             AExprKind::AexprIn => {
                 let label = if op == "<>" { "NOT IN" } else { "IN" };
                 let x = self.opt_expr(l)?;
-                let items: Vec<&Node> = match r.and_then(|n| n.node.as_ref()) {
+                let nodes: Vec<&Node> = match r.and_then(|n| n.node.as_ref()) {
                     Some(NodeEnum::List(list)) => list.items.iter().collect(),
                     _ => r.into_iter().collect(),
                 };
-                for item in items {
-                    let y = self.expr(item)?;
+                let mut items = Vec::with_capacity(nodes.len());
+                for node in nodes {
+                    let y = self.expr(node)?;
+                    items.push((node, y.clone()));
                     self.compare(x.clone(), y, label)?;
                 }
+                let m = if op == "<>" { MatchOp::Ne } else { MatchOp::Eq };
+                self.note_in(m, a.location, l, &x, &items);
                 self.any_use(x)?;
                 Ok(Ev::Plain)
             }
@@ -380,6 +394,7 @@ impl Analyzer<'_, '_> {
                 let test = self.opt_expr(s.testexpr.as_deref())?;
                 let first = first.unwrap_or(Ev::Plain);
                 if op == "=" || op == "<>" {
+                    self.note_unrewritable(&test, &first);
                     self.compare(test, first, "IN (sub-select)")?;
                 } else {
                     self.plain_use(test, || format!("operator {op}"))?;

@@ -21,6 +21,7 @@ mod cache;
 mod expr;
 mod from;
 mod insert_values;
+mod matching;
 mod scope;
 mod select;
 mod span;
@@ -29,6 +30,7 @@ mod stmt;
 use std::sync::Arc;
 
 pub use cache::PlanCache;
+pub use matching::{MatchItem, MatchOp, MatchSite, MatchSpan};
 
 use crate::config::{ColumnRule, Rules};
 
@@ -84,6 +86,11 @@ pub struct Plan {
     /// column in `INSERT … SELECT … FROM (VALUES …)`), in text order: each range (the `::type`
     /// part) is removed from the forwarded text.
     pub ref_casts: Vec<RefCast>,
+    /// Deterministic columns compared with values (`=`, `<>`, IN, IS [NOT] DISTINCT FROM),
+    /// rewritten by the session to match every key version ([`Plan::rewrite_text_with`]).
+    pub matches: Vec<MatchSite>,
+    /// The highest `$n` in the text, when `matches` is not empty (else 0).
+    pub max_param: usize,
     /// Number of statements in the text (multi-statement simple queries).
     pub statements: usize,
 }
@@ -244,6 +251,17 @@ impl Plan {
     /// order), casts on encrypted parameters replaced by plain `$n` and casts on column
     /// references carrying encrypted values removed.
     pub fn rewrite_text(&self, sql: &str, literal_replacements: &[String]) -> String {
+        self.rewrite_text_with(sql, literal_replacements, &[])
+    }
+
+    /// [`Plan::rewrite_text`], with some comparisons replaced as a whole: each
+    /// `(start, end, text)` replaces that range, and every literal or cast inside it is dropped.
+    pub fn rewrite_text_with(
+        &self,
+        sql: &str,
+        literal_replacements: &[String],
+        whole: &[(usize, usize, String)],
+    ) -> String {
         let casts: Vec<String> = self
             .param_casts
             .iter()
@@ -262,6 +280,10 @@ impl Plan {
         }
         for c in &self.ref_casts {
             ranges.push((c.start, c.end, ""));
+        }
+        if !whole.is_empty() {
+            ranges.retain(|r| !whole.iter().any(|w| w.0 <= r.0 && r.1 <= w.1));
+            ranges.extend(whole.iter().map(|w| (w.0, w.1, w.2.as_str())));
         }
         ranges.sort_by_key(|r| r.0);
         splice_ranges(sql, ranges)

@@ -79,6 +79,80 @@ impl Tokens {
         }
     }
 
+    /// The highest `$n` in the text (0 when none).
+    pub(crate) fn max_param(&self, sql: &str) -> usize {
+        self.toks
+            .iter()
+            .filter(|t| kind(t) == Token::Param)
+            .filter_map(|t| {
+                let text = sql.get(usize::try_from(t.start).ok()?..usize::try_from(t.end).ok()?)?;
+                text.strip_prefix('$')?.parse::<usize>().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Range of the (possibly qualified) column reference starting at `loc`: `col`, `t.col`,
+    /// `"S"."T"."c"`.
+    pub(crate) fn column_ref(&self, loc: i32) -> Option<(usize, usize)> {
+        let mut i = self.index_at(loc)?;
+        let first = self.get(i)?;
+        if !is_name(first) {
+            return None;
+        }
+        let mut end = first.end;
+        while let (Some(dot), Some(name)) = (self.get(i + 1), self.get(i + 2)) {
+            if kind(dot) != Token::Ascii46 || !is_name(name) {
+                break;
+            }
+            end = name.end;
+            i += 2;
+        }
+        Some((
+            usize::try_from(first.start).ok()?,
+            usize::try_from(end).ok()?,
+        ))
+    }
+
+    /// Widens `(start, end)` over parentheses that enclose exactly it: `(($1))` → the whole.
+    pub(crate) fn widen_parens(&self, mut start: usize, mut end: usize) -> (usize, usize) {
+        loop {
+            let before = self.index_at(i32::try_from(start).unwrap_or(-1));
+            let after = self
+                .toks
+                .partition_point(|t| usize::try_from(t.start).unwrap_or(0) < end);
+            let (Some(b), Some(a)) = (before.and_then(|b| b.checked_sub(1)), self.get(after))
+            else {
+                return (start, end);
+            };
+            let (Some(open), Ok(a_end)) = (self.get(b), usize::try_from(a.end)) else {
+                return (start, end);
+            };
+            if kind(open) != Token::Ascii40 || kind(a) != Token::Ascii41 {
+                return (start, end);
+            }
+            // The pair must match each other, not close an outer group: nothing but the
+            // range lies between them.
+            if self.paren_end(b) != Some(a_end) {
+                return (start, end);
+            }
+            start = usize::try_from(open.start).unwrap_or(start);
+            end = a_end;
+        }
+    }
+
+    /// End of the parenthesised list that follows the `IN` (or `NOT IN`) at `loc`.
+    pub(crate) fn in_list_end(&self, loc: i32) -> Option<usize> {
+        let mut i = self.index_at(loc)?;
+        if matches!(kind(self.get(i)?), Token::Not | Token::NotLa) {
+            i += 1;
+        }
+        if kind(self.get(i)?) != Token::InP {
+            return None;
+        }
+        self.paren_end(i + 1)
+    }
+
     /// End of a `x::type` cast whose `::` token starts at `loc`; or of `CAST(x AS type)` whose
     /// `CAST` keyword starts at `loc`.
     pub(crate) fn cast_end(&self, loc: i32) -> Option<usize> {
@@ -154,6 +228,11 @@ impl Tokens {
         }
         end
     }
+}
+
+/// A token that can be (part of) a column name: an identifier or any keyword.
+fn is_name(t: &ScanToken) -> bool {
+    matches!(kind(t), Token::Ident | Token::Uident) || keyword(t) != KeywordKind::NoKeyword
 }
 
 /// Non-reserved keywords that can follow an expression, so never continue a type name.

@@ -94,11 +94,11 @@ fn run_with(sql: &str, path: &[&str], cat: &dyn CatalogView) -> Analysis {
     analyze(sql, &ctx)
 }
 
-fn run(sql: &str) -> Analysis {
+pub(crate) fn run(sql: &str) -> Analysis {
     run_with(sql, &["public"], &catalog())
 }
 
-fn plan(sql: &str) -> Arc<Plan> {
+pub(crate) fn plan(sql: &str) -> Arc<Plan> {
     match run(sql) {
         Analysis::Rewrite(p) => p,
         other => panic!("expected a rewrite for {sql}, got {other:?}"),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use pgcloak::control::keys;
 
-use crate::enc_env::{EncEnv, Proto, V, assert_error, assert_usable, key_version, ok, run};
+use crate::enc_env::{EncEnv, Proto, V, assert_error, assert_usable, ids, key_version, ok, run};
 use crate::harness::{HANG, describe, within};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -165,6 +165,79 @@ async fn keys_rotate_while_sessions_are_open() {
             ],
         ];
         assert_eq!(got, want, "{p:?}: v1 and v2 rows decrypt");
+    }
+}
+
+/// After `keys rotate`, `=`, IN, NOT IN and IS NOT DISTINCT FROM on a deterministic column find
+/// rows of both key versions, in both protocols and through a statement prepared before the
+/// rotation; a comparison pgcloak cannot rewrite is refused rather than silently missing rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_rotate_keeps_deterministic_equality() {
+    let env = EncEnv::start().await;
+    let c = env.app().await;
+    let early = c
+        .prepare("SELECT id FROM people WHERE ssn = $1")
+        .await
+        .unwrap();
+    let id = rotate_in_open_session(&env, &c).await;
+    let new = format!("new-{id}");
+    let by_early = |v: &str| {
+        let (c, early, v) = (&c, &early, v.to_owned());
+        async move {
+            let rows = c.query(early, &[&v]).await.unwrap();
+            rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        by_early("old-ssn").await,
+        vec![1],
+        "prepared before rotation: v1 row"
+    );
+    assert_eq!(
+        by_early(&new).await,
+        vec![id],
+        "prepared before rotation: v2 row"
+    );
+    let both = [V::T("old-ssn"), V::T(&new)];
+    for p in [Proto::Simple, Proto::Extended] {
+        let sql = "SELECT id FROM people WHERE ssn = $1";
+        assert_eq!(
+            ok(&c, p, sql, &both[1..]).await,
+            ids(&[id]),
+            "{p:?}: v2 row"
+        );
+        assert_eq!(ok(&c, p, sql, &both[..1]).await, ids(&[1]), "{p:?}: v1 row");
+        let sql = "SELECT id FROM people WHERE $1 = ssn";
+        assert_eq!(
+            ok(&c, p, sql, &both[..1]).await,
+            ids(&[1]),
+            "{p:?}: value = col"
+        );
+        let sql = "SELECT id FROM people WHERE ssn IN ($1, $2) ORDER BY id";
+        assert_eq!(ok(&c, p, sql, &both).await, ids(&[1, id]), "{p:?}: IN");
+        let sql = "SELECT id FROM people WHERE ssn IS NOT DISTINCT FROM $1";
+        assert_eq!(
+            ok(&c, p, sql, &both[..1]).await,
+            ids(&[1]),
+            "{p:?}: NOT DISTINCT"
+        );
+        let sql = "SELECT id FROM people WHERE ssn NOT IN ($1, $2) AND ssn <> $1 ORDER BY id";
+        let rest = ok(&c, p, sql, &both).await;
+        assert!(
+            !rest.contains(&vec![Some("1".to_owned())])
+                && !rest.contains(&vec![Some(id.to_string())]),
+            "{p:?}: NOT IN / <> must exclude both versions: {rest:?}"
+        );
+        let sql = "UPDATE people SET note = $2 WHERE ssn = $1";
+        let upd = [V::T("old-ssn"), V::T("updated")];
+        ok(&c, p, sql, &upd).await;
+        env.assert_at_rest("people", "note", 1, Some("updated"))
+            .await;
+        // Not rewritable (the value comes from a sub-select): refused, never a silent miss.
+        let sql = "SELECT id FROM people WHERE ssn = (SELECT $1::text)";
+        let res = run(&c, p, sql, &both[..1]).await;
+        assert_error(res, "0A000", &["public.people.ssn"], "sub-select after rotation");
+        assert_usable(&c, "after a refused comparison").await;
     }
 }
 

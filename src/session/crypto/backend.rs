@@ -148,9 +148,16 @@ impl SessionCrypto {
             _ => None,
         };
         let plan = stmt.as_ref().and_then(|s| s.plan.clone());
-        match (plan.filter(|p| p.params.iter().any(Option::is_some)), stmt) {
+        match (
+            plan.filter(|p| p.params.iter().any(Option::is_some) || !p.matches.is_empty()),
+            stmt,
+        ) {
             (Some(plan), Some(stmt)) => {
                 let mut oids = decode_parameter_description(frame.body()).map_err(proto)?;
+                if !stmt.matching.extras.is_empty() {
+                    // The extra parameters of comparisons are the proxy's own.
+                    oids.truncate(stmt.matching.base);
+                }
                 for (i, (oid, rule)) in oids.iter_mut().zip(plan.params.iter()).enumerate() {
                     if let Some(rule) = rule {
                         // PostgreSQL echoes a declared type; the logical type fills in the rest.

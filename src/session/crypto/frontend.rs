@@ -9,10 +9,10 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use super::matching::{MatchParams, Refused, expand_extended, expand_simple, parse_types};
 use super::refuse::{raise_extended, raise_query};
 use super::state::{Expect, Portal, SessionCrypto, Statement};
 use super::values::{ValueError, encrypt_value, encrypted_literal};
-use crate::codec::BYTEA_OID;
 use crate::protocol::extended::{
     Bind, Execute, FORMAT_BINARY, Named, Parse, Target, decode_query, format_of, query,
 };
@@ -44,8 +44,16 @@ fn is_ddl(sql: &str) -> bool {
 /// What to send upstream for an analysed text.
 enum Rewritten {
     Same,
-    Text(String, Option<Arc<Plan>>),
+    Text(String, Option<Arc<Plan>>, MatchParams),
     Refused(&'static str, String),
+}
+
+/// Which protocol a text came in.
+#[derive(Clone, Copy)]
+enum Via {
+    Query,
+    /// Parse, with the number of parameter types the client declared.
+    Parse(usize),
 }
 
 impl SessionCrypto {
@@ -86,25 +94,41 @@ impl SessionCrypto {
         self.enc.plans.get_or_analyze(sql, &ctx)
     }
 
-    /// Analyses and rewrites `sql`: literals encrypted, casts on encrypted parameters removed.
-    fn rewrite(&mut self, sql: &str) -> Rewritten {
+    /// Analyses and rewrites `sql`: literals encrypted, casts on encrypted parameters removed,
+    /// comparisons on deterministic columns made to match every key version.
+    fn rewrite(&mut self, sql: &str, via: Via) -> Rewritten {
         let analysis = self.analyze(sql);
         match &*analysis {
             Analysis::Passthrough => Rewritten::Same,
             Analysis::Refuse(r) => Rewritten::Refused(FEATURE_NOT_SUPPORTED, r.message()),
-            Analysis::Rewrite(plan) => {
-                let ring = Arc::clone(self.keys.get());
-                let reps: Result<Vec<String>, ValueError> = plan
-                    .literals
-                    .iter()
-                    .map(|l| encrypted_literal(&ring, &l.rule, l.value.as_deref(), &self.text))
-                    .collect();
-                match reps {
-                    Ok(reps) => Rewritten::Text(plan.rewrite_text(sql, &reps), Some(plan.clone())),
-                    Err(e) => Rewritten::Refused(e.sqlstate(), e.message()),
-                }
-            }
+            Analysis::Rewrite(plan) => match self.rewrite_plan(sql, plan, via) {
+                Ok((text, mp)) => Rewritten::Text(text, Some(plan.clone()), mp),
+                Err((code, msg)) => Rewritten::Refused(code, msg),
+            },
         }
+    }
+
+    fn rewrite_plan(
+        &mut self,
+        sql: &str,
+        plan: &Plan,
+        via: Via,
+    ) -> Result<(String, MatchParams), Refused> {
+        let ring = Arc::clone(self.keys.get());
+        let reps = plan
+            .literals
+            .iter()
+            .map(|l| encrypted_literal(&ring, &l.rule, l.value.as_deref(), &self.text))
+            .collect::<Result<Vec<String>, ValueError>>()
+            .map_err(|e| (e.sqlstate(), e.message()))?;
+        let (whole, mp) = match via {
+            Via::Query => (
+                expand_simple(&ring, plan, sql, &self.text)?,
+                MatchParams::default(),
+            ),
+            Via::Parse(declared) => expand_extended(&ring, plan, sql, declared)?,
+        };
+        Ok((plan.rewrite_text_with(sql, &reps, &whole), mp))
     }
 
     fn on_query(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
@@ -113,9 +137,9 @@ impl SessionCrypto {
         if contains_ci(sql, "deallocate") {
             self.forget_deallocated(sql);
         }
-        match self.rewrite(sql) {
+        match self.rewrite(sql, Via::Query) {
             Rewritten::Same => out.to_upstream.extend_from_slice(&frame.bytes),
-            Rewritten::Text(text, _) => out.to_upstream.extend_from_slice(&query(&text)),
+            Rewritten::Text(text, ..) => out.to_upstream.extend_from_slice(&query(&text)),
             Rewritten::Refused(code, msg) => {
                 tracing::debug!(sqlstate = code, "statement refused");
                 out.to_upstream.extend_from_slice(&raise_query(code, &msg));
@@ -150,26 +174,20 @@ impl SessionCrypto {
     fn on_parse(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
         let p = Parse::decode(frame.body()).map_err(proto)?;
         let ddl = is_ddl(p.query);
-        let (plan, bytes) = match self.rewrite(p.query) {
-            Rewritten::Same => (None, frame.bytes.clone()),
-            Rewritten::Text(text, plan) => {
-                let mut types = p.param_types.clone();
-                if let Some(plan) = &plan {
-                    for (i, rule) in plan.params.iter().enumerate() {
-                        if rule.is_some() {
-                            if types.len() <= i {
-                                types.resize(i + 1, 0);
-                            }
-                            types[i] = BYTEA_OID;
-                        }
-                    }
-                }
+        let via = Via::Parse(p.param_types.len());
+        let (plan, matching, bytes) = match self.rewrite(p.query, via) {
+            Rewritten::Same => (None, MatchParams::default(), frame.bytes.clone()),
+            Rewritten::Text(text, plan, mp) => {
+                let types = match &plan {
+                    Some(plan) => parse_types(&p.param_types, plan, &mp),
+                    None => p.param_types.clone(),
+                };
                 let msg = Parse {
                     name: p.name,
                     query: &text,
                     param_types: types,
                 };
-                (plan, msg.encode())
+                (plan, mp, msg.encode())
             }
             Rewritten::Refused(code, msg) => {
                 self.refuse_extended(out, code, &msg);
@@ -183,6 +201,7 @@ impl SessionCrypto {
                 shape: OnceLock::new(),
                 ddl,
                 declared: p.param_types,
+                matching,
             };
             self.statements.insert(p.name.to_owned(), Arc::new(stmt));
         }
@@ -201,13 +220,13 @@ impl SessionCrypto {
         let plan = stmt
             .plan
             .as_ref()
-            .filter(|p| p.params.iter().any(Option::is_some));
+            .filter(|p| p.params.iter().any(Option::is_some) || !p.matches.is_empty());
         let bytes = match plan {
             None => frame.bytes.clone(),
             Some(plan) => match self.encrypt_params(&b, plan, &stmt) {
                 Ok(bytes) => bytes,
-                Err(e) => {
-                    self.refuse_extended(out, e.sqlstate(), &e.message());
+                Err((code, msg)) => {
+                    self.refuse_extended(out, code, &msg);
                     return Ok(());
                 }
             },
@@ -223,22 +242,30 @@ impl SessionCrypto {
         Ok(())
     }
 
-    /// The Bind with every encrypted parameter encrypted and sent as binary `bytea`.
+    /// The Bind with every encrypted parameter encrypted and sent as binary `bytea`, and the
+    /// extra `bytea[]` parameters of comparisons appended.
     fn encrypt_params(
         &mut self,
         b: &Bind<'_>,
         plan: &Plan,
         stmt: &Statement,
-    ) -> Result<Bytes, ValueError> {
+    ) -> Result<Bytes, Refused> {
         let ring = Arc::clone(self.keys.get());
-        let mut formats = Vec::with_capacity(b.params.len());
-        let mut values: Vec<Option<Cow<'_, [u8]>>> = Vec::with_capacity(b.params.len());
+        let refused = |e: ValueError| (e.sqlstate(), e.message());
+        stmt.matching.check(&ring)?;
+        let extras = stmt
+            .matching
+            .values(&ring, b, |i| stmt.declared(i), &self.text)
+            .map_err(refused)?;
+        let n = b.params.len() + extras.len();
+        let mut formats = Vec::with_capacity(n);
+        let mut values: Vec<Option<Cow<'_, [u8]>>> = Vec::with_capacity(n);
         for (i, v) in b.params.iter().enumerate() {
             let fmt = format_of(&b.param_formats, i);
             match (plan.params.get(i).and_then(Option::as_ref), v) {
                 (Some(rule), Some(v)) => {
                     let d = stmt.declared(i);
-                    let enc = encrypt_value(&ring, rule, v, fmt, d, &self.text)?;
+                    let enc = encrypt_value(&ring, rule, v, fmt, d, &self.text).map_err(refused)?;
                     formats.push(FORMAT_BINARY);
                     values.push(Some(Cow::Owned(enc)));
                 }
@@ -250,6 +277,13 @@ impl SessionCrypto {
                     formats.push(fmt);
                     values.push(v.map(Cow::Borrowed));
                 }
+            }
+        }
+        // The client sent what its statement declares; extras follow exactly after them.
+        if b.params.len() == stmt.matching.base {
+            for e in extras {
+                formats.push(FORMAT_BINARY);
+                values.push(Some(Cow::Owned(e)));
             }
         }
         let refs: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();

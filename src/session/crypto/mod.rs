@@ -11,6 +11,7 @@
 
 mod backend;
 mod frontend;
+mod matching;
 mod refuse;
 mod state;
 mod values;

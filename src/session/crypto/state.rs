@@ -12,6 +12,7 @@ use crate::crypto::KeyRingView;
 use crate::protocol::Frame;
 use crate::rewrite::Plan;
 
+use super::matching::MatchParams;
 use super::{AsyncWork, Encryption};
 
 /// Which result columns are encrypted (one entry per column). `None` in a slot means no
@@ -29,6 +30,8 @@ pub struct Statement {
     pub ddl: bool,
     /// The parameter type OIDs the client declared in Parse (0 = unspecified).
     pub declared: Vec<u32>,
+    /// Extra parameters for comparisons on deterministic columns (see `matching`).
+    pub matching: MatchParams,
 }
 
 impl Statement {

@@ -137,9 +137,13 @@ fn extended_pipeline_encrypts_binds_and_decrypts_rows() {
     let up = frames(&mut io.up);
     assert_eq!(up.len(), 5);
     let p = Parse::decode(up[0].body()).unwrap();
-    assert_eq!(p.param_types, vec![17]);
+    assert_eq!(p.param_types, vec![17, 1001]);
+    assert_eq!(
+        p.query,
+        "SELECT ssn FROM patients WHERE (ssn = ANY($2::bytea[]))"
+    );
     let b = Bind::decode(up[2].body()).unwrap();
-    assert_eq!(b.param_formats, vec![1]);
+    assert_eq!(b.param_formats, vec![1, 1]);
     let stored = ring
         .encrypt(
             "public.patients.ssn",
@@ -147,7 +151,11 @@ fn extended_pipeline_encrypts_binds_and_decrypts_rows() {
             b"123",
         )
         .unwrap();
-    assert_eq!(b.params, vec![Some(&stored[..])]);
+    assert_eq!(b.params[0], Some(&stored[..]));
+    assert_eq!(
+        bytea_array_items(b.params[1].unwrap()),
+        vec![stored.clone()]
+    );
     assert!(!up[2].bytes.windows(3).any(|w| w == b"123"));
 
     io.server(&mut s, simple(b'1'));
@@ -286,7 +294,7 @@ fn parameter_description_echoes_declared_types_and_binds_decode_as_declared() {
     let up = frames(&mut io.up);
     assert_eq!(
         Parse::decode(up[0].body()).unwrap().param_types,
-        vec![17, 17, 0]
+        vec![17, 17, 0, 1001, 1001]
     );
     let b = Bind::decode(up[2].body()).unwrap();
     let stored = ring
@@ -299,13 +307,40 @@ fn parameter_description_echoes_declared_types_and_binds_decode_as_declared() {
     // Binary varchar and text input of one value encrypt alike for the text column.
     assert_eq!(b.params[0], Some(&stored[..]));
     assert_eq!(b.params[1], Some(&stored[..]));
+    // The comparisons' own parameters: every version of each value.
+    assert_eq!(b.params.len(), 5);
+    assert_eq!(
+        bytea_array_items(b.params[3].unwrap()),
+        vec![stored.clone()]
+    );
+    assert_eq!(
+        bytea_array_items(b.params[4].unwrap()),
+        vec![stored.clone()]
+    );
 
     io.server(&mut s, simple(b'1'));
-    io.server(&mut s, parameter_description(&[17, 17, 23]));
+    io.server(&mut s, parameter_description(&[17, 17, 23, 1001, 1001]));
     io.server(&mut s, simple(b'n'));
     let down = frames(&mut io.down);
     assert_eq!(
         decode_parameter_description(down[1].body()).unwrap(),
         vec![1043, 25, 23]
     );
+}
+
+/// The elements of a binary one-dimensional `bytea[]` without NULLs.
+fn bytea_array_items(v: &[u8]) -> Vec<Vec<u8>> {
+    let be = |b: &[u8]| i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    assert_eq!(be(&v[0..4]), 1, "one dimension");
+    assert_eq!(be(&v[8..12]), 17, "of bytea");
+    let n = usize::try_from(be(&v[12..16])).unwrap();
+    let mut pos = 20;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let len = usize::try_from(be(&v[pos..pos + 4])).unwrap();
+        out.push(v[pos + 4..pos + 4 + len].to_vec());
+        pos += 4 + len;
+    }
+    assert_eq!(pos, v.len());
+    out
 }

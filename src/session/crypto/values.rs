@@ -86,6 +86,24 @@ pub fn encrypt_value(
         })
 }
 
+/// Like [`encrypt_value`], under every version of `rule`'s (deterministic) key, current
+/// first: the values a stored ciphertext of this plaintext can be.
+pub fn encrypt_all_versions(
+    ring: &KeyRing,
+    rule: &ColumnRule,
+    value: &[u8],
+    format: i16,
+    declared: u32,
+    ctx: &TextContext,
+) -> Result<Vec<Vec<u8>>, ValueError> {
+    let canonical = to_canonical(rule, value, format, declared, ctx)?;
+    ring.encrypt_all_versions(&rule.key, &canonical)
+        .map_err(|source| ValueError::Encrypt {
+            column: rule.qualified(),
+            source,
+        })
+}
+
 /// The canonical form of a client value for `rule`'s logical type. A value declared with
 /// another type is decoded as that type and converted through its text form, as PostgreSQL's
 /// assignment cast (I/O conversion) does: a binary int2 for an int4 column, a varchar for a
@@ -132,13 +150,18 @@ pub fn encrypted_literal(
         return Ok("NULL::bytea".to_owned());
     };
     let stored = encrypt_value(ring, rule, v.as_bytes(), 0, 0, ctx)?;
-    let mut out = String::with_capacity(stored.len() * 2 + 16);
+    Ok(bytea_literal(&stored))
+}
+
+/// `E'\\x…'::bytea` for `bytes`.
+pub fn bytea_literal(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2 + 16);
     out.push_str("E'\\\\x");
-    for b in &stored {
+    for b in bytes {
         let _ = write!(out, "{b:02x}");
     }
     out.push_str("'::bytea");
-    Ok(out)
+    out
 }
 
 /// Decrypts a stored cell as the server sent it (`server_format`) and renders it in

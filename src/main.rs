@@ -54,11 +54,25 @@ enum Command {
 enum KeysCommand {
     /// Create the `pgcloak` schema and one data key per rules column that has none (idempotent).
     Init(ConfigArg),
-    /// Add a new data-key version; new writes use it, old versions still decrypt.
+    /// Add a new data-key version; new writes use it, old versions still decrypt. Then, for
+    /// deterministic keys, wait for running proxies to load it and re-encrypt their columns.
     Rotate {
         #[command(flatten)]
         config: ConfigArg,
         /// Only the key of this column (`schema.table.column`).
+        #[arg(long)]
+        column: Option<String>,
+        /// Do not re-encrypt deterministic columns now (run `pgcloak keys reencrypt` later).
+        #[arg(long)]
+        no_reencrypt: bool,
+    },
+    /// Re-write stored values under the current version of their data key (every rules
+    /// column, or one); values that do not decrypt or would break a UNIQUE constraint are
+    /// left as they are, counted, and make the command exit 1.
+    Reencrypt {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this column (`schema.table.column`).
         #[arg(long)]
         column: Option<String>,
     },
@@ -78,8 +92,13 @@ fn main() -> ExitCode {
         Command::Serve(c) => serve(c.config),
         Command::Check(c) => cli::check(&c.config),
         Command::Keys(KeysCommand::Init(c)) => cli::keys_init(&c.config),
-        Command::Keys(KeysCommand::Rotate { config, column }) => {
-            cli::keys_rotate(&config.config, column.as_deref())
+        Command::Keys(KeysCommand::Rotate {
+            config,
+            column,
+            no_reencrypt,
+        }) => cli::keys_rotate(&config.config, column.as_deref(), !no_reencrypt),
+        Command::Keys(KeysCommand::Reencrypt { config, column }) => {
+            cli::keys_reencrypt(&config.config, column.as_deref())
         }
         Command::Keys(KeysCommand::Rewrap {
             config,

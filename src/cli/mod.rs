@@ -1,15 +1,19 @@
-//! The subcommands other than `serve`: key management, `check`, `gen-master-key` and `demo`.
+//! The subcommands other than `serve`: key management (incl. re-encryption), `check`, `gen-master-key` and `demo`.
 //! Each loads what it needs, calls the library and prints a short report; anyhow is allowed
 //! here (the binary), never in the library.
 
 pub mod demo;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use pgcloak::config::{Config, Mode, Rules, load_rules};
+use pgcloak::config::{ColumnRule, Config, Mode, Rules, load_rules};
+use pgcloak::control::reencrypt::{self, ColumnReport};
 use pgcloak::control::{self, check, keys};
 use pgcloak::crypto::{MasterKey, master_key_source};
+use pgcloak::session::crypto::POLL_INTERVAL;
 
 /// A current-thread runtime for one-shot commands.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -47,25 +51,93 @@ pub fn keys_init(path: &Path) -> anyhow::Result<()> {
     })
 }
 
-/// `pgcloak keys rotate [--column schema.table.column]`.
-pub fn keys_rotate(path: &Path, column: Option<&str>) -> anyhow::Result<()> {
+/// `pgcloak keys rotate [--column schema.table.column] [--no-reencrypt]`: after the rotation,
+/// unless `--no-reencrypt`, waits for running proxies to load the new versions and
+/// re-encrypts the deterministic columns of the rotated keys (every column sharing a key, so
+/// joins between them keep working).
+pub fn keys_rotate(path: &Path, column: Option<&str>, reencrypt: bool) -> anyhow::Result<()> {
     let (cfg, rules, master) = load(path)?;
     runtime()?.block_on(async {
         let mut client = control_client(&cfg).await?;
-        for (name, version) in keys::rotate(&mut client, &rules, &master, column).await? {
+        let rotated = keys::rotate(&mut client, &rules, &master, column).await?;
+        for (name, version) in &rotated {
             println!("data key {name}: new writes use v{version}");
-            let deterministic = rules
-                .keys()
-                .any(|(k, cols)| k == name && cols.iter().any(|c| c.mode == Mode::Deterministic));
-            if deterministic {
+        }
+        let mut columns: Vec<Arc<ColumnRule>> = rules
+            .keys()
+            .filter(|(k, _)| rotated.iter().any(|(name, _)| name == k))
+            .flat_map(|(_, cols)| cols.iter().cloned())
+            .filter(|c| c.mode == Mode::Deterministic)
+            .collect();
+        columns.sort_by_key(|c| c.qualified());
+        if columns.is_empty() {
+            return Ok(());
+        }
+        if !reencrypt {
+            for c in &columns {
                 println!(
-                    "warning: {name} is deterministic: until rows written under older versions \
-                     are re-written, `=`/IN/UNIQUE compare only values of the same version"
+                    "warning: {c} is deterministic: until rows written under older versions \
+                     are re-written, `=`/IN/UNIQUE compare only values of the same version; \
+                     run `pgcloak keys reencrypt` later"
                 );
             }
+            return Ok(());
         }
-        Ok(())
+        let wait = POLL_INTERVAL + Duration::from_secs(1);
+        println!(
+            "waiting {}s for running proxies to load the new key version(s), then \
+             re-encrypting {} deterministic column(s)",
+            wait.as_secs(),
+            columns.len()
+        );
+        tokio::time::sleep(wait).await;
+        let ring = keys::load_keyring(&client, &master).await?;
+        let reports = reencrypt::reencrypt_columns(&mut client, &ring, &columns).await?;
+        print_reports(&reports)
     })
+}
+
+/// `pgcloak keys reencrypt [--column schema.table.column]`.
+pub fn keys_reencrypt(path: &Path, column: Option<&str>) -> anyhow::Result<()> {
+    let (cfg, rules, master) = load(path)?;
+    runtime()?.block_on(async {
+        let mut client = control_client(&cfg).await?;
+        let ring = keys::load_keyring(&client, &master).await?;
+        let reports = reencrypt::reencrypt(&mut client, &rules, &ring, column, false).await?;
+        print_reports(&reports)
+    })
+}
+
+/// One line per column; an error (exit 1) saying what to do when values were left behind.
+fn print_reports(reports: &[ColumnReport]) -> anyhow::Result<()> {
+    for r in reports {
+        println!(
+            "{}: {} value(s) re-encrypted to v{}, {} unreadable, {} conflicts",
+            r.column, r.rewritten, r.version, r.unreadable, r.conflicts
+        );
+    }
+    let unreadable: u64 = reports.iter().map(|r| r.unreadable).sum();
+    let conflicts: u64 = reports.iter().map(|r| r.conflicts).sum();
+    let mut todo = Vec::new();
+    if unreadable > 0 {
+        todo.push(format!(
+            "{unreadable} stored value(s) do not decrypt with any version of their column's \
+             data key and were left as they are (written without pgcloak, copied from another \
+             column, or under a key version that was deleted): reading them through the proxy \
+             gives XX001; fix or delete those rows"
+        ));
+    }
+    if conflicts > 0 {
+        todo.push(format!(
+            "{conflicts} value(s) kept their old key version: the same value is stored twice \
+             under two key versions in a UNIQUE column; remove the duplicate row and run \
+             `pgcloak keys reencrypt` again"
+        ));
+    }
+    if todo.is_empty() {
+        return Ok(());
+    }
+    bail!("{}", todo.join("; and "))
 }
 
 /// `pgcloak keys rewrap --new-master-key-env VAR`.

@@ -7,11 +7,12 @@
 //! master keys in one table.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokio_postgres::{Client, GenericClient};
 
-use crate::config::Rules;
 use crate::config::ident::parse_qualified;
+use crate::config::{ColumnRule, Rules};
 use crate::crypto::{Algorithm, CryptoError, DataKey, KeyRing, MasterKey, WrappedKey};
 
 pub use crate::crypto::gen_master_key;
@@ -40,6 +41,11 @@ const INSERT_SQL: &str = "INSERT INTO pgcloak.data_keys (key_name, version, algo
 pub enum KeysError {
     #[error("database error: {0}")]
     Db(#[from] tokio_postgres::Error),
+    #[error("{column}: database error: {source}")]
+    ColumnDb {
+        column: String,
+        source: tokio_postgres::Error,
+    },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     #[error("pgcloak.data_keys does not exist: run `pgcloak keys init` first")]
@@ -56,6 +62,8 @@ pub enum KeysError {
         stored: String,
         wanted: &'static str,
     },
+    #[error("{0}: partitioned tables are not re-encrypted yet (its rows were left as they are)")]
+    Partitioned(String),
     #[error("data key {key} has an invalid version {version}")]
     BadVersion { key: String, version: i32 },
 }
@@ -166,8 +174,9 @@ pub async fn init(
     Ok(created)
 }
 
-/// The data key of `schema.table.column` (or `table.column` in `public`) in the rules.
-fn key_of_column(rules: &Rules, column: &str) -> Result<String, KeysError> {
+/// The rule of `schema.table.column` (or `table.column` in `public`; identifiers folded as
+/// PostgreSQL does).
+pub fn column_rule<'a>(rules: &'a Rules, column: &str) -> Result<&'a Arc<ColumnRule>, KeysError> {
     let unknown = || KeysError::UnknownColumn(column.to_owned());
     let parts = parse_qualified(column).map_err(|_| unknown())?;
     let (schema, table, col) = match parts.as_slice() {
@@ -175,8 +184,12 @@ fn key_of_column(rules: &Rules, column: &str) -> Result<String, KeysError> {
         [t, c] => ("public", t.as_str(), c.as_str()),
         _ => return Err(unknown()),
     };
-    let rule = rules.column(schema, table, col).ok_or_else(unknown)?;
-    Ok(rule.key.clone())
+    rules.column(schema, table, col).ok_or_else(unknown)
+}
+
+/// The data key of `schema.table.column` (or `table.column` in `public`) in the rules.
+fn key_of_column(rules: &Rules, column: &str) -> Result<String, KeysError> {
+    Ok(column_rule(rules, column)?.key.clone())
 }
 
 /// `pgcloak keys rotate [--column schema.table.column]`: adds version max+1 to every rules

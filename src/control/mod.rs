@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 pub mod catalog;
 pub mod check;
 pub mod keys;
+pub mod reencrypt;
 pub mod verifiers;
 
 use crate::config;

@@ -5,6 +5,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use base64::Engine;
+use pgcloak::config::Mode;
+use pgcloak::control::keys;
+use pgcloak::crypto::MasterKey;
 use pgcloak::devdb::{APP_DATABASE, CONTROL_PASSWORD, DevDb, DevDbOptions};
 use tokio::process::Command;
 
@@ -107,6 +110,11 @@ async fn check_keys_init_rotate_rewrap_through_the_binary() {
     .await;
     assert_eq!(out.code, 0, "{}", out.text);
     has(&out, "public.patients.ssn: new writes use v2");
+    has(&out, "waiting 3s for running proxies");
+    has(
+        &out,
+        "public.patients.ssn: 0 value(s) re-encrypted to v2, 0 unreadable, 0 conflicts",
+    );
     let versions: i64 = su
         .query_one(
             "select count(*) from pgcloak.data_keys where key_name = 'public.patients.ssn'",
@@ -138,6 +146,98 @@ async fn check_keys_init_rotate_rewrap_through_the_binary() {
     let new = pgcloak(&["check", "-c", &cfg], &new_master, &[]).await;
     assert_eq!(new.code, 0, "{}", new.text);
     assert!(!Path::new(&cfg).with_file_name("master.key").exists());
+}
+
+/// How many stored values of `column` carry key version `v` in their envelope header.
+async fn count_version(su: &tokio_postgres::Client, column: &str, v: u8) -> i64 {
+    let sql =
+        format!("select count(*) from patients where substring({column} from 3 for 4) = $1::bytea");
+    su.query_one(&sql, &[&vec![0u8, 0, 0, v]])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_reencrypt_through_the_binary() {
+    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
+    let cfg = write_config(&db);
+    let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    su.batch_execute("create table patients (id int primary key, ssn bytea unique, dx bytea)")
+        .await
+        .unwrap();
+    let master = pgcloak::crypto::gen_master_key();
+    let out = pgcloak(&["keys", "init", "-c", &cfg], &master, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.text);
+    let mk = MasterKey::from_base64(&master, "test").unwrap();
+    let ring = keys::load_keyring(&su, &mk).await.unwrap();
+    for id in 1..=3 {
+        let ssn = ring
+            .encrypt(
+                "public.patients.ssn",
+                Mode::Deterministic,
+                format!("ssn{id}").as_bytes(),
+            )
+            .unwrap();
+        let dx = ring
+            .encrypt("public.patients.dx", Mode::Randomized, b"flu")
+            .unwrap();
+        su.execute(
+            "insert into patients values ($1, $2, $3)",
+            &[&id, &ssn, &dx],
+        )
+        .await
+        .unwrap();
+    }
+
+    let out = pgcloak(
+        &["keys", "rotate", "-c", &cfg, "--no-reencrypt"],
+        &master,
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.text);
+    has(&out, "warning: public.patients.ssn is deterministic");
+    has(&out, "run `pgcloak keys reencrypt` later");
+    assert_eq!(
+        count_version(&su, "ssn", 1).await,
+        3,
+        "nothing re-written yet"
+    );
+
+    let out = pgcloak(&["keys", "reencrypt", "-c", &cfg], &master, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.text);
+    has(
+        &out,
+        "public.patients.ssn: 3 value(s) re-encrypted to v2, 0 unreadable, 0 conflicts",
+    );
+    has(
+        &out,
+        "public.patients.dx: 3 value(s) re-encrypted to v2, 0 unreadable, 0 conflicts",
+    );
+    assert_eq!(count_version(&su, "ssn", 2).await, 3);
+    assert_eq!(count_version(&su, "dx", 2).await, 3);
+
+    su.execute(
+        "insert into patients values (4, null, 'not pgcloak'::bytea)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let out = pgcloak(
+        &["keys", "reencrypt", "-c", &cfg, "--column", "patients.dx"],
+        &master,
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.text);
+    has(
+        &out,
+        "public.patients.dx: 0 value(s) re-encrypted to v2, 1 unreadable, 0 conflicts",
+    );
+    has(&out, "fix or delete those rows");
+    assert!(!out.text.contains("public.patients.ssn"), "{}", out.text);
+    assert!(!out.text.contains("not pgcloak"), "never shows a value");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use pgcloak::control::keys;
+use pgcloak::control::{keys, reencrypt};
 
 use crate::enc_env::{EncEnv, Proto, V, assert_error, assert_usable, ids, key_version, ok, run};
 use crate::harness::{HANG, describe, within};
@@ -244,6 +244,41 @@ async fn keys_rotate_keeps_deterministic_equality() {
         );
         assert_usable(&c, "after a refused comparison").await;
     }
+    // Re-encryption (what `keys rotate` runs for deterministic keys) moves the v1 row to v2:
+    // UNIQUE holds across the rotation again, and equality still finds it.
+    let ring = env.keyring().await;
+    let reports = reencrypt::reencrypt(&mut env.control().await, &env.rules, &ring, None, true)
+        .await
+        .unwrap();
+    let ssn = reports
+        .iter()
+        .find(|r| r.column == "public.people.ssn")
+        .expect("ssn re-encrypted");
+    // Row 1, and rows written in the seconds before the proxy loaded v2.
+    assert!(ssn.rewritten >= 1, "{reports:?}");
+    assert_eq!((ssn.unreadable, ssn.conflicts), (0, 0));
+    let left: i64 = env
+        .direct()
+        .await
+        .query_one(
+            "SELECT count(*) FROM people WHERE substring(ssn from 3 for 4) <> '\\x00000002'::bytea",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "every ssn on key version 2");
+    let sql = "INSERT INTO people (id, ssn) VALUES ($1, $2)";
+    for p in [Proto::Simple, Proto::Extended] {
+        let res = run(&c, p, sql, &[V::I(999), V::T("old-ssn")]).await;
+        assert_error(
+            res,
+            "23505",
+            &["people"],
+            "the v1 value again after re-encryption",
+        );
+    }
+    assert_eq!(by_early("old-ssn").await, vec![1]);
 }
 
 /// PostgreSQL restarts under an open session: that session gets an error (not a hang, not

@@ -108,6 +108,31 @@ async fn set_reset_and_rolled_back_search_path() {
     exec(&c, "BEGIN; SET LOCAL search_path TO public; COMMIT").await;
     exec(&c, "INSERT INTO people (id, ssn) VALUES (7, 'secret-7')").await;
     assert_encrypted(7, landed(&env, 7).await, "secret-7");
+
+    // A path change and a write in one query string: the write would be analysed against the
+    // old path, so the string is refused and nothing is written.
+    exec(&c, "RESET search_path").await;
+    let sql = "SET search_path TO vault; INSERT INTO people (id, ssn) VALUES (8, 'secret-8')";
+    let err = within(HANG, c.batch_execute(sql))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err.code().map(|c| c.code()),
+        Some("0A000"),
+        "{}",
+        describe(&err)
+    );
+    let d = env.direct_app().await;
+    for t in ["vault.people", "public.people"] {
+        let q = format!("SELECT count(*) FROM {t} WHERE id = 8");
+        assert_eq!(
+            d.query_one(&q, &[]).await.unwrap().get::<_, i64>(0),
+            0,
+            "{t}"
+        );
+    }
+    exec(&c, "INSERT INTO people (id, ssn) VALUES (9, 'plain-9')").await;
+    assert_eq!(landed(&env, 9).await, ("public", b"plain-9".to_vec()));
 }
 
 #[tokio::test(flavor = "multi_thread")]

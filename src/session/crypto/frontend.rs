@@ -42,6 +42,12 @@ fn is_ddl(sql: &str) -> bool {
         && rewrite::is_ddl(sql)
 }
 
+/// A multi-statement text that may change the search_path: the statements after the change
+/// would be analysed against the old path.
+fn changes_path_midway(sql: &str) -> bool {
+    may_change_path(sql) && pg_query::split_with_scanner(sql).map_or(true, |stmts| stmts.len() > 1)
+}
+
 /// What to send upstream for an analysed text.
 enum Rewritten {
     Same,
@@ -86,10 +92,11 @@ impl SessionCrypto {
         if !rewrite::may_touch_rules(sql, &self.enc.rules) {
             return Arc::new(Analysis::Passthrough);
         }
-        if self.path != PathState::Known {
+        if self.path != PathState::Known || changes_path_midway(sql) {
             return Arc::new(Analysis::Refuse(Refusal::table(
-                "(any)",
-                "a statement naming a rules table sent before a search_path change completed",
+                "(any rules table)",
+                "a statement that may change the search_path, or one pipelined behind such a \
+                 change, in the same request as a statement naming a rules table",
             )));
         }
         let catalog = Arc::clone(self.catalog.get());

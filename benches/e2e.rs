@@ -11,7 +11,9 @@
 //! and prepared modes, with the ratio encrypted-through-pgcloak / plaintext-through-PgBouncer.
 //!
 //! `cargo bench --bench e2e`; `PGCLOAK_BENCH_SECS` sets the seconds per run (default 15);
-//! `PGCLOAK_BENCH_WORKLOAD=select|enc` runs only one of the two (default both).
+//! `PGCLOAK_BENCH_WORKLOAD=select|enc` runs only one of the two (default both);
+//! `PGCLOAK_BENCH_BIN=/path/to/pgcloak` measures another build (e.g. a copy of the previous
+//! release binary, to compare its pgcloak/PgBouncer ratios with this one's).
 //! Everything started here is stopped on exit, also on a panic (guards with `Drop`).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -165,7 +167,9 @@ fn start_pgcloak(db: &DevDb, enc: Option<(&Path, &Path)>) -> (Guard, u16) {
     );
     let path = dir.join(format!("pgcloak-bench-{port}.toml"));
     std::fs::write(&path, config).expect("write config");
-    let child = Command::new(env!("CARGO_BIN_EXE_pgcloak"))
+    let bin = std::env::var_os("PGCLOAK_BENCH_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pgcloak")), PathBuf::from);
+    let child = Command::new(bin)
         .args(["serve", "-c"])
         .arg(&path)
         .env("PGCLOAK_CONTROL_PASSWORD", CONTROL_PASSWORD)

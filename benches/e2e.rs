@@ -167,8 +167,10 @@ fn start_pgcloak(db: &DevDb, enc: Option<(&Path, &Path)>) -> (Guard, u16) {
     );
     let path = dir.join(format!("pgcloak-bench-{port}.toml"));
     std::fs::write(&path, config).expect("write config");
-    let bin = std::env::var_os("PGCLOAK_BENCH_BIN")
-        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pgcloak")), PathBuf::from);
+    let bin = std::env::var_os("PGCLOAK_BENCH_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_pgcloak")),
+        PathBuf::from,
+    );
     let child = Command::new(bin)
         .args(["serve", "-c"])
         .arg(&path)

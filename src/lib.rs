@@ -90,6 +90,8 @@ pub enum RunError {
     Rules(#[from] config::RulesError),
     #[error("field encryption: {0}")]
     Encryption(#[from] session::crypto::EncryptionError),
+    #[error("cannot start the session workers: {0}")]
+    Workers(std::io::Error),
 }
 
 /// Loads the rules; when there are any, the key ring and catalog over the control login.
@@ -212,6 +214,7 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "pgcloak listening");
     }
+    let mut workers = session::workers::Workers::start().map_err(RunError::Workers)?;
     let mut sessions = JoinSet::new();
     let mut next_id = 0u64;
     let mut shutdown = std::pin::pin!(shutdown);
@@ -221,7 +224,22 @@ pub async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     next_id += 1;
-                    sessions.spawn(session::serve(tcp, peer, next_id, Arc::clone(&shared)));
+                    let (id, shared) = (next_id, Arc::clone(&shared));
+                    // The session lives on one worker: its socket moves to that reactor.
+                    match tcp.into_std() {
+                        Ok(std_tcp) => {
+                            sessions.spawn_on(
+                                async move {
+                                    match session::workers::adopt(std_tcp) {
+                                        Ok(tcp) => session::serve(tcp, peer, id, shared).await,
+                                        Err(e) => warn!(error = %e, "cannot adopt a connection"),
+                                    }
+                                },
+                                workers.pick(),
+                            );
+                        }
+                        Err(e) => warn!(error = %e, "cannot hand a connection to a worker"),
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

@@ -136,7 +136,9 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
     let cfg = Arc::new(Config::load(&path)?);
     init_tracing(&cfg);
     let secrets = pgcloak::Secrets::from_env(&cfg)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // Accepting, key and catalog polling run here; sessions run on their own per-core workers
+    // (`session::workers`).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

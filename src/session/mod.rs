@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod login;
 pub mod relay;
 pub mod startup;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

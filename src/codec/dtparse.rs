@@ -133,9 +133,11 @@ pub(crate) fn parse(text: &[u8], order: DateOrder) -> Result<Parsed, DtError> {
         return Err(DtError::Syntax);
     }
     if let Some((y, m, d)) = p.date {
-        if bc {
-            p.date = Some((1 - y, m, d));
+        let y = if bc { 1 - y } else { y };
+        if d > days_in_month(y, m) {
+            return Err(DtError::FieldRange);
         }
+        p.date = Some((y, m, d));
     } else if bc {
         return Err(DtError::Syntax);
     }
@@ -186,7 +188,9 @@ fn parse_date(c: &mut Cursor<'_>, order: DateOrder) -> Result<(i64, u32, u32), D
     if year == 0 {
         return Err(DtError::FieldRange);
     }
-    if !(1..=12).contains(&month) || day < 1 || day > i64::from(days_in_month(year, month as u32)) {
+    // The day is checked against the month once the era is known (a BC year's leap years are
+    // those of its astronomical year, 1 - year).
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return Err(DtError::FieldRange);
     }
     Ok((year, month as u32, day as u32))
@@ -300,6 +304,12 @@ mod tests {
         assert_eq!(p("20210601").unwrap().date, Some((2021, 6, 1)));
         assert_eq!(p(" 2021-06-01 ").unwrap().time, None);
         assert_eq!(p("0001-01-01 BC").unwrap().date, Some((0, 1, 1)));
+        // Leap years BC are those of the astronomical year (4333 BC = -4332, 1 BC = 0).
+        assert_eq!(p("4333-02-29 BC").unwrap().date, Some((-4332, 2, 29)));
+        assert_eq!(p("0001-02-29 BC").unwrap().date, Some((0, 2, 29)));
+        assert_eq!(p("0004-02-29 BC"), Err(DtError::FieldRange));
+        assert_eq!(p("2023-02-29"), Err(DtError::FieldRange));
+        assert_eq!(p("2024-02-29").unwrap().date, Some((2024, 2, 29)));
         assert_eq!(p("12:00Z").unwrap().zone, Some(ParsedZone::Offset(0)));
         assert!(matches!(
             p("2021-06-01 12:00 Europe/Paris").unwrap().zone,

@@ -17,6 +17,8 @@ pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
 pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
 /// `22021` character_not_in_repertoire.
 pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+/// `0A000` feature_not_supported (e.g. a multidimensional array where one dimension is handled).
+pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 /// `54001` statement_too_complex (PostgreSQL's "stack depth limit exceeded").
 pub const STATEMENT_TOO_COMPLEX: &str = "54001";
 /// `XX001` data_corrupted: a canonical value that does not decode (e.g. a decrypted value of

@@ -37,6 +37,7 @@
 //! Text output is PostgreSQL 15's with DateStyle ISO (other styles fall back to ISO), the
 //! session TimeZone, and the session `extra_float_digits`; bytea output is hex.
 
+pub mod array;
 mod context;
 mod datetime;
 mod dtparse;

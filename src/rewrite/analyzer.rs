@@ -7,7 +7,8 @@ use super::matching::MatchSite;
 use super::scope::Scopes;
 use super::span::{Tokens, decode_unicode};
 use super::{
-    Analysis, AnalysisContext, LiteralSite, ParamCast, Plan, RefCast, Refusal, scope::Rel,
+    Analysis, AnalysisContext, LiteralKind, LiteralSite, ParamCast, Plan, RefCast, Refusal,
+    scope::Rel,
 };
 use crate::config::{ColumnRule, Mode};
 
@@ -62,6 +63,8 @@ enum ParamUse {
     Unused,
     Plain,
     Enc(Arc<ColumnRule>),
+    /// An array of the column's values (`col = ANY($n)`).
+    EncArray(Arc<ColumnRule>),
 }
 
 /// Highest `$n` accepted (the protocol's limit).
@@ -178,22 +181,69 @@ impl<'a, 'c> Analyzer<'a, 'c> {
     }
 
     fn use_param(&mut self, n: usize, rule: Option<&Arc<ColumnRule>>) -> R<()> {
+        let want = match rule {
+            None => ParamUse::Plain,
+            Some(r) => ParamUse::Enc(r.clone()),
+        };
+        self.use_param_as(n, want)
+    }
+
+    /// Records `$n` as an array of `rule`'s values (`col = ANY($n)`).
+    pub(crate) fn use_array_param(&mut self, n: usize, rule: &Arc<ColumnRule>) -> R<()> {
+        self.use_param_as(n, ParamUse::EncArray(rule.clone()))
+    }
+
+    fn use_param_as(&mut self, n: usize, want: ParamUse) -> R<()> {
         if self.params.len() < n {
             self.params.resize(n, ParamUse::Unused);
         }
         let slot = &mut self.params[n - 1];
-        match (&*slot, rule) {
-            (ParamUse::Unused, None) => *slot = ParamUse::Plain,
-            (ParamUse::Unused, Some(r)) => *slot = ParamUse::Enc(r.clone()),
-            (ParamUse::Plain, None) => {}
-            (ParamUse::Enc(a), Some(b)) if a.key == b.key && a.ty == b.ty => {}
-            (ParamUse::Enc(a), _) | (ParamUse::Plain, Some(a)) => {
-                let a = a.clone();
-                return Err(Refusal::column(
-                    &a,
-                    format!("parameter ${n} used both for this column and elsewhere"),
-                ));
+        let same = |a: &ColumnRule, b: &ColumnRule| a.key == b.key && a.ty == b.ty;
+        let conflict = match (&*slot, &want) {
+            (ParamUse::Unused, _) => {
+                *slot = want;
+                return Ok(());
             }
+            (ParamUse::Plain, ParamUse::Plain) => return Ok(()),
+            (ParamUse::Enc(a), ParamUse::Enc(b))
+            | (ParamUse::EncArray(a), ParamUse::EncArray(b))
+                if same(a, b) =>
+            {
+                return Ok(());
+            }
+            (ParamUse::Enc(a) | ParamUse::EncArray(a), _) => a.clone(),
+            (_, ParamUse::Enc(a) | ParamUse::EncArray(a)) => a.clone(),
+            _ => return Ok(()),
+        };
+        Err(Refusal::column(
+            &conflict,
+            format!("parameter ${n} used both for this column and elsewhere"),
+        ))
+    }
+
+    /// Marks the literal sites recorded since `mark` (see `literal_mark`) as `kind`.
+    pub(crate) fn mark_literals(&mut self, mark: usize, kind: LiteralKind) {
+        for l in self.literals.iter_mut().skip(mark) {
+            l.kind = kind;
+        }
+    }
+
+    /// Records a literal site.
+    pub(crate) fn push_literal(&mut self, site: LiteralSite) {
+        self.literals.push(site);
+    }
+
+    /// The number of literal sites recorded so far.
+    pub(crate) fn literal_mark(&self) -> usize {
+        self.literals.len()
+    }
+
+    /// Records a cast written on parameter `number` (the range of `site` with its wraps), to be
+    /// replaced by plain `$n` since the parameter's type changes.
+    pub(crate) fn param_cast(&mut self, number: usize, site: &Site, rule: &ColumnRule) -> R<()> {
+        if !site.wraps.is_empty() {
+            let (start, end) = self.range(site, rule)?;
+            self.casts.push(ParamCast { start, end, number });
         }
         Ok(())
     }
@@ -205,10 +255,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                 Bind::Default => return Err(Refusal::column(rule, "DEFAULT")),
                 Bind::Param { number, site } => {
                     self.use_param(number, Some(rule))?;
-                    if !site.wraps.is_empty() {
-                        let (start, end) = self.range(&site, rule)?;
-                        self.casts.push(ParamCast { start, end, number });
-                    }
+                    self.param_cast(number, &site, rule)?;
                 }
                 Bind::Lit { value, site } => {
                     let value = value.map_err(|c| Refusal::column(rule, c))?;
@@ -219,6 +266,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                         end,
                         value,
                         rule: rule.clone(),
+                        kind: LiteralKind::Value,
                     });
                 }
             }
@@ -339,7 +387,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
     pub(crate) fn first_bound(&self) -> Option<Arc<ColumnRule>> {
         self.literals.first().map(|l| l.rule.clone()).or_else(|| {
             self.params.iter().find_map(|p| match p {
-                ParamUse::Enc(r) => Some(r.clone()),
+                ParamUse::Enc(r) | ParamUse::EncArray(r) => Some(r.clone()),
                 _ => None,
             })
         })
@@ -409,15 +457,20 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             let sql = self.sql;
             self.tokens().map_or(0, |t| t.max_param(sql))
         };
+        let array_params = (self.params.iter().enumerate())
+            .filter(|(_, p)| matches!(p, ParamUse::EncArray(_)))
+            .map(|(i, _)| i)
+            .collect();
         let plan = Plan {
             params: self
                 .params
                 .into_iter()
                 .map(|p| match p {
-                    ParamUse::Enc(r) => Some(r),
+                    ParamUse::Enc(r) | ParamUse::EncArray(r) => Some(r),
                     _ => None,
                 })
                 .collect(),
+            array_params,
             literals: self.literals,
             param_casts: self.casts,
             ref_casts: self.ref_casts,

@@ -260,11 +260,8 @@ impl Analyzer<'_, '_> {
                 self.any_use(x)?;
                 Ok(Ev::Plain)
             }
-            AExprKind::AexprOpAny | AExprKind::AexprOpAll => {
-                let x = self.opt_expr(l)?;
-                self.plain_use(x, || format!("{op} ANY/ALL (an array of values)"))?;
-                self.plain_then(r, &format!("{op} ANY/ALL"))
-            }
+            AExprKind::AexprOpAny => self.any_all(&op, false, l, r),
+            AExprKind::AexprOpAll => self.any_all(&op, true, l, r),
             _ => {
                 let construct = match kind {
                     AExprKind::AexprLike => "LIKE".to_owned(),

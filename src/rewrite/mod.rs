@@ -17,6 +17,7 @@
 //! (and [`PlanCache::clear`] its plans) after a statement ran.
 
 mod analyzer;
+mod any;
 mod cache;
 mod expr;
 mod from;
@@ -75,6 +76,10 @@ pub enum Analysis {
 pub struct Plan {
     /// For `$n` (index n-1): the encrypted column it is bound for, if any.
     pub params: Vec<Option<Arc<ColumnRule>>>,
+    /// Indexes (n-1, ascending) of the parameters in `params` that hold an array of the
+    /// column's values (`col = ANY($n)`, `col <> ALL($n)`): sent as `bytea[]` with every
+    /// element encrypted under every key version.
+    pub array_params: Vec<usize>,
     /// Literals bound for encrypted columns, in text order. Each covers the whole value
     /// expression including a cast or sign on the value.
     pub literals: Vec<LiteralSite>,
@@ -104,6 +109,21 @@ pub struct LiteralSite {
     /// The decoded text value; None for NULL.
     pub value: Option<String>,
     pub rule: Arc<ColumnRule>,
+    pub kind: LiteralKind,
+}
+
+/// How a literal site is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LiteralKind {
+    /// One value: its ciphertext under the current key version (`E'\\x…'::bytea`).
+    #[default]
+    Value,
+    /// An element of `ARRAY[…]` in `col = ANY(ARRAY[…])` / `col <> ALL(…)`: its ciphertexts
+    /// under every version of the key, comma-separated.
+    Element,
+    /// An array literal (`'{a,b}'`) in `col = ANY('{…}')`: `ARRAY[…]::bytea[]` of every
+    /// element under every key version.
+    Array,
 }
 
 /// A cast on an encrypted parameter that must be removed from the forwarded text.
@@ -245,6 +265,11 @@ impl Plan {
             && self.param_casts.is_empty()
             && self.ref_casts.is_empty()
             && self.params.iter().all(Option::is_none)
+    }
+
+    /// True when parameter index `i` (`$i+1`) holds an array of an encrypted column's values.
+    pub fn is_array_param(&self, i: usize) -> bool {
+        self.array_params.binary_search(&i).is_ok()
     }
 
     /// The text to forward: literal sites replaced by `literal_replacements` (one per site, in

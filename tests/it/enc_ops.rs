@@ -84,7 +84,7 @@ async fn pipelined_inserts_and_selects() {
 /// Writes a version-1 row (id 1), rotates every key while `c` stays open, and writes rows
 /// until one carries version 2 (the proxy notices within its polling interval, no restart).
 /// Returns the id of that row.
-async fn rotate_in_open_session(env: &EncEnv, c: &tokio_postgres::Client) -> i32 {
+pub(crate) async fn rotate_in_open_session(env: &EncEnv, c: &tokio_postgres::Client) -> i32 {
     let sql = "INSERT INTO people (id, ssn, note) VALUES ($1, $2, $3)";
     ok(
         c,

@@ -171,6 +171,7 @@ impl SessionCrypto {
                     if let Some(rule) = rule {
                         // PostgreSQL echoes a declared type; the logical type fills in the rest.
                         *oid = match stmt.declared(i) {
+                            0 if plan.is_array_param(i) => rule.ty.array_oid(),
                             0 => rule.ty.oid(),
                             d => d,
                         };

@@ -13,7 +13,7 @@ use super::matching::{MatchParams, Refused, expand_extended, expand_simple, pars
 use super::refuse::{raise_extended, raise_query};
 use super::search_path::{PathState, may_change_path};
 use super::state::{Expect, Portal, SessionCrypto, Statement};
-use super::values::{ValueError, encrypt_value, encrypted_literal};
+use super::values::{ValueError, encrypt_array, encrypt_value, literal_replacement};
 use crate::protocol::extended::{
     Bind, Execute, FORMAT_BINARY, Named, Parse, Target, decode_query, format_of, query,
 };
@@ -132,7 +132,7 @@ impl SessionCrypto {
         let reps = plan
             .literals
             .iter()
-            .map(|l| encrypted_literal(&ring, &l.rule, l.value.as_deref(), &self.text))
+            .map(|l| literal_replacement(&ring, l, &self.text))
             .collect::<Result<Vec<String>, ValueError>>()
             .map_err(|e| (e.sqlstate(), e.message()))?;
         let (whole, mp) = match via {
@@ -288,7 +288,12 @@ impl SessionCrypto {
             match (plan.params.get(i).and_then(Option::as_ref), v) {
                 (Some(rule), Some(v)) => {
                     let d = stmt.declared(i);
-                    let enc = encrypt_value(&ring, rule, v, fmt, d, &self.text).map_err(refused)?;
+                    let enc = if plan.is_array_param(i) {
+                        encrypt_array(&ring, rule, v, fmt, &self.text)
+                    } else {
+                        encrypt_value(&ring, rule, v, fmt, d, &self.text)
+                    };
+                    let enc = enc.map_err(refused)?;
                     formats.push(FORMAT_BINARY);
                     values.push(Some(Cow::Owned(enc)));
                 }

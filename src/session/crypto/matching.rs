@@ -14,18 +14,15 @@
 
 use std::sync::Arc;
 
-use bytes::BufMut;
-
 use super::values::{ValueError, bytea_literal, encrypt_all_versions};
-use crate::codec::{BYTEA_OID, TextContext};
+use crate::codec::{self, BYTEA_OID, TextContext};
 use crate::config::ColumnRule;
 use crate::crypto::KeyRing;
 use crate::protocol::extended::Bind;
 use crate::protocol::sqlstate::FEATURE_NOT_SUPPORTED;
 use crate::rewrite::{MatchItem, Plan};
 
-/// `bytea[]`.
-pub const BYTEA_ARRAY_OID: u32 = 1001;
+pub use crate::codec::array::BYTEA_ARRAY_OID;
 
 /// The protocol's limit on parameters per statement.
 const MAX_PARAMS: usize = 65535;
@@ -168,7 +165,11 @@ pub fn parse_types(declared: &[u32], plan: &Plan, mp: &MatchParams) -> Vec<u32> 
             if types.len() <= i {
                 types.resize(i + 1, 0);
             }
-            types[i] = BYTEA_OID;
+            types[i] = if plan.is_array_param(i) {
+                BYTEA_ARRAY_OID
+            } else {
+                BYTEA_OID
+            };
         }
     }
     if !mp.extras.is_empty() {
@@ -233,22 +234,8 @@ impl MatchParams {
 
 /// A one-dimensional `bytea[]` in binary format; None is `{NULL}`.
 fn bytea_array(items: Option<&[Vec<u8>]>) -> Vec<u8> {
-    let size: usize = items.map_or(4, |i| i.iter().map(|v| 4 + v.len()).sum());
-    let mut out = Vec::with_capacity(20 + size);
-    let count = items.map_or(1, <[Vec<u8>]>::len);
-    out.put_i32(1);
-    out.put_i32(i32::from(items.is_none()));
-    out.put_u32(BYTEA_OID);
-    out.put_i32(i32::try_from(count).unwrap_or(i32::MAX));
-    out.put_i32(1);
     match items {
-        None => out.put_i32(-1),
-        Some(items) => {
-            for v in items {
-                out.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
-                out.put_slice(v);
-            }
-        }
+        None => codec::array::bytea_array(std::iter::once(None)),
+        Some(items) => codec::array::bytea_array(items.iter().map(|v| Some(v.as_slice()))),
     }
-    out
 }

@@ -11,6 +11,7 @@ use crate::protocol::extended::FORMAT_BINARY;
 use crate::protocol::sqlstate::{
     DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR, PgError, Severity,
 };
+use crate::rewrite::{LiteralKind, LiteralSite};
 
 /// A value could not be encrypted or decrypted.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +152,85 @@ pub fn encrypted_literal(
     };
     let stored = encrypt_value(ring, rule, v.as_bytes(), 0, 0, ctx)?;
     Ok(bytea_literal(&stored))
+}
+
+/// The replacement text of a literal site: the value under the current key version, or for
+/// `col = ANY(…)` every version of each value (see [`LiteralKind`]).
+pub fn literal_replacement(
+    ring: &KeyRing,
+    site: &LiteralSite,
+    ctx: &TextContext,
+) -> Result<String, ValueError> {
+    let rule = &site.rule;
+    let all = |v: &[u8]| -> Result<String, ValueError> {
+        let items = encrypt_all_versions(ring, rule, v, 0, 0, ctx)?;
+        Ok(items
+            .iter()
+            .map(|c| bytea_literal(c))
+            .collect::<Vec<_>>()
+            .join(", "))
+    };
+    match (site.kind, site.value.as_deref()) {
+        (LiteralKind::Value, v) => encrypted_literal(ring, rule, v, ctx),
+        (LiteralKind::Element, None) => Ok("NULL::bytea".to_owned()),
+        (LiteralKind::Element, Some(v)) => all(v.as_bytes()),
+        (LiteralKind::Array, None) => Ok("NULL::bytea[]".to_owned()),
+        (LiteralKind::Array, Some(v)) => {
+            let elements =
+                codec::array::parse_text(v.as_bytes()).map_err(|source| ValueError::Codec {
+                    column: rule.qualified(),
+                    source,
+                })?;
+            let mut items = Vec::with_capacity(elements.len());
+            for e in &elements {
+                items.push(match e {
+                    None => "NULL::bytea".to_owned(),
+                    Some(e) => all(e)?,
+                });
+            }
+            if items.is_empty() {
+                return Ok("'{}'::bytea[]".to_owned());
+            }
+            Ok(format!("ARRAY[{}]::bytea[]", items.join(", ")))
+        }
+    }
+}
+
+/// Encrypts an array parameter (`col = ANY($n)`: text `{…}` or binary array of the column's
+/// logical type) into a binary `bytea[]` holding each element under every key version.
+pub fn encrypt_array(
+    ring: &KeyRing,
+    rule: &ColumnRule,
+    value: &[u8],
+    format: i16,
+    ctx: &TextContext,
+) -> Result<Vec<u8>, ValueError> {
+    let codec_err = |source| ValueError::Codec {
+        column: rule.qualified(),
+        source,
+    };
+    let mut out: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut push = |v: Option<&[u8]>, fmt: i16, declared: u32| -> Result<(), ValueError> {
+        match v {
+            None => out.push(None),
+            Some(v) => {
+                let all = encrypt_all_versions(ring, rule, v, fmt, declared, ctx)?;
+                out.extend(all.into_iter().map(Some));
+            }
+        }
+        Ok(())
+    };
+    if format == FORMAT_BINARY {
+        let (elem, items) = codec::array::parse_binary(value).map_err(codec_err)?;
+        for v in items {
+            push(v, FORMAT_BINARY, elem)?;
+        }
+    } else {
+        for v in codec::array::parse_text(value).map_err(codec_err)? {
+            push(v.as_deref(), 0, 0)?;
+        }
+    }
+    Ok(codec::array::bytea_array(out.iter().map(Option::as_deref)))
 }
 
 /// `E'\\x…'::bytea` for `bytes`.

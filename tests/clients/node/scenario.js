@@ -118,6 +118,10 @@ async function scenario() {
     equal('delete rowCount', r.rowCount, 1);
     r = await c.query('SELECT count(*)::int AS n FROM compat_people WHERE client = $1', [TAG]);
     equal('people left', r.rows[0].n, 2);
+    // A JS array goes as a text-format array literal ({"…","…"}) with type OID 0.
+    r = await c.query('SELECT count(*)::int AS n FROM compat_people WHERE ssn = ANY($1)',
+      [[ps[0].ssn, ps[1].ssn, 'nobody']]);
+    equal('= ANY($1) with an array', r.rows[0].n, 2);
     r = await c.query({
       text: 'SELECT p.ssn, p.email, o.amount FROM compat_people p ' +
         'JOIN compat_orders o ON o.person_ssn = p.ssn WHERE p.client = $1 ORDER BY o.amount',

@@ -62,6 +62,11 @@ async def scenario_async(chk):
         chk.equal("delete status", status, "DELETE 1")
         left = await conn.fetchval("SELECT count(*) FROM compat_people WHERE client = $1", TAG)
         chk.equal("people left", left, 2)
+        # A list as one binary array parameter (text[] from ParameterDescription).
+        found = await conn.fetchval(
+            "SELECT count(*) FROM compat_people WHERE ssn = ANY($1::text[])",
+            [people[0]["ssn"], people[1]["ssn"], "nobody"])
+        chk.equal("= ANY($1) with a list", found, 2)
         joined = await conn.fetch(
             "SELECT p.ssn, p.email, o.amount FROM compat_people p "
             "JOIN compat_orders o ON o.person_ssn = p.ssn "

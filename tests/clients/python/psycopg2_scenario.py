@@ -56,6 +56,10 @@ def scenario(chk):
             chk.equal("delete rowcount", cur.rowcount, 1)
             cur.execute("SELECT count(*) FROM compat_people WHERE client = %s", [TAG])
             chk.equal("people left", cur.fetchone()[0], 2)
+            # psycopg2 adapts a list to ARRAY['…', '…'].
+            cur.execute("SELECT count(*) FROM compat_people WHERE ssn = ANY(%s)",
+                        [[people[0]["ssn"], people[1]["ssn"], "nobody"]])
+            chk.equal("= ANY(%s) with a list", cur.fetchone()[0], 2)
             cur.execute("SELECT p.ssn, p.email, o.amount FROM compat_people p "
                         "JOIN compat_orders o ON o.person_ssn = p.ssn "
                         "WHERE p.client = %s ORDER BY o.amount", [TAG])

@@ -1,6 +1,7 @@
 //! Sans-IO PostgreSQL v3 wire protocol: framing ([`frame`]), message tags ([`tags`]), the typed
 //! messages the proxy itself reads or writes ([`startup`], [`backend`], [`frontend`]) and the
-//! SQLSTATE catalogue with the single error → `ErrorResponse` mapping ([`sqlstate`]).
+//! SQLSTATE catalogue with the single error → `ErrorResponse` mapping ([`sqlstate`]); the COPY
+//! messages pgcloak writes ([`copy`]).
 //!
 //! Everything here takes bytes and returns values; no sockets, no tokio. Messages the proxy does
 //! not need to understand are never decoded: the session forwards their raw [`Frame`]s.
@@ -9,6 +10,7 @@
 //! [`backend`].
 
 pub mod backend;
+pub mod copy;
 pub mod extended;
 pub mod frame;
 pub mod frontend;

@@ -7,8 +7,8 @@ use super::matching::MatchSite;
 use super::scope::Scopes;
 use super::span::{Tokens, decode_unicode};
 use super::{
-    Analysis, AnalysisContext, LiteralKind, LiteralSite, ParamCast, Plan, RefCast, Refusal,
-    scope::Rel,
+    Analysis, AnalysisContext, CopyPlan, LiteralKind, LiteralSite, ParamCast, Plan, RefCast,
+    Refusal, scope::Rel,
 };
 use crate::config::{ColumnRule, Mode};
 
@@ -81,6 +81,10 @@ pub(crate) struct Analyzer<'a, 'c> {
     ref_casts: Vec<RefCast>,
     /// Deterministic columns compared with values (see `matching`).
     pub matches: Vec<MatchSite>,
+    /// One entry per COPY statement, in text order (see `copy`).
+    pub copies: Vec<Option<Arc<CopyPlan>>>,
+    /// Text inserted at a position (a COPY's column list).
+    insertions: Vec<(usize, String)>,
     pub scopes: Scopes,
     /// CTEs in scope, innermost last.
     pub ctes: Vec<Rel>,
@@ -97,6 +101,8 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             casts: Vec::new(),
             ref_casts: Vec::new(),
             matches: Vec::new(),
+            copies: Vec::new(),
+            insertions: Vec::new(),
             scopes: Scopes::default(),
             ctes: Vec::new(),
         }
@@ -226,6 +232,11 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         for l in self.literals.iter_mut().skip(mark) {
             l.kind = kind;
         }
+    }
+
+    /// Inserts `text` at byte `at` of the forwarded text.
+    pub(crate) fn insert_text(&mut self, at: usize, text: String) {
+        self.insertions.push((at, text));
     }
 
     /// Records a literal site.
@@ -438,6 +449,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             self.literals.iter().map(|l| (l.start, l.end)).collect();
         ranges.extend(self.casts.iter().map(|c| (c.start, c.end)));
         ranges.extend(self.ref_casts.iter().map(|c| (c.start, c.end)));
+        ranges.extend(self.insertions.iter().map(|i| (i.0, i.0)));
         ranges.sort_unstable();
         let bad_range = ranges.windows(2).any(|w| w[1].0 < w[0].1)
             || ranges.iter().any(|&(s, e)| {
@@ -471,6 +483,12 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                 })
                 .collect(),
             array_params,
+            copies: if self.copies.iter().any(Option::is_some) {
+                self.copies
+            } else {
+                Vec::new()
+            },
+            insertions: self.insertions,
             literals: self.literals,
             param_casts: self.casts,
             ref_casts: self.ref_casts,

@@ -19,6 +19,7 @@
 mod analyzer;
 mod any;
 mod cache;
+mod copy;
 mod expr;
 mod from;
 mod insert_values;
@@ -98,6 +99,29 @@ pub struct Plan {
     pub max_param: usize,
     /// Number of statements in the text (multi-statement simple queries).
     pub statements: usize,
+    /// One entry per COPY statement in text order (`Some`: a rules table's data stream);
+    /// empty when no COPY names a rules table.
+    pub copies: Vec<Option<Arc<CopyPlan>>>,
+    /// Text inserted at a byte position (a COPY's column list), in text order.
+    pub insertions: Vec<(usize, String)>,
+}
+
+/// The data stream of `COPY` on a rules table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyPlan {
+    pub direction: CopyDirection,
+    pub options: crate::copy::CopyOptions,
+    /// For each field of a row, in order: the encrypted column it is, if any.
+    pub columns: Vec<Option<Arc<ColumnRule>>>,
+}
+
+/// Which way a COPY's data flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyDirection {
+    /// `FROM STDIN`: rows from the client, encrypted on the way to the server.
+    In,
+    /// `TO STDOUT`: rows from the server, decrypted on the way to the client.
+    Out,
 }
 
 /// One literal bound for an encrypted column.
@@ -265,6 +289,8 @@ impl Plan {
             && self.param_casts.is_empty()
             && self.ref_casts.is_empty()
             && self.params.iter().all(Option::is_none)
+            && self.insertions.is_empty()
+            && self.copies.iter().all(Option::is_none)
     }
 
     /// True when parameter index `i` (`$i+1`) holds an array of an encrypted column's values.
@@ -305,6 +331,9 @@ impl Plan {
         }
         for c in &self.ref_casts {
             ranges.push((c.start, c.end, ""));
+        }
+        for (at, text) in &self.insertions {
+            ranges.push((*at, *at, text.as_str()));
         }
         if !whole.is_empty() {
             ranges.retain(|r| !whole.iter().any(|w| w.0 <= r.0 && r.1 <= w.1));

@@ -101,17 +101,21 @@ impl Analyzer<'_, '_> {
         Ok(())
     }
 
+    /// COPY: of a rules table, a plan for its data stream (see `copy`); of a query, refused
+    /// when the query's output holds encrypted values.
     fn copy(&mut self, c: &pg_query::protobuf::CopyStmt) -> R<()> {
-        if let Some(rv) = &c.relation {
-            let rel = self.range_var(rv, false)?;
-            if let Some(rule) = rel.first_encrypted() {
-                return Err(Refusal::table(
-                    format!("{}.{}", rule.schema, rule.table),
-                    "COPY",
-                ));
+        let plan = match &c.relation {
+            Some(rv) => {
+                let rel = self.range_var(rv, false)?;
+                self.copy_table(c, &rel)?
             }
+            None => None,
+        };
+        if plan.is_none() {
+            self.query_without_encrypted(c.query.as_deref(), "COPY")?;
         }
-        self.query_without_encrypted(c.query.as_deref(), "COPY")
+        self.copies.push(plan);
+        Ok(())
     }
 
     /// SQL-level PREPARE cannot be rewritten: refused when its statement needs a rewrite.

@@ -72,7 +72,21 @@ impl SessionCrypto {
             BackendTag::CommandComplete
             | BackendTag::EmptyQueryResponse
             | BackendTag::PortalSuspended => self.on_complete(),
-            BackendTag::ErrorResponse => self.on_error(),
+            BackendTag::CopyInResponse | BackendTag::CopyOutResponse
+                if !self.on_copy_response(&frame, out) =>
+            {
+                return Ok(());
+            }
+            BackendTag::CopyData | BackendTag::CopyDone if self.server_copy(&frame, out) => {
+                return Ok(());
+            }
+            BackendTag::ErrorResponse => {
+                self.on_error();
+                if let Some(e) = self.copy_server_error() {
+                    out.to_client.extend_from_slice(&e.encode());
+                    return Ok(());
+                }
+            }
             _ => {}
         }
         out.to_client.extend_from_slice(&frame.bytes);
@@ -97,7 +111,7 @@ impl SessionCrypto {
                     self.path_done(status);
                     return Ok(());
                 }
-                Expect::Query { ddl: d } => {
+                Expect::Query { ddl: d, .. } => {
                     ddl = d;
                     break;
                 }
@@ -295,7 +309,7 @@ impl SessionCrypto {
 
     /// Sends `e` in place of the rest of the current result; drops everything up to
     /// ReadyForQuery.
-    fn fail_result(&mut self, e: PgError, out: &mut Outputs<'_>) {
+    pub(super) fn fail_result(&mut self, e: PgError, out: &mut Outputs<'_>) {
         out.to_client.extend_from_slice(&e.encode());
         self.discarding = true;
         self.retried = false;

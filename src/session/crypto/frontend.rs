@@ -5,6 +5,7 @@
 //! Every message that owes a response is recorded in the expect FIFO.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -82,6 +83,11 @@ impl SessionCrypto {
             FrontendTag::Execute => self.on_execute(&frame, out)?,
             FrontendTag::Close => self.on_close(&frame)?,
             FrontendTag::Sync | FrontendTag::FunctionCall => self.expect.push_back(Expect::Sync),
+            FrontendTag::CopyData | FrontendTag::CopyDone | FrontendTag::CopyFail
+                if self.client_copy(&frame, out) =>
+            {
+                return Ok(());
+            }
             _ => {}
         }
         out.to_upstream.extend_from_slice(&frame.bytes);
@@ -151,15 +157,19 @@ impl SessionCrypto {
         if contains_ci(sql, "deallocate") {
             self.forget_deallocated(sql);
         }
+        let mut copies = VecDeque::new();
         match self.rewrite(sql, Via::Query) {
             Rewritten::Same => out.to_upstream.extend_from_slice(&frame.bytes),
-            Rewritten::Text(text, ..) => out.to_upstream.extend_from_slice(&query(&text)),
+            Rewritten::Text(text, plan, _) => {
+                copies.extend(plan.iter().flat_map(|p| p.copies.iter().cloned()));
+                out.to_upstream.extend_from_slice(&query(&text));
+            }
             Rewritten::Refused(code, msg) => {
                 tracing::debug!(sqlstate = code, "statement refused");
                 out.to_upstream.extend_from_slice(&raise_query(code, &msg));
             }
         }
-        self.expect.push_back(Expect::Query { ddl });
+        self.expect.push_back(Expect::Query { ddl, copies });
         self.note_path_change(sql);
         Ok(())
     }

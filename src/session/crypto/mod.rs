@@ -6,10 +6,12 @@
 //! database is the control login's database gets a [`SessionCrypto`] ([`state`]): the
 //! frontend side ([`frontend`]) encrypts literals and parameters and delivers refusals through
 //! the server ([`refuse`]); the backend side ([`backend`]) maps RowDescriptions to rules and
-//! decrypts DataRows ([`values`]). Sessions to other databases, and every session when no rules
+//! decrypts DataRows ([`values`]); COPY on a rules table streams through [`copy`]. Sessions
+//! to other databases, and every session when no rules
 //! are configured, relay raw.
 
 mod backend;
+mod copy;
 mod frontend;
 mod matching;
 mod refuse;

@@ -10,8 +10,10 @@ use crate::config::ColumnRule;
 use crate::control::catalog::CatalogReader;
 use crate::crypto::KeyRingView;
 use crate::protocol::Frame;
-use crate::rewrite::Plan;
+use crate::protocol::PgError;
+use crate::rewrite::{CopyPlan, Plan};
 
+use super::copy::CopyFlow;
 use super::matching::MatchParams;
 use super::search_path::PathState;
 use super::{AsyncWork, Encryption};
@@ -83,9 +85,11 @@ pub enum Expect {
     Execute(Option<Arc<Portal>>),
     /// ReadyForQuery of a Sync.
     Sync,
-    /// Everything up to a ReadyForQuery of a simple Query.
+    /// Everything up to a ReadyForQuery of a simple Query; `copies`: the COPY plans of its
+    /// COPY statements still to answer, in order.
     Query {
         ddl: bool,
+        copies: VecDeque<Option<Arc<CopyPlan>>>,
     },
     /// The proxy's own Query aborting the server's transaction: swallow all of it.
     Injected,
@@ -131,6 +135,12 @@ pub struct SessionCrypto {
     pub(super) work: Option<AsyncWork>,
     /// A key reload was already tried for the frame being retried.
     pub(super) retried: bool,
+    /// COPY FROM STDIN on a rules table, from CopyInResponse to the client's CopyDone/Fail.
+    pub(super) copy_in: Option<CopyFlow>,
+    /// COPY TO STDOUT on a rules table, from CopyOutResponse to the server's CopyDone.
+    pub(super) copy_out: Option<CopyFlow>,
+    /// pgcloak failed a COPY FROM: the error the client gets instead of the server's.
+    pub(super) copy_error: Option<PgError>,
 }
 
 impl std::fmt::Debug for SessionCrypto {
@@ -162,6 +172,9 @@ impl SessionCrypto {
             abort_upstream: false,
             work: None,
             retried: false,
+            copy_in: None,
+            copy_out: None,
+            copy_error: None,
         }
     }
 

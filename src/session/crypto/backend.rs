@@ -120,6 +120,7 @@ impl SessionCrypto {
             }
         }
         pending.pop_front();
+        self.drop_orphaned_copy_data();
         if ddl && self.work.is_none() {
             self.work = Some(super::AsyncWork::RefreshCatalog);
         }

@@ -4,7 +4,8 @@
 //! stream, `rewrite::CopyPlan` says which fields).
 //!
 //! A stream starts when the server answers the COPY (CopyInResponse / CopyOutResponse), tied
-//! to its statement through the expect FIFO. A client row that cannot be encrypted fails the
+//! to its statement through the expect FIFO. Client COPY data is forwarded only into a COPY
+//! the server has started (see [`CopyIn`]). A client row that cannot be encrypted fails the
 //! COPY: pgcloak sends CopyFail upstream, drops the client's further CopyData (never
 //! forwarding it), and gives the client its own error in place of the server's. A stored value
 //! that does not decrypt ends the result with `XX001`, as for rows of a query.
@@ -19,31 +20,42 @@ use crate::crypto::KeyRing;
 use crate::protocol::Frame;
 use crate::protocol::copy::{copy_data, copy_done, copy_fail, response_is_binary};
 use crate::protocol::extended::FORMAT_BINARY;
-use crate::protocol::sqlstate::{INTERNAL_ERROR, PgError, Severity};
+use crate::protocol::sqlstate::{INTERNAL_ERROR, PROTOCOL_VIOLATION, PgError, Severity};
 use crate::rewrite::{CopyDirection, CopyPlan};
 use crate::session::handlers::Outputs;
 
 /// SQLSTATE 22P04 bad_copy_file_format.
 const BAD_COPY_FILE_FORMAT: &str = "22P04";
 
-/// A COPY data stream in progress, in one direction.
+/// Most bytes of client COPY data held while waiting for the server to start the COPY.
+const MAX_HELD: usize = 64 << 20;
+
+/// A COPY data stream of a rules table in progress, in one direction.
 #[derive(Debug)]
 pub struct CopyFlow {
     plan: Arc<CopyPlan>,
     stream: CopyStream,
-    /// The COPY has failed (here or upstream): the client's further rows are dropped.
-    dead: bool,
+}
+
+/// Where the client's COPY data goes.
+#[derive(Debug, Default)]
+pub enum CopyIn {
+    /// No COPY FROM STDIN is running: data is held until one starts.
+    #[default]
+    Idle,
+    /// A COPY of a table without encrypted columns: forwarded.
+    Plain,
+    /// A COPY of a rules table: encrypted.
+    Encrypted(Box<CopyFlow>),
+    /// A COPY that failed: the client's further data is dropped up to its CopyDone/CopyFail.
+    Dead,
 }
 
 impl CopyFlow {
     fn new(plan: Arc<CopyPlan>) -> Self {
         let mapped = plan.columns.iter().map(Option::is_some).collect();
         let stream = CopyStream::new(plan.options.clone(), mapped);
-        CopyFlow {
-            plan,
-            stream,
-            dead: false,
-        }
+        CopyFlow { plan, stream }
     }
 
     fn table(&self) -> String {
@@ -117,16 +129,36 @@ impl SessionCrypto {
         }
     }
 
-    /// CopyInResponse / CopyOutResponse: starts the stream of a COPY on a rules table. A
-    /// response whose direction or format is not the planned one fails closed.
+    /// CopyInResponse / CopyOutResponse: starts the stream of the COPY it answers (mapped
+    /// when the COPY is on a rules table). A response whose direction or format is not the
+    /// planned one fails closed. Client COPY messages held until now are handled.
     pub(super) fn on_copy_response(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> bool {
-        let Some(plan) = self.next_copy() else {
-            return true;
-        };
         let direction = if frame.tag == b'G' {
             CopyDirection::In
         } else {
             CopyDirection::Out
+        };
+        let plan = self.next_copy();
+        if direction == CopyDirection::In && std::mem::take(&mut self.copy_poisoned) {
+            out.to_upstream.extend_from_slice(&copy_fail(
+                "pgcloak: COPY data sent before an earlier COPY started was discarded",
+            ));
+            self.copy_error = Some(PgError::new(
+                Severity::Error,
+                PROTOCOL_VIOLATION,
+                "pgcloak: COPY data was sent before the server started the COPY, and the COPY \
+                 it was sent for failed; this COPY is failed rather than given partial data",
+            ));
+            self.copy_in = CopyIn::Dead;
+            self.replay_held(out);
+            return true;
+        }
+        let Some(plan) = plan else {
+            if direction == CopyDirection::In {
+                self.copy_in = CopyIn::Plain;
+                self.replay_held(out);
+            }
+            return true;
         };
         let binary = response_is_binary(frame.body());
         if plan.direction != direction || binary != (plan.options.format == Format::Binary) {
@@ -139,34 +171,71 @@ impl SessionCrypto {
             if direction == CopyDirection::In {
                 out.to_upstream
                     .extend_from_slice(&copy_fail("pgcloak: unexpected COPY response"));
+                self.copy_in = CopyIn::Dead;
+                self.replay_held(out);
             }
             return false;
         }
         let flow = CopyFlow::new(plan);
         match direction {
-            CopyDirection::In => self.copy_in = Some(flow),
+            CopyDirection::In => {
+                self.copy_in = CopyIn::Encrypted(Box::new(flow));
+                self.replay_held(out);
+            }
             CopyDirection::Out => self.copy_out = Some(flow),
         }
         true
     }
 
-    /// Client CopyData / CopyDone / CopyFail while a COPY FROM STDIN on a rules table runs.
-    /// Returns false when the message was not for such a stream (forward it as it is).
-    pub(super) fn client_copy(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> bool {
-        let Some(flow) = self.copy_in.as_mut() else {
-            return false;
+    fn replay_held(&mut self, out: &mut Outputs<'_>) {
+        let held = std::mem::take(&mut self.copy_held);
+        self.copy_held_bytes = 0;
+        for f in held {
+            self.client_copy(&f, out);
+        }
+    }
+
+    /// Client CopyData / CopyDone / CopyFail (in an encrypted session). Data for a COPY FROM
+    /// STDIN on a rules table is encrypted; for any other COPY it is forwarded; data that
+    /// arrives before the server started a COPY is held until it does (and dropped if no COPY
+    /// starts), so no row reaches the server unencrypted.
+    pub(super) fn client_copy(&mut self, frame: &Frame, out: &mut Outputs<'_>) {
+        let done = frame.tag == b'c';
+        let end = matches!(frame.tag, b'c' | b'f');
+        let flow = match &mut self.copy_in {
+            CopyIn::Plain => {
+                out.to_upstream.extend_from_slice(&frame.bytes);
+                if end {
+                    self.copy_in = CopyIn::Idle;
+                }
+                return;
+            }
+            CopyIn::Idle if self.expect.is_empty() => {
+                // No request is outstanding, so no COPY can start: the data has no taker.
+                return;
+            }
+            CopyIn::Idle => {
+                self.hold(frame);
+                return;
+            }
+            CopyIn::Dead => {
+                if end {
+                    // The server ended the COPY already (or ignores this in normal mode).
+                    out.to_upstream.extend_from_slice(&frame.bytes);
+                    self.copy_in = CopyIn::Idle;
+                }
+                return;
+            }
+            CopyIn::Encrypted(flow) => flow,
         };
         let ring = Arc::clone(self.keys.get());
-        let done = frame.tag == b'c';
         let result = match frame.tag {
-            b'd' if flow.dead => return true,
             b'd' => flow.run(&ring, &self.text, Some(frame.body())),
-            b'c' if !flow.dead => flow.run(&ring, &self.text, None),
+            b'c' => flow.run(&ring, &self.text, None),
             _ => {
-                // CopyFail, or CopyDone after a failure: the server (if still copying) ends it.
                 out.to_upstream.extend_from_slice(&frame.bytes);
-                self.copy_in = None;
-                return true;
+                self.copy_in = CopyIn::Idle;
+                return;
             }
         };
         match result {
@@ -176,21 +245,45 @@ impl SessionCrypto {
                 }
                 if done {
                     out.to_upstream.extend_from_slice(&copy_done());
+                    self.copy_in = CopyIn::Idle;
                 }
             }
             Err(e) => {
                 let err = flow.error(e);
                 tracing::debug!(sqlstate = err.code, "COPY row refused");
-                flow.dead = true;
                 out.to_upstream
                     .extend_from_slice(&copy_fail("pgcloak: COPY data refused"));
                 self.copy_error = Some(err);
+                self.copy_in = if done { CopyIn::Idle } else { CopyIn::Dead };
             }
         }
-        if done {
-            self.copy_in = None;
+    }
+
+    /// Holds a client COPY message sent before the server started the COPY (a client that does
+    /// not wait for CopyInResponse). Past [`MAX_HELD`] bytes the data is dropped and the COPY,
+    /// when it starts, fails.
+    fn hold(&mut self, frame: &Frame) {
+        self.copy_held_bytes += frame.bytes.len();
+        if self.copy_held_bytes > MAX_HELD {
+            self.copy_held.clear();
+            self.copy_held.push(Frame {
+                tag: b'f',
+                bytes: copy_fail("pgcloak: too much COPY data sent before the COPY started"),
+            });
+            return;
         }
-        true
+        self.copy_held.push(frame.clone());
+    }
+
+    /// At ReadyForQuery: held COPY data that no COPY took is dropped (its COPY failed before
+    /// it started). When more requests are outstanding, the data may have been meant for one
+    /// of them: the next COPY FROM STDIN to start is failed rather than given partial data.
+    pub(super) fn drop_orphaned_copy_data(&mut self) {
+        if matches!(self.copy_in, CopyIn::Idle) && !self.copy_held.is_empty() {
+            self.copy_held.clear();
+            self.copy_held_bytes = 0;
+            self.copy_poisoned = !self.expect.is_empty();
+        }
     }
 
     /// Server CopyData / CopyDone while a COPY TO STDOUT on a rules table runs. Returns false
@@ -229,8 +322,8 @@ impl SessionCrypto {
     /// An ErrorResponse from the server: a running COPY FROM has ended; when pgcloak failed it,
     /// the client gets pgcloak's error instead of the server's (returns it).
     pub(super) fn copy_server_error(&mut self) -> Option<PgError> {
-        if let Some(flow) = self.copy_in.as_mut() {
-            flow.dead = true;
+        if matches!(self.copy_in, CopyIn::Encrypted(_)) {
+            self.copy_in = CopyIn::Dead;
         }
         self.copy_out = None;
         self.copy_error.take()

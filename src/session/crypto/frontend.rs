@@ -83,9 +83,8 @@ impl SessionCrypto {
             FrontendTag::Execute => self.on_execute(&frame, out)?,
             FrontendTag::Close => self.on_close(&frame)?,
             FrontendTag::Sync | FrontendTag::FunctionCall => self.expect.push_back(Expect::Sync),
-            FrontendTag::CopyData | FrontendTag::CopyDone | FrontendTag::CopyFail
-                if self.client_copy(&frame, out) =>
-            {
+            FrontendTag::CopyData | FrontendTag::CopyDone | FrontendTag::CopyFail => {
+                self.client_copy(&frame, out);
                 return Ok(());
             }
             _ => {}

@@ -13,7 +13,7 @@ use crate::protocol::Frame;
 use crate::protocol::PgError;
 use crate::rewrite::{CopyPlan, Plan};
 
-use super::copy::CopyFlow;
+use super::copy::{CopyFlow, CopyIn};
 use super::matching::MatchParams;
 use super::search_path::PathState;
 use super::{AsyncWork, Encryption};
@@ -135,8 +135,13 @@ pub struct SessionCrypto {
     pub(super) work: Option<AsyncWork>,
     /// A key reload was already tried for the frame being retried.
     pub(super) retried: bool,
-    /// COPY FROM STDIN on a rules table, from CopyInResponse to the client's CopyDone/Fail.
-    pub(super) copy_in: Option<CopyFlow>,
+    /// Where the client's COPY data goes (from CopyInResponse to its CopyDone/CopyFail).
+    pub(super) copy_in: CopyIn,
+    /// Client COPY messages that came before the server started their COPY.
+    pub(super) copy_held: Vec<Frame>,
+    pub(super) copy_held_bytes: usize,
+    /// Held COPY data was dropped while requests were outstanding: fail the next COPY FROM.
+    pub(super) copy_poisoned: bool,
     /// COPY TO STDOUT on a rules table, from CopyOutResponse to the server's CopyDone.
     pub(super) copy_out: Option<CopyFlow>,
     /// pgcloak failed a COPY FROM: the error the client gets instead of the server's.
@@ -172,7 +177,10 @@ impl SessionCrypto {
             abort_upstream: false,
             work: None,
             retried: false,
-            copy_in: None,
+            copy_in: CopyIn::Idle,
+            copy_held: Vec::new(),
+            copy_held_bytes: 0,
+            copy_poisoned: false,
             copy_out: None,
             copy_error: None,
         }

@@ -344,3 +344,79 @@ fn bytea_array_items(v: &[u8]) -> Vec<Vec<u8>> {
     assert_eq!(pos, v.len());
     out
 }
+
+/// A client that sends its COPY data without waiting for CopyInResponse: the data is held
+/// until the server starts the COPY (then encrypted), and dropped if the COPY never starts.
+#[test]
+fn copy_data_sent_early_is_held_then_encrypted_or_dropped() {
+    use crate::protocol::copy::{copy_data, copy_done};
+    let (mut s, _ring) = setup();
+    let mut io = Io::new();
+    io.client(
+        &mut s,
+        crate::protocol::extended::query("COPY patients (id, ssn) FROM STDIN"),
+    );
+    io.client(&mut s, copy_data(b"1\tsecret-ssn\n"));
+    io.client(&mut s, copy_done());
+    let up = frames(&mut io.up);
+    assert_eq!(
+        up.len(),
+        1,
+        "only the COPY statement goes up before the server answers"
+    );
+    // The server starts the COPY (text, two columns).
+    io.server(&mut s, Bytes::from_static(b"G\0\0\0\x0b\0\0\x02\0\0\0\0"));
+    let up = frames(&mut io.up);
+    assert_eq!(up.len(), 2, "the held CopyData and CopyDone follow");
+    assert_eq!(up[0].tag, b'd');
+    assert!(!up[0].bytes.windows(10).any(|w| w == b"secret-ssn"));
+    assert!(
+        up[0].body().starts_with(b"1\t\\\\x01"),
+        "an envelope in bytea hex"
+    );
+    assert_eq!(up[1].tag, b'c');
+    io.server(&mut s, Bytes::from_static(b"C\0\0\0\x0bCOPY 1\0"));
+    io.server(&mut s, ready_for_query(TxStatus::Idle));
+
+    // The COPY fails before it starts (e.g. no permission): the early data is never sent.
+    io.client(
+        &mut s,
+        crate::protocol::extended::query("COPY patients (id, ssn) FROM STDIN"),
+    );
+    io.client(&mut s, copy_data(b"2\tother-secret\n"));
+    frames(&mut io.up);
+    let err = crate::protocol::PgError::new(crate::protocol::Severity::Error, "42501", "denied");
+    io.server(&mut s, err.encode());
+    io.server(&mut s, ready_for_query(TxStatus::Idle));
+    io.client(&mut s, copy_data(b"3\tlate-secret\n"));
+    io.client(&mut s, copy_done());
+    let up = frames(&mut io.up);
+    assert!(
+        up.iter().all(|f| f.tag != b'd'),
+        "no CopyData of a COPY that never started goes up: {up:?}"
+    );
+
+    // Early data for a COPY that fails while another COPY is pipelined behind it: the next
+    // COPY is failed, never fed the first one's rows.
+    for sql in ["COPY patients (id, ssn) FROM STDIN", "SELECT 1"] {
+        io.client(&mut s, crate::protocol::extended::query(sql));
+    }
+    io.client(
+        &mut s,
+        copy_data(
+            b"4	for-the-first
+",
+        ),
+    );
+    io.client(&mut s, copy_done());
+    io.server(&mut s, err.encode());
+    io.server(&mut s, ready_for_query(TxStatus::Idle));
+    io.server(&mut s, Bytes::from_static(b"G\0\0\0\x0b\0\0\x02\0\0\0\0"));
+    let up = frames(&mut io.up);
+    assert!(up.iter().all(|f| f.tag != b'd'), "{up:?}");
+    assert_eq!(
+        up.last().map(|f| f.tag),
+        Some(b'f'),
+        "the second COPY is failed"
+    );
+}

@@ -145,13 +145,25 @@ impl Analyzer<'_, '_> {
     }
 
     fn column_ref(&mut self, c: &ColumnRef) -> R<Ev> {
+        let names: Vec<&str> = c.fields.iter().filter_map(sval).collect();
         if c.fields
             .iter()
             .any(|f| matches!(f.node, Some(NodeEnum::AStar(_))))
         {
+            // `rel.*` or `*` inside an expression (`row_to_json(c.*)`): the whole row, with
+            // its ciphertexts. (A `*` in a target list is expanded before it gets here.)
+            let rels: Vec<&super::scope::Rel> = match names.last() {
+                Some(rel) => self.scopes.relation(rel).into_iter().collect(),
+                None => self.scopes.current().iter().collect(),
+            };
+            if let Some(rule) = rels.iter().find_map(|r| r.first_encrypted()) {
+                return Err(Refusal::column(rule, "a whole-row reference (rel.*)"));
+            }
             return Ok(Ev::Plain);
         }
-        let names: Vec<&str> = c.fields.iter().filter_map(sval).collect();
+        if let [name] = names.as_slice() {
+            self.whole_row(name)?;
+        }
         let res = match names.as_slice() {
             [col] => self.scopes.unqualified(col),
             [rel, col] => self.scopes.qualified(None, rel, col),
@@ -175,6 +187,25 @@ impl Analyzer<'_, '_> {
                 None => Ok(Ev::Plain),
             },
         }
+    }
+
+    /// A bare name that is no known column but names a relation with encrypted columns is
+    /// that relation's whole row (`json_agg(c)`, `SELECT c FROM t c`): refused.
+    fn whole_row(&self, name: &str) -> R<()> {
+        let Some(rule) = self.scopes.relation(name).and_then(|r| r.first_encrypted()) else {
+            return Ok(());
+        };
+        let is_column = self
+            .scopes
+            .levels_iter()
+            .any(|r| matches!(r.lookup(name), super::scope::Lookup::Found(_)));
+        if is_column {
+            return Ok(());
+        }
+        Err(Refusal::column(
+            rule,
+            format!("a whole-row reference ({name})"),
+        ))
     }
 
     fn type_cast(&mut self, tc: &TypeCast) -> R<Ev> {

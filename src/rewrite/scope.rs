@@ -176,6 +176,11 @@ impl Scopes {
         None
     }
 
+    /// Every relation in scope, innermost level first.
+    pub(crate) fn levels_iter(&self) -> impl Iterator<Item = &Rel> {
+        self.levels.iter().rev().flatten()
+    }
+
     /// The relation named `rel` (innermost first), for `rel.*`.
     pub(crate) fn relation(&self, rel: &str) -> Option<&Rel> {
         self.levels

@@ -565,10 +565,44 @@ fn refused_operators() {
             "ssn",
             "ORDER BY",
         ),
+        ("SELECT json_agg(p) FROM patients p", "ssn", "whole-row"),
+        (
+            "SELECT row_to_json(p.*) FROM patients p",
+            "ssn",
+            "whole-row",
+        ),
+        ("SELECT p FROM patients p", "ssn", "whole-row"),
+        (
+            "SELECT to_jsonb(patients) FROM patients",
+            "ssn",
+            "whole-row",
+        ),
+        ("SELECT (p).ssn FROM patients p", "ssn", "whole-row"),
+        (
+            "SELECT id FROM patients p WHERE p::text LIKE '%x%'",
+            "ssn",
+            "whole-row",
+        ),
+        (
+            "SELECT id FROM plain WHERE EXISTS (SELECT 1 FROM patients p WHERE row(p.*) IS NULL)",
+            "ssn",
+            "whole-row",
+        ),
     ] {
         let table = if col == "note" { "visits" } else { "patients" };
         refusal_is(sql, &format!("public.{table}.{col}"), what);
     }
+}
+
+#[test]
+fn whole_rows_of_plain_tables_and_columns_named_like_tables_pass() {
+    assert_pass("SELECT json_agg(q) FROM plain q");
+    assert_pass("SELECT row_to_json(q.*) FROM plain q");
+    // A column that shares its table's name is the column, not the row.
+    let p = plan("SELECT name FROM patients name WHERE name.ssn = $1");
+    assert_eq!(p.params[0].as_ref().unwrap().column, "ssn");
+    assert_pass("SELECT count(*) FROM patients");
+    assert_pass("SELECT p.name FROM patients p");
 }
 
 #[test]

@@ -59,6 +59,9 @@ const REFUSED: &[(&str, &[&str])] = &[
         "INSERT INTO accounts (id, email) SELECT id, ssn FROM people",
         &["accounts.email", "people.ssn"],
     ),
+    ("SELECT json_agg(p) FROM people p", &["people."]),
+    ("SELECT row_to_json(p.*) FROM people p", &["people."]),
+    ("SELECT p FROM people p", &["people."]),
     ("COPY people TO '/tmp/people.out'", &["people"]),
     ("COPY (SELECT ssn FROM people) TO STDOUT", &["people"]),
 ];

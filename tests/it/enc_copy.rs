@@ -255,3 +255,52 @@ async fn psql_copy_in_and_out_through_the_simple_protocol() {
         "{err}"
     );
 }
+
+/// `pg_dump` through pgcloak writes a plaintext dump of a rules table (its `COPY … TO stdout`
+/// is decrypted); restoring that dump through pgcloak with psql encrypts it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn pg_dump_and_restore_through_pgcloak() {
+    let env = EncEnv::start().await;
+    let c = env.app().await;
+    let sql = "INSERT INTO people (id, name, ssn, email, note, age) VALUES \
+               (1, 'Ann', 'dump-111', 'ann@x.org', 'tab\there', 30), (2, 'Bob', 'dump-222', NULL, NULL, NULL)";
+    ok(&c, Proto::Simple, sql, &[]).await;
+    let ci = env.env.proxy_conninfo(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let out = tokio::process::Command::new(env.env.db.bin("pg_dump"))
+        .args(["--data-only", "-t", "people", "-d", &ci])
+        .env_remove("PGPASSWORD")
+        .output();
+    let out = within(HANG, out).await.expect("run pg_dump");
+    let dump = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dump.contains("1\tAnn\tdump-111\tann@x.org\ttab\\there\t30\n"),
+        "plaintext rows in the dump: {dump}"
+    );
+    let path = env.env.db.dir().join("people-dump.sql");
+    std::fs::write(&path, &dump).unwrap();
+    c.batch_execute("TRUNCATE people").await.unwrap();
+    let file = path.display().to_string();
+    let (code, _, err) = env.env.psql_args(&ci, &["-f", &file]).await;
+    assert_eq!(code, 0, "restore: {err}");
+    env.assert_at_rest("people", "ssn", 1, Some("dump-111"))
+        .await;
+    env.assert_at_rest("people", "note", 1, Some("tab\there"))
+        .await;
+    assert_eq!(env.stored("people", "email", 2).await, None);
+    let sql = "SELECT id FROM people WHERE ssn = $1";
+    assert_eq!(
+        ok(
+            &c,
+            Proto::Extended,
+            sql,
+            &[crate::enc_env::V::T("dump-222")]
+        )
+        .await,
+        ids(&[2])
+    );
+}

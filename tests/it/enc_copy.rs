@@ -27,6 +27,12 @@ async fn copy_in(
     sink.finish().await
 }
 
+/// Ids of the rows whose ssn is `ssn`, found through pgcloak.
+async fn by_ssn(c: &tokio_postgres::Client, ssn: &str) -> crate::enc_env::Rows {
+    let sql = "SELECT id FROM people WHERE ssn = $1";
+    ok(c, Proto::Extended, sql, &[crate::enc_env::V::T(ssn)]).await
+}
+
 /// The whole output of `COPY … TO STDOUT`.
 async fn copy_out(c: &tokio_postgres::Client, sql: &str) -> Result<Vec<u8>, tokio_postgres::Error> {
     let stream = c.copy_out(sql).await?;
@@ -60,11 +66,7 @@ async fn copy_text_and_csv_round_trip_and_store_ciphertext() {
     env.assert_at_rest("people", "age", 1, Some("30")).await;
     assert_eq!(env.stored("people", "ssn", 2).await, None);
     // What was copied in is found by the deterministic columns and reads back as written.
-    let sql = "SELECT id FROM people WHERE ssn = $1";
-    assert_eq!(
-        ok(&c, Proto::Extended, sql, &[crate::enc_env::V::T("111-11")]).await,
-        ids(&[1])
-    );
+    assert_eq!(by_ssn(&c, "111-11").await, ids(&[1]));
     let out = copy_out(
         &c,
         "COPY people (id, name, ssn, email, note, age) TO STDOUT",
@@ -123,17 +125,7 @@ async fn copy_binary_and_many_rows() {
         .await;
     env.assert_at_rest("people", "age", 1, Some("1")).await;
     assert_eq!(env.stored("people", "age", 3).await, None);
-    let sql = "SELECT id FROM people WHERE ssn = $1";
-    assert_eq!(
-        ok(
-            &c,
-            Proto::Extended,
-            sql,
-            &[crate::enc_env::V::T("bin-01234")]
-        )
-        .await,
-        ids(&[1234])
-    );
+    assert_eq!(by_ssn(&c, "bin-01234").await, ids(&[1234]));
     let stream = c
         .copy_out("COPY people (id, ssn, age) TO STDOUT (FORMAT binary)")
         .await
@@ -292,15 +284,5 @@ async fn pg_dump_and_restore_through_pgcloak() {
     env.assert_at_rest("people", "note", 1, Some("tab\there"))
         .await;
     assert_eq!(env.stored("people", "email", 2).await, None);
-    let sql = "SELECT id FROM people WHERE ssn = $1";
-    assert_eq!(
-        ok(
-            &c,
-            Proto::Extended,
-            sql,
-            &[crate::enc_env::V::T("dump-222")]
-        )
-        .await,
-        ids(&[2])
-    );
+    assert_eq!(by_ssn(&c, "dump-222").await, ids(&[2]));
 }

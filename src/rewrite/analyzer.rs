@@ -483,6 +483,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                 })
                 .collect(),
             array_params,
+            no_params: !self.copies.is_empty(),
             copies: if self.copies.iter().any(Option::is_some) {
                 self.copies
             } else {

@@ -8,7 +8,7 @@
 //! is then an error, never a shifted field). Refused: COPY to or from a server file or
 //! program, `WHERE` naming an encrypted column, `FORCE_*` options naming one, an `ENCODING`
 //! other than UTF-8, and options that would change the data in ways the stream does not
-//! model.
+//! model. `COPY (query) TO STDOUT` decrypts the query's encrypted output columns.
 
 use std::sync::Arc;
 
@@ -21,6 +21,9 @@ use super::scope::{ColKind, Lookup, Rel};
 use super::{CopyDirection, CopyPlan, Refusal};
 use crate::config::ColumnRule;
 use crate::copy::{CopyOptions, Format};
+
+const SERVER_FILE: &str =
+    "COPY to or from a server file or program (use STDIN/STDOUT, e.g. psql's \\copy)";
 
 /// A DefElem argument as text (`csv`, `'|'`, `true`, `1`).
 fn arg_text(d: &DefElem) -> Option<String> {
@@ -64,9 +67,7 @@ impl Analyzer<'_, '_> {
         let table = format!("{}.{}", first.schema, first.table);
         let refuse = |what: &str| Refusal::table(table.clone(), what.to_owned());
         if c.is_program || !c.filename.is_empty() {
-            return Err(refuse(
-                "COPY to or from a server file or program (use STDIN/STDOUT, e.g. psql's \\copy)",
-            ));
+            return Err(refuse(SERVER_FILE));
         }
         if let Some(w) = c.where_clause.as_deref().and_then(|n| n.node.as_ref()) {
             self.opaque(w, "COPY … WHERE")?;
@@ -92,6 +93,47 @@ impl Analyzer<'_, '_> {
             } else {
                 CopyDirection::Out
             },
+            options,
+            columns,
+        })))
+    }
+
+    /// `COPY (query) TO STDOUT`: the query's encrypted output columns are decrypted.
+    pub(crate) fn copy_query(
+        &mut self,
+        c: &CopyStmt,
+        query: &NodeEnum,
+    ) -> R<Option<Arc<CopyPlan>>> {
+        let Some(out) = self.query_output(query, "COPY (query)")? else {
+            return Ok(None);
+        };
+        let open = out.open;
+        let rel = out.into_rel(self, "", false)?;
+        let Some(first) = rel.first_encrypted().cloned() else {
+            return Ok(None);
+        };
+        let table = format!("{}.{}", first.schema, first.table);
+        let refuse = |what: &str| Refusal::table(table.clone(), what.to_owned());
+        if open {
+            return Err(refuse(
+                "COPY of a query whose output columns pgcloak cannot list (* over a table it has \
+                 not seen in the catalog)",
+            ));
+        }
+        if c.is_program || !c.filename.is_empty() {
+            return Err(refuse(SERVER_FILE));
+        }
+        let options = self.copy_options(&c.options, &rel, &refuse)?;
+        let columns = rel
+            .cols
+            .iter()
+            .map(|col| match &col.kind {
+                ColKind::Enc { rule, .. } => Some(rule.clone()),
+                ColKind::Plain => None,
+            })
+            .collect();
+        Ok(Some(Arc::new(CopyPlan {
+            direction: CopyDirection::Out,
             options,
             columns,
         })))

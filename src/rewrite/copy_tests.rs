@@ -115,7 +115,8 @@ fn copy_forms_that_are_refused_or_passed() {
         "COPY patients (ssn) FROM STDIN (DELIMITER '||')",
         "one ASCII character",
     );
-    refused("COPY (SELECT ssn FROM patients) TO STDOUT", "COPY");
+    refused("COPY (SELECT lower(ssn) FROM patients) TO STDOUT", "lower");
+    refused("COPY (SELECT ssn FROM patients) TO '/tmp/f'", "server file");
     // Plain columns only in the options, a WHERE on plain columns, plain tables: fine.
     let p = plan("COPY patients (id, ssn) FROM STDIN (FORMAT csv, FORCE_NULL (id)) WHERE id > 1");
     assert_eq!(p.copies.len(), 1);
@@ -128,4 +129,25 @@ fn copy_forms_that_are_refused_or_passed() {
     let p = plan("COPY plain FROM STDIN; COPY patients (ssn) FROM STDIN");
     assert_eq!(p.copies.len(), 2);
     assert!(p.copies[0].is_none() && p.copies[1].is_some());
+}
+
+#[test]
+fn copy_of_a_query_decrypts_its_encrypted_output_and_encrypts_its_values() {
+    let sql =
+        "COPY (SELECT id, ssn, name FROM patients WHERE email = 'a@x.org') TO STDOUT (FORMAT csv)";
+    assert_eq!(cols(sql), vec![None, Some("ssn".into()), None]);
+    let p = plan(sql);
+    assert_eq!(p.literals.len(), 1, "the WHERE value is encrypted");
+    assert_eq!(p.copies[0].as_ref().unwrap().direction, CopyDirection::Out);
+    assert_eq!(cols("COPY (SELECT * FROM patients) TO STDOUT").len(), 7);
+    // DML with RETURNING inside COPY is analysed like DML: its values are encrypted.
+    let sql = "COPY (INSERT INTO patients (id, ssn) VALUES (1, 'x') RETURNING id, ssn) TO STDOUT";
+    assert_eq!(cols(sql), vec![None, Some("ssn".into())]);
+    assert_eq!(plan(sql).literals.len(), 1);
+    let sql = "COPY (DELETE FROM patients WHERE ssn = 'x' RETURNING id) TO STDOUT";
+    assert_eq!(plan(sql).literals.len(), 1);
+    assert!(
+        plan(sql).copies.is_empty(),
+        "no encrypted output: a plain stream"
+    );
 }

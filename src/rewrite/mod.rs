@@ -104,6 +104,9 @@ pub struct Plan {
     pub copies: Vec<Option<Arc<CopyPlan>>>,
     /// Text inserted at a byte position (a COPY's column list), in text order.
     pub insertions: Vec<(usize, String)>,
+    /// The text holds a statement that takes no parameters (COPY): comparisons must be
+    /// rewritten without extra parameters.
+    pub no_params: bool,
 }
 
 /// The data stream of `COPY` on a rules table.

@@ -91,29 +91,45 @@ impl Analyzer<'_, '_> {
     }
 
     fn query_without_encrypted(&mut self, q: Option<&Node>, construct: &str) -> R<()> {
-        if let Some(NodeEnum::SelectStmt(s)) = q.and_then(|q| q.node.as_ref()) {
-            let out = self.select(s)?;
-            self.no_encrypted_output(&out, construct)?;
-            for c in out.cols {
-                self.any_use(c.ev)?;
-            }
+        let Some(node) = q.and_then(|q| q.node.as_ref()) else {
+            return Ok(());
+        };
+        let Some(out) = self.query_output(node, construct)? else {
+            return Ok(());
+        };
+        self.no_encrypted_output(&out, construct)?;
+        for c in out.cols {
+            self.any_use(c.ev)?;
         }
         Ok(())
     }
 
-    /// COPY: of a rules table, a plan for its data stream (see `copy`); of a query, refused
-    /// when the query's output holds encrypted values.
+    /// The output of a query nested in another statement (a SELECT, or DML with RETURNING);
+    /// None for anything else, which is refused when it names a rules table or column.
+    pub(crate) fn query_output(&mut self, node: &NodeEnum, construct: &str) -> R<Option<Output>> {
+        match node {
+            NodeEnum::SelectStmt(s) => self.select(s).map(Some),
+            NodeEnum::InsertStmt(_) | NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) => {
+                self.dml(node).map(Some)
+            }
+            other => self.opaque(other, construct).map(|_| None),
+        }
+    }
+
+    /// COPY of a rules table, or of a query whose output holds encrypted columns: a plan for
+    /// its data stream (see `copy`).
     fn copy(&mut self, c: &pg_query::protobuf::CopyStmt) -> R<()> {
-        let plan = match &c.relation {
-            Some(rv) => {
+        let plan = match (
+            &c.relation,
+            c.query.as_deref().and_then(|q| q.node.as_ref()),
+        ) {
+            (Some(rv), _) => {
                 let rel = self.range_var(rv, false)?;
                 self.copy_table(c, &rel)?
             }
-            None => None,
+            (None, Some(query)) => self.copy_query(c, query)?,
+            (None, None) => None,
         };
-        if plan.is_none() {
-            self.query_without_encrypted(c.query.as_deref(), "COPY")?;
-        }
         self.copies.push(plan);
         Ok(())
     }

@@ -159,6 +159,15 @@ async fn any_finds_rows_of_every_key_version() {
             "{sql}"
         );
     }
+    // COPY takes no parameters: its comparisons are spelled out under every version.
+    let sql = format!(
+        "COPY (SELECT id FROM people WHERE ssn IN ('old-ssn', '{new}') ORDER BY id) TO STDOUT"
+    );
+    let stream = c.copy_out(sql.as_str()).await.unwrap();
+    let out: Vec<bytes::Bytes> = futures_util::TryStreamExt::try_collect(stream)
+        .await
+        .unwrap();
+    assert_eq!(out.concat(), format!("1\n{id}\n").into_bytes(), "{sql}");
     let sql = "SELECT id FROM people WHERE ssn = ANY(ARRAY[$1])";
     let res = run(&c, Proto::Extended, sql, &[V::T("old-ssn")]).await;
     assert_error(

@@ -89,6 +89,10 @@ async fn copy_text_and_csv_round_trip_and_store_ciphertext() {
     );
     let sql = "COPY (SELECT 1) TO STDOUT";
     assert_eq!(copy_out(&c, sql).await.unwrap(), b"1\n");
+    // A query's encrypted output is decrypted; its WHERE value is encrypted.
+    let sql = "COPY (SELECT p.id, p.ssn, p.note FROM people p WHERE p.email = 'ann@x.org') \
+               TO STDOUT (FORMAT csv)";
+    assert_eq!(copy_out(&c, sql).await.unwrap(), b"1,111-11,note\tone\n");
     let out = copy_out(
         &c,
         "COPY people (id, ssn, note) TO STDOUT WITH (FORMAT csv, HEADER)",
@@ -193,7 +197,7 @@ async fn bad_copy_rows_store_nothing_and_refusals() {
     for sql in [
         "COPY people (id, ssn) FROM '/tmp/people.tsv'",
         "COPY people TO PROGRAM 'cat'",
-        "COPY (SELECT ssn FROM people) TO STDOUT",
+        "COPY (SELECT ssn FROM people) TO '/tmp/people.out'",
         "COPY people (id, ssn) TO STDOUT (FORMAT csv, FORCE_QUOTE (ssn))",
     ] {
         let res = c.simple_query(sql).await;

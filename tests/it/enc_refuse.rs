@@ -63,7 +63,14 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("SELECT row_to_json(p.*) FROM people p", &["people."]),
     ("SELECT p FROM people p", &["people."]),
     ("COPY people TO '/tmp/people.out'", &["people"]),
-    ("COPY (SELECT ssn FROM people) TO STDOUT", &["people"]),
+    (
+        "COPY (SELECT upper(ssn) FROM people) TO STDOUT",
+        &["people"],
+    ),
+    (
+        "COPY (INSERT INTO people (id, ssn) SELECT 9, name FROM people RETURNING id) TO STDOUT",
+        &["people.ssn"],
+    ),
 ];
 
 async fn seed(c: &Client) {

@@ -145,6 +145,11 @@ impl SessionCrypto {
                 expand_simple(&ring, plan, sql, &self.text)?,
                 MatchParams::default(),
             ),
+            // COPY takes no parameters: its comparisons are spelled out as in a Query.
+            Via::Parse(_) if plan.no_params => (
+                expand_simple(&ring, plan, sql, &self.text)?,
+                MatchParams::default(),
+            ),
             Via::Parse(declared) => expand_extended(&ring, plan, sql, declared)?,
         };
         Ok((plan.rewrite_text_with(sql, &reps, &whole), mp))

@@ -430,21 +430,24 @@ fn print_enc_table(rows: &[(&str, [Run; 4])], secs: &str) {
          -c {CLIENTS} -j {THREADS} -T {secs}, sslmode=require"
     );
     println!(
-        "| mode     | direct plain TPS | PgBouncer plain TPS | pgcloak plain TPS | pgcloak encrypted TPS | enc/PgBouncer | enc/direct | pgcloak enc CPU ms/1k tx |"
+        "| mode     | direct plain TPS | PgBouncer plain TPS | pgcloak plain TPS | pgcloak encrypted TPS | enc/PgBouncer | enc/direct | CPU ms/1k tx: PgBouncer plain / pgcloak plain / pgcloak enc |"
     );
     println!(
-        "|----------|-----------------:|--------------------:|------------------:|----------------------:|--------------:|-----------:|-------------------------:|"
+        "|----------|-----------------:|--------------------:|------------------:|----------------------:|--------------:|-----------:|------------------------------------------------------------:|"
     );
     for (mode, [d, b, p, e]) in rows {
+        let cpu = format!(
+            "{:.1} / {:.1} / {:.1}",
+            b.cpu_per_k, p.cpu_per_k, e.cpu_per_k
+        );
         println!(
-            "| {mode:<8} | {:>16.0} | {:>19.0} | {:>17.0} | {:>21.0} | {:>13.2} | {:>10.2} | {:>24.1} |",
+            "| {mode:<8} | {:>16.0} | {:>19.0} | {:>17.0} | {:>21.0} | {:>13.2} | {:>10.2} | {cpu:>59} |",
             d.tps,
             b.tps,
             p.tps,
             e.tps,
             e.tps / b.tps,
             e.tps / d.tps,
-            e.cpu_per_k
         );
     }
 }

@@ -161,3 +161,37 @@ fn malformed_data_and_refused_values_leave_the_stream_unchanged() {
     assert_eq!(s.feed(b"ial\tz\n", &mut upper).unwrap(), b"2\tPARTIAL\tz\n");
     assert!(s.finish(&mut upper).unwrap().is_empty());
 }
+
+proptest::proptest! {
+    /// Arbitrary bytes in any chunking, in every format: an answer or an error, never a panic,
+    /// and the identity map passes valid text data through unchanged.
+    #[test]
+    fn any_input_in_any_chunking_never_panics(
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        cut in 1usize..40,
+        fmt in 0u8..3,
+    ) {
+        let format = [Format::Text, Format::Csv, Format::Binary][usize::from(fmt)];
+        let mut s = CopyStream::new(CopyOptions::new(format), vec![true, true, false]);
+        let mut id = |_: usize, v: Field<'_>| Ok::<_, ()>(v.map(<[u8]>::to_vec));
+        for piece in data.chunks(cut) {
+            if s.feed(piece, &mut id).is_err() {
+                break;
+            }
+        }
+        let _ = s.finish(&mut id);
+    }
+
+    #[test]
+    fn identity_map_keeps_plain_text_rows(rows in proptest::collection::vec("[a-z0-9 ]{0,8}\t[a-z0-9 ]{1,8}\t[a-z]{0,3}", 0..8), cut in 1usize..20) {
+        let data: String = rows.iter().map(|r| format!("{r}\n")).collect();
+        let mut s = CopyStream::new(CopyOptions::new(Format::Text), vec![true, true, true]);
+        let mut id = |_: usize, v: Field<'_>| Ok::<_, ()>(v.map(<[u8]>::to_vec));
+        let mut out = Vec::new();
+        for piece in data.as_bytes().chunks(cut) {
+            out.extend(s.feed(piece, &mut id).unwrap());
+        }
+        out.extend(s.finish(&mut id).unwrap());
+        proptest::prop_assert_eq!(out, data.into_bytes());
+    }
+}

@@ -25,6 +25,8 @@ pub struct TextContext {
     zone: Zone,
     date_order: DateOrder,
     extra_float_digits: i32,
+    /// `client_encoding` is UTF8 (the only one the codecs and the SQL scanner read).
+    utf8: bool,
 }
 
 impl Default for TextContext {
@@ -34,6 +36,7 @@ impl Default for TextContext {
             zone: Zone::Fixed(0),
             date_order: DateOrder::Mdy,
             extra_float_digits: 1,
+            utf8: true,
         }
     }
 }
@@ -61,11 +64,19 @@ impl TextContext {
             } else if upper.contains("MDY") || upper.contains("US") {
                 self.date_order = DateOrder::Mdy;
             }
+        } else if name.eq_ignore_ascii_case("client_encoding") {
+            let v = value.trim().to_ascii_uppercase().replace(['-', '_'], "");
+            self.utf8 = v == "UTF8" || v == "UNICODE";
         } else if name.eq_ignore_ascii_case("extra_float_digits") {
             if let Ok(n) = value.trim().parse::<i32>() {
                 self.extra_float_digits = n.clamp(-15, 3);
             }
         }
+    }
+
+    /// True while the session's `client_encoding` is UTF8.
+    pub fn is_utf8(&self) -> bool {
+        self.utf8
     }
 
     /// The session time zone.

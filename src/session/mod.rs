@@ -202,12 +202,16 @@ async fn serve_inner(tcp: TcpStream, shared: &Shared) -> Result<(), SessionError
     };
     info!("session started");
     let _registration = done.registration;
-    let mut relay = Relay::new(*client, done.upstream, done.to_client, done.upstream_in);
-    if let Some(c) = shared
+    let crypto = shared
         .encryption
         .as_ref()
         .and_then(|e| e.session(startup.database().unwrap_or_default()))
-    {
+        .map(|mut c| {
+            c.greeting(&done.to_client);
+            c
+        });
+    let mut relay = Relay::new(*client, done.upstream, done.to_client, done.upstream_in);
+    if let Some(c) = crypto {
         relay.set_crypto(c);
     }
     relay.push_client_input(&done.client_in);

@@ -301,3 +301,51 @@ async fn every_type_round_trips_as_binary_and_matches_text() {
         );
     }
 }
+
+/// Runs psql through pgcloak with extra environment (libpq sends PGTZ and PGCLIENTENCODING as
+/// startup parameters, so the server's greeting reports them). Returns (code, stdout, stderr).
+async fn psql_env(env: &EncEnv, vars: &[(&str, &str)], sql: &str) -> (i32, String, String) {
+    use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER};
+    let ci = env.env.proxy_conninfo(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let mut cmd = tokio::process::Command::new(env.env.db.bin("psql"));
+    cmd.arg(&ci)
+        .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env_remove("PGPASSWORD")
+        .envs(vars.iter().copied());
+    let out = crate::harness::within(crate::harness::HANG, cmd.output())
+        .await
+        .expect("run psql");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Startup parameters count from the first statement: a session that starts with
+/// `TimeZone = Asia/Tokyo` reads a timestamptz without an offset in Tokyo time (as PostgreSQL
+/// would), and shows it in Tokyo time; one whose `client_encoding` is not UTF8 is refused on
+/// rules tables rather than having its bytes read as UTF-8.
+#[tokio::test(flavor = "multi_thread")]
+async fn startup_time_zone_and_client_encoding_are_honoured() {
+    let env = EncEnv::start().await;
+    let tokyo = [("PGTZ", "Asia/Tokyo")];
+    let sql = "INSERT INTO typed (id, d_timestamptz) VALUES (1, '2024-03-01 09:00:00')";
+    let (code, _, err) = psql_env(&env, &tokyo, sql).await;
+    assert_eq!(code, 0, "{err}");
+    env.assert_at_rest("typed", "d_timestamptz", 1, Some("2024-03-01 00:00:00+00"))
+        .await;
+    let sql = "SELECT d_timestamptz FROM typed WHERE id = 1";
+    let (code, out, err) = psql_env(&env, &tokyo, sql).await;
+    assert_eq!((code, out.trim()), (0, "2024-03-01 09:00:00+09"), "{err}");
+    let latin1 = [("PGCLIENTENCODING", "LATIN1")];
+    let (code, _, err) = psql_env(&env, &latin1, "SELECT d_text FROM typed").await;
+    assert_ne!(code, 0);
+    assert!(err.contains("client_encoding"), "{err}");
+    let (code, out, err) = psql_env(&env, &latin1, "SELECT 1").await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, "1"),
+        "plain statements still work: {err}"
+    );
+}

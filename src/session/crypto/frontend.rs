@@ -97,6 +97,13 @@ impl SessionCrypto {
         if !rewrite::may_touch_rules(sql, &self.enc.rules) {
             return Arc::new(Analysis::Passthrough);
         }
+        if !self.text.is_utf8() {
+            return Arc::new(Analysis::Refuse(Refusal::table(
+                "(any rules table)",
+                "a statement in a session whose client_encoding is not UTF8 (pgcloak reads \
+                 values as UTF-8; SET client_encoding = 'UTF8')",
+            )));
+        }
         if self.path != PathState::Known || changes_path_midway(sql) {
             return Arc::new(Analysis::Refuse(Refusal::table(
                 "(any rules table)",

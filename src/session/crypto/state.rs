@@ -186,6 +186,26 @@ impl SessionCrypto {
         }
     }
 
+    /// The server's greeting as relayed to the client at login: its ParameterStatus messages
+    /// (TimeZone, DateStyle, client_encoding, … as set by startup parameters) shape how values
+    /// are read and written, like every later ParameterStatus.
+    pub fn greeting(&mut self, bytes: &[u8]) {
+        let mut buf = bytes::BytesMut::from(bytes);
+        while let Ok(Some(f)) =
+            crate::protocol::split_frame(&mut buf, crate::protocol::MAX_FRAME_LEN)
+        {
+            if crate::protocol::BackendTag::from(f.tag)
+                == crate::protocol::BackendTag::ParameterStatus
+            {
+                if let Ok((name, value)) =
+                    crate::protocol::backend::decode_parameter_status(f.body())
+                {
+                    self.text.set_parameter(name, value);
+                }
+            }
+        }
+    }
+
     /// The shared encryption state.
     pub fn encryption(&self) -> &Arc<Encryption> {
         &self.enc

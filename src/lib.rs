@@ -3,8 +3,7 @@
 //! The crate is laid out so that each folder is one concern:
 //! - sans-IO core: [`protocol`] (framing, messages, SQLSTATEs), [`crypto`] (envelope, field
 //!   ciphers, key wrapping), [`codec`] (logical value codecs), [`copy`] (COPY data streams),
-//!   [`rewrite`] (SQL analysis → plan),
-//!   [`auth`] (SCRAM-SHA-256 both sides);
+//!   [`rewrite`] (SQL analysis → plan), [`auth`] (SCRAM-SHA-256 both sides);
 //! - IO: [`net`] (listener, TLS, upstream connect), [`session`] (the per-connection state
 //!   machine), [`control`] (the proxy's own login), [`devdb`] (throwaway PostgreSQL).
 //!

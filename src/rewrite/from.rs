@@ -138,7 +138,7 @@ impl Analyzer<'_, '_> {
             .flatten();
         let mut rel = match cte {
             Some(rel) => rel,
-            None => self.table_rel(&rv.schemaname, &rv.relname),
+            None => self.table_rel(&rv.schemaname, &rv.relname)?,
         };
         if let Some(alias) = &rv.alias {
             rel.name.clone_from(&alias.aliasname);
@@ -166,15 +166,17 @@ impl Analyzer<'_, '_> {
             .cloned()
     }
 
-    /// A base table's columns (exact when the catalog knows it; else its encrypted ones).
-    pub(crate) fn table_rel(&self, schema: &str, table: &str) -> Rel {
+    /// A base table's columns (exact when the catalog knows it; else its encrypted ones). A
+    /// table the catalog knows that lacks one of its rules columns (renamed or dropped) is
+    /// refused: a renamed encrypted column would otherwise take plaintext under its new name.
+    pub(crate) fn table_rel(&self, schema: &str, table: &str) -> R<Rel> {
         let Some(schema) = self.resolve_schema(schema, table) else {
-            return Rel {
+            return Ok(Rel {
                 name: table.to_owned(),
                 schema: None,
                 cols: Vec::new(),
                 open: true,
-            };
+            });
         };
         let rules = self.ctx.rules.table(&schema, table);
         let enc = |c: &str| rules.and_then(|t| t.column(c)).cloned();
@@ -193,6 +195,13 @@ impl Analyzer<'_, '_> {
         let mut open = known.is_none();
         for rule in rules.map(|t| t.columns.as_slice()).unwrap_or(&[]) {
             if !cols.iter().any(|c| c.name == rule.column) {
+                if known.is_some() {
+                    return Err(Refusal::column(
+                        rule,
+                        "a table whose encrypted column does not exist in the database \
+                         (renamed or dropped? `pgcloak check` lists what differs)",
+                    ));
+                }
                 open = true;
                 cols.push(Col {
                     name: rule.column.clone(),
@@ -203,11 +212,11 @@ impl Analyzer<'_, '_> {
                 });
             }
         }
-        Rel {
+        Ok(Rel {
             name: table.to_owned(),
             schema: Some(schema),
             cols,
             open,
-        }
+        })
     }
 }

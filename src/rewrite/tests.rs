@@ -606,6 +606,39 @@ fn whole_rows_of_plain_tables_and_columns_named_like_tables_pass() {
 }
 
 #[test]
+fn a_rules_column_missing_from_the_table_refuses_the_table() {
+    // `ALTER TABLE patients RENAME COLUMN email TO mail`: the catalog no longer has `email`.
+    let mut m = catalog().0;
+    m.insert(
+        ("public".into(), "patients".into()),
+        [
+            "id",
+            "name",
+            "ssn",
+            "mail",
+            "diagnosis",
+            "birth_date",
+            "age",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    );
+    for sql in [
+        "INSERT INTO patients (id, mail) VALUES (1, 'x')",
+        "SELECT * FROM patients",
+        "UPDATE patients SET mail = $1",
+    ] {
+        match run_with(sql, &["public"], &Catalog(m.clone())) {
+            Analysis::Refuse(r) => {
+                assert_eq!(r.column, "public.patients.email", "{sql}");
+                assert!(r.construct.contains("does not exist"), "{sql}: {r:?}");
+            }
+            other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn allowed_aggregates_grouping_distinct() {
     assert_pass("SELECT count(ssn), count(*) FROM patients");
     assert_pass("SELECT ssn, count(*) FROM patients GROUP BY ssn");

@@ -235,3 +235,35 @@ async fn undecryptable_values_are_data_corrupted() {
         );
     }
 }
+
+/// A rules column renamed through pgcloak: the catalog is refreshed after the DDL, and the
+/// table is refused (its encrypted column no longer exists) rather than taking plaintext under
+/// the new name.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renamed_encrypted_column_refuses_the_table() {
+    let env = EncEnv::start().await;
+    let c = env.app().await;
+    c.batch_execute("ALTER TABLE people RENAME COLUMN ssn TO ssn2")
+        .await
+        .unwrap();
+    let res = within(
+        HANG,
+        c.simple_query("INSERT INTO people (id, ssn2) VALUES (7, 'plain-secret')"),
+    )
+    .await;
+    assert_error(
+        res,
+        "0A000",
+        &["public.people.ssn"],
+        "insert after the rename",
+    );
+    assert_usable(&c, "after the refusal").await;
+    let n: i64 = env
+        .direct()
+        .await
+        .query_one("SELECT count(*) FROM people", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "nothing was written");
+}

@@ -150,6 +150,30 @@ impl Analyzer<'_, '_> {
         Ok(rel)
     }
 
+    /// A view over a rules table (in `schema`, or in any search_path schema when unqualified):
+    /// refused, since its columns carry ciphertext that cannot be mapped to rules.
+    fn refuse_view_over_rules(&self, schema: &str, name: &str) -> R<()> {
+        let cat = self.ctx.catalog;
+        let base = if schema.is_empty() {
+            self.ctx
+                .search_path
+                .iter()
+                .find_map(|s| cat.view_base(s, name).map(|b| (s.clone(), b)))
+        } else {
+            cat.view_base(schema, name).map(|b| (schema.to_owned(), b))
+        };
+        match base {
+            None => Ok(()),
+            Some((s, b)) => Err(Refusal::table(
+                b,
+                format!(
+                    "a statement naming the view {s}.{name}, which reads it (query the table \
+                     itself: values and comparisons through a view cannot be encrypted)"
+                ),
+            )),
+        }
+    }
+
     /// The schema a table name resolves to: given, else the first search_path schema where
     /// the catalog knows it, else the first where the rules have it.
     pub(crate) fn resolve_schema(&self, schema: &str, table: &str) -> Option<String> {
@@ -170,6 +194,7 @@ impl Analyzer<'_, '_> {
     /// table the catalog knows that lacks one of its rules columns (renamed or dropped) is
     /// refused: a renamed encrypted column would otherwise take plaintext under its new name.
     pub(crate) fn table_rel(&self, schema: &str, table: &str) -> R<Rel> {
+        self.refuse_view_over_rules(schema, table)?;
         let Some(schema) = self.resolve_schema(schema, table) else {
             return Ok(Rel {
                 name: table.to_owned(),

@@ -41,6 +41,17 @@ pub trait CatalogView: Send + Sync {
     /// Columns of schema.table in attnum order (for INSERT without a column list); None = no
     /// such table.
     fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>>;
+
+    /// For a view (or materialized view) that reads a rules table: that table, as
+    /// `schema.table`.
+    fn view_base(&self, _schema: &str, _view: &str) -> Option<String> {
+        None
+    }
+
+    /// The (lower-case) names of the views [`CatalogView::view_base`] knows.
+    fn view_names(&self) -> &[String] {
+        &[]
+    }
 }
 
 /// A catalog that knows no table (tests, or before the control login loaded one).
@@ -224,7 +235,7 @@ impl Refusal {
 
 /// Analyses `sql` (one or more statements). Never panics on any input.
 pub fn analyze(sql: &str, ctx: &AnalysisContext) -> Analysis {
-    if !may_touch_rules(sql, ctx.rules) {
+    if !may_touch_rules(sql, ctx.rules) && !mentions_any(sql, ctx.catalog.view_names()) {
         return Analysis::Passthrough;
     }
     stmt::analyze_text(sql, ctx)
@@ -247,6 +258,17 @@ pub fn may_touch_rules(sql: &str, rules: &Rules) -> bool {
     rules.table_names().iter().any(|t| contains(t.as_bytes()))
         || contains(b"u&\"")
         || contains(b"execute")
+}
+
+/// True when one of `names` (lower-case) appears in `sql`, case-insensitively.
+pub fn mentions_any(sql: &str, names: &[String]) -> bool {
+    let bytes = sql.as_bytes();
+    names.iter().any(|n| {
+        !n.is_empty()
+            && bytes
+                .windows(n.len())
+                .any(|w| w.eq_ignore_ascii_case(n.as_bytes()))
+    })
 }
 
 /// True when some statement of the text is DDL (CREATE, ALTER, DROP): after it completes, the

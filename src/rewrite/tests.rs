@@ -639,6 +639,49 @@ fn a_rules_column_missing_from_the_table_refuses_the_table() {
 }
 
 #[test]
+fn views_over_rules_tables_are_refused() {
+    struct WithView(Catalog, Vec<String>);
+    impl CatalogView for WithView {
+        fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>> {
+            self.0.columns(schema, table)
+        }
+        fn view_base(&self, schema: &str, view: &str) -> Option<String> {
+            (schema == "public" && view == "patient_emails").then(|| "public.patients".into())
+        }
+        fn view_names(&self) -> &[String] {
+            &self.1
+        }
+    }
+    let cat = WithView(catalog(), vec!["patient_emails".into()]);
+    for sql in [
+        "SELECT * FROM patient_emails WHERE mail = 'x'",
+        "SELECT * FROM public.patient_emails",
+        "INSERT INTO patient_emails (mail) VALUES ('x')",
+        "SELECT p.id FROM plain p JOIN patient_emails e ON e.id = p.id",
+    ] {
+        match run_with(sql, &["public"], &cat) {
+            Analysis::Refuse(r) => {
+                assert_eq!(r.column, "public.patients", "{sql}");
+                assert!(
+                    r.construct.contains("view public.patient_emails"),
+                    "{sql}: {r:?}"
+                );
+            }
+            other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
+    // Another schema's relation of that name, and texts not naming the view, are untouched.
+    assert_eq!(
+        run_with("SELECT * FROM other.patient_emails", &["public"], &cat),
+        Analysis::Passthrough
+    );
+    assert_eq!(
+        run_with("SELECT 1", &["public"], &cat),
+        Analysis::Passthrough
+    );
+}
+
+#[test]
 fn allowed_aggregates_grouping_distinct() {
     assert_pass("SELECT count(ssn), count(*) FROM patients");
     assert_pass("SELECT ssn, count(*) FROM patients GROUP BY ssn");

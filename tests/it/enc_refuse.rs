@@ -267,3 +267,43 @@ async fn a_renamed_encrypted_column_refuses_the_table() {
         .get(0);
     assert_eq!(n, 0, "nothing was written");
 }
+
+/// A view over a rules table, created around pgcloak: once the catalog has seen it (within
+/// the poll interval), statements naming it are refused — a comparison on its columns would
+/// otherwise reach the server in plaintext, and its rows are ciphertext.
+#[tokio::test(flavor = "multi_thread")]
+async fn views_over_rules_tables_are_refused() {
+    let env = EncEnv::start().await;
+    env.direct()
+        .await
+        .batch_execute("CREATE VIEW people_mail AS SELECT id, email AS mail FROM people")
+        .await
+        .unwrap();
+    let c = env.app().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let res = within(
+            HANG,
+            c.simple_query("SELECT id FROM people_mail WHERE mail = 'secret@x.org'"),
+        )
+        .await;
+        match res {
+            Err(e) if e.as_db_error().map(|d| d.code().code()) == Some("0A000") => {
+                let msg = e.as_db_error().unwrap().message().to_owned();
+                assert!(
+                    msg.contains("public.people") && msg.contains("people_mail"),
+                    "{msg}"
+                );
+                break;
+            }
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "view still not refused 20 s after it was created: {other:?}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert_usable(&c, "after the refusal").await;
+    let res = within(HANG, c.query("SELECT * FROM people_mail", &[])).await;
+    assert_error(res, "0A000", &["public.people"], "extended protocol");
+}

@@ -20,7 +20,7 @@ use crate::protocol::extended::{
 };
 use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED};
 use crate::protocol::{DecodeError, Frame, FrontendTag};
-use crate::rewrite::{self, Analysis, AnalysisContext, Plan, Refusal};
+use crate::rewrite::{self, Analysis, AnalysisContext, CatalogView, Plan, Refusal};
 use crate::session::SessionError;
 use crate::session::handlers::Outputs;
 
@@ -94,7 +94,9 @@ impl SessionCrypto {
     }
 
     fn analyze(&mut self, sql: &str) -> Arc<Analysis> {
-        if !rewrite::may_touch_rules(sql, &self.enc.rules) {
+        if !rewrite::may_touch_rules(sql, &self.enc.rules)
+            && !rewrite::mentions_any(sql, self.catalog.get().view_names())
+        {
             return Arc::new(Analysis::Passthrough);
         }
         if !self.text.is_utf8() {

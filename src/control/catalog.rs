@@ -3,9 +3,10 @@
 //! in attnum order (for `INSERT` without a column list). Results are mapped to rules by
 //! RowDescription's (table OID, attnum) through [`Catalog::rule`].
 //!
-//! It also lists the views (and materialized views) that read rules tables, directly or through
-//! other views: statements naming one are refused, since their columns carry ciphertext that
-//! pgcloak cannot map back to rules.
+//! It also lists the relations derived from rules tables — partitions, inheritance children and
+//! parents, views and materialized views over them: statements naming one are refused, since
+//! their rows carry ciphertext that pgcloak cannot map back to rules and writes through them
+//! would not be encrypted.
 //!
 //! [`SharedCatalog`] swaps a reloaded catalog in while sessions run; a [`CatalogReader`] reads
 //! it with one atomic load per use (no lock on the hot path unless it changed).
@@ -28,20 +29,28 @@ const CATALOG_SQL: &str = "SELECT n.nspname::text, c.relname::text, c.oid, a.att
      WHERE a.attnum > 0 AND NOT a.attisdropped \
      ORDER BY c.oid, a.attnum";
 
-/// Views and materialized views that read rules tables, directly or through other views:
-/// (schema, view, `schema.table` of the rules table it reads).
-const VIEWS_SQL: &str = "WITH RECURSIVE dep(oid, base) AS ( \
+/// Relations derived from rules tables that are not rules tables themselves: their partitions
+/// and inheritance children (which hold rules-table rows), their parents (which route rows into
+/// them and read them back), and views and materialized views over any of these, transitively:
+/// (schema, relation, `schema.table` of the rules table it derives from).
+const DERIVED_SQL: &str = "WITH RECURSIVE \
+     down(oid, base) AS ( \
        SELECT c.oid, c.oid FROM pg_class c WHERE c.oid = ANY($1::oid[]) \
-     UNION \
-       SELECT r.ev_class, dep.base FROM dep \
-       JOIN pg_depend d ON d.refobjid = dep.oid AND d.refclassid = 'pg_class'::regclass \
+       UNION SELECT i.inhrelid, down.base FROM down JOIN pg_inherits i ON i.inhparent = down.oid), \
+     up(oid, base) AS ( \
+       SELECT c.oid, c.oid FROM pg_class c WHERE c.oid = ANY($1::oid[]) \
+       UNION SELECT i.inhparent, up.base FROM up JOIN pg_inherits i ON i.inhrelid = up.oid), \
+     rel(oid, base) AS ( \
+       SELECT oid, base FROM down UNION SELECT oid, base FROM up \
+       UNION SELECT r.ev_class, rel.base FROM rel \
+       JOIN pg_depend d ON d.refobjid = rel.oid AND d.refclassid = 'pg_class'::regclass \
             AND d.classid = 'pg_rewrite'::regclass \
        JOIN pg_rewrite r ON r.oid = d.objid \
-       WHERE r.ev_class <> dep.oid) \
+       WHERE r.ev_class <> rel.oid) \
      SELECT n.nspname::text, c.relname::text, bn.nspname::text || '.' || b.relname::text \
-     FROM dep JOIN pg_class c ON c.oid = dep.oid JOIN pg_namespace n ON n.oid = c.relnamespace \
-     JOIN pg_class b ON b.oid = dep.base JOIN pg_namespace bn ON bn.oid = b.relnamespace \
-     WHERE dep.oid <> dep.base AND c.relkind IN ('v', 'm') \
+     FROM rel JOIN pg_class c ON c.oid = rel.oid JOIN pg_namespace n ON n.oid = c.relnamespace \
+     JOIN pg_class b ON b.oid = rel.base JOIN pg_namespace bn ON bn.oid = b.relnamespace \
+     WHERE rel.oid <> ALL($1::oid[]) \
      ORDER BY 1, 2, 3";
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -55,16 +64,17 @@ struct TableEntry {
 pub struct Catalog {
     by_attr: HashMap<(u32, i16), Arc<ColumnRule>>,
     tables: HashMap<(String, String), TableEntry>,
-    /// Views over rules tables: (schema, view) → `schema.table` it reads.
-    views: HashMap<(String, String), String>,
+    /// Relations derived from rules tables (see [`DERIVED_SQL`]): (schema, name) → the
+    /// `schema.table` they derive from.
+    derived: HashMap<(String, String), String>,
     /// Their names, for the fast "may this text name one" check.
-    view_names: Vec<String>,
+    derived_names: Vec<String>,
 }
 
 impl PartialEq for Catalog {
     fn eq(&self, other: &Self) -> bool {
         self.tables == other.tables
-            && self.views == other.views
+            && self.derived == other.derived
             && self.by_attr.len() == other.by_attr.len()
             && self
                 .by_attr
@@ -113,27 +123,27 @@ impl Catalog {
         }
         let mut cat = Self::from_rows(rules, out);
         let oids: Vec<u32> = cat.tables.values().map(|t| t.oid).collect();
-        let mut views = Vec::new();
-        for r in client.query(VIEWS_SQL, &[&oids]).await? {
-            views.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+        let mut derived = Vec::new();
+        for r in client.query(DERIVED_SQL, &[&oids]).await? {
+            derived.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
         }
-        cat.set_views(views);
+        cat.set_derived(derived);
         Ok(cat)
     }
 
-    /// Records the views over rules tables: (schema, view, `schema.table` it reads).
-    pub fn set_views(&mut self, views: impl IntoIterator<Item = (String, String, String)>) {
-        for (schema, view, base) in views {
-            self.views.entry((schema, view)).or_insert(base);
+    /// Records the relations derived from rules tables: (schema, name, `schema.table`).
+    pub fn set_derived(&mut self, derived: impl IntoIterator<Item = (String, String, String)>) {
+        for (schema, name, base) in derived {
+            self.derived.entry((schema, name)).or_insert(base);
         }
         let mut names: Vec<String> = self
-            .views
+            .derived
             .keys()
             .map(|(_, v)| v.to_ascii_lowercase())
             .collect();
         names.sort_unstable();
         names.dedup();
-        self.view_names = names;
+        self.derived_names = names;
     }
 
     /// The rule of the encrypted column at (table OID, attnum), if it is one.
@@ -158,14 +168,14 @@ impl CatalogView for Catalog {
             .map(|t| t.columns.clone())
     }
 
-    fn view_base(&self, schema: &str, view: &str) -> Option<String> {
-        self.views
-            .get(&(schema.to_owned(), view.to_owned()))
+    fn derived_base(&self, schema: &str, name: &str) -> Option<String> {
+        self.derived
+            .get(&(schema.to_owned(), name.to_owned()))
             .cloned()
     }
 
-    fn view_names(&self) -> &[String] {
-        &self.view_names
+    fn derived_names(&self) -> &[String] {
+        &self.derived_names
     }
 }
 
@@ -270,14 +280,14 @@ mod tests {
         assert!(shared.replace_if_changed(moved));
         assert!(reader.get().rule(100, 2).is_none());
         assert!(reader.get().rule(200, 2).is_some());
-        // A view over a rules table appearing is a change too.
+        // A relation derived from a rules table appearing is a change too.
         let mut viewed = Catalog::from_rows(&r, vec![row(200, 1, "id"), row(200, 2, "ssn")]);
-        viewed.set_views([("app".into(), "P_View".into(), "public.patients".into())]);
+        viewed.set_derived([("app".into(), "P_View".into(), "public.patients".into())]);
         assert_eq!(
-            viewed.view_base("app", "P_View").as_deref(),
+            viewed.derived_base("app", "P_View").as_deref(),
             Some("public.patients")
         );
-        assert_eq!(viewed.view_names(), ["p_view".to_owned()]);
+        assert_eq!(viewed.derived_names(), ["p_view".to_owned()]);
         assert!(shared.replace_if_changed(viewed));
     }
 }

@@ -150,25 +150,28 @@ impl Analyzer<'_, '_> {
         Ok(rel)
     }
 
-    /// A view over a rules table (in `schema`, or in any search_path schema when unqualified):
-    /// refused, since its columns carry ciphertext that cannot be mapped to rules.
-    fn refuse_view_over_rules(&self, schema: &str, name: &str) -> R<()> {
+    /// A relation derived from a rules table (in `schema`, or in any search_path schema when
+    /// unqualified; see `CatalogView::derived_base`): refused, since its rows carry ciphertext
+    /// that cannot be mapped to rules and writes through it would not be encrypted.
+    fn refuse_derived(&self, schema: &str, name: &str) -> R<()> {
         let cat = self.ctx.catalog;
         let base = if schema.is_empty() {
             self.ctx
                 .search_path
                 .iter()
-                .find_map(|s| cat.view_base(s, name).map(|b| (s.clone(), b)))
+                .find_map(|s| cat.derived_base(s, name).map(|b| (s.clone(), b)))
         } else {
-            cat.view_base(schema, name).map(|b| (schema.to_owned(), b))
+            cat.derived_base(schema, name)
+                .map(|b| (schema.to_owned(), b))
         };
         match base {
             None => Ok(()),
             Some((s, b)) => Err(Refusal::table(
                 b,
                 format!(
-                    "a statement naming the view {s}.{name}, which reads it (query the table \
-                     itself: values and comparisons through a view cannot be encrypted)"
+                    "a statement naming {s}.{name}, a view over it or a partition, child or \
+                     parent of it (query the rules table itself, or list {s}.{name} in the \
+                     rules too)"
                 ),
             )),
         }
@@ -194,7 +197,7 @@ impl Analyzer<'_, '_> {
     /// table the catalog knows that lacks one of its rules columns (renamed or dropped) is
     /// refused: a renamed encrypted column would otherwise take plaintext under its new name.
     pub(crate) fn table_rel(&self, schema: &str, table: &str) -> R<Rel> {
-        self.refuse_view_over_rules(schema, table)?;
+        self.refuse_derived(schema, table)?;
         let Some(schema) = self.resolve_schema(schema, table) else {
             return Ok(Rel {
                 name: table.to_owned(),

@@ -42,14 +42,15 @@ pub trait CatalogView: Send + Sync {
     /// such table.
     fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>>;
 
-    /// For a view (or materialized view) that reads a rules table: that table, as
+    /// For a relation derived from a rules table (a partition, inheritance child or parent, a
+    /// view or materialized view over one) that is not a rules table itself: that table, as
     /// `schema.table`.
-    fn view_base(&self, _schema: &str, _view: &str) -> Option<String> {
+    fn derived_base(&self, _schema: &str, _name: &str) -> Option<String> {
         None
     }
 
-    /// The (lower-case) names of the views [`CatalogView::view_base`] knows.
-    fn view_names(&self) -> &[String] {
+    /// The (lower-case) names of the relations [`CatalogView::derived_base`] knows.
+    fn derived_names(&self) -> &[String] {
         &[]
     }
 }
@@ -235,7 +236,7 @@ impl Refusal {
 
 /// Analyses `sql` (one or more statements). Never panics on any input.
 pub fn analyze(sql: &str, ctx: &AnalysisContext) -> Analysis {
-    if !may_touch_rules(sql, ctx.rules) && !mentions_any(sql, ctx.catalog.view_names()) {
+    if !may_touch_rules(sql, ctx.rules) && !mentions_any(sql, ctx.catalog.derived_names()) {
         return Analysis::Passthrough;
     }
     stmt::analyze_text(sql, ctx)

@@ -639,16 +639,16 @@ fn a_rules_column_missing_from_the_table_refuses_the_table() {
 }
 
 #[test]
-fn views_over_rules_tables_are_refused() {
+fn relations_derived_from_rules_tables_are_refused() {
     struct WithView(Catalog, Vec<String>);
     impl CatalogView for WithView {
         fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>> {
             self.0.columns(schema, table)
         }
-        fn view_base(&self, schema: &str, view: &str) -> Option<String> {
+        fn derived_base(&self, schema: &str, view: &str) -> Option<String> {
             (schema == "public" && view == "patient_emails").then(|| "public.patients".into())
         }
-        fn view_names(&self) -> &[String] {
+        fn derived_names(&self) -> &[String] {
             &self.1
         }
     }
@@ -663,7 +663,7 @@ fn views_over_rules_tables_are_refused() {
             Analysis::Refuse(r) => {
                 assert_eq!(r.column, "public.patients", "{sql}");
                 assert!(
-                    r.construct.contains("view public.patient_emails"),
+                    r.construct.contains("naming public.patient_emails"),
                     "{sql}: {r:?}"
                 );
             }

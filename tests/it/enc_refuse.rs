@@ -268,42 +268,69 @@ async fn a_renamed_encrypted_column_refuses_the_table() {
     assert_eq!(n, 0, "nothing was written");
 }
 
-/// A view over a rules table, created around pgcloak: once the catalog has seen it (within
-/// the poll interval), statements naming it are refused — a comparison on its columns would
-/// otherwise reach the server in plaintext, and its rows are ciphertext.
-#[tokio::test(flavor = "multi_thread")]
-async fn views_over_rules_tables_are_refused() {
-    let env = EncEnv::start().await;
-    env.direct()
-        .await
-        .batch_execute("CREATE VIEW people_mail AS SELECT id, email AS mail FROM people")
-        .await
-        .unwrap();
-    let c = env.app().await;
+/// Runs `sql` until pgcloak refuses it (the catalog poll sees relations created around it
+/// within its interval); the refusal names the rules table and `name`.
+async fn until_refused(c: &Client, sql: &str, name: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let res = within(
-            HANG,
-            c.simple_query("SELECT id FROM people_mail WHERE mail = 'secret@x.org'"),
-        )
-        .await;
-        match res {
+        match within(HANG, c.simple_query(sql)).await {
             Err(e) if e.as_db_error().map(|d| d.code().code()) == Some("0A000") => {
                 let msg = e.as_db_error().unwrap().message().to_owned();
-                assert!(
-                    msg.contains("public.people") && msg.contains("people_mail"),
-                    "{msg}"
-                );
-                break;
+                assert!(msg.contains("public.people") && msg.contains(name), "{msg}");
+                return;
             }
             other => assert!(
                 std::time::Instant::now() < deadline,
-                "view still not refused 20 s after it was created: {other:?}"
+                "{sql}: still not refused 20 s after {name} was created: {other:?}"
             ),
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
-    assert_usable(&c, "after the refusal").await;
+}
+
+/// Relations derived from a rules table, created around pgcloak — a view, a view over that
+/// view, an inheritance child and an inheritance parent — are refused once the catalog has
+/// seen them: a comparison on their columns would reach the server in plaintext, writes
+/// through them would not be encrypted, and their rows are ciphertext.
+#[tokio::test(flavor = "multi_thread")]
+async fn relations_derived_from_rules_tables_are_refused() {
+    let env = EncEnv::start().await;
+    env.direct()
+        .await
+        .batch_execute(
+            "CREATE VIEW people_mail AS SELECT id, email AS mail FROM people; \
+             CREATE VIEW people_mail2 AS SELECT * FROM people_mail; \
+             CREATE TABLE people_more (extra int) INHERITS (people); \
+             CREATE TABLE people_base (id int, ssn bytea); \
+             ALTER TABLE people INHERIT people_base;",
+        )
+        .await
+        .unwrap();
+    let c = env.app().await;
+    until_refused(
+        &c,
+        "SELECT id FROM people_mail WHERE mail = 'secret@x.org'",
+        "people_mail",
+    )
+    .await;
+    until_refused(&c, "SELECT * FROM people_mail2", "people_mail2").await;
+    until_refused(
+        &c,
+        "INSERT INTO people_more (id, ssn) VALUES (1, 'plain')",
+        "people_more",
+    )
+    .await;
+    until_refused(&c, "SELECT ssn FROM people_base", "people_base").await;
+    assert_usable(&c, "after the refusals").await;
     let res = within(HANG, c.query("SELECT * FROM people_mail", &[])).await;
     assert_error(res, "0A000", &["public.people"], "extended protocol");
+    // The rules table itself still works.
+    ok(
+        &c,
+        Proto::Simple,
+        "INSERT INTO people (id, ssn) VALUES (5, 'own')",
+        &[],
+    )
+    .await;
+    env.assert_at_rest("people", "ssn", 5, Some("own")).await;
 }

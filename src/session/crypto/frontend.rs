@@ -95,7 +95,7 @@ impl SessionCrypto {
 
     fn analyze(&mut self, sql: &str) -> Arc<Analysis> {
         if !rewrite::may_touch_rules(sql, &self.enc.rules)
-            && !rewrite::mentions_any(sql, self.catalog.get().view_names())
+            && !rewrite::mentions_any(sql, self.catalog.get().derived_names())
         {
             return Arc::new(Analysis::Passthrough);
         }

@@ -12,6 +12,7 @@
 //!
 //! `cargo bench --bench e2e`; `PGCLOAK_BENCH_SECS` sets the seconds per run (default 15);
 //! `PGCLOAK_BENCH_WORKLOAD=select|enc` runs only one of the two (default both);
+//! `PGCLOAK_BENCH_REPEAT=n` takes every measurement n times, interleaved, and reports medians;
 //! `PGCLOAK_BENCH_BIN=/path/to/pgcloak` measures another build (e.g. a copy of the previous
 //! release binary, to compare its pgcloak/PgBouncer ratios with this one's).
 //! Everything started here is stopped on exit, also on a panic (guards with `Drop`).
@@ -274,6 +275,24 @@ struct Run {
     cpu_per_k: f64,
 }
 
+/// How many times each measurement is taken (`PGCLOAK_BENCH_REPEAT`, default 1); the runs of
+/// one mode are interleaved across targets and the median (by TPS) is reported, since these
+/// machines are shared and one run decides little.
+fn repeat() -> usize {
+    std::env::var("PGCLOAK_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(1)
+}
+
+/// The run with the median TPS.
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.tps.total_cmp(&b.tps));
+    let mid = runs.len() / 2;
+    runs.swap_remove(mid)
+}
+
 fn parse_number(out: &str, prefix: &str) -> f64 {
     out.lines()
         .find_map(|l| l.trim().strip_prefix(prefix))
@@ -467,11 +486,21 @@ fn run_encrypted(rt: &tokio::runtime::Runtime, db: &DevDb, bouncer: (u32, u16), 
     let mut rows = Vec::new();
     for mode in ["extended", "prepared"] {
         eprintln!("e2e enc: -M {mode}: direct, pgbouncer, pgcloak plain, pgcloak encrypted");
-        let d = bench_one(db, db.port(), &plain, mode, secs, None);
-        let b = bench_one(db, bouncer.1, &plain, mode, secs, Some(bouncer.0));
-        let p = bench_one(db, port, &plain, mode, secs, Some(cloak.pid()));
-        let e = bench_one(db, port, &enc, mode, secs, Some(cloak.pid()));
-        rows.push((mode, [d, b, p, e]));
+        let mut runs: [Vec<Run>; 4] = Default::default();
+        for _ in 0..repeat() {
+            runs[0].push(bench_one(db, db.port(), &plain, mode, secs, None));
+            runs[1].push(bench_one(
+                db,
+                bouncer.1,
+                &plain,
+                mode,
+                secs,
+                Some(bouncer.0),
+            ));
+            runs[2].push(bench_one(db, port, &plain, mode, secs, Some(cloak.pid())));
+            runs[3].push(bench_one(db, port, &enc, mode, secs, Some(cloak.pid())));
+        }
+        rows.push((mode, runs.map(median)));
     }
     print_enc_table(&rows, secs);
 }
@@ -505,9 +534,27 @@ fn main() {
     let mut rows = Vec::new();
     for mode in MODES {
         eprintln!("e2e: -M {mode}: direct, pgbouncer, pgcloak ({secs} s each)");
-        let d = bench_one(&db, db.port(), &["-S"], mode, &secs, None);
-        let b = bench_one(&db, bouncer_port, &["-S"], mode, &secs, Some(bouncer_pid));
-        let c = bench_one(&db, cloak_port, &["-S"], mode, &secs, Some(cloak_pid));
+        let mut runs: [Vec<Run>; 3] = Default::default();
+        for _ in 0..repeat() {
+            runs[0].push(bench_one(&db, db.port(), &["-S"], mode, &secs, None));
+            runs[1].push(bench_one(
+                &db,
+                bouncer_port,
+                &["-S"],
+                mode,
+                &secs,
+                Some(bouncer_pid),
+            ));
+            runs[2].push(bench_one(
+                &db,
+                cloak_port,
+                &["-S"],
+                mode,
+                &secs,
+                Some(cloak_pid),
+            ));
+        }
+        let [d, b, c] = runs.map(median);
         rows.push((mode, d, b, c));
     }
     print_table(&rows, &secs);

@@ -89,9 +89,29 @@ async def scenario_async(chk):
             chk.refused("LIKE $1", err, getattr(err, "sqlstate", None),
                         asyncpg.exceptions.FeatureNotSupportedError)
         chk.equal("session usable after the refusal", await conn.fetchval("SELECT 1"), 1)
+        await copy_records(chk, conn)
     finally:
         await conn.close()
     common.at_rest(chk, TAG)
+
+
+async def copy_records(chk, conn):
+    """asyncpg's copy_records_to_table (binary COPY): stored encrypted, found by the
+    deterministic column, read back decrypted by copy_from_query (text COPY)."""
+    tag = f"{TAG}-copy"
+    rows = [(tag, f"copy-{i}", f"{TAG}-copy-ssn-{i}", f"copy{i}@example.com") for i in range(3)]
+    await conn.copy_records_to_table(
+        "compat_people", records=rows, columns=["client", "note", "ssn", "email"])
+    found = await conn.fetchval("SELECT email FROM compat_people WHERE ssn = $1", rows[2][2])
+    chk.equal("COPY FROM (binary): found by ssn", found, rows[2][3])
+    import io
+    out = io.BytesIO()
+    await conn.copy_from_query(
+        f"SELECT client, note, ssn, email FROM compat_people WHERE client = '{tag}' "
+        "ORDER BY note", output=out, format="csv")
+    got = [tuple(line.split(",")) for line in out.getvalue().decode().splitlines()]
+    chk.equal("COPY TO (csv): decrypted rows", got, rows)
+    common.copied_at_rest(chk, tag, rows)
 
 
 if __name__ == "__main__":

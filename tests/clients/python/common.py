@@ -189,5 +189,26 @@ def at_rest(chk, tag):
               "at rest: orders.person_ssn is not the deterministic ciphertext of people.ssn")
 
 
+def copied_at_rest(chk, tag, rows):
+    """The rows a scenario wrote with COPY (client = tag; rows of (client, note, ssn, email)):
+    every stored ssn and email is an envelope and no ssn or email is visible."""
+    if not encrypted():
+        return
+    import psycopg
+
+    with psycopg.connect(**direct_facts()) as conn:
+        stored = conn.execute(
+            "SELECT ssn, email FROM compat_people WHERE client = %s", [tag]).fetchall()
+    plain_values = [v for r in rows for v in r[2:]]
+    chk.equal("at rest: copied rows", len(stored), len(rows))
+    for row in stored:
+        for value in row:
+            value = bytes(value)
+            chk.check(len(value) > 6 and value[0] == 1 and value[1] == 2,
+                      f"at rest: a copied value is not an envelope: {value[:8].hex()}")
+            for plain in plain_values:
+                chk.check(plain.encode() not in value, f"at rest: copied {plain!r} visible")
+
+
 def describe_exception(e):
     return f"{type(e).__name__}: {e}"

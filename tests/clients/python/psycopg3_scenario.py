@@ -102,7 +102,27 @@ def scenario(chk):
                             psycopg.errors.FeatureNotSupported)
             cur.execute("SELECT 1")
             chk.equal("session usable after the refusal", cur.fetchone()[0], 1)
+            if not PIPELINE:
+                copy_rows(chk, cur)
     common.at_rest(chk, TAG)
+
+
+def copy_rows(chk, cur):
+    """psycopg's COPY (text format): rows written with write_row are stored encrypted, found by
+    their deterministic column, and read back decrypted with COPY TO."""
+    tag = f"{TAG}-copy"
+    rows = [(tag, f"copy-{i}", f"{TAG}-copy-ssn-{i}", f"copy{i}@example.com") for i in range(3)]
+    with cur.copy("COPY compat_people (client, note, ssn, email) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cur.execute("SELECT email FROM compat_people WHERE ssn = %s", [rows[1][2]])
+    chk.equal("COPY FROM: found by ssn", cur.fetchall(), [(rows[1][3],)])
+    got = []
+    with cur.copy("COPY (SELECT client, note, ssn, email FROM compat_people WHERE client = %s "
+                  "ORDER BY note) TO STDOUT", [tag]) as copy:
+        got = [tuple(r) for r in copy.rows()]
+    chk.equal("COPY TO: decrypted rows", got, rows)
+    common.copied_at_rest(chk, tag, rows)
 
 
 if __name__ == "__main__":

@@ -106,11 +106,6 @@ impl CopyStream {
         }
     }
 
-    /// The options the stream was made with.
-    pub fn options(&self) -> &CopyOptions {
-        &self.opts
-    }
-
     /// Appends `data` and returns the transformed bytes of every row it completes.
     pub fn feed<E>(
         &mut self,

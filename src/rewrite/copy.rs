@@ -64,11 +64,8 @@ impl Analyzer<'_, '_> {
         let Some(first) = rel.first_encrypted().cloned() else {
             return Ok(None);
         };
-        let table = format!("{}.{}", first.schema, first.table);
-        let refuse = |what: &str| Refusal::table(table.clone(), what.to_owned());
-        if c.is_program || !c.filename.is_empty() {
-            return Err(refuse(SERVER_FILE));
-        }
+        let refuse = refusal_for(&first);
+        stdio_only(c, &refuse)?;
         if let Some(w) = c.where_clause.as_deref().and_then(|n| n.node.as_ref()) {
             self.opaque(w, "COPY … WHERE")?;
         }
@@ -112,17 +109,14 @@ impl Analyzer<'_, '_> {
         let Some(first) = rel.first_encrypted().cloned() else {
             return Ok(None);
         };
-        let table = format!("{}.{}", first.schema, first.table);
-        let refuse = |what: &str| Refusal::table(table.clone(), what.to_owned());
+        let refuse = refusal_for(&first);
         if open {
             return Err(refuse(
                 "COPY of a query whose output columns pgcloak cannot list (* over a table it has \
                  not seen in the catalog)",
             ));
         }
-        if c.is_program || !c.filename.is_empty() {
-            return Err(refuse(SERVER_FILE));
-        }
+        stdio_only(c, &refuse)?;
         let options = self.copy_options(&c.options, &rel, &refuse)?;
         let columns = rel
             .cols
@@ -242,6 +236,20 @@ impl Analyzer<'_, '_> {
         opts.escape = escape.unwrap_or(opts.quote);
         Ok(opts)
     }
+}
+
+/// Refusals of a COPY, naming the rules table of `first`.
+fn refusal_for(first: &ColumnRule) -> impl Fn(&str) -> Refusal {
+    let table = format!("{}.{}", first.schema, first.table);
+    move |what| Refusal::table(table.clone(), what.to_owned())
+}
+
+/// Only STDIN/STDOUT: the data must pass through pgcloak to be encrypted or decrypted.
+fn stdio_only(c: &CopyStmt, refuse: &dyn Fn(&str) -> Refusal) -> R<()> {
+    if c.is_program || !c.filename.is_empty() {
+        return Err(refuse(SERVER_FILE));
+    }
+    Ok(())
 }
 
 /// The rule of `rel`'s column `name`, when it is encrypted.

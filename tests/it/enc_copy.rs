@@ -164,13 +164,7 @@ async fn bad_copy_rows_store_nothing_and_refusals() {
     .await;
     assert_error(res, "22P02", &["public.people.age"], "COPY of a bad int4");
     assert_usable(&c, "after a failed COPY").await;
-    let n: i64 = env
-        .direct()
-        .await
-        .query_one("SELECT count(*) FROM people", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = env.row_count("people").await;
     assert_eq!(n, 0, "a failed COPY stores no row");
     // Malformed CSV (an unterminated quote) is 22P04.
     let sql = "COPY people (id, ssn) FROM STDIN (FORMAT csv)";

@@ -121,6 +121,17 @@ impl EncEnv {
         row.and_then(|r| r.get(0))
     }
 
+    /// The number of rows of `table`, counted around the proxy.
+    pub async fn row_count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {table}");
+        self.direct()
+            .await
+            .query_one(sql.as_str(), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)))
+            .get(0)
+    }
+
     /// Asserts that row `id` stores, for `table.column`, NULL when `want` is `None`, else an
     /// envelope of the column's mode that decrypts under the column's key to the canonical
     /// form of `want` (PostgreSQL text, UTC, ISO) and does not contain it in the clear.

@@ -258,13 +258,7 @@ async fn a_renamed_encrypted_column_refuses_the_table() {
         "insert after the rename",
     );
     assert_usable(&c, "after the refusal").await;
-    let n: i64 = env
-        .direct()
-        .await
-        .query_one("SELECT count(*) FROM people", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = env.row_count("people").await;
     assert_eq!(n, 0, "nothing was written");
 }
 

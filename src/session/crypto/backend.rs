@@ -12,9 +12,7 @@ use std::sync::Arc;
 use super::state::{Current, Expect, SessionCrypto, Shape};
 use super::values::{ValueError, decrypt_cell};
 use crate::config::ColumnRule;
-use crate::protocol::backend::{
-    TxStatus, decode_parameter_status, decode_ready_for_query, ready_for_query,
-};
+use crate::protocol::backend::{TxStatus, decode_ready_for_query, ready_for_query};
 use crate::protocol::extended::{
     data_row, decode_data_row, decode_parameter_description, decode_row_description, format_of,
     parameter_description, row_description,
@@ -42,11 +40,7 @@ impl SessionCrypto {
         match tag {
             BackendTag::ReadyForQuery => return self.on_ready(&frame, out, pending, tx),
             BackendTag::BackendKeyData => return Ok(()),
-            BackendTag::ParameterStatus => {
-                if let Ok((name, value)) = decode_parameter_status(frame.body()) {
-                    self.text.set_parameter(name, value);
-                }
-            }
+            BackendTag::ParameterStatus => self.note_parameter(&frame),
             BackendTag::NoticeResponse | BackendTag::NotificationResponse => {}
             _ if matches!(self.expect.front(), Some(Expect::SearchPath)) => {
                 self.path_answer(&frame);

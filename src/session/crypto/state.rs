@@ -9,8 +9,8 @@ use crate::codec::TextContext;
 use crate::config::ColumnRule;
 use crate::control::catalog::CatalogReader;
 use crate::crypto::KeyRingView;
-use crate::protocol::Frame;
-use crate::protocol::PgError;
+use crate::protocol::backend::decode_parameter_status;
+use crate::protocol::{BackendTag, Frame, MAX_FRAME_LEN, PgError, split_frame};
 use crate::rewrite::{CopyPlan, Plan};
 
 use super::copy::{CopyFlow, CopyIn};
@@ -191,18 +191,17 @@ impl SessionCrypto {
     /// are read and written, like every later ParameterStatus.
     pub fn greeting(&mut self, bytes: &[u8]) {
         let mut buf = bytes::BytesMut::from(bytes);
-        while let Ok(Some(f)) =
-            crate::protocol::split_frame(&mut buf, crate::protocol::MAX_FRAME_LEN)
-        {
-            if crate::protocol::BackendTag::from(f.tag)
-                == crate::protocol::BackendTag::ParameterStatus
-            {
-                if let Ok((name, value)) =
-                    crate::protocol::backend::decode_parameter_status(f.body())
-                {
-                    self.text.set_parameter(name, value);
-                }
+        while let Ok(Some(f)) = split_frame(&mut buf, MAX_FRAME_LEN) {
+            if BackendTag::from(f.tag) == BackendTag::ParameterStatus {
+                self.note_parameter(&f);
             }
+        }
+    }
+
+    /// A ParameterStatus from the server: the codecs follow TimeZone, DateStyle, … .
+    pub(super) fn note_parameter(&mut self, frame: &Frame) {
+        if let Ok((name, value)) = decode_parameter_status(frame.body()) {
+            self.text.set_parameter(name, value);
         }
     }
 

@@ -27,6 +27,10 @@ pub struct TextContext {
     extra_float_digits: i32,
     /// `client_encoding` is UTF8 (the only one the codecs and the SQL scanner read).
     utf8: bool,
+    /// `standard_conforming_strings` is on (the only way the SQL scanner reads `'…'`).
+    standard_strings: bool,
+    /// DateStyle's output format is ISO (the only one the codecs write).
+    iso_dates: bool,
 }
 
 impl Default for TextContext {
@@ -37,6 +41,8 @@ impl Default for TextContext {
             date_order: DateOrder::Mdy,
             extra_float_digits: 1,
             utf8: true,
+            standard_strings: true,
+            iso_dates: true,
         }
     }
 }
@@ -57,6 +63,7 @@ impl TextContext {
             }
         } else if name.eq_ignore_ascii_case("DateStyle") {
             let upper = value.to_ascii_uppercase();
+            self.iso_dates = upper.trim_start().starts_with("ISO");
             if upper.contains("DMY") || upper.contains("EURO") {
                 self.date_order = DateOrder::Dmy;
             } else if upper.contains("YMD") {
@@ -67,6 +74,8 @@ impl TextContext {
         } else if name.eq_ignore_ascii_case("client_encoding") {
             let v = value.trim().to_ascii_uppercase().replace(['-', '_'], "");
             self.utf8 = v == "UTF8" || v == "UNICODE";
+        } else if name.eq_ignore_ascii_case("standard_conforming_strings") {
+            self.standard_strings = !value.trim().eq_ignore_ascii_case("off");
         } else if name.eq_ignore_ascii_case("extra_float_digits") {
             if let Ok(n) = value.trim().parse::<i32>() {
                 self.extra_float_digits = n.clamp(-15, 3);
@@ -77,6 +86,16 @@ impl TextContext {
     /// True while the session's `client_encoding` is UTF8.
     pub fn is_utf8(&self) -> bool {
         self.utf8
+    }
+
+    /// True while `standard_conforming_strings` is on (backslashes in `'…'` are literal).
+    pub fn standard_strings(&self) -> bool {
+        self.standard_strings
+    }
+
+    /// True while DateStyle's output format is ISO.
+    pub fn iso_dates(&self) -> bool {
+        self.iso_dates
     }
 
     /// The session time zone.

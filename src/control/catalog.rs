@@ -53,6 +53,14 @@ const DERIVED_SQL: &str = "WITH RECURSIVE \
      WHERE rel.oid <> ALL($1::oid[]) \
      ORDER BY 1, 2, 3";
 
+/// Every relation, in any schema but another session's temporary one, that shares a rules
+/// table's name: (schema, name). Unqualified names resolve through the path to the first of
+/// these, as PostgreSQL resolves them.
+const NAMESAKES_SQL: &str = "SELECT n.nspname::text, c.relname::text \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relname = ANY($1::text[]) AND n.nspname !~ '^pg_(toast_)?temp_' \
+     ORDER BY 1, 2";
+
 #[derive(Debug, Default, PartialEq, Eq)]
 struct TableEntry {
     oid: u32,
@@ -69,12 +77,15 @@ pub struct Catalog {
     derived: HashMap<(String, String), String>,
     /// Their names, for the fast "may this text name one" check.
     derived_names: Vec<String>,
+    /// Relations named like a rules table (see [`NAMESAKES_SQL`]), rules tables included.
+    namesakes: std::collections::HashSet<(String, String)>,
 }
 
 impl PartialEq for Catalog {
     fn eq(&self, other: &Self) -> bool {
         self.tables == other.tables
             && self.derived == other.derived
+            && self.namesakes == other.namesakes
             && self.by_attr.len() == other.by_attr.len()
             && self
                 .by_attr
@@ -128,7 +139,16 @@ impl Catalog {
             derived.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
         }
         cat.set_derived(derived);
+        let names: Vec<String> = rules.table_names().to_vec();
+        for r in client.query(NAMESAKES_SQL, &[&names]).await? {
+            cat.namesakes.insert((r.try_get(0)?, r.try_get(1)?));
+        }
         Ok(cat)
+    }
+
+    /// Records a relation named like a rules table (tests).
+    pub fn add_namesake(&mut self, schema: &str, name: &str) {
+        self.namesakes.insert((schema.to_owned(), name.to_owned()));
     }
 
     /// Records the relations derived from rules tables: (schema, name, `schema.table`).
@@ -176,6 +196,14 @@ impl CatalogView for Catalog {
 
     fn derived_names(&self) -> &[String] {
         &self.derived_names
+    }
+
+    fn relation_exists(&self, schema: &str, name: &str) -> bool {
+        self.tables
+            .contains_key(&(schema.to_owned(), name.to_owned()))
+            || self
+                .namesakes
+                .contains(&(schema.to_owned(), name.to_owned()))
     }
 }
 

@@ -145,6 +145,15 @@ pub fn decode_error_fields(body: &[u8]) -> Result<Vec<(u8, &str)>, DecodeError> 
     }
 }
 
+/// Encodes an ErrorResponse/NoticeResponse (`tag`) from (field type, value) pairs.
+pub fn encode_error_fields<'a>(tag: u8, fields: impl IntoIterator<Item = (u8, &'a str)>) -> Bytes {
+    let mut b = Builder::new(tag);
+    for (t, v) in fields {
+        b = b.u8(t).cstr(v);
+    }
+    b.u8(0).finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

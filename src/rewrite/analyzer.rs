@@ -239,6 +239,11 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         self.insertions.push((at, text));
     }
 
+    /// The insertions recorded so far (an inner analysis handing them to its outer one).
+    pub(crate) fn take_insertions(&mut self) -> Vec<(usize, String)> {
+        std::mem::take(&mut self.insertions)
+    }
+
     /// Records a literal site.
     pub(crate) fn push_literal(&mut self, site: LiteralSite) {
         self.literals.push(site);

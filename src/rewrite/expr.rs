@@ -439,7 +439,7 @@ impl Analyzer<'_, '_> {
         }
     }
 
-    fn opaque_node(&mut self, n: Option<&Node>, construct: &str) -> R<Ev> {
+    pub(crate) fn opaque_node(&mut self, n: Option<&Node>, construct: &str) -> R<Ev> {
         match n.and_then(|n| n.node.as_ref()) {
             Some(n) => self.opaque(n, construct),
             None => Ok(Ev::Plain),
@@ -483,9 +483,14 @@ impl Found {
         use serde_json::Value;
         match v {
             Value::Object(map) => {
+                // A RangeVar or a column name held in a typed field rather than in a Node
+                // (`CREATE TRIGGER … ON t`, `CREATE STATISTICS … ON col`).
+                self.push_str(map.get("relname"), true);
+                for field in ["colname", "name"] {
+                    self.push_str(map.get(field), false);
+                }
                 for (k, inner) in map {
                     match k.as_str() {
-                        "RangeVar" => self.push_str(inner.get("relname"), true),
                         "ColumnRef" | "String" => self.push_col(inner),
                         "ParamRef" => {
                             let get = |f: &str| inner.get(f).and_then(Value::as_i64).unwrap_or(0);

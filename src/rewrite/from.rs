@@ -138,7 +138,11 @@ impl Analyzer<'_, '_> {
             .flatten();
         let mut rel = match cte {
             Some(rel) => rel,
-            None => self.table_rel(&rv.schemaname, &rv.relname)?,
+            None => {
+                let rel = self.table_rel(&rv.schemaname, &rv.relname)?;
+                self.qualify(rv, &rel)?;
+                rel
+            }
         };
         if let Some(alias) = &rv.alias {
             rel.name.clone_from(&alias.aliasname);
@@ -148,6 +152,32 @@ impl Analyzer<'_, '_> {
             }
         }
         Ok(rel)
+    }
+
+    /// Sends an unqualified name that could resolve to a rules table (it shares a rules
+    /// table's name) schema-qualified as pgcloak resolved it, so that a search_path pgcloak
+    /// has not seen yet (`set_config`, `SET SCHEMA`, a function, a savepoint rollback) can at
+    /// worst pick the table pgcloak analysed, never a rules table it did not.
+    ///
+    /// A name that resolves to no relation pgcloak knows is refused: under the server's path
+    /// it might be a rules table.
+    fn qualify(&mut self, rv: &RangeVar, rel: &Rel) -> R<()> {
+        if !self.ctx.qualify
+            || !rv.schemaname.is_empty()
+            || !self.ctx.rules.table_names().contains(&rv.relname)
+        {
+            return Ok(());
+        }
+        let (Some(schema), Ok(at)) = (&rel.schema, usize::try_from(rv.location)) else {
+            return Err(self.refuse_text(format!(
+                "a name ({}) that resolves to no relation in the search_path pgcloak knows \
+                 (qualify it with its schema)",
+                rv.relname
+            )));
+        };
+        let text = format!("{}.", crate::config::ident::quote_ident(schema));
+        self.insert_text(at, text);
+        Ok(())
     }
 
     /// A relation derived from a rules table (in `schema`, or in any search_path schema when
@@ -185,7 +215,7 @@ impl Analyzer<'_, '_> {
         }
         let path = self.ctx.search_path;
         path.iter()
-            .find(|s| self.ctx.catalog.columns(s, table).is_some())
+            .find(|s| self.ctx.catalog.relation_exists(s, table))
             .or_else(|| {
                 path.iter()
                     .find(|s| self.ctx.rules.table(s, table).is_some())

@@ -150,6 +150,9 @@ impl Analyzer<'_, '_> {
             let Some(NodeEnum::List(items)) = row.node.as_ref() else {
                 continue;
             };
+            if items.items.iter().any(super::select::expands) {
+                return Err(self.refuse_text("a composite expansion (x).* in VALUES"));
+            }
             for (k, item) in items.items.iter().enumerate() {
                 let ev = self.expr(item)?;
                 match dests.get(k).cloned().flatten() {
@@ -217,6 +220,7 @@ mod tests {
             rules: &rules,
             search_path: &path,
             catalog: &EmptyCatalog,
+            qualify: false,
         };
         analyze(sql, &ctx)
     }

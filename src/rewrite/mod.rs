@@ -20,6 +20,7 @@ mod analyzer;
 mod any;
 mod cache;
 mod copy;
+mod ddl;
 mod expr;
 mod from;
 mod insert_values;
@@ -53,6 +54,12 @@ pub trait CatalogView: Send + Sync {
     fn derived_names(&self) -> &[String] {
         &[]
     }
+
+    /// True when a relation `schema.name` exists (known for relations named like a rules
+    /// table: the rules tables and their namesakes in other schemas).
+    fn relation_exists(&self, schema: &str, name: &str) -> bool {
+        self.columns(schema, name).is_some()
+    }
 }
 
 /// A catalog that knows no table (tests, or before the control login loaded one).
@@ -71,6 +78,10 @@ pub struct AnalysisContext<'a> {
     /// The session's resolved search_path, e.g. `["app", "public"]` (no `$user`).
     pub search_path: &'a [String],
     pub catalog: &'a dyn CatalogView,
+    /// Send every name that could resolve to a rules table schema-qualified as it was
+    /// resolved (always on when serving; unit tests of other constructs turn it off to keep
+    /// their expected texts short).
+    pub qualify: bool,
 }
 
 /// The outcome of analysing one SQL text (possibly several statements).
@@ -242,9 +253,10 @@ pub fn analyze(sql: &str, ctx: &AnalysisContext) -> Analysis {
     stmt::analyze_text(sql, ctx)
 }
 
-/// Cheap pre-check: false when the text cannot name any rules table (no rules table name appears
-/// in it, case-insensitively), so it can pass through without parsing. Texts with Unicode-escaped
-/// identifiers (`U&"…"`) or `EXECUTE` always answer true.
+/// Cheap pre-check: false when the text cannot name any rules table (no rules table name and
+/// no rules table's schema name appears in it, case-insensitively — a schema rename moves its
+/// tables), so it can pass through without parsing. Texts with Unicode-escaped identifiers
+/// (`U&"…"`) or `EXECUTE` always answer true.
 pub fn may_touch_rules(sql: &str, rules: &Rules) -> bool {
     if rules.is_empty() {
         return false;
@@ -257,6 +269,7 @@ pub fn may_touch_rules(sql: &str, rules: &Rules) -> bool {
                 .any(|w| w.eq_ignore_ascii_case(needle))
     };
     rules.table_names().iter().any(|t| contains(t.as_bytes()))
+        || rules.tables().any(|t| contains(t.schema.as_bytes()))
         || contains(b"u&\"")
         || contains(b"execute")
 }
@@ -396,5 +409,7 @@ fn splice_ranges(sql: &str, mut ranges: Vec<(usize, usize, &str)>) -> String {
     out
 }
 
+#[cfg(test)]
+mod ddl_tests;
 #[cfg(test)]
 mod tests;

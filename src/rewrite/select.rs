@@ -138,11 +138,13 @@ impl Analyzer<'_, '_> {
 
     fn values(&mut self, rows: &[Node]) -> R<Output> {
         let mut cols: Vec<OutCol> = Vec::new();
+        let mut open = false;
         for row in rows {
             let Some(NodeEnum::List(items)) = row.node.as_ref() else {
                 continue;
             };
             for (i, item) in items.items.iter().enumerate() {
+                open |= expands(item);
                 let ev = self.expr(item)?;
                 if let Some(c) = cols.get_mut(i) {
                     let prev = std::mem::replace(&mut c.ev, Ev::Plain);
@@ -162,7 +164,7 @@ impl Analyzer<'_, '_> {
                 }
             }
         }
-        Ok(Output { cols, open: false })
+        Ok(Output { cols, open })
     }
 
     fn simple_select(&mut self, s: &SelectStmt) -> R<Output> {
@@ -292,6 +294,10 @@ impl Analyzer<'_, '_> {
             if self.star(rt, &mut out) {
                 continue;
             }
+            // `(x).*` expands to as many columns as x's type has: positions after it are
+            // unknown, so the output is open (an INSERT … SELECT into encrypted columns is
+            // then refused rather than mapped by guesswork).
+            out.open |= rt.val.as_deref().is_some_and(expands);
             let ev = self.opt_expr(rt.val.as_deref())?;
             out.cols.push(OutCol {
                 name: output_name(rt),
@@ -421,4 +427,15 @@ fn output_name(rt: &ResTarget) -> String {
         }
     }
     "?column?".to_owned()
+}
+
+/// True for a composite expansion `(expr).*` (field selection of every column).
+pub(crate) fn expands(n: &Node) -> bool {
+    match n.node.as_ref() {
+        Some(NodeEnum::AIndirection(i)) => i
+            .indirection
+            .iter()
+            .any(|f| matches!(f.node, Some(NodeEnum::AStar(_)))),
+        _ => false,
+    }
 }

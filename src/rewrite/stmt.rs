@@ -49,6 +49,7 @@ impl Analyzer<'_, '_> {
     pub(crate) fn statement(&mut self, node: &NodeEnum) -> R<()> {
         match node {
             NodeEnum::SelectStmt(s) => {
+                self.check_created_table(s.into_clause.as_deref(), "SELECT INTO")?;
                 let out = self.select(s)?;
                 self.emit(out)
             }
@@ -64,6 +65,7 @@ impl Analyzer<'_, '_> {
                 Err(self.refuse_text("EXECUTE with parameters (use the extended protocol)"))
             }
             NodeEnum::CreateTableAsStmt(c) => {
+                self.check_created_table(c.into.as_deref(), "CREATE TABLE AS")?;
                 self.query_without_encrypted(c.query.as_deref(), "CREATE TABLE AS")
             }
             NodeEnum::ViewStmt(v) => {
@@ -79,8 +81,26 @@ impl Analyzer<'_, '_> {
                 }
                 Ok(())
             }
-            _ => Ok(()),
+            other => self.other_statement(other),
         }
+    }
+
+    /// `CREATE TABLE … AS` / `SELECT … INTO` may not create a table under a rules table's
+    /// name (its columns would take the query's plaintext types).
+    fn check_created_table(
+        &self,
+        into: Option<&pg_query::protobuf::IntoClause>,
+        construct: &str,
+    ) -> R<()> {
+        let Some(rv) = into.and_then(|i| i.rel.as_ref()) else {
+            return Ok(());
+        };
+        if self.ctx.rules.table_names().contains(&rv.relname) {
+            return Err(self.refuse_text(format!(
+                "{construct} creating a table named like a rules table"
+            )));
+        }
+        Ok(())
     }
 
     fn inner_statement(&mut self, q: Option<&Node>) -> R<()> {
@@ -144,13 +164,17 @@ impl Analyzer<'_, '_> {
             construct: format!("PREPARE of {}", r.construct),
             ..r
         })?;
-        match inner.first_bound() {
-            Some(rule) => Err(Refusal::column(
+        if let Some(rule) = inner.first_bound() {
+            return Err(Refusal::column(
                 &rule,
                 "PREPARE (use the extended protocol)",
-            )),
-            None => Ok(()),
+            ));
         }
+        // Its table names are qualified like those of any other statement.
+        for (at, text) in inner.take_insertions() {
+            self.insert_text(at, text);
+        }
+        Ok(())
     }
 
     /// INSERT / UPDATE / DELETE; returns the RETURNING output.

@@ -7,7 +7,7 @@ use super::*;
 use crate::codec::LogicalType;
 use crate::config::{ColumnRule, Mode, Rules};
 
-struct Catalog(HashMap<(String, String), Vec<String>>);
+pub(crate) struct Catalog(pub(crate) HashMap<(String, String), Vec<String>>);
 
 impl CatalogView for Catalog {
     fn columns(&self, schema: &str, table: &str) -> Option<Vec<String>> {
@@ -33,7 +33,7 @@ fn rule(
     }
 }
 
-fn rules() -> Rules {
+pub(crate) fn rules() -> Rules {
     use LogicalType::*;
     use Mode::*;
     Rules::from_columns(vec![
@@ -56,7 +56,7 @@ fn rules() -> Rules {
     .unwrap()
 }
 
-fn catalog() -> Catalog {
+pub(crate) fn catalog() -> Catalog {
     let mut m = HashMap::new();
     let mut add = |s: &str, t: &str, cols: &[&str]| {
         m.insert(
@@ -90,6 +90,7 @@ pub(crate) fn run_with(sql: &str, path: &[&str], cat: &dyn CatalogView) -> Analy
         rules: &rules,
         search_path: &path,
         catalog: cat,
+        qualify: false,
     };
     analyze(sql, &ctx)
 }
@@ -105,14 +106,14 @@ pub(crate) fn plan(sql: &str) -> Arc<Plan> {
     }
 }
 
-fn refused(sql: &str) -> Refusal {
+pub(crate) fn refused(sql: &str) -> Refusal {
     match run(sql) {
         Analysis::Refuse(r) => r,
         other => panic!("expected a refusal for {sql}, got {other:?}"),
     }
 }
 
-fn assert_pass(sql: &str) {
+pub(crate) fn assert_pass(sql: &str) {
     assert_eq!(run(sql), Analysis::Passthrough, "{sql}");
 }
 
@@ -148,7 +149,7 @@ fn some(c: &str) -> Option<String> {
     Some(c.to_owned())
 }
 
-fn refusal_is(sql: &str, column: &str, construct_part: &str) {
+pub(crate) fn refusal_is(sql: &str, column: &str, construct_part: &str) {
     let r = refused(sql);
     assert_eq!(r.column, column, "{sql}: {r:?}");
     assert!(r.construct.contains(construct_part), "{sql}: {r:?}");
@@ -944,6 +945,7 @@ fn cache_returns_the_same_arc_and_clears() {
         rules: &rules,
         search_path: &path,
         catalog: &cat,
+        qualify: false,
     };
     let cache = PlanCache::new(64);
     let sql = "SELECT * FROM patients WHERE ssn = $1";
@@ -956,6 +958,7 @@ fn cache_returns_the_same_arc_and_clears() {
         rules: &rules,
         search_path: &other_path,
         catalog: &cat,
+        qualify: false,
     };
     let c = cache.get_or_analyze(sql, &ctx2);
     assert!(!Arc::ptr_eq(&a, &c));
@@ -975,6 +978,7 @@ fn cache_is_bounded() {
         rules: &rules,
         search_path: &path,
         catalog: &cat,
+        qualify: false,
     };
     let cache = PlanCache::new(32);
     for i in 0..500 {
@@ -1063,6 +1067,7 @@ fn analysis_time_is_small() {
         rules: &rules,
         search_path: &path,
         catalog: &cat,
+        qualify: false,
     };
     let sql = "INSERT INTO patients (name, ssn, email, diagnosis) VALUES ($1, $2, $3, $4) ON CONFLICT (ssn) DO UPDATE SET email = EXCLUDED.email";
     let start = std::time::Instant::now();

@@ -236,16 +236,30 @@ async fn undecryptable_values_are_data_corrupted() {
     }
 }
 
-/// A rules column renamed through pgcloak: the catalog is refreshed after the DDL, and the
-/// table is refused (its encrypted column no longer exists) rather than taking plaintext under
-/// the new name.
+/// A rules column cannot be renamed through pgcloak; renamed around it, the catalog poll sees
+/// it and the table is refused (its encrypted column no longer exists) rather than taking
+/// plaintext under the new name.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_renamed_encrypted_column_refuses_the_table() {
     let env = EncEnv::start().await;
     let c = env.app().await;
-    c.batch_execute("ALTER TABLE people RENAME COLUMN ssn TO ssn2")
+    let res = within(
+        HANG,
+        c.simple_query("ALTER TABLE people RENAME COLUMN ssn TO ssn2"),
+    )
+    .await;
+    assert_error(
+        res,
+        "0A000",
+        &["public.people.ssn"],
+        "rename through pgcloak",
+    );
+    env.direct()
+        .await
+        .batch_execute("ALTER TABLE people RENAME COLUMN ssn TO ssn2")
         .await
         .unwrap();
+    until_refused(&c, "SELECT id FROM people", "ssn").await;
     let res = within(
         HANG,
         c.simple_query("INSERT INTO people (id, ssn2) VALUES (7, 'plain-secret')"),

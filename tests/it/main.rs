@@ -6,6 +6,7 @@ mod cli;
 mod clients;
 mod demo;
 mod enc_any;
+mod enc_closed;
 mod enc_copy;
 mod enc_env;
 mod enc_forms;

@@ -41,7 +41,13 @@ impl SessionCrypto {
             BackendTag::ReadyForQuery => return self.on_ready(&frame, out, pending, tx),
             BackendTag::BackendKeyData => return Ok(()),
             BackendTag::ParameterStatus => self.note_parameter(&frame),
-            BackendTag::NoticeResponse | BackendTag::NotificationResponse => {}
+            BackendTag::NoticeResponse => {
+                if let Some(redacted) = super::redact::redact_message(&frame) {
+                    out.to_client.extend_from_slice(&redacted);
+                    return Ok(());
+                }
+            }
+            BackendTag::NotificationResponse => {}
             _ if matches!(self.expect.front(), Some(Expect::SearchPath)) => {
                 self.path_answer(&frame);
                 return Ok(());
@@ -78,6 +84,10 @@ impl SessionCrypto {
                 self.on_error();
                 if let Some(e) = self.copy_server_error() {
                     out.to_client.extend_from_slice(&e.encode());
+                    return Ok(());
+                }
+                if let Some(redacted) = super::redact::redact_message(&frame) {
+                    out.to_client.extend_from_slice(&redacted);
                     return Ok(());
                 }
             }

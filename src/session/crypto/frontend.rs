@@ -49,6 +49,13 @@ fn changes_path_midway(sql: &str) -> bool {
     may_change_path(sql) && pg_query::split_with_scanner(sql).map_or(true, |stmts| stmts.len() > 1)
 }
 
+/// A Query body in a client_encoding other than UTF8, as text with every non-UTF-8 byte
+/// replaced (None when it is not one NUL-terminated string).
+fn lossy_query(body: &[u8]) -> Option<String> {
+    let text = body.strip_suffix(&[0])?;
+    (!text.contains(&0)).then(|| String::from_utf8_lossy(text).into_owned())
+}
+
 /// What to send upstream for an analysed text.
 enum Rewritten {
     Same,
@@ -106,7 +113,11 @@ impl SessionCrypto {
                  values as UTF-8; SET client_encoding = 'UTF8')",
             )));
         }
-        if self.path != PathState::Known || changes_path_midway(sql) {
+        if let Some(refusal) = self.setting_refusal(sql) {
+            return Arc::new(Analysis::Refuse(refusal));
+        }
+        let names_table = rewrite::mentions_any(sql, self.enc.rules.table_names());
+        if names_table && (self.path != PathState::Known || changes_path_midway(sql)) {
             return Arc::new(Analysis::Refuse(Refusal::table(
                 "(any rules table)",
                 "a statement that may change the search_path, or one pipelined behind such a \
@@ -118,8 +129,38 @@ impl SessionCrypto {
             rules: &self.enc.rules,
             search_path: &self.search_path,
             catalog: &*catalog,
+            qualify: true,
         };
         self.enc.plans.get_or_analyze(sql, &ctx)
+    }
+
+    /// A session setting that changes how the server reads this statement or renders its
+    /// values, in a way the analysis and the codecs do not follow: the statement is refused.
+    fn setting_refusal(&self, sql: &str) -> Option<Refusal> {
+        if !self.text.standard_strings() {
+            return Some(Refusal::table(
+                "(any rules table)",
+                "a statement while standard_conforming_strings is off (the server would read \
+                 backslashes in its strings differently from pgcloak; SET \
+                 standard_conforming_strings = on)",
+            ));
+        }
+        if self.text.iso_dates() {
+            return None;
+        }
+        let lower = sql.to_ascii_lowercase();
+        let dated = self.enc.rules.tables().find(|t| {
+            lower.contains(&t.table)
+                && t.columns.iter().any(|c| {
+                    use crate::codec::LogicalType as L;
+                    matches!(c.ty, L::Date | L::Time | L::Timestamp | L::Timestamptz)
+                })
+        })?;
+        Some(Refusal::table(
+            format!("{}.{}", dated.schema, dated.table),
+            "a statement while DateStyle is not ISO (pgcloak reads and writes its encrypted \
+             dates and times in ISO format only; SET DateStyle = 'ISO')",
+        ))
     }
 
     /// Analyses and rewrites `sql`: literals encrypted, casts on encrypted parameters removed,
@@ -165,7 +206,17 @@ impl SessionCrypto {
     }
 
     fn on_query(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let sql = decode_query(frame.body()).map_err(proto)?;
+        let lossy;
+        let sql = match decode_query(frame.body()) {
+            Ok(sql) => sql,
+            // Another client_encoding: analysed as far as its ASCII goes (which is where a
+            // rules table's name would be), and forwarded as it came when it names none.
+            Err(e) if !self.text.is_utf8() => {
+                lossy = lossy_query(frame.body()).ok_or_else(|| proto(e))?;
+                lossy.as_str()
+            }
+            Err(e) => return Err(proto(e)),
+        };
         let ddl = is_ddl(sql);
         if contains_ci(sql, "deallocate") {
             self.forget_deallocated(sql);

@@ -14,6 +14,7 @@ mod backend;
 mod copy;
 mod frontend;
 mod matching;
+mod redact;
 mod refuse;
 mod search_path;
 mod state;

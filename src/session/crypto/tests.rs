@@ -139,8 +139,8 @@ fn extended_pipeline_encrypts_binds_and_decrypts_rows() {
     let p = Parse::decode(up[0].body()).unwrap();
     assert_eq!(p.param_types, vec![17, 1001]);
     assert_eq!(
-        p.query,
-        "SELECT ssn FROM patients WHERE (ssn = ANY($2::bytea[]))"
+        p.query, "SELECT ssn FROM public.patients WHERE (ssn = ANY($2::bytea[]))",
+        "the table is sent schema-qualified as pgcloak resolved it"
     );
     let b = Bind::decode(up[2].body()).unwrap();
     assert_eq!(b.param_formats, vec![1, 1]);

@@ -1,0 +1,269 @@
+//! Fail closed by construction (issue: "nothing reaches PostgreSQL that pgcloak did not
+//! analyse"): names resolve on the server the way pgcloak resolved them, DDL cannot give an
+//! encrypted column a plaintext type, default or predicate, statement kinds pgcloak does not
+//! model are refused when they name a rules table, session settings the analysis does not
+//! follow refuse statements on rules tables, and server messages never quote ciphertext.
+//! Each test checks what is stored, read around the proxy.
+
+use tokio_postgres::Client;
+
+use crate::enc_env::{EncEnv, Proto, V, ok, run};
+use crate::harness::{HANG, sqlstate, within};
+
+/// A random value that appears nowhere else.
+fn sentinel() -> String {
+    format!("sentinel_{:016x}", rand_u64())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// Runs `sql` through the proxy and asserts it is refused with 0A000.
+async fn refused(c: &Client, sql: &str) {
+    let e = within(HANG, c.simple_query(sql))
+        .await
+        .expect_err(&format!("{sql}: expected a refusal"));
+    assert_eq!(sqlstate(&e).as_deref(), Some("0A000"), "{sql}: {e:?}");
+}
+
+/// True when `needle` appears in any row of `table`, read straight from PostgreSQL.
+async fn stored_anywhere(direct: &Client, table: &str, needle: &str) -> bool {
+    let sql = format!("SELECT count(*) FROM {table} t WHERE t::text LIKE $1");
+    let row = direct
+        .query_one(sql.as_str(), &[&format!("%{needle}%")])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    row.get::<_, i64>(0) > 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_path_pgcloak_did_not_see_cannot_move_a_write_onto_a_rules_table() {
+    let env = EncEnv::start().await;
+    let direct = env.direct().await;
+    direct
+        .batch_execute(
+            "CREATE SCHEMA hr; CREATE TABLE hr.people (id int, name text, ssn text, \
+             email text, note text, age text); \
+             CREATE FUNCTION hr.go(p text) RETURNS text LANGUAGE sql AS \
+             $$ SELECT set_config('search_path', p, false) $$;",
+        )
+        .await
+        .expect("setup");
+    let app = env.app().await;
+    // pgcloak reads the path (hr, public): `people` is hr.people, a plain table.
+    ok(&app, Proto::Simple, "SET search_path = hr, public", &[]).await;
+    // A function changes the path behind pgcloak's back.
+    ok(&app, Proto::Simple, "SELECT hr.go('public')", &[]).await;
+    let s1 = sentinel();
+    ok(
+        &app,
+        Proto::Simple,
+        "INSERT INTO people (id, ssn) VALUES (1, $1)",
+        &[V::T(&s1)],
+    )
+    .await;
+    let s2 = sentinel();
+    ok(
+        &app,
+        Proto::Extended,
+        "INSERT INTO people (id, ssn) VALUES (2, $1)",
+        &[V::T(&s2)],
+    )
+    .await;
+    // Both went where pgcloak resolved them: hr.people. public.people holds nothing.
+    assert_eq!(env.row_count("public.people").await, 0);
+    assert!(stored_anywhere(&direct, "hr.people", &s1).await);
+    assert!(stored_anywhere(&direct, "hr.people", &s2).await);
+
+    // And the other way: pgcloak resolved the rules table, the server's path now says hr.
+    ok(&app, Proto::Simple, "SET search_path = public", &[]).await;
+    ok(&app, Proto::Simple, "SELECT hr.go('hr, public')", &[]).await;
+    let s3 = sentinel();
+    ok(
+        &app,
+        Proto::Simple,
+        "INSERT INTO people (id, ssn) VALUES (3, $1)",
+        &[V::T(&s3)],
+    )
+    .await;
+    env.assert_at_rest("people", "ssn", 3, Some(&s3)).await;
+    assert!(!stored_anywhere(&direct, "hr.people", &s3).await);
+    let got = run(
+        &app,
+        Proto::Extended,
+        "SELECT ssn FROM people WHERE ssn = $1",
+        &[V::T(&s3)],
+    )
+    .await
+    .expect("select");
+    assert_eq!(got, vec![vec![Some(s3.clone())]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_cannot_give_an_encrypted_column_a_plaintext_path() {
+    let env = EncEnv::start().await;
+    let app = env.app().await;
+    for sql in [
+        "ALTER TABLE people ALTER COLUMN ssn SET DEFAULT '\\x0102'::bytea",
+        "ALTER TABLE people ALTER COLUMN email TYPE varchar(255)",
+        "ALTER TABLE people ALTER COLUMN ssn TYPE bytea USING convert_to('x', 'UTF8')",
+        "ALTER TABLE people ADD CONSTRAINT c CHECK (ssn <> '\\x00')",
+        "ALTER TABLE people RENAME TO people2",
+        "ALTER TABLE people RENAME COLUMN ssn TO ssn2",
+        "CREATE INDEX ON people (id) WHERE ssn = '\\x00'",
+        "CREATE TEMP TABLE people (id int, ssn text)",
+        "CREATE TABLE accounts AS SELECT 1 AS id",
+        "CREATE TRIGGER t BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION f()",
+        "CREATE POLICY p ON people USING (ssn = '\\x00')",
+        "ALTER TABLE people SET SCHEMA pg_temp",
+        "ALTER SCHEMA public RENAME TO pub2",
+    ] {
+        refused(&app, sql).await;
+    }
+    // What the DDL was for still holds: the columns are bytea, the names unchanged.
+    let direct = env.direct().await;
+    let types = direct
+        .query(
+            "SELECT attname::text, format_type(atttypid, atttypmod), atthasdef \
+             FROM pg_attribute WHERE attrelid = 'public.people'::regclass AND attnum > 0 \
+             AND attname IN ('ssn', 'email') ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("catalog");
+    let got: Vec<(String, String, bool)> = types
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("email".into(), "bytea".into(), false),
+            ("ssn".into(), "bytea".into(), false)
+        ]
+    );
+    // Sound DDL on a rules table passes.
+    ok(
+        &app,
+        Proto::Simple,
+        "CREATE INDEX people_email ON people (email)",
+        &[],
+    )
+    .await;
+    ok(
+        &app,
+        Proto::Simple,
+        "ALTER TABLE people ADD COLUMN extra int",
+        &[],
+    )
+    .await;
+    // A table created through pgcloak under a rules name must use bytea.
+    refused(
+        &app,
+        "DROP TABLE accounts; CREATE TABLE accounts (id int, email text)",
+    )
+    .await;
+    ok(
+        &app,
+        Proto::Simple,
+        "DROP TABLE accounts; CREATE TABLE accounts (id int PRIMARY KEY, email bytea, \
+         ssn bytea, memo bytea, balance int)",
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_the_analysis_does_not_follow_refuse_statements_on_rules_tables() {
+    let env = EncEnv::start().await;
+    let app = env.app().await;
+    let secret = sentinel();
+    ok(
+        &app,
+        Proto::Simple,
+        "SET standard_conforming_strings = off",
+        &[],
+    )
+    .await;
+    // Read with standard strings, this is (1, NULL) and a comment; the server reads a
+    // backslash escape and stores the sentinel in ssn.
+    let sql = format!("INSERT INTO people (id, ssn) VALUES (1, '\\', NULL) -- ', '{secret}')");
+    refused(&app, &sql).await;
+    assert_eq!(env.row_count("people").await, 0);
+    // Statements on other tables are unaffected.
+    ok(&app, Proto::Simple, "SELECT 'a\\\\b'", &[]).await;
+    ok(
+        &app,
+        Proto::Simple,
+        "SET standard_conforming_strings = on",
+        &[],
+    )
+    .await;
+    ok(
+        &app,
+        Proto::Simple,
+        "INSERT INTO people (id, ssn) VALUES (1, $1)",
+        &[V::T(&secret)],
+    )
+    .await;
+    env.assert_at_rest("people", "ssn", 1, Some(&secret)).await;
+
+    // A DateStyle pgcloak does not write: refused where a date or time is encrypted.
+    ok(&app, Proto::Simple, "SET DateStyle = 'German'", &[]).await;
+    refused(&app, "SELECT r_date FROM typed").await;
+    ok(&app, Proto::Simple, "SELECT ssn FROM people", &[]).await;
+    ok(&app, Proto::Simple, "SET DateStyle = 'ISO, DMY'", &[]).await;
+    ok(&app, Proto::Simple, "SELECT r_date FROM typed", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_messages_never_quote_ciphertext() {
+    let env = EncEnv::start().await;
+    let app = env.app().await;
+    let ssn = sentinel();
+    for id in [1, 2] {
+        let res = run(
+            &app,
+            Proto::Extended,
+            &format!("INSERT INTO people (id, ssn) VALUES ({id}, $1)"),
+            &[V::T(&ssn)],
+        )
+        .await;
+        if id == 2 {
+            let e = res.expect_err("UNIQUE violation");
+            let db = e.as_db_error().expect("a server error");
+            assert_eq!(db.code().code(), "23505");
+            let detail = db.detail().unwrap_or_default();
+            assert!(detail.contains("<encrypted>"), "{detail}");
+            assert!(!detail.contains("\\x01"), "ciphertext in DETAIL: {detail}");
+        }
+    }
+    let direct = env.direct().await;
+    direct
+        .batch_execute("ALTER TABLE people ADD CONSTRAINT no_dup CHECK (id < 100)")
+        .await
+        .expect("constraint");
+    let e = run(
+        &app,
+        Proto::Simple,
+        "INSERT INTO people (id, email) VALUES (100, $1)",
+        &[V::T("x@y.z")],
+    )
+    .await
+    .expect_err("CHECK violation");
+    let detail = e
+        .as_db_error()
+        .and_then(|d| d.detail())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(detail.contains("<encrypted>"), "{detail}");
+    assert!(!detail.contains("\\x01"), "ciphertext in DETAIL: {detail}");
+}

@@ -61,6 +61,21 @@ const NAMESAKES_SQL: &str = "SELECT n.nspname::text, c.relname::text \
      WHERE c.relname = ANY($1::text[]) AND n.nspname !~ '^pg_(toast_)?temp_' \
      ORDER BY 1, 2";
 
+/// Functions and procedures (not in the system schemas, not written in C) whose body names a
+/// rules table or runs dynamic SQL: (schema, name, the rules table or `(dynamic SQL)`).
+/// A call of one could move a value into a rules table unseen, so calls are refused.
+const WRITERS_SQL: &str = "SELECT n.nspname::text, p.proname::text, \
+       COALESCE((SELECT t.s || '.' || t.r FROM unnest($1::text[], $2::text[]) AS t(s, r) \
+                 WHERE position(t.r IN lower(p.prosrc)) > 0 LIMIT 1), '(dynamic SQL)') \
+     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+     JOIN pg_language l ON l.oid = p.prolang \
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+       AND l.lanname NOT IN ('c', 'internal') \
+       AND (EXISTS (SELECT 1 FROM unnest($2::text[]) AS r(r) \
+                    WHERE position(r.r IN lower(p.prosrc)) > 0) \
+            OR lower(p.prosrc) ~ '\\mexecute\\M') \
+     ORDER BY 1, 2";
+
 #[derive(Debug, Default, PartialEq, Eq)]
 struct TableEntry {
     oid: u32,
@@ -79,6 +94,8 @@ pub struct Catalog {
     derived_names: Vec<String>,
     /// Relations named like a rules table (see [`NAMESAKES_SQL`]), rules tables included.
     namesakes: std::collections::HashSet<(String, String)>,
+    /// Functions that may write a rules table (see [`WRITERS_SQL`]): name → what they name.
+    writers: HashMap<String, String>,
 }
 
 impl PartialEq for Catalog {
@@ -86,6 +103,7 @@ impl PartialEq for Catalog {
         self.tables == other.tables
             && self.derived == other.derived
             && self.namesakes == other.namesakes
+            && self.writers == other.writers
             && self.by_attr.len() == other.by_attr.len()
             && self
                 .by_attr
@@ -143,7 +161,20 @@ impl Catalog {
         for r in client.query(NAMESAKES_SQL, &[&names]).await? {
             cat.namesakes.insert((r.try_get(0)?, r.try_get(1)?));
         }
+        let mut writers = Vec::new();
+        for r in client.query(WRITERS_SQL, &[&schemas, &tables]).await? {
+            writers.push((r.try_get::<_, String>(1)?, r.try_get::<_, String>(2)?));
+        }
+        cat.set_writers(writers);
         Ok(cat)
+    }
+
+    /// Records the functions that may write a rules table: (name, what their body names).
+    pub fn set_writers(&mut self, writers: impl IntoIterator<Item = (String, String)>) {
+        for (name, base) in writers {
+            self.writers.entry(name).or_insert(base);
+        }
+        self.index_names();
     }
 
     /// Records a relation named like a rules table (tests).
@@ -156,10 +187,14 @@ impl Catalog {
         for (schema, name, base) in derived {
             self.derived.entry((schema, name)).or_insert(base);
         }
-        let mut names: Vec<String> = self
-            .derived
-            .keys()
-            .map(|(_, v)| v.to_ascii_lowercase())
+        self.index_names();
+    }
+
+    /// The names of derived relations and writer functions, for the fast path.
+    fn index_names(&mut self) {
+        let mut names: Vec<String> = (self.derived.keys().map(|(_, v)| v))
+            .chain(self.writers.keys())
+            .map(|v| v.to_ascii_lowercase())
             .collect();
         names.sort_unstable();
         names.dedup();
@@ -196,6 +231,10 @@ impl CatalogView for Catalog {
 
     fn derived_names(&self) -> &[String] {
         &self.derived_names
+    }
+
+    fn writer_function(&self, name: &str) -> Option<String> {
+        self.writers.get(name).cloned()
     }
 
     fn relation_exists(&self, schema: &str, name: &str) -> bool {

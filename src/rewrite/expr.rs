@@ -342,8 +342,17 @@ impl Analyzer<'_, '_> {
         self.plain_then(r, &format!("operator {op}"))
     }
 
-    fn func_call(&mut self, f: &FuncCall) -> R<Ev> {
+    pub(crate) fn func_call(&mut self, f: &FuncCall) -> R<Ev> {
         let name = last_name(&f.funcname).to_ascii_lowercase();
+        if let Some(base) = self.ctx.catalog.writer_function(&name) {
+            return Err(Refusal::table(
+                base,
+                format!(
+                    "a call of {name}(), whose body names it or runs dynamic SQL (pgcloak \
+                     cannot see what it writes)"
+                ),
+            ));
+        }
         let construct = format!("function {name}()");
         for a in &f.args {
             let ev = self.expr(a)?;

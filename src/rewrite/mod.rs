@@ -50,9 +50,16 @@ pub trait CatalogView: Send + Sync {
         None
     }
 
-    /// The (lower-case) names of the relations [`CatalogView::derived_base`] knows.
+    /// The (lower-case) names of the relations [`CatalogView::derived_base`] knows and of the
+    /// functions [`CatalogView::writer_function`] knows.
     fn derived_names(&self) -> &[String] {
         &[]
+    }
+
+    /// For a function whose body names a rules table or runs dynamic SQL (it could move a
+    /// value into one unseen): what it names (`schema.table`, or `(dynamic SQL)`).
+    fn writer_function(&self, _name: &str) -> Option<String> {
+        None
     }
 
     /// True when a relation `schema.name` exists (known for relations named like a rules

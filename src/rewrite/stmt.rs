@@ -75,12 +75,10 @@ impl Analyzer<'_, '_> {
             NodeEnum::DoStmt(_) => Err(self.refuse_text("a DO block naming it")),
             NodeEnum::CreateFunctionStmt(_) => Err(self.refuse_text("a function body naming it")),
             NodeEnum::RuleStmt(_) => Err(self.refuse_text("CREATE RULE")),
-            NodeEnum::CallStmt(c) => {
-                for a in c.funccall.iter().flat_map(|f| &f.args) {
-                    self.plain_expr(Some(a), "a procedure argument")?;
-                }
-                Ok(())
-            }
+            NodeEnum::CallStmt(c) => match c.funccall.as_ref() {
+                Some(f) => self.func_call(f).map(|_| ()),
+                None => Ok(()),
+            },
             other => self.other_statement(other),
         }
     }

@@ -267,3 +267,40 @@ async fn server_messages_never_quote_ciphertext() {
     assert!(detail.contains("<encrypted>"), "{detail}");
     assert!(!detail.contains("\\x01"), "ciphertext in DETAIL: {detail}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_of_functions_that_may_write_a_rules_table_are_refused() {
+    let env = EncEnv::start().await;
+    let direct = env.direct().await;
+    direct
+        .batch_execute(
+            "CREATE FUNCTION add_person(s text) RETURNS void LANGUAGE sql AS \
+               $$ INSERT INTO people (id, ssn) VALUES (9, convert_to(s, 'UTF8')) $$; \
+             CREATE PROCEDURE add_account(s text) LANGUAGE plpgsql AS \
+               $$ BEGIN INSERT INTO accounts (id, memo) VALUES (9, convert_to(s, 'UTF8')); END $$; \
+             CREATE FUNCTION run_sql(q text) RETURNS void LANGUAGE plpgsql AS \
+               $$ BEGIN EXECUTE q; END $$; \
+             CREATE FUNCTION twice(i int) RETURNS int LANGUAGE sql AS $$ SELECT i * 2 $$;",
+        )
+        .await
+        .expect("functions");
+    let app = env.app().await;
+    // DDL through pgcloak refreshes its catalog at once.
+    ok(&app, Proto::Simple, "CREATE TABLE scratch (x int)", &[]).await;
+    let secret = sentinel();
+    for sql in [
+        format!("SELECT add_person('{secret}')"),
+        format!("CALL add_account('{secret}')"),
+        format!("SELECT run_sql('INSERT INTO peo' || 'ple (id, note) VALUES (8, ''{secret}'')')"),
+        format!("SELECT * FROM public.add_person('{secret}')"),
+    ] {
+        refused(&app, &sql).await;
+    }
+    let got = run(&app, Proto::Extended, "SELECT twice(21)", &[])
+        .await
+        .expect("plain function");
+    assert_eq!(got, vec![vec![Some("42".to_owned())]]);
+    for t in ["people", "accounts"] {
+        assert_eq!(env.row_count(t).await, 0, "{t}");
+    }
+}

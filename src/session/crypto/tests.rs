@@ -420,3 +420,35 @@ fn copy_data_sent_early_is_held_then_encrypted_or_dropped() {
         "the second COPY is failed"
     );
 }
+
+/// A Query with bytes that are not UTF-8, in a session whose client_encoding is LATIN1.
+fn latin1_query(text: &[u8]) -> Bytes {
+    let mut v = vec![b'Q'];
+    v.extend_from_slice(&(i32::try_from(text.len() + 5).unwrap()).to_be_bytes());
+    v.extend_from_slice(text);
+    v.push(0);
+    Bytes::from(v)
+}
+
+#[test]
+fn another_client_encoding_passes_statements_on_other_tables_and_refuses_rules_ones() {
+    let (mut s, _) = setup();
+    let mut io = Io::new();
+    io.server(
+        &mut s,
+        crate::protocol::backend::parameter_status("client_encoding", "LATIN1"),
+    );
+    io.down.clear();
+    let plain = latin1_query(b"INSERT INTO notes (t) VALUES ('caf\xe9')");
+    io.client(&mut s, plain.clone());
+    assert_eq!(&io.up[..], &plain[..], "forwarded byte for byte");
+    io.up.clear();
+    io.client(
+        &mut s,
+        latin1_query(b"INSERT INTO patients (ssn) VALUES ('caf\xe9')"),
+    );
+    let up = frames(&mut io.up);
+    let sent = String::from_utf8_lossy(up[0].body()).into_owned();
+    assert!(sent.contains("client_encoding"), "a refusal: {sent}");
+    assert!(!sent.contains("caf"), "the value never reaches the server: {sent}");
+}

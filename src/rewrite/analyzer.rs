@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::coerce::{self, Coerce, CoerceError};
 use super::matching::MatchSite;
 use super::scope::Scopes;
 use super::span::{Tokens, decode_unicode};
@@ -18,9 +19,13 @@ pub(crate) type R<T> = Result<T, Refusal>;
 /// Something wrapped around a bound value that belongs to it.
 #[derive(Debug, Clone)]
 pub(crate) enum Wrap {
-    /// A `TypeCast`: its location (`::` or `CAST`, or -1 for `type 'literal'`) and the type
-    /// name's location.
-    Cast { loc: i32, type_loc: i32 },
+    /// A `TypeCast`: its location (`::` or `CAST`, or -1 for `type 'literal'`), the type
+    /// name's location, and what the cast does to a value (see `coerce`).
+    Cast {
+        loc: i32,
+        type_loc: i32,
+        coerce: Option<Coerce>,
+    },
     /// A unary `+` at this location.
     Sign(i32),
 }
@@ -158,7 +163,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         for w in &site.wraps {
             match *w {
                 Wrap::Sign(loc) => start = usize::try_from(loc).map_err(|_| bad())?.min(start),
-                Wrap::Cast { loc, type_loc } if loc < 0 => {
+                Wrap::Cast { loc, type_loc, .. } if loc < 0 => {
                     start = usize::try_from(type_loc).map_err(|_| bad())?.min(start);
                 }
                 Wrap::Cast { loc, .. } => {
@@ -270,12 +275,22 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             match b {
                 Bind::Default => return Err(Refusal::column(rule, "DEFAULT")),
                 Bind::Param { number, site } => {
+                    if site.wraps.iter().any(|w| {
+                        matches!(w, Wrap::Cast { coerce: Some(c), .. } if *c != Coerce::Integer)
+                    }) {
+                        return Err(Refusal::column(
+                            rule,
+                            "a cast with a type modifier on a parameter (cast it in the \
+                             application, or drop the modifier)",
+                        ));
+                    }
                     self.use_param(number, Some(rule))?;
                     self.param_cast(number, &site, rule)?;
                 }
                 Bind::Lit { value, site } => {
                     let value = value.map_err(|c| Refusal::column(rule, c))?;
                     let value = self.decode_unicode(value, &site, rule)?;
+                    let value = self.coerce_literal(value, &site, rule)?;
                     let (start, end) = self.range(&site, rule)?;
                     self.literals.push(LiteralSite {
                         start,
@@ -288,6 +303,41 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             }
         }
         Ok(())
+    }
+
+    /// The value PostgreSQL would store for a literal: its casts' type modifiers applied,
+    /// and a numeric constant bound for an integer column rounded (assignment rounds).
+    fn coerce_literal(
+        &mut self,
+        v: Option<String>,
+        site: &Site,
+        rule: &ColumnRule,
+    ) -> R<Option<String>> {
+        let Some(mut v) = v else { return Ok(None) };
+        let refuse = |e: CoerceError| match e {
+            CoerceError::Overflow => Refusal::column(rule, "a value that overflows its cast"),
+            CoerceError::Unsupported => Refusal::column(rule, "a cast with this type modifier"),
+        };
+        for w in &site.wraps {
+            if let Wrap::Cast {
+                coerce: Some(c), ..
+            } = w
+            {
+                if *c != Coerce::Integer {
+                    v = coerce::apply(*c, &v).map_err(refuse)?;
+                }
+            }
+        }
+        use crate::codec::LogicalType as L;
+        // A numeric constant (`5.7`, `-2.5`: the parser folds the sign in), not a string.
+        let numeric = usize::try_from(site.loc)
+            .ok()
+            .and_then(|at| self.sql.as_bytes().get(at))
+            .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+'));
+        if numeric && matches!(rule.ty, L::Int2 | L::Int4 | L::Int8) {
+            v = coerce::apply(Coerce::Integer, &v).map_err(refuse)?;
+        }
+        Ok(Some(v))
     }
 
     pub(crate) fn decode_unicode(

@@ -222,6 +222,7 @@ impl Analyzer<'_, '_> {
                         site.wraps.push(Wrap::Cast {
                             loc: tc.location,
                             type_loc,
+                            coerce: tc.type_name.as_ref().and_then(super::coerce::of_type),
                         });
                     }
                     _ => return Ok(Ev::Plain),

@@ -19,6 +19,7 @@
 mod analyzer;
 mod any;
 mod cache;
+mod coerce;
 mod copy;
 mod ddl;
 mod expr;

@@ -1085,3 +1085,36 @@ fn analysis_time_is_small() {
     println!("analyze: {per:?} per call; cache hit: {hit:?}");
     assert!(hit < per);
 }
+
+#[test]
+fn literals_are_stored_as_postgresql_would_coerce_them() {
+    let sql = "INSERT INTO patients (ssn, email, age, diagnosis) VALUES ('abcdef'::varchar(3), CAST('xy  ' AS char(4)), 5.7, '12.5'::numeric(5,0)::text)";
+    assert_eq!(
+        lits(sql),
+        vec![
+            lit("'abcdef'::varchar(3)", Some("abc"), "ssn"),
+            lit("CAST('xy  ' AS char(4))", Some("xy"), "email"),
+            lit("5.7", Some("6"), "age"),
+            lit("'12.5'::numeric(5,0)::text", Some("13"), "diagnosis"),
+        ]
+    );
+    assert_eq!(
+        lits("UPDATE patients SET age = -2.5 WHERE ssn = 'a'::varchar(0)")[0],
+        lit("-2.5", Some("-3"), "age")
+    );
+    refusal_is(
+        "INSERT INTO patients (ssn) VALUES ($1::varchar(3))",
+        "public.patients.ssn",
+        "type modifier",
+    );
+    refusal_is(
+        "INSERT INTO patients (diagnosis) VALUES ('123456'::numeric(5,0))",
+        "public.patients.diagnosis",
+        "overflows",
+    );
+    refusal_is(
+        "INSERT INTO patients (diagnosis) VALUES ('x'::timestamp(0))",
+        "public.patients.diagnosis",
+        "type modifier",
+    );
+}

@@ -450,5 +450,8 @@ fn another_client_encoding_passes_statements_on_other_tables_and_refuses_rules_o
     let up = frames(&mut io.up);
     let sent = String::from_utf8_lossy(up[0].body()).into_owned();
     assert!(sent.contains("client_encoding"), "a refusal: {sent}");
-    assert!(!sent.contains("caf"), "the value never reaches the server: {sent}");
+    assert!(
+        !sent.contains("caf"),
+        "the value never reaches the server: {sent}"
+    );
 }

@@ -40,7 +40,7 @@ pub(crate) fn of_type(t: &TypeName) -> Option<Coerce> {
         .names
         .iter()
         .filter_map(sval)
-        .last()
+        .next_back()
         .unwrap_or("")
         .to_ascii_lowercase();
     let mods: Option<Vec<i64>> = t.typmods.iter().map(typmod).collect();

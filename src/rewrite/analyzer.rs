@@ -273,7 +273,9 @@ impl<'a, 'c> Analyzer<'a, 'c> {
     pub(crate) fn bind(&mut self, binds: Vec<Bind>, rule: &Arc<ColumnRule>) -> R<()> {
         for b in binds {
             match b {
-                Bind::Default => return Err(Refusal::column(rule, "DEFAULT")),
+                // The column's default: NULL, or whatever DDL around pgcloak stored as
+                // bytea (DDL through pgcloak cannot give an encrypted column a default).
+                Bind::Default => {}
                 Bind::Param { number, site } => {
                     if site.wraps.iter().any(|w| {
                         matches!(w, Wrap::Cast { coerce: Some(c), .. } if *c != Coerce::Integer)

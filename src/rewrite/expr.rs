@@ -114,16 +114,7 @@ impl Analyzer<'_, '_> {
                 self.plain_expr(i.lidx.as_deref(), "a subscript")?;
                 self.plain_then(i.uidx.as_deref(), "a subscript")
             }
-            NodeEnum::CaseExpr(c) => {
-                self.plain_expr(c.arg.as_deref(), "CASE")?;
-                for w in &c.args {
-                    if let Some(NodeEnum::CaseWhen(w)) = w.node.as_ref() {
-                        self.cond(w.expr.as_deref())?;
-                        self.plain_expr(w.result.as_deref(), "CASE")?;
-                    }
-                }
-                self.plain_then(c.defresult.as_deref(), "CASE")
-            }
+            NodeEnum::CaseExpr(c) => self.case_expr(c),
             NodeEnum::SqlvalueFunction(_) | NodeEnum::AStar(_) | NodeEnum::String(_) => {
                 Ok(Ev::Plain)
             }
@@ -341,6 +332,31 @@ impl Analyzer<'_, '_> {
             }
         }
         self.plain_then(r, &format!("operator {op}"))
+    }
+
+    /// `CASE [arg] WHEN … THEN … END`: with an argument, each WHEN value is compared with it
+    /// (`CASE ssn WHEN 'a' THEN …` on a deterministic column encrypts `'a'`; such a comparison
+    /// cannot be spelled for every key version, so it is refused after a rotation).
+    fn case_expr(&mut self, c: &pg_query::protobuf::CaseExpr) -> R<Ev> {
+        let arg = self.opt_expr(c.arg.as_deref())?;
+        let simple = c.arg.is_some();
+        for w in &c.args {
+            let Some(NodeEnum::CaseWhen(w)) = w.node.as_ref() else {
+                continue;
+            };
+            if simple {
+                let when = self.opt_expr(w.expr.as_deref())?;
+                self.note_unrewritable(&arg, &when);
+                self.compare(arg.clone(), when, "CASE … WHEN")?;
+            } else {
+                self.cond(w.expr.as_deref())?;
+            }
+            self.plain_expr(w.result.as_deref(), "CASE")?;
+        }
+        if let Ev::Val(_) = arg {
+            self.plain_use(arg, String::new)?;
+        }
+        self.plain_then(c.defresult.as_deref(), "CASE")
     }
 
     pub(crate) fn func_call(&mut self, f: &FuncCall) -> R<Ev> {

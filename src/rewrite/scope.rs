@@ -149,7 +149,10 @@ impl Scopes {
                     maybe_inner |= maybe;
                     continue;
                 }
-                (1, Some(rule)) if maybe || maybe_inner => return Some(Resolved::Ambiguous(rule)),
+                // Another relation of this level might have the name too: then PostgreSQL
+                // rejects the reference as ambiguous, so if it runs, it is this column. One of
+                // an inner level would win over it, so that stays ambiguous.
+                (1, Some(rule)) if maybe_inner => return Some(Resolved::Ambiguous(rule)),
                 (1, _) => return Some(resolved(found[0])),
                 (_, Some(rule)) => return Some(Resolved::Ambiguous(rule)),
                 (_, None) => return Some(Resolved::Plain),

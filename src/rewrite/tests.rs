@@ -313,12 +313,9 @@ fn param_casts_are_recorded_and_stripped() {
 }
 
 #[test]
-fn insert_default_refused_for_encrypted_only() {
-    refusal_is(
-        "INSERT INTO patients (ssn) VALUES (DEFAULT)",
-        "public.patients.ssn",
-        "DEFAULT",
-    );
+fn insert_default_moves_no_value() {
+    assert_pass("INSERT INTO patients (ssn) VALUES (DEFAULT)");
+    assert_pass("UPDATE patients SET ssn = DEFAULT, age = DEFAULT WHERE id = 1");
     assert_pass("INSERT INTO patients (name) VALUES (DEFAULT)");
     assert_pass("INSERT INTO patients DEFAULT VALUES");
 }
@@ -715,7 +712,13 @@ fn ambiguous_column_refused() {
     // `id` is plain in both; `ssn` only in patients; a table the catalog does not know might
     // have `ssn` too.
     assert_pass("SELECT id FROM patients p, plain q WHERE p.id = q.id");
-    let r = refused("SELECT 1 FROM patients, mystery WHERE ssn = $1");
+    // At one level PostgreSQL itself rejects an ambiguous name: if it runs, it is ssn.
+    assert_eq!(
+        params("SELECT 1 FROM patients, mystery WHERE ssn = $1"),
+        vec![some("ssn")]
+    );
+    // A table of an inner level would win over the outer encrypted column.
+    let r = refused("SELECT 1 FROM patients WHERE EXISTS (SELECT 1 FROM mystery WHERE ssn = $1)");
     assert!(r.construct.contains("ambiguous"), "{r:?}");
 }
 
@@ -1117,4 +1120,23 @@ fn literals_are_stored_as_postgresql_would_coerce_them() {
         "public.patients.diagnosis",
         "type modifier",
     );
+}
+
+#[test]
+fn simple_case_on_a_deterministic_column_compares_each_when() {
+    let sql = "SELECT CASE ssn WHEN 'a' THEN 1 WHEN $1 THEN 2 ELSE 0 END FROM patients";
+    assert_eq!(lits(sql), vec![lit("'a'", Some("a"), "ssn")]);
+    assert_eq!(params(sql), vec![some("ssn")]);
+    assert!(plan(sql).matches.iter().all(|m| m.span.is_none()));
+    refusal_is(
+        "SELECT CASE diagnosis WHEN 'a' THEN 1 END FROM patients",
+        "public.patients.diagnosis",
+        "randomized",
+    );
+    refusal_is(
+        "SELECT CASE WHEN ssn = 'a' THEN ssn END FROM patients",
+        "public.patients.ssn",
+        "CASE",
+    );
+    assert_pass("SELECT CASE name WHEN 'a' THEN 1 END FROM patients");
 }

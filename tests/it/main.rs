@@ -19,5 +19,6 @@ mod psql;
 mod queries;
 mod relay_smoke;
 mod robustness;
+mod rules_db;
 mod security;
 mod serve;

@@ -319,6 +319,19 @@ async fn removed_control_database_and_rules_without_database_are_errors() {
     assert_eq!(out.code, 1, "{}", out.text);
     has(&out, "rules-file: rules file");
     has(&out, "rules.toml: no database");
+    // A rules database that does not exist: nothing is served raw in its place.
+    let cfg = write_config(
+        &db,
+        listen,
+        &format!("database = \"nowhere\"\n{PATIENTS}"),
+        "",
+    );
+    let out = serve_exits(&cfg, &master).await;
+    assert_eq!(out.code, 1, "{}", out.text);
+    has(&out, "to database \"nowhere\"");
+    let out = pgcloak(&["check", "-c", &cfg], &master, &[]).await;
+    assert_eq!(out.code, 1, "{}", out.text);
+    has(&out, "database nowhere: database: control login");
 }
 
 #[tokio::test(flavor = "multi_thread")]

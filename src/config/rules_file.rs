@@ -178,8 +178,19 @@ fn parse_doc(text: &str, path: &Path) -> Result<(Option<String>, Vec<ColumnRule>
         None => None,
         Some(v) => Some(database_name(v).map_err(|m| invalid("database".into(), m))?),
     };
-    let Some(tables) = doc.get("tables") else {
-        return Ok((database, Vec::new()));
+    let columns = match doc.get("tables") {
+        None => Vec::new(),
+        Some(tables) => table_columns(tables, path)?,
+    };
+    Ok((database, columns))
+}
+
+/// The columns of the `[tables]` table, each table and column name validated and folded.
+fn table_columns(tables: &Value, path: &Path) -> Result<Vec<ColumnRule>, RulesError> {
+    let invalid = |at: String, message: String| RulesError::Invalid {
+        path: path.to_owned(),
+        at,
+        message,
     };
     let tables = tables
         .as_table()
@@ -218,7 +229,7 @@ fn parse_doc(text: &str, path: &Path) -> Result<(Option<String>, Vec<ColumnRule>
             out.push(rule);
         }
     }
-    Ok((database, out))
+    Ok(out)
 }
 
 /// A database name as PostgreSQL compares it: exact bytes, 1-63 of them, no control

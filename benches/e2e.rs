@@ -140,17 +140,16 @@ fn pgbench(db: &DevDb, args: &[&str]) -> String {
 }
 
 /// Starts `pgcloak serve` (the release binary) on a free port; with `enc` = (rules file,
-/// master key file) it encrypts, keeping its control login in the app database.
+/// master key file) it encrypts (the rules file names the app database).
 fn start_pgcloak(db: &DevDb, enc: Option<(&Path, &Path)>) -> (Guard, u16) {
     let port = free_port();
     let dir = db.dir();
     let (cert, key) = db.ca().issue(&["localhost", "127.0.0.1"]).expect("issue");
     std::fs::write(dir.join("cloak.crt"), cert).expect("write");
     std::fs::write(dir.join("cloak.key"), key).expect("write");
-    let (head, control, keys) = match enc {
+    let (head, keys) = match enc {
         Some((rules, key)) => (
             format!("rules = [{:?}]\n\n", rules.display().to_string()),
-            format!("database = \"{APP_DATABASE}\"\n"),
             format!(
                 "[keys]\nmaster_key_file = {:?}\n\n",
                 key.display().to_string()
@@ -161,7 +160,7 @@ fn start_pgcloak(db: &DevDb, enc: Option<(&Path, &Path)>) -> (Guard, u16) {
     let config = format!(
         "{head}[listen]\naddress = \"127.0.0.1:{port}\"\ntls_cert = \"cloak.crt\"\ntls_key = \"cloak.key\"\n\n\
          [upstream]\nhost = \"localhost\"\nport = {}\ntls_ca = {:?}\n\n\
-         [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n{control}\n{keys}\
+         [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n\n{keys}\
          [log]\nlevel = \"warn\"\n",
         db.port(),
         db.ca_cert_path().display().to_string(),
@@ -397,7 +396,10 @@ async fn enc_setup(db: &DevDb) -> (PathBuf, PathBuf) {
         .expect("app login");
     app.batch_execute(ENC_DDL).await.expect("bench tables");
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema-rules/bench.toml");
-    let parsed = pgcloak::config::load_rules(std::slice::from_ref(&rules)).expect("rules");
+    let parsed = pgcloak::config::load_rules(std::slice::from_ref(&rules))
+        .expect("rules")
+        .remove(0)
+        .rules;
     let text = keys::gen_master_key();
     let key_file = db.dir().join("bench-master.key");
     std::fs::write(&key_file, &text).expect("write key");

@@ -95,37 +95,44 @@ pub enum RunError {
     Workers(std::io::Error),
 }
 
-/// Loads the rules; when there are any, the key ring and catalog over the control login.
+/// Loads the rules; for every database they name (with at least one column), checks that
+/// database and loads its key ring and catalog over its own control login. Returns them with
+/// the database verifier lookups use (the first rules database, else `postgres`).
 async fn encryption(
     config: &Arc<config::Config>,
     secrets: &mut Secrets,
-) -> Result<Option<Arc<session::crypto::Encryption>>, RunError> {
-    let rules = config::load_rules(&config.rules)?;
-    if rules.is_empty() {
-        return Ok(None);
-    }
+) -> Result<(Option<Arc<session::crypto::Encryptions>>, String), RunError> {
+    let databases: Vec<config::DatabaseRules> = config::load_rules(&config.rules)?
+        .into_iter()
+        .filter(|d| !d.rules.is_empty())
+        .collect();
+    let Some(first) = databases.first() else {
+        return Ok((None, control::DEFAULT_DATABASE.to_owned()));
+    };
+    let lookup_db = first.database.clone();
     let master = secrets
         .master_key
         .take()
         .ok_or(session::crypto::EncryptionError::NoMasterKey)?;
-    let enc = session::crypto::Encryption::load(
-        Arc::clone(config),
-        secrets.control_password.clone(),
-        master,
-        rules,
-    )
-    .await?;
-    Ok(Some(enc))
+    let all =
+        session::crypto::Encryptions::load(config, &secrets.control_password, master, databases)
+            .await?;
+    Ok((Some(Arc::new(all)), lookup_db))
 }
 
 fn login_context(
     config: &Arc<config::Config>,
     secrets: Secrets,
     cert_der: &[u8],
+    lookup_db: String,
 ) -> Result<LoginContext, RunError> {
     let source = match config.auth.mode {
         AuthMode::Passthrough => VerifierSource::Passthrough {
-            control: control::ControlLink::new(Arc::clone(config), secrets.control_password),
+            control: control::ControlLink::new(
+                Arc::clone(config),
+                secrets.control_password,
+                lookup_db,
+            ),
             cache: control::verifiers::VerifierCache::from_config(&config.auth),
             query: control::verifiers::VerifierCache::query_for(&config.auth).to_owned(),
         },
@@ -173,10 +180,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     let mut secrets = secrets;
-    let encryption = encryption(&config, &mut secrets).await?;
+    let (encryption, lookup_db) = encryption(&config, &mut secrets).await?;
     let server_tls = net::tls::server_config(&config.listen)?;
     let upstream = net::upstream::UpstreamConnector::new(&config.upstream)?;
-    let login = login_context(&config, secrets, &server_tls.cert_der)?;
+    let login = login_context(&config, secrets, &server_tls.cert_der, lookup_db)?;
     if let VerifierSource::Passthrough { control, .. } = &login.source {
         if let Err(e) = control.client().await {
             warn!(error = %e, "control login failed; will retry when a client connects");
@@ -210,7 +217,7 @@ pub async fn run(
         encryption,
     });
     if let Some(enc) = &shared.encryption {
-        enc.spawn_watcher(stop_rx);
+        enc.spawn_watchers(&stop_rx);
     }
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "pgcloak listening");

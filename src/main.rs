@@ -35,7 +35,8 @@ struct ConfigArg {
 enum Command {
     /// Run the proxy until SIGINT/SIGTERM (graceful: stop accepting, let sessions finish).
     Serve(ConfigArg),
-    /// Validate config and rules offline, then against the live database; print every problem.
+    /// Validate config and rules offline, then against each database the rules name; print
+    /// every problem.
     Check(ConfigArg),
     /// Manage the data keys stored (wrapped) in `pgcloak.data_keys`.
     #[command(subcommand)]
@@ -52,8 +53,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Create the `pgcloak` schema and one data key per rules column that has none (idempotent).
+    /// In each rules database: check the rules tables, create the `pgcloak` schema and one data
+    /// key per rules column that has none (idempotent; none for a column that is wrong).
     Init(ConfigArg),
+    /// Every stored data key of each rules database: versions, state, the columns using it.
+    List(ConfigArg),
     /// Add a new data-key version; new writes use it, old versions still decrypt. Then, for
     /// deterministic keys, wait for running proxies to load it and re-encrypt their columns.
     Rotate {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Serve(c) => serve(c.config),
         Command::Check(c) => cli::check(&c.config),
         Command::Keys(KeysCommand::Init(c)) => cli::keys_init(&c.config),
+        Command::Keys(KeysCommand::List(c)) => cli::keys_list(&c.config),
         Command::Keys(KeysCommand::Rotate {
             config,
             column,
@@ -125,6 +130,7 @@ fn init_tracing(cfg: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cfg.log.format {
         LogFormat::Text => builder.init(),

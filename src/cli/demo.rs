@@ -76,14 +76,12 @@ tls_ca = "{ca}"
 [control]
 user = "{control}"
 password_env = "PGCLOAK_DEMO_UNUSED"
-database = "{database}"
 [keys]
 master_key_file = "master.key"
 "#,
         port = db.port(),
         ca = db.ca_cert_path().display(),
         control = devdb::CONTROL_USER,
-        database = devdb::APP_DATABASE,
     );
     let path = dir.join("pgcloak.toml");
     std::fs::write(&path, &text)?;
@@ -96,9 +94,10 @@ async fn prepare_database(db: &DevDb, cfg: &Config, master: &MasterKey) -> anyho
     su.batch_execute(DEMO_TABLE).await?;
     su.batch_execute("ALTER TABLE public.customers OWNER TO app")
         .await?;
-    let rules = load_rules(&cfg.rules)?;
-    let mut control = control::connect(cfg, devdb::CONTROL_PASSWORD).await?;
-    keys::init(&mut control, &rules, master).await?;
+    for db in load_rules(&cfg.rules)? {
+        let mut control = control::connect(cfg, devdb::CONTROL_PASSWORD, &db.database).await?;
+        keys::init(&mut control, &db.rules, master).await?;
+    }
     Ok(())
 }
 

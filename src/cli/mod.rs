@@ -1,6 +1,7 @@
-//! The subcommands other than `serve`: key management (incl. re-encryption), `check`, `gen-master-key` and `demo`.
-//! Each loads what it needs, calls the library and prints a short report; anyhow is allowed
-//! here (the binary), never in the library.
+//! The subcommands other than `serve`: key management (incl. re-encryption), `check`,
+//! `gen-master-key` and `demo`. Each loads what it needs, calls the library and prints a short
+//! report — per database a rules file names, each line starting `database NAME: `; anyhow is
+//! allowed here (the binary), never in the library.
 
 pub mod demo;
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use pgcloak::config::{ColumnRule, Config, Mode, Rules, load_rules};
+use pgcloak::config::{ColumnRule, Config, DatabaseRules, Mode, Rules, load_rules};
 use pgcloak::control::reencrypt::{self, ColumnReport};
 use pgcloak::control::{self, check, keys};
 use pgcloak::crypto::{MasterKey, master_key_source};
@@ -23,99 +24,222 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn load(path: &Path) -> anyhow::Result<(Config, Rules, MasterKey)> {
+/// The config, the rules of every database they name, and the master key.
+fn load(path: &Path) -> anyhow::Result<(Config, Vec<DatabaseRules>, MasterKey)> {
     let cfg = Config::load(path)?;
-    let rules = load_rules(&cfg.rules)?;
+    let databases = load_rules(&cfg.rules)?;
+    if databases.is_empty() {
+        bail!(
+            "{}: no rules files (`rules = [...]`): there are no data keys to manage",
+            path.display()
+        );
+    }
     let master = master_key_source(&cfg.keys)?.load()?;
-    Ok((cfg, rules, master))
+    Ok((cfg, databases, master))
 }
 
-async fn control_client(cfg: &Config) -> anyhow::Result<tokio_postgres::Client> {
+/// The control login to `database`.
+async fn control_client(cfg: &Config, database: &str) -> anyhow::Result<tokio_postgres::Client> {
     let password = cfg.control_password()?;
-    Ok(control::connect(cfg, &password).await?)
+    Ok(control::connect(cfg, &password, database).await?)
 }
 
-/// `pgcloak keys init`.
+/// `database NAME: ` before every line a per-database command prints.
+fn tag(db: &DatabaseRules) -> String {
+    format!("database {}: ", db.database)
+}
+
+/// `pgcloak keys init`: per database, the table checks of `check` first; no key is created
+/// for a column that is missing or not `bytea` (exit 1 naming it). A missing table is only a
+/// warning (its keys are created: the table may be created through pgcloak later).
 pub fn keys_init(path: &Path) -> anyhow::Result<()> {
-    let (cfg, rules, master) = load(path)?;
+    let (cfg, databases, master) = load(path)?;
     runtime()?.block_on(async {
-        let mut client = control_client(&cfg).await?;
-        let created = keys::init(&mut client, &rules, &master).await?;
-        if created.is_empty() {
-            println!("every rules column already has a data key; nothing to do");
+        let mut problems = 0usize;
+        for db in &databases {
+            let mut client = control_client(&cfg, &db.database).await?;
+            let report = check::check_tables(&client, &db.rules).await;
+            for p in &report.problems {
+                if p.blocks_serving() {
+                    problems += 1;
+                    println!("{}{p}", tag(db));
+                } else {
+                    println!("{}warning: {p}", tag(db));
+                }
+            }
+            let created =
+                keys::init_except(&mut client, &db.rules, &master, &report.wrong_keys).await?;
+            for name in &report.wrong_keys {
+                println!(
+                    "{}no data key created for {name}: fix its column(s) first",
+                    tag(db)
+                );
+            }
+            if created.is_empty() && report.wrong_keys.is_empty() {
+                println!(
+                    "{}every rules column already has a data key; nothing to do",
+                    tag(db)
+                );
+            }
+            for name in created {
+                println!("{}created data key {name} v1", tag(db));
+            }
         }
-        for name in created {
-            println!("created data key {name} v1");
+        if problems > 0 {
+            bail!("{problems} problem(s) found; fix them and run `pgcloak keys init` again");
         }
         Ok(())
     })
 }
 
-/// `pgcloak keys rotate [--column schema.table.column] [--no-reencrypt]`: after the rotation,
-/// unless `--no-reencrypt`, waits for running proxies to load the new versions and
-/// re-encrypts the deterministic columns of the rotated keys (every column sharing a key, so
-/// joins between them keep working).
+/// The databases a `--column` applies to: every one whose rules have it (error if none).
+fn with_column<'a>(
+    databases: &'a [DatabaseRules],
+    column: Option<&str>,
+) -> anyhow::Result<Vec<&'a DatabaseRules>> {
+    let Some(c) = column else {
+        return Ok(databases.iter().collect());
+    };
+    let found: Vec<_> = databases
+        .iter()
+        .filter(|d| keys::column_rule(&d.rules, c).is_ok())
+        .collect();
+    if found.is_empty() {
+        return Err(keys::KeysError::UnknownColumn(c.to_owned()).into());
+    }
+    Ok(found)
+}
+
+/// `pgcloak keys rotate [--column schema.table.column] [--no-reencrypt]`: per database (every
+/// one, or those whose rules have the column), after the rotation, unless `--no-reencrypt`,
+/// waits for running proxies to load the new versions and re-encrypts the deterministic
+/// columns of the rotated keys (every column sharing a key, so joins between them keep
+/// working).
 pub fn keys_rotate(path: &Path, column: Option<&str>, reencrypt: bool) -> anyhow::Result<()> {
-    let (cfg, rules, master) = load(path)?;
+    let (cfg, databases, master) = load(path)?;
     runtime()?.block_on(async {
-        let mut client = control_client(&cfg).await?;
-        let rotated = keys::rotate(&mut client, &rules, &master, column).await?;
-        for (name, version) in &rotated {
-            println!("data key {name}: new writes use v{version}");
-        }
-        let mut columns: Vec<Arc<ColumnRule>> = rules
-            .keys()
-            .filter(|(k, _)| rotated.iter().any(|(name, _)| name == k))
-            .flat_map(|(_, cols)| cols.iter().cloned())
-            .filter(|c| c.mode == Mode::Deterministic)
-            .collect();
-        columns.sort_by_key(|c| c.qualified());
-        if columns.is_empty() {
-            return Ok(());
-        }
-        if !reencrypt {
-            for c in &columns {
-                println!(
-                    "warning: {c} is deterministic: until rows written under older versions \
-                     are re-written, `=`/IN/UNIQUE compare only values of the same version; \
-                     run `pgcloak keys reencrypt` later"
-                );
+        let mut todo = Vec::new();
+        for db in with_column(&databases, column)? {
+            let mut client = control_client(&cfg, &db.database).await?;
+            let rotated = keys::rotate(&mut client, &db.rules, &master, column).await?;
+            for (name, version) in &rotated {
+                println!("{}data key {name}: new writes use v{version}", tag(db));
             }
+            let columns = deterministic_of(&db.rules, &rotated);
+            if columns.is_empty() {
+                continue;
+            }
+            if !reencrypt {
+                for c in &columns {
+                    println!(
+                        "{}warning: {c} is deterministic: until rows written under older \
+                         versions are re-written, `=`/IN/UNIQUE compare only values of the same \
+                         version; run `pgcloak keys reencrypt` later",
+                        tag(db)
+                    );
+                }
+                continue;
+            }
+            todo.push((db, client, columns));
+        }
+        if todo.is_empty() {
             return Ok(());
         }
         let wait = POLL_INTERVAL + Duration::from_secs(1);
+        let n: usize = todo.iter().map(|t| t.2.len()).sum();
         println!(
             "waiting {}s for running proxies to load the new key version(s), then \
-             re-encrypting {} deterministic column(s)",
+             re-encrypting {n} deterministic column(s)",
             wait.as_secs(),
-            columns.len()
         );
         tokio::time::sleep(wait).await;
-        let ring = keys::load_keyring(&client, &master).await?;
-        let reports = reencrypt::reencrypt_columns(&mut client, &ring, &columns).await?;
+        let mut reports = Vec::new();
+        for (db, mut client, columns) in todo {
+            let ring = keys::load_keyring(&client, &master).await?;
+            let done = reencrypt::reencrypt_columns(&mut client, &ring, &columns).await?;
+            reports.push((db, done));
+        }
         print_reports(&reports)
     })
 }
 
-/// `pgcloak keys reencrypt [--column schema.table.column]`.
+/// The deterministic columns whose keys were rotated, by name.
+fn deterministic_of(rules: &Rules, rotated: &[(String, u32)]) -> Vec<Arc<ColumnRule>> {
+    let mut columns: Vec<Arc<ColumnRule>> = rules
+        .keys()
+        .filter(|(k, _)| rotated.iter().any(|(name, _)| name == k))
+        .flat_map(|(_, cols)| cols.iter().cloned())
+        .filter(|c| c.mode == Mode::Deterministic)
+        .collect();
+    columns.sort_by_key(|c| c.qualified());
+    columns
+}
+
+/// `pgcloak keys reencrypt [--column schema.table.column]`, per database.
 pub fn keys_reencrypt(path: &Path, column: Option<&str>) -> anyhow::Result<()> {
-    let (cfg, rules, master) = load(path)?;
+    let (cfg, databases, master) = load(path)?;
     runtime()?.block_on(async {
-        let mut client = control_client(&cfg).await?;
-        let ring = keys::load_keyring(&client, &master).await?;
-        let reports = reencrypt::reencrypt(&mut client, &rules, &ring, column, false).await?;
+        let mut reports = Vec::new();
+        for db in with_column(&databases, column)? {
+            let mut client = control_client(&cfg, &db.database).await?;
+            let ring = keys::load_keyring(&client, &master).await?;
+            let done = reencrypt::reencrypt(&mut client, &db.rules, &ring, column, false).await?;
+            reports.push((db, done));
+        }
         print_reports(&reports)
+    })
+}
+
+/// `pgcloak keys list`: per database, every stored data key with its versions and columns.
+pub fn keys_list(path: &Path) -> anyhow::Result<()> {
+    let (cfg, databases, _master) = load(path)?;
+    runtime()?.block_on(async {
+        for db in &databases {
+            let client = control_client(&cfg, &db.database).await?;
+            let listed = keys::list(&client, &db.rules).await?;
+            if listed.is_empty() {
+                println!("{}no data keys: run `pgcloak keys init`", tag(db));
+            }
+            for k in listed {
+                let versions: Vec<String> = k
+                    .versions
+                    .iter()
+                    .map(|(v, state, created)| format!("v{v} {state} (created {created})"))
+                    .collect();
+                let columns = if k.columns.is_empty() {
+                    "no rules column".to_owned()
+                } else {
+                    k.columns.join(", ")
+                };
+                println!(
+                    "{}{} [{}, wrapped by the local master key]: {}; used by {columns}",
+                    tag(db),
+                    k.name,
+                    k.algorithm,
+                    versions.join(", ")
+                );
+            }
+        }
+        Ok(())
     })
 }
 
 /// One line per column; an error (exit 1) saying what to do when values were left behind.
-fn print_reports(reports: &[ColumnReport]) -> anyhow::Result<()> {
-    for r in reports {
-        println!(
-            "{}: {} value(s) re-encrypted to v{}, {} unreadable, {} conflicts",
-            r.column, r.rewritten, r.version, r.unreadable, r.conflicts
-        );
+fn print_reports(reports: &[(&DatabaseRules, Vec<ColumnReport>)]) -> anyhow::Result<()> {
+    for (db, columns) in reports {
+        for r in columns {
+            println!(
+                "{}{}: {} value(s) re-encrypted to v{}, {} unreadable, {} conflicts",
+                tag(db),
+                r.column,
+                r.rewritten,
+                r.version,
+                r.unreadable,
+                r.conflicts
+            );
+        }
     }
+    let reports: Vec<&ColumnReport> = reports.iter().flat_map(|(_, r)| r).collect();
     let unreadable: u64 = reports.iter().map(|r| r.unreadable).sum();
     let conflicts: u64 = reports.iter().map(|r| r.conflicts).sum();
     let mut todo = Vec::new();
@@ -140,44 +264,76 @@ fn print_reports(reports: &[ColumnReport]) -> anyhow::Result<()> {
     bail!("{}", todo.join("; and "))
 }
 
-/// `pgcloak keys rewrap --new-master-key-env VAR`.
+/// `pgcloak keys rewrap --new-master-key-env VAR`: every database's keys. The old master key
+/// must unwrap every stored key of every database before any is re-wrapped (each database is
+/// then re-wrapped in one transaction of its own).
 pub fn keys_rewrap(path: &Path, new_env: &str) -> anyhow::Result<()> {
-    let cfg = Config::load(path)?;
-    let old = master_key_source(&cfg.keys)?.load()?;
+    let (cfg, databases, old) = load(path)?;
     let new_text = std::env::var(new_env)
         .with_context(|| format!("environment variable {new_env} is not set"))?;
     let new = MasterKey::from_base64(&new_text, &format!("environment variable {new_env}"))?;
     runtime()?.block_on(async {
-        let mut client = control_client(&cfg).await?;
-        let n = keys::rewrap(&mut client, &old, &new).await?;
-        println!("re-wrapped {n} data key version(s); use the new master key from now on");
+        let mut clients = Vec::new();
+        for db in &databases {
+            let client = control_client(&cfg, &db.database).await?;
+            for row in keys::read_wrapped(&client).await.with_context(|| tag(db))? {
+                old.unwrap(&row).with_context(|| tag(db))?;
+            }
+            clients.push((db, client));
+        }
+        for (db, mut client) in clients {
+            let n = keys::rewrap(&mut client, &old, &new).await?;
+            println!("{}re-wrapped {n} data key version(s)", tag(db));
+        }
+        println!("use the new master key from now on");
         Ok(())
     })
 }
 
-/// `pgcloak check`: every problem, offline then online; exit 1 if any.
+/// `pgcloak check`: every problem, offline then online for each database the rules name;
+/// exit 1 if any.
 pub fn check(path: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(path)?;
-    let mut problems = check::check_offline(&cfg);
-    if problems.is_empty() {
-        let rules = load_rules(&cfg.rules)?;
-        let master = master_key_source(&cfg.keys)?.load()?;
-        problems = runtime()?.block_on(async {
-            match control_client(&cfg).await {
-                Ok(client) => check::check_online(&client, &rules, &master).await,
-                Err(e) => vec![check::Problem {
-                    kind: check::ProblemKind::Database,
-                    message: format!("{e:#}"),
-                }],
-            }
-        });
+    let problems = check::check_offline(&cfg);
+    if !problems.is_empty() {
+        for p in &problems {
+            println!("{p}");
+        }
+        bail!("{} problem(s) found", problems.len());
     }
-    if problems.is_empty() {
-        println!("ok: config, rules, database and keys are consistent");
+    let databases = load_rules(&cfg.rules)?;
+    if databases.is_empty() {
+        println!("ok: config is consistent; no rules files, so every session is relayed untouched");
         return Ok(());
     }
-    for p in &problems {
-        println!("{p}");
+    let master = master_key_source(&cfg.keys)?.load()?;
+    let mut found = 0usize;
+    runtime()?.block_on(async {
+        for db in &databases {
+            let problems = match control_client(&cfg, &db.database).await {
+                Ok(client) => check::check_online(&client, &db.rules, &master).await,
+                Err(e) => vec![check::Problem::new(
+                    check::ProblemKind::Database,
+                    format!("{e:#}"),
+                )],
+            };
+            if problems.is_empty() {
+                println!(
+                    "{}ok: {} table(s), {} column(s): tables and keys are consistent",
+                    tag(db),
+                    db.rules.tables().count(),
+                    db.rules.columns().count()
+                );
+            }
+            for p in &problems {
+                println!("{}{p}", tag(db));
+            }
+            found += problems.len();
+        }
+    });
+    if found > 0 {
+        bail!("{found} problem(s) found");
     }
-    bail!("{} problem(s) found", problems.len())
+    println!("ok: config, rules, databases and keys are consistent");
+    Ok(())
 }

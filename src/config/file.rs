@@ -154,9 +154,10 @@ impl Default for Auth {
 pub struct Control {
     pub user: String,
     pub password_env: String,
-    /// Database the control login connects to; defaults to `postgres`.
+    /// Removed: each rules file names its database. Still read so that the error says where
+    /// the setting went (see [`Config::validate`]).
     #[serde(default)]
-    pub database: Option<String>,
+    pub database: Option<toml::Value>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -247,6 +248,18 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(db) = &self.control.database {
+            let name = db.as_str().unwrap_or("…");
+            return Err(self.invalid(
+                "control.database",
+                format!(
+                    "this setting was removed: the rules now name their database; set \
+                     `database = \"{name}\"` at the top of each rules file and remove \
+                     control.database (the control login connects to every database a rules \
+                     file names)"
+                ),
+            ));
+        }
         if self.listen.address.parse::<SocketAddr>().is_err() {
             return Err(self.invalid(
                 "listen.address",
@@ -341,6 +354,22 @@ password_env = "PGCLOAK_CONTROL_PASSWORD"
             .to_string();
         assert!(err.contains("/x/pgcloak.toml"), "{err}");
         assert!(err.contains("pasword"), "{err}");
+    }
+
+    #[test]
+    fn control_database_says_where_it_went() {
+        let text = MINIMAL.replace("[control]", "[control]\ndatabase = \"shop\"");
+        let err = Config::from_str_at(&text, Path::new("/x/pgcloak.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/x/pgcloak.toml") && err.contains("control.database"),
+            "{err}"
+        );
+        assert!(
+            err.contains("set `database = \"shop\"` at the top of each rules file"),
+            "{err}"
+        );
     }
 
     #[test]

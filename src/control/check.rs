@@ -1,16 +1,18 @@
-//! `pgcloak check` (spec §1): validate the config and rules offline, then against the live
-//! database — every rules table and column exists with storage type `bytea`, a data key
-//! exists for every key name with the right algorithm, and the master key unwraps every
-//! stored key. Every problem is collected and reported, not just the first.
+//! `pgcloak check` (spec §1): validate the config and rules offline, then against each
+//! database a rules file names — every rules table and column exists with storage type
+//! `bytea`, a data key exists for every key name with the right algorithm, and the master key
+//! unwraps every stored key. Every problem is collected and reported, not just the first.
+//! `serve` runs the same online checks at start ([`Problem::blocks_serving`]) and `keys init`
+//! the table checks ([`check_tables`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
 
 use tokio_postgres::Client;
 
 use super::keys::{KeysError, read_wrapped};
-use crate::config::{Config, Rules, load_rules};
+use crate::config::{Config, Rules, load_rules, parse_rules_file};
 use crate::crypto::{Algorithm, MasterKey, master_key_source};
 
 /// What kind of problem `check` found; [`ProblemKind::name`] is what gets printed.
@@ -58,11 +60,17 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(kind: ProblemKind, message: impl Into<String>) -> Self {
+    pub fn new(kind: ProblemKind, message: impl Into<String>) -> Self {
         Problem {
             kind,
             message: message.into(),
         }
+    }
+
+    /// Whether `serve` refuses to start over this problem. Only a rules table that does not
+    /// exist yet is not (DDL through pgcloak will create it with `bytea` rules columns).
+    pub fn blocks_serving(&self) -> bool {
+        self.kind != ProblemKind::MissingTable
     }
 }
 
@@ -78,7 +86,14 @@ pub fn check_offline(cfg: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut files_ok = true;
     for path in &cfg.rules {
-        if let Err(e) = load_rules(std::slice::from_ref(path)) {
+        let parsed = std::fs::read_to_string(path)
+            .map_err(|source| crate::config::RulesError::Read {
+                path: path.clone(),
+                source,
+            })
+            .and_then(|text| parse_rules_file(&text, path))
+            .and_then(|_| load_rules(std::slice::from_ref(path)));
+        if let Err(e) = parsed {
             problems.push(Problem::new(ProblemKind::RulesFile, e.to_string()));
             files_ok = false;
         }
@@ -132,22 +147,38 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')";
 
-/// Online checks against the database the control login reaches.
-pub async fn check_online(client: &Client, rules: &Rules, master: &MasterKey) -> Vec<Problem> {
-    let mut problems = Vec::new();
+/// What the table checks of one database found.
+#[derive(Debug, Default)]
+pub struct TableReport {
+    /// Missing tables (warnings), missing columns and wrong storage types, in table order.
+    pub problems: Vec<Problem>,
+    /// The data keys of the columns that are missing or have the wrong storage type (`keys
+    /// init` creates none of them).
+    pub wrong_keys: BTreeSet<String>,
+}
+
+/// Every rules table and column exists with storage type `bytea`.
+pub async fn check_tables(client: &Client, rules: &Rules) -> TableReport {
+    let mut report = TableReport::default();
     let mut tables: Vec<_> = rules.tables().collect();
     tables.sort_by(|a, b| (&a.schema, &a.table).cmp(&(&b.schema, &b.table)));
     for t in tables {
         let rows = match client.query(COLUMNS_SQL, &[&t.schema, &t.table]).await {
             Ok(rows) => rows,
             Err(e) => {
-                problems.push(Problem::new(ProblemKind::Database, e.to_string()));
+                let p = Problem::new(ProblemKind::Database, e.to_string());
+                report.problems.push(p);
+                report
+                    .wrong_keys
+                    .extend(t.columns.iter().map(|c| c.key.clone()));
                 continue;
             }
         };
         if rows.is_empty() {
             let msg = format!("table {}.{} does not exist", t.schema, t.table);
-            problems.push(Problem::new(ProblemKind::MissingTable, msg));
+            report
+                .problems
+                .push(Problem::new(ProblemKind::MissingTable, msg));
             continue;
         }
         let cols: HashMap<String, (String, bool)> = rows
@@ -155,19 +186,28 @@ pub async fn check_online(client: &Client, rules: &Rules, master: &MasterKey) ->
             .map(|r| (r.get(0), (r.get(1), r.get(2))))
             .collect();
         for rule in &t.columns {
-            match cols.get(&rule.column) {
-                None => problems.push(Problem::new(
+            let problem = match cols.get(&rule.column) {
+                None => Problem::new(
                     ProblemKind::MissingColumn,
                     format!("column {rule} does not exist"),
-                )),
-                Some((ty, false)) => problems.push(Problem::new(
+                ),
+                Some((ty, false)) => Problem::new(
                     ProblemKind::WrongStorageType,
                     format!("column {rule} is stored as {ty}; encrypted columns must be bytea"),
-                )),
-                Some(_) => {}
-            }
+                ),
+                Some(_) => continue,
+            };
+            report.problems.push(problem);
+            report.wrong_keys.insert(rule.key.clone());
         }
     }
+    report
+}
+
+/// Online checks against the database the control login `client` reaches: its tables
+/// ([`check_tables`]), then its data keys.
+pub async fn check_online(client: &Client, rules: &Rules, master: &MasterKey) -> Vec<Problem> {
+    let mut problems = check_tables(client, rules).await.problems;
     problems.extend(check_keys(client, rules, master).await);
     problems
 }
@@ -274,6 +314,13 @@ x = { type = "int4", mode = "randomized" }
             text[1].contains("public.patients.dx") && text[1].contains("text"),
             "{text:?}"
         );
+        assert!(!ps[0].blocks_serving() && ps[1].blocks_serving() && ps[2].blocks_serving());
+        let wrong: Vec<String> = check_tables(&c, &all)
+            .await
+            .wrong_keys
+            .into_iter()
+            .collect();
+        assert_eq!(wrong, ["public.patients.dx", "public.patients.email"]);
 
         // Keys for a subset of the rules: the rest are reported missing.
         let some = rules("[tables.patients]\nssn = { type = \"text\", mode = \"deterministic\" }");
@@ -307,13 +354,19 @@ x = { type = "int4", mode = "randomized" }
         let bad = dir.path().join("bad.toml");
         std::fs::write(
             &bad,
-            "[tables.t]\nc = { type = \"nope\", mode = \"randomized\" }",
+            "database = \"app\"\n[tables.t]\nc = { type = \"nope\", mode = \"randomized\" }",
+        )
+        .unwrap();
+        let nodb = dir.path().join("nodb.toml");
+        std::fs::write(
+            &nodb,
+            "[tables.t]\nc = { type = \"text\", mode = \"randomized\" }",
         )
         .unwrap();
         let key = dir.path().join("master.key");
         std::fs::write(&key, "c2hvcnQ=").unwrap();
         let text = format!(
-            r#"rules = ["bad.toml", "missing.toml"]
+            r#"rules = ["bad.toml", "missing.toml", "nodb.toml"]
 [listen]
 address = "127.0.0.1:6432"
 tls_cert = "nope.crt"
@@ -332,7 +385,12 @@ master_key_file = "{}"
         let cfg = Config::from_str_at(&text, &dir.path().join("pgcloak.toml")).unwrap();
         let ps = check_offline(&cfg);
         let count = |k| ps.iter().filter(|p| p.kind == k).count();
-        assert_eq!(count(ProblemKind::RulesFile), 2, "{ps:?}");
+        assert_eq!(count(ProblemKind::RulesFile), 3, "{ps:?}");
+        assert!(
+            ps.iter()
+                .any(|p| p.message.contains("nodb.toml") && p.message.contains("no database")),
+            "{ps:?}"
+        );
         assert_eq!(count(ProblemKind::MasterKey), 1, "{ps:?}");
         assert_eq!(count(ProblemKind::UnreadableFile), 3, "{ps:?}");
         assert_eq!(count(ProblemKind::ControlPassword), 1, "{ps:?}");

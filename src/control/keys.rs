@@ -1,4 +1,5 @@
-//! Data-key management over the control login (spec §1 `keys init|rotate|rewrap`, §7):
+//! Data-key management over the control login of one database (spec §1
+//! `keys init|rotate|rewrap|list`, §7):
 //! the `pgcloak.data_keys` table, adding key versions, re-wrapping under a new master key,
 //! loading the [`KeyRing`], and a cheap fingerprint to notice rotations while serving.
 //!
@@ -6,7 +7,7 @@
 //! unwraps the keys already stored, so a wrong master key never mixes keys wrapped under two
 //! master keys in one table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tokio_postgres::{Client, GenericClient};
@@ -147,6 +148,16 @@ pub async fn init(
     rules: &Rules,
     master: &MasterKey,
 ) -> Result<Vec<String>, KeysError> {
+    init_except(client, rules, master, &BTreeSet::new()).await
+}
+
+/// [`init`], creating no key named in `skip` (the keys of columns that `check` finds wrong).
+pub async fn init_except(
+    client: &mut Client,
+    rules: &Rules,
+    master: &MasterKey,
+    skip: &BTreeSet<String>,
+) -> Result<Vec<String>, KeysError> {
     let tx = client.transaction().await?;
     tx.batch_execute(CREATE_SQL).await?;
     tx.batch_execute("LOCK TABLE pgcloak.data_keys IN SHARE ROW EXCLUSIVE MODE")
@@ -164,6 +175,7 @@ pub async fn init(
                 });
             }
             Some(_) => {}
+            None if skip.contains(&name) => {}
             None => {
                 insert(&tx, master, &name, 1, algorithm).await?;
                 created.push(name);
@@ -172,6 +184,58 @@ pub async fn init(
     }
     tx.commit().await?;
     Ok(created)
+}
+
+/// One stored data key for `pgcloak keys list` (never the key bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyListing {
+    pub name: String,
+    pub algorithm: String,
+    /// `(version, state, created_at as text)`, oldest first.
+    pub versions: Vec<(u32, String, String)>,
+    /// The rules columns that use it (`schema.table.column`); empty for a key no rule names.
+    pub columns: Vec<String>,
+}
+
+/// `pgcloak keys list`: every stored data key with its versions and the columns using it.
+pub async fn list(client: &Client, rules: &Rules) -> Result<Vec<KeyListing>, KeysError> {
+    if !table_exists(client).await? {
+        return Err(KeysError::NotInitialized);
+    }
+    let rows = client
+        .query(
+            "SELECT key_name, version, algorithm, state, created_at::text FROM pgcloak.data_keys \
+             ORDER BY key_name, version",
+            &[],
+        )
+        .await?;
+    let mut out: Vec<KeyListing> = Vec::new();
+    for r in &rows {
+        let name: String = r.get(0);
+        let version: i32 = r.get(1);
+        let version = u32::try_from(version).map_err(|_| KeysError::BadVersion {
+            key: name.clone(),
+            version,
+        })?;
+        if out.last().is_none_or(|k| k.name != name) {
+            let mut columns: Vec<String> = rules
+                .keys()
+                .find(|(k, _)| *k == name)
+                .map(|(_, cols)| cols.iter().map(|c| c.qualified()).collect())
+                .unwrap_or_default();
+            columns.sort();
+            out.push(KeyListing {
+                name: name.clone(),
+                algorithm: r.get(2),
+                versions: Vec::new(),
+                columns,
+            });
+        }
+        if let Some(k) = out.last_mut() {
+            k.versions.push((version, r.get(3), r.get(4)));
+        }
+    }
+    Ok(out)
 }
 
 /// The rule of `schema.table.column` (or `table.column` in `public`; identifiers folded as
@@ -308,15 +372,22 @@ iban = { type = "text", mode = "deterministic", key = "iban" }
             Err(KeysError::NotInitialized)
         ));
 
+        let skip = BTreeSet::from(["public.patients.dx".to_owned()]);
+        let created = init_except(&mut c, &rules, &master, &skip).await.unwrap();
+        assert_eq!(created, ["iban", "public.patients.ssn"]);
         let created = init(&mut c, &rules, &master).await.unwrap();
-        assert_eq!(
-            created,
-            ["iban", "public.patients.dx", "public.patients.ssn"]
-        );
+        assert_eq!(created, ["public.patients.dx"]);
         assert!(
             init(&mut c, &rules, &master).await.unwrap().is_empty(),
             "idempotent"
         );
+        let listed = list(&c, &rules).await.unwrap();
+        assert_eq!(listed.len(), 3);
+        assert_eq!(listed[0].name, "iban");
+        assert_eq!(listed[0].columns, ["ledger.a.iban", "ledger.b.iban"]);
+        assert_eq!(listed[0].algorithm, "aes-256-siv");
+        assert_eq!(listed[0].versions.len(), 1);
+        assert_eq!(listed[0].versions[0].1, "active");
         let ring = load_keyring(&c, &master).await.unwrap();
         assert_eq!(ring.key("iban").unwrap().mode(), Mode::Deterministic);
         assert_eq!(

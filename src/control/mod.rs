@@ -1,7 +1,8 @@
-//! The proxy's own login to the upstream database (tokio-postgres over TLS, verified exactly
-//! as the upstream leg: `verify-full` or `verify-ca` against `upstream.tls_ca`). It serves
-//! SCRAM verifier lookups now, and the catalog and data keys later. [`ControlLink`] keeps one
-//! shared connection and reconnects when it has closed (e.g. after a PostgreSQL restart).
+//! The proxy's own logins to the upstream server (tokio-postgres over TLS, verified exactly
+//! as the upstream leg: `verify-full` or `verify-ca` against `upstream.tls_ca`): one per
+//! database a rules file names (its catalog and `pgcloak.data_keys`), and one for SCRAM
+//! verifier lookups. [`ControlLink`] keeps one shared connection to one database and
+//! reconnects when it has closed (e.g. after a PostgreSQL restart).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +26,10 @@ use crate::net::tls::{TlsError, client_config};
 pub enum ControlError {
     #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error("control login as {user:?} to {host}:{port} failed: {source}")]
+    #[error("control login as {user:?} to database {database:?} on {host}:{port} failed: {source}")]
     Connect {
         user: String,
+        database: String,
         host: String,
         port: u16,
         source: tokio_postgres::Error,
@@ -55,11 +57,12 @@ where
     }
 }
 
-/// The proxy's own login (tokio-postgres over TLS, verify-full/verify-ca exactly as the
-/// upstream leg), spawning the connection task.
+/// The proxy's own login to `database` (tokio-postgres over TLS, verify-full/verify-ca exactly
+/// as the upstream leg), spawning the connection task.
 pub async fn connect(
     cfg: &config::Config,
     password: &str,
+    database: &str,
 ) -> Result<tokio_postgres::Client, ControlError> {
     let up = &cfg.upstream;
     let tls = NamedTls {
@@ -71,12 +74,13 @@ pub async fn connect(
         .port(up.port)
         .user(&cfg.control.user)
         .password(password)
-        .dbname(cfg.control.database.as_deref().unwrap_or("postgres"))
+        .dbname(database)
         .application_name("pgcloak")
         .ssl_mode(tokio_postgres::config::SslMode::Require)
         .connect_timeout(Duration::from_secs(up.connect_timeout_secs.max(1)));
     let err = |source| ControlError::Connect {
         user: cfg.control.user.clone(),
+        database: database.to_owned(),
         host: up.host.clone(),
         port: up.port,
         source,
@@ -90,20 +94,34 @@ pub async fn connect(
     Ok(client)
 }
 
-/// One shared control connection, (re)opened on demand.
+/// The database verifier lookups connect to when no rules file names one.
+pub const DEFAULT_DATABASE: &str = "postgres";
+
+/// One shared control connection to one database, (re)opened on demand.
 pub struct ControlLink {
     config: Arc<config::Config>,
     password: Zeroizing<String>,
+    database: String,
     client: tokio::sync::Mutex<Option<Arc<tokio_postgres::Client>>>,
 }
 
 impl ControlLink {
-    pub fn new(config: Arc<config::Config>, password: Zeroizing<String>) -> Self {
+    pub fn new(
+        config: Arc<config::Config>,
+        password: Zeroizing<String>,
+        database: impl Into<String>,
+    ) -> Self {
         ControlLink {
             config,
             password,
+            database: database.into(),
             client: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The database this link connects to.
+    pub fn database(&self) -> &str {
+        &self.database
     }
 
     /// The live control connection, reconnecting if it has closed.
@@ -112,8 +130,8 @@ impl ControlLink {
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(c));
         }
-        let c = Arc::new(connect(&self.config, &self.password).await?);
-        info!("control login established");
+        let c = Arc::new(connect(&self.config, &self.password, &self.database).await?);
+        info!(database = %self.database, "control login established");
         *slot = Some(Arc::clone(&c));
         Ok(c)
     }

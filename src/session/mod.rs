@@ -129,7 +129,7 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Arc<crate::net::metrics::Metrics>,
     /// Field encryption, when rules are configured.
-    pub encryption: Option<Arc<crypto::Encryption>>,
+    pub encryption: Option<Arc<crypto::Encryptions>>,
 }
 
 /// Reads one tagged frame during login, keeping any extra bytes in `buf`.

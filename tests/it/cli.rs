@@ -11,7 +11,7 @@ use pgcloak::crypto::MasterKey;
 use pgcloak::devdb::{APP_DATABASE, CONTROL_PASSWORD, DevDb, DevDbOptions};
 use tokio::process::Command;
 
-use crate::harness::{ProxyOptions, config_toml};
+use crate::harness::{ProxyOptions, config_toml, with_database};
 
 const RULES: &str = r#"
 [tables.patients]
@@ -19,17 +19,20 @@ ssn = { type = "text", mode = "deterministic" }
 dx  = { type = "text", mode = "randomized" }
 "#;
 
-struct Out {
-    code: i32,
-    text: String,
+/// A finished command: exit code, stdout then stderr.
+pub(crate) struct Out {
+    pub code: i32,
+    pub text: String,
 }
 
-async fn pgcloak(args: &[&str], master: &str, extra_env: &[(&str, &str)]) -> Out {
+/// Runs the binary with the control password and `master` in its environment.
+pub(crate) async fn pgcloak(args: &[&str], master: &str, extra_env: &[(&str, &str)]) -> Out {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgcloak"));
     cmd.args(args)
         .env("PGCLOAK_CONTROL_PASSWORD", CONTROL_PASSWORD)
         .env("PGCLOAK_MASTER_KEY", master)
-        .env_remove("PGCLOAK_CONFIG");
+        .env_remove("PGCLOAK_CONFIG")
+        .kill_on_drop(true);
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -46,20 +49,17 @@ async fn pgcloak(args: &[&str], master: &str, extra_env: &[(&str, &str)]) -> Out
 
 fn write_config(db: &DevDb) -> String {
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 1));
-    let base = config_toml(db, listen, &ProxyOptions::default()).replace(
-        "password_env = \"PGCLOAK_CONTROL_PASSWORD\"\n",
-        &format!("password_env = \"PGCLOAK_CONTROL_PASSWORD\"\ndatabase = \"{APP_DATABASE}\"\n"),
-    );
+    let base = config_toml(db, listen, &ProxyOptions::default());
     let text = format!(
         "rules = [\"rules.toml\"]\n{base}\n[keys]\nmaster_key_env = \"PGCLOAK_MASTER_KEY\"\n"
     );
-    std::fs::write(db.dir().join("rules.toml"), RULES).unwrap();
+    std::fs::write(db.dir().join("rules.toml"), with_database(RULES)).unwrap();
     let path = db.dir().join("pgcloak.toml");
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
 }
 
-fn has(out: &Out, needle: &str) {
+pub(crate) fn has(out: &Out, needle: &str) {
     assert!(
         out.text.contains(needle),
         "expected {needle:?} in:\n{}",

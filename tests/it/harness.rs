@@ -44,11 +44,30 @@ pub struct ProxyOptions {
     /// `auth.mode = "userlist"` with this users file.
     pub users_file: Option<PathBuf>,
     /// Rules file text: written to `rules.toml` beside the config and listed in `rules`.
+    /// Without a top-level `database = …` line it gets `database = "app"` ([`APP_DATABASE`]).
     pub rules: Option<String>,
+    /// More rules files (same treatment), written to `rules-1.toml`, `rules-2.toml`, ….
+    pub more_rules: Vec<String>,
     /// The master key (base64) handed to the proxy when `rules` is set.
     pub master_key_b64: Option<String>,
-    /// `control.database` (the database whose sessions are encrypted).
-    pub control_database: Option<String>,
+}
+
+/// `text` with `database = "app"` in front when it names no database at top level (before its
+/// first `[table]` header).
+pub fn with_database(text: &str) -> String {
+    let names_one = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with('['))
+        .any(|l| {
+            l.strip_prefix("database")
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        });
+    if names_one {
+        text.to_owned()
+    } else {
+        format!("database = \"{APP_DATABASE}\"\n{text}")
+    }
 }
 
 /// The text of a `pgcloak.toml` for `db` listening on `listen`: proxy certificate from the
@@ -78,21 +97,23 @@ pub fn config_toml(db: &DevDb, listen: SocketAddr, opts: &ProxyOptions) -> Strin
     };
     let mut head = String::new();
     if let Some(rules) = &opts.rules {
-        std::fs::write(dir.join("rules.toml"), rules).expect("write rules.toml");
-        head.push_str(
-            "rules = [\"rules.toml\"]\n\n[keys]\nmaster_key_env = \"PGCLOAK_MASTER_KEY\"\n\n",
-        );
+        let mut files = vec!["\"rules.toml\"".to_owned()];
+        std::fs::write(dir.join("rules.toml"), with_database(rules)).expect("write rules.toml");
+        for (i, more) in opts.more_rules.iter().enumerate() {
+            let name = format!("rules-{}.toml", i + 1);
+            std::fs::write(dir.join(&name), with_database(more)).expect("write rules file");
+            files.push(format!("{name:?}"));
+        }
+        head.push_str(&format!(
+            "rules = [{}]\n\n[keys]\nmaster_key_env = \"PGCLOAK_MASTER_KEY\"\n\n",
+            files.join(", ")
+        ));
     }
-    let control_extra = opts
-        .control_database
-        .as_ref()
-        .map(|d| format!("database = \"{d}\"\n"))
-        .unwrap_or_default();
     format!(
         "{head}[listen]\naddress = \"{listen}\"\ntls_cert = \"proxy.crt\"\ntls_key = \"proxy.key\"\n{listen_extra}\n\
          [upstream]\nhost = \"{host}\"\nport = {port}\ntls_ca = {ca}\n{upstream_extra}\n\
          [auth]\n{auth}\n\
-         [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n{control_extra}\n\
+         [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n\n\
          [log]\nlevel = \"warn\"\n",
         host = opts.upstream_host.as_deref().unwrap_or("localhost"),
         port = opts.upstream_port.unwrap_or(db.port()),
@@ -356,19 +377,21 @@ pub fn must_fail<T>(res: Result<T, tokio_postgres::Error>) -> tokio_postgres::Er
 }
 
 /// Encrypted setup shared by the encryption and client tests: a fresh master key, `keys init`
-/// for the rules in `rules_text` (a rules file's contents) over the control login, then pgcloak
-/// in front of `db` with those rules and `control.database = app`.
+/// for the rules in `rules_text` (a rules file's contents; `database = "app"` unless it names
+/// one) over the control login to that database, then pgcloak in front of `db` with those
+/// rules.
 pub async fn start_encrypted(
     db: DevDb,
     rules_text: &str,
 ) -> (TestEnv, pgcloak::config::Rules, pgcloak::crypto::MasterKey) {
-    let columns =
-        pgcloak::config::parse_rules(rules_text, Path::new("rules.toml")).expect("rules parse");
-    let rules = pgcloak::config::Rules::from_columns(columns).expect("rules index");
+    let text = with_database(rules_text);
+    let file =
+        pgcloak::config::parse_rules_file(&text, Path::new("rules.toml")).expect("rules parse");
+    let rules = pgcloak::config::Rules::from_columns(file.columns).expect("rules index");
     let key_text = pgcloak::crypto::gen_master_key();
     let master = pgcloak::crypto::MasterKey::from_base64(&key_text, "test").expect("master key");
     let mut control = db
-        .client(CONTROL_USER, CONTROL_PASSWORD, APP_DATABASE)
+        .client(CONTROL_USER, CONTROL_PASSWORD, &file.database)
         .await
         .expect("control login");
     pgcloak::control::keys::init(&mut control, &rules, &master)
@@ -377,7 +400,6 @@ pub async fn start_encrypted(
     let opts = ProxyOptions {
         rules: Some(rules_text.to_owned()),
         master_key_b64: Some(key_text),
-        control_database: Some(APP_DATABASE.to_owned()),
         ..ProxyOptions::default()
     };
     (TestEnv::start_on(db, opts).await, rules, master)

@@ -20,5 +20,6 @@ mod psql;
 mod queries;
 mod relay_smoke;
 mod robustness;
+mod rules_db;
 mod security;
 mod serve;

@@ -16,7 +16,7 @@ use tokio_postgres::config::SslMode;
 use crate::harness::{ProxyOptions, config_toml, describe, must_fail, sqlstate, within};
 
 /// Kills the child if the test fails before it is reaped.
-struct ChildGuard(Option<Child>);
+pub(crate) struct ChildGuard(pub Option<Child>);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
@@ -26,12 +26,12 @@ impl Drop for ChildGuard {
     }
 }
 
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     l.local_addr().unwrap()
 }
 
-async fn wait_listening(addr: SocketAddr, child: &mut Child) {
+pub(crate) async fn wait_listening(addr: SocketAddr, child: &mut Child) {
     let t0 = Instant::now();
     while TcpStream::connect(addr).await.is_err() {
         if let Ok(Some(status)) = child.try_wait() {

@@ -1,14 +1,15 @@
 //! Transparent field encryption inside a session (spec §5, §6).
 //!
-//! [`Encryption`] is what all sessions share when rules are configured: the rules, the key
-//! ring, the catalog of rules tables (both swapped in by a background watcher that polls the
-//! control login every [`POLL_INTERVAL`]) and the process-wide plan cache. Each session whose
-//! database is the control login's database gets a [`SessionCrypto`] ([`state`]): the
+//! [`Encryption`] is what all sessions to one rules database share: that database's rules, key
+//! ring (from its `pgcloak.data_keys`), catalog of rules tables (both swapped in by a
+//! background watcher that polls its own control login every [`POLL_INTERVAL`]) and plan
+//! cache. [`Encryptions`] holds one per database a rules file names; each session whose
+//! startup packet names one of them gets a [`SessionCrypto`] ([`state`]): the
 //! frontend side ([`frontend`]) encrypts literals and parameters and delivers refusals through
 //! the server ([`refuse`]); the backend side ([`backend`]) maps RowDescriptions to rules and
 //! decrypts DataRows ([`values`]); COPY on a rules table streams through [`copy`]. Sessions
-//! to other databases, and every session when no rules
-//! are configured, relay raw.
+//! to a database no rules file names, and every session when no rules are configured, relay
+//! raw.
 
 mod backend;
 mod copy;
@@ -30,8 +31,10 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
-use crate::config::{Config, Rules};
+use crate::config::rules_file::MAX_DATABASE_NAME;
+use crate::config::{Config, DatabaseRules, Rules};
 use crate::control::catalog::{Catalog, SharedCatalog};
+use crate::control::check::{Problem, check_online};
 use crate::control::keys::{KeysError, keys_fingerprint, load_keyring};
 use crate::control::{ControlError, ControlLink};
 use crate::crypto::{MasterKey, SharedKeyRing};
@@ -42,7 +45,7 @@ pub use values::ValueError;
 
 /// How often the watcher checks for new data-key versions and catalog changes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
-/// Plans cached process-wide.
+/// Plans cached per rules database.
 const PLAN_CACHE_CAPACITY: usize = 4096;
 
 /// Setting up or refreshing encryption failed. Never carries key bytes or values.
@@ -56,18 +59,27 @@ pub enum EncryptionError {
     Catalog(#[from] tokio_postgres::Error),
     #[error("rules are configured but no master key was loaded")]
     NoMasterKey,
+    #[error(
+        "database {database}: {} problem(s) found by the checks of `pgcloak check`; not starting until they are fixed:\n{}",
+        .problems.len(),
+        .problems.iter().map(|p| format!("  database {database}: {p}")).collect::<Vec<_>>().join("\n")
+    )]
+    Checks {
+        database: String,
+        problems: Vec<Problem>,
+    },
 }
 
-/// Everything sessions share for field encryption.
+/// Everything sessions to one rules database share for field encryption.
 pub struct Encryption {
     pub rules: Arc<Rules>,
     pub keys: Arc<SharedKeyRing>,
     pub catalog: Arc<SharedCatalog>,
     pub plans: PlanCache,
-    /// Sessions to this database are encrypted (the control login's database).
+    /// Sessions to this database are encrypted (the database its rules files name).
     pub database: String,
     control: ControlLink,
-    master: MasterKey,
+    master: Arc<MasterKey>,
     fingerprint: tokio::sync::Mutex<String>,
 }
 
@@ -90,28 +102,46 @@ pub enum AsyncWork {
 }
 
 impl Encryption {
-    /// Connects the control login, loads the key ring and the catalog.
+    /// Connects the control login to `db`'s database, runs the online checks of `pgcloak
+    /// check` (any problem but a missing table refuses; missing tables are logged as
+    /// warnings), then loads the key ring and the catalog.
     pub async fn load(
         config: Arc<Config>,
         password: Zeroizing<String>,
-        master: MasterKey,
-        rules: Rules,
+        master: Arc<MasterKey>,
+        db: DatabaseRules,
     ) -> Result<Arc<Self>, EncryptionError> {
-        let database = config
-            .control
-            .database
-            .clone()
-            .unwrap_or_else(|| "postgres".to_owned());
-        let control = ControlLink::new(config, password);
+        let DatabaseRules {
+            database, rules, ..
+        } = db;
+        let control = ControlLink::new(config, password, database.clone());
         let client = control.client().await?;
+        let (blocking, warnings): (Vec<Problem>, Vec<Problem>) =
+            check_online(&client, &rules, &master)
+                .await
+                .into_iter()
+                .partition(Problem::blocks_serving);
+        if !blocking.is_empty() {
+            return Err(EncryptionError::Checks {
+                database,
+                problems: blocking,
+            });
+        }
+        for p in &warnings {
+            warn!(
+                %database,
+                "database {database}: {p} (sessions may create it; its rules columns must be bytea)"
+            );
+        }
         let ring = load_keyring(&client, &master).await?;
         let fingerprint = keys_fingerprint(&client).await?;
         let catalog = Catalog::load(&*client, &rules).await?;
         info!(
-            tables = catalog.table_count(),
-            columns = rules.columns().count(),
             %database,
-            "field encryption enabled"
+            tables = rules.tables().count(),
+            tables_present = catalog.table_count(),
+            columns = rules.columns().count(),
+            "field encryption enabled for database {database}"
         );
         Ok(Arc::new(Encryption {
             rules: Arc::new(rules),
@@ -136,7 +166,7 @@ impl Encryption {
         let ring = load_keyring(&client, &self.master).await?;
         self.keys.replace(ring);
         *last = now;
-        info!("data keys reloaded");
+        info!(database = %self.database, "data keys reloaded");
         Ok(true)
     }
 
@@ -147,7 +177,7 @@ impl Encryption {
         let changed = self.catalog.replace_if_changed(catalog);
         if changed {
             self.plans.clear();
-            info!("catalog of rules tables changed; plan cache cleared");
+            info!(database = %self.database, "catalog of rules tables changed; plan cache cleared");
         }
         Ok(changed)
     }
@@ -165,12 +195,12 @@ impl Encryption {
                     r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
                 }
                 if let Err(e) = enc.reload_keys(false).await {
-                    warn!(error = %e, "data key poll failed");
+                    warn!(database = %enc.database, error = %e, "data key poll failed");
                     enc.control.reset().await;
                     continue;
                 }
                 if let Err(e) = enc.refresh_catalog().await {
-                    warn!(error = %e, "catalog poll failed");
+                    warn!(database = %enc.database, error = %e, "catalog poll failed");
                 }
             }
         });
@@ -184,7 +214,7 @@ impl Encryption {
             AsyncWork::ReloadKeys(_) => self.reload_keys(true).await.map(|_| ()),
         };
         if let Err(e) = result {
-            warn!(error = %e, "encryption refresh failed");
+            warn!(database = %self.database, error = %e, "encryption refresh failed");
         }
     }
 
@@ -204,15 +234,114 @@ impl Encryption {
             catalog: Arc::new(SharedCatalog::new(catalog)),
             plans: PlanCache::new(64),
             database: "app".into(),
-            control: ControlLink::new(Arc::new(config), Zeroizing::new(String::new())),
-            master: MasterKey::generate(),
+            control: ControlLink::new(Arc::new(config), Zeroizing::new(String::new()), "app"),
+            master: Arc::new(MasterKey::generate()),
             fingerprint: tokio::sync::Mutex::new(String::new()),
         })
     }
 
     /// The per-session state for a session to `database`, or `None` when that database is
-    /// not the encrypted one.
+    /// not this one (compared as the server compares it: see [`same_database`]).
     pub fn session(self: &Arc<Self>, database: &str) -> Option<SessionCrypto> {
-        (database == self.database).then(|| SessionCrypto::new(Arc::clone(self)))
+        same_database(database, &self.database).then(|| SessionCrypto::new(Arc::clone(self)))
+    }
+}
+
+/// Whether a startup packet's `database` reaches the database named `rules_db`. PostgreSQL
+/// cuts a longer name to its first 63 bytes before looking it up, so pgcloak compares the same
+/// bytes (rules database names are at most 63 bytes).
+pub fn same_database(startup: &str, rules_db: &str) -> bool {
+    let bytes = startup.as_bytes();
+    &bytes[..bytes.len().min(MAX_DATABASE_NAME)] == rules_db.as_bytes()
+}
+
+/// One [`Encryption`] per database a rules file names.
+#[derive(Debug, Default)]
+pub struct Encryptions {
+    all: Vec<Arc<Encryption>>,
+}
+
+impl Encryptions {
+    /// Loads every database's encryption in turn ([`Encryption::load`]); the first error
+    /// stops (nothing is served half-checked).
+    pub async fn load(
+        config: &Arc<Config>,
+        password: &Zeroizing<String>,
+        master: MasterKey,
+        databases: Vec<DatabaseRules>,
+    ) -> Result<Self, EncryptionError> {
+        let master = Arc::new(master);
+        let mut all = Vec::with_capacity(databases.len());
+        for db in databases {
+            let enc = Encryption::load(
+                Arc::clone(config),
+                password.clone(),
+                Arc::clone(&master),
+                db,
+            )
+            .await?;
+            all.push(enc);
+        }
+        Ok(Encryptions { all })
+    }
+
+    /// Over given instances (tests).
+    pub fn from_parts(all: Vec<Arc<Encryption>>) -> Self {
+        Encryptions { all }
+    }
+
+    /// The encryption of `database` (a startup packet's name), if a rules file names it.
+    pub fn get(&self, database: &str) -> Option<&Arc<Encryption>> {
+        self.all
+            .iter()
+            .find(|e| same_database(database, &e.database))
+    }
+
+    /// The per-session state for a session to `database`; `None` relays it raw.
+    pub fn session(&self, database: &str) -> Option<SessionCrypto> {
+        self.get(database)?.session(database)
+    }
+
+    /// Every database's encryption, in rules-file order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Encryption>> {
+        self.all.iter()
+    }
+
+    /// Starts every database's watcher ([`Encryption::spawn_watcher`]).
+    pub fn spawn_watchers(&self, shutdown: &watch::Receiver<bool>) {
+        for enc in &self.all {
+            enc.spawn_watcher(shutdown.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod database_tests {
+    use super::*;
+    use crate::crypto::KeyRing;
+
+    #[test]
+    fn sessions_pick_the_encryption_of_their_database() {
+        let enc = |db: &str| {
+            let mut e =
+                Encryption::for_tests(Rules::empty(), KeyRing::default(), Catalog::default());
+            Arc::get_mut(&mut e).expect("fresh").database = db.to_owned();
+            e
+        };
+        let set = Encryptions::from_parts(vec![enc("app"), enc("Shop")]);
+        assert_eq!(set.get("app").map(|e| e.database.as_str()), Some("app"));
+        assert_eq!(set.get("Shop").map(|e| e.database.as_str()), Some("Shop"));
+        assert!(
+            set.get("shop").is_none(),
+            "database names are case-sensitive"
+        );
+        assert!(set.get("other").is_none());
+        assert!(set.session("Shop").is_some());
+        assert!(set.session("postgres").is_none());
+        // PostgreSQL cuts a startup name to 63 bytes: the cut name is the rules database.
+        let long = "d".repeat(63);
+        let set = Encryptions::from_parts(vec![enc(&long)]);
+        assert!(set.get(&format!("{long}xyz")).is_some());
+        assert!(set.get(&long[..62]).is_none());
     }
 }

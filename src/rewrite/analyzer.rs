@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::coerce::{self, Coerce, CoerceError};
 use super::matching::MatchSite;
-use super::scope::Scopes;
+use super::scope::{ColKind, Scopes};
 use super::span::{Tokens, decode_unicode};
 use super::{
     Analysis, AnalysisContext, CopyPlan, LiteralKind, LiteralSite, ParamCast, Plan, RefCast,
@@ -28,6 +28,9 @@ pub(crate) enum Wrap {
     },
     /// A unary `+` at this location.
     Sign(i32),
+    /// The value reached its use through a `VALUES` column in FROM: nothing written at the
+    /// use (a cast, a sign) belongs to the value's text.
+    Sealed,
 }
 
 /// Where a bound value sits in the text.
@@ -93,6 +96,10 @@ pub(crate) struct Analyzer<'a, 'c> {
     pub scopes: Scopes,
     /// CTEs in scope, innermost last.
     pub ctes: Vec<Rel>,
+    /// Literals of `VALUES` columns in FROM (`Wrap::Sealed`) already used, by location: the
+    /// key they were encrypted under, or None for a plaintext use. A column may be used more
+    /// than once (`MERGE … ON t.c = v.c … INSERT VALUES (v.c)`) only in the same way.
+    sealed_uses: std::collections::HashMap<i32, Option<String>>,
 }
 
 impl<'a, 'c> Analyzer<'a, 'c> {
@@ -110,6 +117,38 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             insertions: Vec::new(),
             scopes: Scopes::default(),
             ctes: Vec::new(),
+            sealed_uses: std::collections::HashMap::new(),
+        }
+    }
+
+    /// What a use of a relation column evaluates to (a `VALUES` column in FROM: its values,
+    /// bound where it is used).
+    pub(crate) fn col_use(kind: &ColKind) -> Ev {
+        match kind {
+            ColKind::Enc { rule, origin } => Ev::Enc {
+                rule: rule.clone(),
+                origin: *origin,
+            },
+            ColKind::Plain => Ev::Plain,
+            ColKind::Val { binds } => Ev::Val(binds.clone()),
+        }
+    }
+
+    /// Records one use of a `VALUES`-column literal (`key`: the key it is encrypted under, None:
+    /// plaintext). False when it was already used otherwise; true for a first use (record it)
+    /// — the caller skips a repeated, identical encrypted use.
+    fn sealed_use(&mut self, site: &Site, key: Option<&ColumnRule>) -> R<bool> {
+        let want = key.map(|r| format!("{}|{:?}|{:?}", r.key, r.mode, r.ty));
+        match self.sealed_uses.get(&site.loc) {
+            None => {
+                self.sealed_uses.insert(site.loc, want);
+                Ok(true)
+            }
+            Some(had) if *had == want => Ok(false),
+            Some(_) => Err(self.refuse_text(
+                "a column of a VALUES list used both for an encrypted column and otherwise (or \
+                 for two columns with different keys)",
+            )),
         }
     }
 
@@ -162,7 +201,11 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         let (mut start, mut end) = toks.constant(site.loc).ok_or_else(bad)?;
         for w in &site.wraps {
             match *w {
-                Wrap::Sign(loc) => start = usize::try_from(loc).map_err(|_| bad())?.min(start),
+                Wrap::Sign(loc) => {
+                    start = usize::try_from(loc).map_err(|_| bad())?.min(start);
+                    end = toks.sign_end(loc).map_or(end, |e| e.max(end));
+                }
+                Wrap::Sealed => {}
                 Wrap::Cast { loc, type_loc, .. } if loc < 0 => {
                     start = usize::try_from(type_loc).map_err(|_| bad())?.min(start);
                 }
@@ -262,8 +305,12 @@ impl<'a, 'c> Analyzer<'a, 'c> {
     /// Records a cast written on parameter `number` (the range of `site` with its wraps), to be
     /// replaced by plain `$n` since the parameter's type changes.
     pub(crate) fn param_cast(&mut self, number: usize, site: &Site, rule: &ColumnRule) -> R<()> {
-        if !site.wraps.is_empty() {
+        if site.wraps.iter().any(|w| !matches!(w, Wrap::Sealed)) {
             let (start, end) = self.range(site, rule)?;
+            // A `VALUES` column used twice records its parameter's cast once.
+            if self.casts.iter().any(|c| c.start == start && c.end == end) {
+                return Ok(());
+            }
             self.casts.push(ParamCast { start, end, number });
         }
         Ok(())
@@ -290,6 +337,9 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                     self.param_cast(number, &site, rule)?;
                 }
                 Bind::Lit { value, site } => {
+                    if is_sealed(&site) && !self.sealed_use(&site, Some(rule))? {
+                        continue;
+                    }
                     let value = value.map_err(|c| Refusal::column(rule, c))?;
                     let value = self.decode_unicode(value, &site, rule)?;
                     let value = self.coerce_literal(value, &site, rule)?;
@@ -368,8 +418,12 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             Ev::Enc { rule, .. } => Err(Refusal::column(&rule, construct())),
             Ev::Val(binds) => {
                 for b in binds {
-                    if let Bind::Param { number, .. } = b {
-                        self.use_param(number, None)?;
+                    match b {
+                        Bind::Param { number, .. } => self.use_param(number, None)?,
+                        Bind::Lit { site, .. } if is_sealed(&site) => {
+                            self.sealed_use(&site, None)?;
+                        }
+                        _ => {}
                     }
                 }
                 Ok(())
@@ -560,4 +614,9 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             Analysis::Rewrite(Arc::new(plan))
         }
     }
+}
+
+/// True when the value reached its use through a `VALUES` column (see `Wrap::Sealed`).
+pub(crate) fn is_sealed(site: &Site) -> bool {
+    site.wraps.iter().any(|w| matches!(w, Wrap::Sealed))
 }

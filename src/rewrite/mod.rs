@@ -26,6 +26,7 @@ mod expr;
 mod from;
 mod insert_values;
 mod matching;
+mod merge;
 mod scope;
 mod select;
 mod span;

@@ -37,7 +37,7 @@ pub(crate) fn analyze_text(sql: &str, ctx: &AnalysisContext) -> Analysis {
 }
 
 /// The encrypted rule of a target column, if any.
-fn target_rule(rel: &Rel, name: &str) -> Option<Arc<ColumnRule>> {
+pub(crate) fn target_rule(rel: &Rel, name: &str) -> Option<Arc<ColumnRule>> {
     match rel.lookup(name) {
         Lookup::Found(ColKind::Enc { rule, .. }) => Some(rule.clone()),
         _ => None,
@@ -71,7 +71,10 @@ impl Analyzer<'_, '_> {
             NodeEnum::ViewStmt(v) => {
                 self.query_without_encrypted(v.query.as_deref(), "CREATE VIEW")
             }
-            NodeEnum::MergeStmt(_) => Err(self.refuse_text("MERGE")),
+            NodeEnum::MergeStmt(m) => {
+                let out = self.merge(m)?;
+                self.emit(out)
+            }
             NodeEnum::DoStmt(_) => Err(self.refuse_text("a DO block naming it")),
             NodeEnum::CreateFunctionStmt(_) => Err(self.refuse_text("a function body naming it")),
             NodeEnum::RuleStmt(_) => Err(self.refuse_text("CREATE RULE")),
@@ -189,7 +192,7 @@ impl Analyzer<'_, '_> {
         }
     }
 
-    fn with_ctes<T>(
+    pub(crate) fn with_ctes<T>(
         &mut self,
         w: Option<&pg_query::protobuf::WithClause>,
         f: impl FnOnce(&mut Self) -> R<T>,
@@ -203,7 +206,7 @@ impl Analyzer<'_, '_> {
         res
     }
 
-    fn target(&mut self, rv: Option<&pg_query::protobuf::RangeVar>) -> R<Rel> {
+    pub(crate) fn target(&mut self, rv: Option<&pg_query::protobuf::RangeVar>) -> R<Rel> {
         match rv {
             Some(rv) => self.range_var(rv, false),
             None => Ok(Rel {
@@ -299,7 +302,7 @@ impl Analyzer<'_, '_> {
     }
 
     /// `SET a = v, (b, c) = (v1, v2), (d, e) = (SELECT …)`.
-    fn set_list(&mut self, targets: &[Node], rel: &Rel) -> R<()> {
+    pub(crate) fn set_list(&mut self, targets: &[Node], rel: &Rel) -> R<()> {
         let mut multi: Vec<Ev> = Vec::new();
         for t in targets {
             let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() else {
@@ -397,7 +400,7 @@ impl Analyzer<'_, '_> {
         res
     }
 
-    fn returning_in_scope(&mut self, r: Option<&ReturningClause>) -> R<Output> {
+    pub(crate) fn returning_in_scope(&mut self, r: Option<&ReturningClause>) -> R<Output> {
         match r {
             Some(r) => self.target_list(&r.exprs),
             None => Ok(Output::default()),

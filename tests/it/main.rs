@@ -10,6 +10,7 @@ mod enc_closed;
 mod enc_copy;
 mod enc_env;
 mod enc_forms;
+mod enc_lifts;
 mod enc_ops;
 mod enc_path;
 mod enc_refuse;

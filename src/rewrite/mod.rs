@@ -206,11 +206,14 @@ pub struct RefCast {
 pub enum RefusalTarget {
     /// `Refusal::column` is `schema.table.column`.
     Column,
-    /// `Refusal::column` is `schema.table` (COPY, unparseable text, MERGE, …).
+    /// `Refusal::column` is `schema.table` (COPY, DO, …).
     Table,
+    /// A syntax error in a text naming `Refusal::column` (`schema.table`); `construct` is the
+    /// parser's own message (SQLSTATE 42601).
+    Syntax,
 }
 
-/// Why a statement is refused (SQLSTATE 0A000).
+/// Why a statement is refused (SQLSTATE 0A000, or 42601 for a syntax error).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// `schema.table.column` (or `schema.table`, see `target`).
@@ -237,9 +240,34 @@ impl Refusal {
         }
     }
 
-    /// The message for the client's ErrorResponse. Names no value.
+    /// A syntax error PostgreSQL's parser (in pg_query) reports for a text naming `table`.
+    pub(crate) fn syntax(table: impl Into<String>, parser_message: &str) -> Self {
+        Self {
+            column: table.into(),
+            construct: parser_message.to_owned(),
+            target: RefusalTarget::Syntax,
+        }
+    }
+
+    /// The SQLSTATE of the client's ErrorResponse.
+    pub fn sqlstate(&self) -> &'static str {
+        match self.target {
+            RefusalTarget::Syntax => crate::protocol::sqlstate::SYNTAX_ERROR,
+            RefusalTarget::Column | RefusalTarget::Table => {
+                crate::protocol::sqlstate::FEATURE_NOT_SUPPORTED
+            }
+        }
+    }
+
+    /// The message for the client's ErrorResponse. Names no value, except that a syntax
+    /// error quotes the client's own text where the parser stopped, as PostgreSQL does.
     pub fn message(&self) -> String {
         match self.target {
+            RefusalTarget::Syntax => format!(
+                "{} (pgcloak did not send the statement: it names table {}, which has \
+                 encrypted columns)",
+                self.construct, self.column
+            ),
             RefusalTarget::Column => format!(
                 "pgcloak: {} cannot be applied to encrypted column {} (deterministic encryption \
                  supports only =, <>, IN, IS [NOT] DISTINCT FROM and IS NULL; randomized \

@@ -18,9 +18,13 @@ use crate::config::ColumnRule;
 pub(crate) fn analyze_text(sql: &str, ctx: &AnalysisContext) -> Analysis {
     let parsed = match pg_query::parse(sql, 0) {
         Ok(p) => p,
-        Err(_) => {
+        Err(e) => {
             let an = Analyzer::new(ctx, sql);
-            return Analysis::Refuse(an.refuse_text("an unparseable statement"));
+            let message = match e {
+                pg_query::Error::Parse(m) => m,
+                _ => "the statement cannot be parsed".to_owned(),
+            };
+            return Analysis::Refuse(Refusal::syntax(an.named_table(), &message));
         }
     };
     let stmts = &parsed.protobuf.stmts;

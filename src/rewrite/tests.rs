@@ -955,7 +955,14 @@ fn utility_statements() {
 fn unparseable_text_naming_rules_table_refused() {
     let r = refused("SELEC * FROM patients WHERE ssn = '1'");
     assert_eq!(r.column, "public.patients");
-    assert!(r.message().contains("unparseable"));
+    // The parser's own message, as PostgreSQL would report it, with SQLSTATE 42601.
+    assert_eq!(r.sqlstate(), "42601");
+    assert!(
+        r.message()
+            .starts_with("syntax error at or near \"SELEC\" (pgcloak did not send"),
+        "{}",
+        r.message()
+    );
     assert_pass("SELEC * FROM nothing");
 }
 

@@ -18,7 +18,7 @@ use super::values::{ValueError, encrypt_array, encrypt_value, literal_replacemen
 use crate::protocol::extended::{
     Bind, Execute, FORMAT_BINARY, Named, Parse, Target, decode_query, format_of, query,
 };
-use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED};
+use crate::protocol::sqlstate::DATA_CORRUPTED;
 use crate::protocol::{DecodeError, Frame, FrontendTag};
 use crate::rewrite::{self, Analysis, AnalysisContext, CatalogView, Plan, Refusal};
 use crate::session::SessionError;
@@ -169,7 +169,7 @@ impl SessionCrypto {
         let analysis = self.analyze(sql);
         match &*analysis {
             Analysis::Passthrough => Rewritten::Same,
-            Analysis::Refuse(r) => Rewritten::Refused(FEATURE_NOT_SUPPORTED, r.message()),
+            Analysis::Refuse(r) => Rewritten::Refused(r.sqlstate(), r.message()),
             Analysis::Rewrite(plan) => match self.rewrite_plan(sql, plan, via) {
                 Ok((text, mp)) => Rewritten::Text(text, Some(plan.clone()), mp),
                 Err((code, msg)) => Rewritten::Refused(code, msg),

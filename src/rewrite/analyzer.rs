@@ -25,6 +25,8 @@ pub(crate) enum Wrap {
         loc: i32,
         type_loc: i32,
         coerce: Option<Coerce>,
+        /// The type's name as PostgreSQL normalises it (`int4`, `varchar`, `bpchar`), lower-case.
+        ty: String,
     },
     /// A unary `+` at this location.
     Sign(i32),
@@ -371,10 +373,21 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             CoerceError::Unsupported => Refusal::column(rule, "a cast with this type modifier"),
         };
         for w in &site.wraps {
-            if let Wrap::Cast {
-                coerce: Some(c), ..
-            } = w
-            {
+            let Wrap::Cast { coerce, ty, .. } = w else {
+                continue;
+            };
+            // Only casts whose result PostgreSQL assigns to the column as the same value.
+            if !coerce::cast_fits(ty, *coerce, rule.ty) {
+                return Err(Refusal::column(
+                    rule,
+                    format!(
+                        "a value cast to {ty} (PostgreSQL would convert it on assignment; cast \
+                         it to the column's own type, {})",
+                        rule.ty.name()
+                    ),
+                ));
+            }
+            if let Some(c) = coerce {
                 if *c != Coerce::Integer {
                     v = coerce::apply(*c, &v).map_err(refuse)?;
                 }
@@ -386,6 +399,17 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             .ok()
             .and_then(|at| self.sql.as_bytes().get(at))
             .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+'));
+        // A numeric constant's text is PostgreSQL's only when plainly written (`1e3`, `.5`
+        // and `5.` become 1000, 0.5 and 5); text columns store that text.
+        if numeric
+            && !matches!(rule.ty, L::Numeric | L::Float4 | L::Float8)
+            && !coerce::plain_number(&v)
+        {
+            return Err(Refusal::column(
+                rule,
+                "a numeric constant not written plainly (write it as digits, or quote it)",
+            ));
+        }
         if numeric && matches!(rule.ty, L::Int2 | L::Int4 | L::Int8) {
             v = coerce::apply(Coerce::Integer, &v).map_err(refuse)?;
         }

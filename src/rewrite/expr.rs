@@ -219,6 +219,7 @@ impl Analyzer<'_, '_> {
                             loc: tc.location,
                             type_loc,
                             coerce: tc.type_name.as_ref().and_then(super::coerce::of_type),
+                            ty: ty.to_ascii_lowercase(),
                         });
                     }
                     _ => return Ok(Ev::Plain),

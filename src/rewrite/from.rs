@@ -202,9 +202,9 @@ impl Analyzer<'_, '_> {
             Some((s, b)) => Err(Refusal::table(
                 b,
                 format!(
-                    "a statement naming {s}.{name}, a view over it or a partition, child or \
-                     parent of it (query the rules table itself, or list {s}.{name} in the \
-                     rules too)"
+                    "a statement naming {s}.{name}, a view over it, a partition, child or \
+                     parent of it, or a table whose trigger runs a function that writes it \
+                     (query the rules table itself, or list {s}.{name} in the rules too)"
                 ),
             )),
         }

@@ -283,11 +283,43 @@ fn signs_folded_into_a_constant_cover_the_whole_run() {
 }
 
 #[test]
+fn casts_and_constants_postgresql_would_convert_are_refused() {
+    // float → integer rounds half to even; bpchar drops trailing spaces; numbers re-render.
+    refusal_is(
+        "INSERT INTO patients (age) VALUES (4.5::float8)",
+        "public.patients.age",
+        "cast to float8",
+    );
+    assert_eq!(
+        lits("INSERT INTO patients (ssn) VALUES ('ab  '::bpchar)"),
+        vec![lit("'ab  '::bpchar", Some("ab"), "ssn")]
+    );
+    refusal_is(
+        "INSERT INTO patients (ssn) VALUES (1e3)",
+        "public.patients.ssn",
+        "numeric constant",
+    );
+    refused("INSERT INTO patients (ssn) VALUES (.5)");
+    refused("INSERT INTO patients (ssn) VALUES (5::int4::text)");
+    refused("SELECT 1 FROM patients WHERE age = 4.5::float8");
+    assert_eq!(
+        lits("INSERT INTO patients (ssn, age) VALUES (12.50, 7::int8)"),
+        vec![
+            lit("12.50", Some("12.50"), "ssn"),
+            lit("7::int8", Some("7"), "age")
+        ]
+    );
+}
+
+#[test]
 fn timestamp_with_time_zone_cast_range() {
-    let sql = "UPDATE patients SET ssn = '1'::timestamp with time zone WHERE id = 1";
+    let sql = "UPDATE patients SET birth_date = '2020-01-01'::date::timestamp with time zone";
+    // A timestamptz is not what a date column stores: PostgreSQL would convert it.
+    refusal_is(sql, "public.patients.birth_date", "cast to timestamptz");
+    let sql = "UPDATE patients SET birth_date = '2020-01-01'::date WHERE id = 1";
     assert_eq!(
         lits(sql),
-        vec![lit("'1'::timestamp with time zone", Some("1"), "ssn")]
+        vec![lit("'2020-01-01'::date", Some("2020-01-01"), "birth_date")]
     );
 }
 
@@ -1212,7 +1244,7 @@ fn literals_are_stored_as_postgresql_would_coerce_them() {
     refusal_is(
         "INSERT INTO patients (diagnosis) VALUES ('x'::timestamp(0))",
         "public.patients.diagnosis",
-        "type modifier",
+        "cast to timestamp",
     );
 }
 

@@ -298,6 +298,7 @@ impl SessionCrypto {
                 ddl,
                 declared: p.param_types,
                 matching,
+                changes_path: may_change_path(p.query),
             };
             self.statements.insert(p.name.to_owned(), Arc::new(stmt));
         }
@@ -442,6 +443,9 @@ impl SessionCrypto {
                     swallow: true,
                 });
             }
+        }
+        if portal.as_ref().is_some_and(|p| p.statement.changes_path) {
+            self.path = PathState::Stale;
         }
         self.expect.push_back(Expect::Execute(portal));
         Ok(())

@@ -37,7 +37,7 @@ pub fn may_change_path(sql: &str) -> bool {
     has("search_path")
         || has("reset")
         || has("discard")
-        || (has("set") && (has("role") || has("authorization")))
+        || (has("set") && (has("role") || has("authorization") || has("schema")))
 }
 
 /// Parses a text `name[]` such as `{app,"My Schema",public}`.

@@ -35,6 +35,9 @@ pub struct Statement {
     pub declared: Vec<u32>,
     /// Extra parameters for comparisons on deterministic columns (see `matching`).
     pub matching: MatchParams,
+    /// Its text may change the search_path: each Execute of it makes the path stale (it
+    /// changes when the statement runs, not when it is parsed).
+    pub changes_path: bool,
 }
 
 impl Statement {

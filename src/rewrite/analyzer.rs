@@ -157,10 +157,20 @@ impl<'a, 'c> Analyzer<'a, 'c> {
     /// The first rules table whose name appears in the text, as `schema.table`.
     pub(crate) fn named_table(&self) -> String {
         let lower = self.sql.to_ascii_lowercase();
-        self.ctx
-            .rules
-            .tables()
-            .find(|t| lower.contains(&t.table.to_ascii_lowercase()))
+        let word = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
+        // The first table named as a whole word (`a2` is not named by `a25`), else any.
+        let named = |whole: bool| {
+            self.ctx.rules.tables().find(|t| {
+                let name = t.table.to_ascii_lowercase();
+                lower.match_indices(&name).any(|(at, _)| {
+                    !whole
+                        || (!word(at.checked_sub(1).map(|i| lower.as_bytes()[i]))
+                            && !word(lower.as_bytes().get(at + name.len()).copied()))
+                })
+            })
+        };
+        named(true)
+            .or_else(|| named(false))
             .map(|t| format!("{}.{}", t.schema, t.table))
             .unwrap_or_else(|| "(unknown)".to_owned())
     }

@@ -114,6 +114,7 @@ async fn after_tls(tls: ClientStream) -> Result<Opened, SessionError> {
             }
             if let Some(v) = m.negotiation() {
                 tls.write_all(&v).await?;
+                tls.flush().await?;
             }
             Ok(Opened::Session(tls, m))
         }

@@ -51,6 +51,11 @@ fn repo() -> &'static Path {
 /// Runs `psycopg_probe.py <probe>` under `libpq` against `env`'s proxy; panics with its
 /// output unless it exits 0.
 pub async fn probe(env: &TestEnv, libpq: Libpq, probe: &str) {
+    probe_with(env, libpq, probe, &[]).await;
+}
+
+/// [`probe`] with extra environment variables (e.g. libpq's `PGSSLNEGOTIATION`).
+pub async fn probe_with(env: &TestEnv, libpq: Libpq, probe: &str, extra: &[(&str, &str)]) {
     let python: PathBuf = repo().join(libpq.venv()).join("bin/python");
     assert!(
         python.exists(),
@@ -64,6 +69,7 @@ pub async fn probe(env: &TestEnv, libpq: Libpq, probe: &str) {
         .envs(scenario_env(env))
         .env("PGCLOAK_LIBPQ_MAJOR", libpq.major().to_string())
         .env("PGCONNECT_TIMEOUT", "20")
+        .envs(extra.iter().copied())
         .current_dir(&dir)
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -106,4 +112,36 @@ async fn drivers_large_result_async_libpq17() {
 #[tokio::test(flavor = "multi_thread")]
 async fn drivers_large_result_async_libpq18() {
     large_async(Libpq::Bundled18).await;
+}
+
+async fn cancel_safe(libpq: Libpq, direct_tls: bool) {
+    let env = TestEnv::start().await;
+    let extra: &[(&str, &str)] = if direct_tls {
+        &[("PGSSLNEGOTIATION", "direct")]
+    } else {
+        &[]
+    };
+    probe_with(&env, libpq, "cancel-safe", extra).await;
+}
+
+// libpq >= 17's PQcancelConn (psycopg's cancel_safe, Ctrl-C) sends the CancelRequest inside
+// TLS; libpq 15 falls back to the plaintext CancelRequest.
+#[tokio::test(flavor = "multi_thread")]
+async fn drivers_cancel_safe_libpq15() {
+    cancel_safe(Libpq::Debian15, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drivers_cancel_safe_libpq17() {
+    cancel_safe(Libpq::Bundled17, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drivers_cancel_safe_libpq18() {
+    cancel_safe(Libpq::Bundled18, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drivers_cancel_safe_direct_tls_libpq18() {
+    cancel_safe(Libpq::Bundled18, true).await;
 }

@@ -802,7 +802,7 @@ impl Adv {
         let direct = leak::quiet_superuser(&self.env.db, APP_DATABASE).await;
         let t = inst.table();
         let exists: bool = direct
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("public.{t}")])
+            .query_one("SELECT to_regclass($1::text) IS NOT NULL", &[&format!("public.{t}")])
             .await
             .map(|r| r.get(0))
             .unwrap_or(false);
@@ -812,7 +812,7 @@ impl Adv {
         let cols: Vec<String> = direct
             .query(
                 "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
-                 WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+                 WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped",
                 &[&format!("public.{t}")],
             )
             .await

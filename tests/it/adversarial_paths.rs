@@ -7,7 +7,7 @@
 //! wherever a value can only be bound for a rules column it is a sentinel.
 
 use crate::adversarial::{
-    Driver, Expect, P, SIMPLE, TOKIO, TWO, count, enc, plain, probe, run_suite, t,
+    Driver, Expect, P, Probe, SIMPLE, TOKIO, TWO, count, enc, plain, probe, run_suite, t,
 };
 
 const CLASS: &str = "search_path";
@@ -20,24 +20,68 @@ const SHADOW: &str = "CREATE SCHEMA {x}; CREATE TABLE {x}.{t} (id int PRIMARY KE
 
 const INS_M1: &str = "INSERT INTO {t} (id, s) VALUES (1, $1)";
 
-pub fn probes() -> Vec<crate::adversarial::Probe> {
-    let m1 = || vec![t("{M1}")];
-    let s1 = || vec![t("{S1}")];
-    let mut v = vec![
-        // pgcloak sees the path: the plain table takes the value.
-        probe(CLASS, "SET search_path: a same-named plain table earlier in the path")
+/// SET to a path with the shadow first: the shadow takes the value.
+pub fn set_path_shadow() -> Probe {
+    probe(CLASS, "SET search_path: a same-named plain table earlier in the path")
+        .direct(SHADOW)
+        .setup("SET search_path = {x}, public")
+        .attack_p(INS_M1, vec![t("{M1}")])
+        .expect(Expect::Encrypted(vec![
+            plain("{x}.{t}", "s", 1, Some("{M1}")),
+            count("public.{t}", 0),
+        ]))
+}
+
+/// SET to a path with the shadow first, then back to the rules table by `how`: a sentinel
+/// bound for the rules table.
+pub fn reset_path(how: &str) -> Probe {
+    probe(CLASS, &format!("{how} after SET search_path to the shadow"))
+        .direct(SHADOW)
+        .setup("SET search_path = {x}, public")
+        .setup(how)
+        .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
+        .expect(Expect::Encrypted(vec![enc("s", 1, Some("{S1}"))]))
+}
+
+/// `SET SCHEMA` to the shadow schema, and back.
+pub fn set_schema() -> Vec<Probe> {
+    vec![
+        probe(CLASS, "SET SCHEMA to a schema with a same-named plain table")
             .direct(SHADOW)
-            .setup("SET search_path = {x}, public")
-            .attack_p(INS_M1, m1())
+            .setup("SET SCHEMA '{x}'")
+            .attack_p(INS_M1, vec![t("{M1}")])
             .expect(Expect::Encrypted(vec![
                 plain("{x}.{t}", "s", 1, Some("{M1}")),
                 count("public.{t}", 0),
             ])),
-        probe(CLASS, "SET SCHEMA to a schema with a same-named plain table")
+        probe(CLASS, "SET SCHEMA 'public' after a path with the shadow first")
             .direct(SHADOW)
-            .setup("SET SCHEMA '{x}'")
-            .attack_p(INS_M1, m1())
-            .expect(Expect::Safe(vec![count("public.{t}", 0)])),
+            .setup("SET search_path = {x}, public")
+            .setup("SET SCHEMA 'public'")
+            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
+            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))])),
+    ]
+}
+
+/// `search_path` in the startup packet.
+pub fn startup_path() -> Probe {
+    probe(CLASS, "search_path from the startup packet's options")
+        .direct(SHADOW)
+        .options("-c search_path={x},public")
+        .attack_p(INS_M1, vec![t("{M1}")])
+        .expect(Expect::Encrypted(vec![
+            plain("{x}.{t}", "s", 1, Some("{M1}")),
+            count("public.{t}", 0),
+        ]))
+        .on(&[Driver::Simple, Driver::ExtText, Driver::Psql])
+}
+
+pub fn probes() -> Vec<Probe> {
+    let m1 = || vec![t("{M1}")];
+    let s1 = || vec![t("{S1}")];
+    let mut v = vec![
+        // pgcloak sees the path: the plain table takes the value.
+        set_path_shadow().on(SIMPLE),
         // The path changes behind pgcloak's back, towards the rules table.
         probe(CLASS, "function calling set_config moves the path onto the rules table")
             .direct(SHADOW)
@@ -98,18 +142,9 @@ pub fn probes() -> Vec<crate::adversarial::Probe> {
             .any("EXECUTE {x}p")
             .attack_p(INS_M1, m1())
             .expect(Expect::Safe(vec![])),
-        probe(CLASS, "RESET search_path after SET")
-            .direct(SHADOW)
-            .setup("SET search_path = {x}, public")
-            .setup("RESET search_path")
-            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", s1())
-            .expect(Expect::Encrypted(vec![enc("s", 1, Some("{S1}"))])),
-        probe(CLASS, "SET search_path TO DEFAULT after SET")
-            .direct(SHADOW)
-            .setup("SET search_path = {x}, public")
-            .setup("SET search_path TO DEFAULT")
-            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", s1())
-            .expect(Expect::Encrypted(vec![enc("s", 1, Some("{S1}"))])),
+        reset_path("RESET search_path").on(SIMPLE),
+        reset_path("SET search_path TO DEFAULT").on(SIMPLE),
+        reset_path("SET search_path = public").on(SIMPLE),
         probe(CLASS, "DISCARD ALL resets the path")
             .direct(SHADOW)
             .setup("SET search_path = {x}, public")
@@ -139,15 +174,6 @@ pub fn probes() -> Vec<crate::adversarial::Probe> {
             .attack_p(INS_M1, m1())
             .expect(Expect::Safe(vec![]))
             .on(SIMPLE),
-        probe(CLASS, "search_path from the startup packet's options")
-            .direct(SHADOW)
-            .options("-c search_path={x},public")
-            .attack_p(INS_M1, m1())
-            .expect(Expect::Encrypted(vec![
-                plain("{x}.{t}", "s", 1, Some("{M1}")),
-                count("public.{t}", 0),
-            ]))
-            .on(&[Driver::Simple, Driver::ExtText, Driver::Psql]),
         // Temporary tables named like the rules table.
         probe(CLASS, "TEMP table shadowing the rules table")
             .any("CREATE TEMP TABLE {t} (id int PRIMARY KEY, s text)")
@@ -220,16 +246,13 @@ pub fn probes() -> Vec<crate::adversarial::Probe> {
             .on(&[Driver::ExtText, Driver::ExtBin, Driver::Node]),
     );
     v.push(
-        probe(CLASS, "psycopg prepared INSERT (prepare=True) re-run after a path change")
+        probe(CLASS, "psycopg INSERT re-run after a path change")
             .direct(SHADOW)
             .setup("SELECT set_config('search_path', 'public', false)")
             .attack_p("INSERT INTO {t} (id, s) VALUES ($1, $2)", vec![P::I(1), t("{S1}")])
             .setup("SELECT set_config('search_path', '{x}, public', false)")
-            .attack_p("INSERT INTO {t} (id, s) VALUES ($1, $2)", vec![P::I(2), t("{S2}")])
-            .expect(Expect::Safe(vec![
-                enc("s", 1, Some("{S1}")),
-                enc("s", 2, Some("{S2}")),
-            ]))
+            .attack_p("INSERT INTO {t} (id, s) VALUES ($1, $2)", vec![P::I(2), t("{M2}")])
+            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
             .on(&[Driver::PyPrep, Driver::PyText]),
     );
     // Spellings of the rules table's name: every one is the rules table.

@@ -18,7 +18,7 @@ const MSG: &str = "messages";
 const SEARCH: &str = "search";
 
 /// `INSERT INTO {t} (id, col) VALUES (1, <expr>)` checked against the twin.
-fn fid(name: &str, col: &'static str, expr: &str) -> Probe {
+pub fn fid(name: &str, col: &'static str, expr: &str) -> Probe {
     probe(FID, name)
         .attack(&format!("INSERT INTO {{t}} (id, {col}) VALUES (1, {expr})"))
         .expect(Expect::Safe(vec![twin(col, 1)]))
@@ -57,13 +57,11 @@ fn fidelity() -> Vec<Probe> {
         fid("character varying(2) of spaces", "v", "'a   '::character varying(2)"),
         fid("char(3) pads then loses its padding in text", "s", "'ab'::char(3)"),
         fid("char(3) truncates", "s", "'abcdef'::char(3)"),
-        fid("bpchar into varchar", "v", "'ab  '::bpchar"),
         fid("nested casts text → varchar(4) → text", "s", "'abcdefgh'::varchar(4)::text"),
         fid("CAST(… AS varchar(2))", "v", "CAST('xyz' AS varchar(2))"),
         fid("int4 from 5.7 rounds", "i", "5.7"),
         fid("int4 from 2.5 rounds away from zero", "i", "2.5"),
         fid("int4 from -5.5", "i", "-5.5"),
-        fid("int4 from 4.5::float8 rounds to even", "i", "4.5::float8"),
         fid("int4 from 4.5e0 (a numeric constant)", "i", "4.5e0"),
         fid("int4 from '5.7' (a string) is an error", "i", "'5.7'"),
         fid("int4 double negation", "i", "-(-7)"),
@@ -252,11 +250,6 @@ fn settings() -> Vec<Probe> {
             .attack("INSERT INTO {t} (id, s) VALUES (1, '{S1}é')")
             .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}Ã©"))]))
             .on(&[Driver::Simple, Driver::Psql]),
-        probe(SET, "client_encoding LATIN1 in the startup packet")
-            .options("-c client_encoding=LATIN1")
-            .attack("INSERT INTO {t} (id, s) VALUES (1, '{S1}é')")
-            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}Ã©"))]))
-            .on(SIMPLE),
         probe(SET, "DateStyle German: a date read back")
             .setup_p("INSERT INTO {t} (id, d) VALUES (1, $1)", vec![t("2020-02-01")])
             .setup("SET DateStyle = 'German'")
@@ -274,20 +267,15 @@ fn settings() -> Vec<Probe> {
             .attack("INSERT INTO {t} (id, d) VALUES (1, '01/02/2020')")
             .expect(Expect::Safe(vec![twin("d", 1)]))
             .on(SIMPLE),
-        probe(SET, "DateStyle SQL, MDY in the startup packet")
+        probe(SET, "DateStyle SQL, MDY in the startup packet, back after RESET")
             .options("-c DateStyle=SQL,MDY")
+            .setup("SET DateStyle = ISO")
             .setup_p("INSERT INTO {t} (id, d) VALUES (1, $1)", vec![t("2020-02-01")])
+            .setup("RESET DateStyle")
             .attack("SELECT d FROM {t} WHERE id = 1")
             .rows(&[&[Some("02/01/2020")]])
             .expect(Expect::Safe(vec![]))
             .on(SIMPLE),
-        probe(SET, "bytea_output escape: a bytea read back")
-            .setup_p("INSERT INTO {t} (id, b) VALUES (1, $1)", vec![t("\\x0141")])
-            .setup("SET bytea_output = 'escape'")
-            .attack("SELECT b FROM {t} WHERE id = 1")
-            .rows(&[&[Some("\\001A")]])
-            .expect(Expect::Safe(vec![]))
-            .on(&[Driver::Simple, Driver::Psql]),
         probe(SET, "search values under standard_conforming_strings=off")
             .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
             .setup("SET standard_conforming_strings = off")

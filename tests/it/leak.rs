@@ -317,6 +317,7 @@ async fn the_oracle_finds_sentinels_in_log_tables_and_disk() {
     assert_eq!(kinds(&in_bytea), BTreeSet::from(["log", "table", "disk"]), "{found:?}");
     assert_eq!(kinds(&in_param), BTreeSet::from(["log"]));
     assert!(kinds(&never).is_empty());
+    assert_no_leak(&db, std::slice::from_ref(&never)).await;
     assert!(
         found
             .iter()

@@ -135,6 +135,8 @@ pub struct Step {
     /// Extended protocol: a statement name; the same name later re-executes the prepared
     /// statement (Bind/Execute only).
     pub name: Option<String>,
+    /// Extended protocol (tokio-postgres): parameter types declared in Parse.
+    pub types: Option<Vec<Type>>,
 }
 
 /// What a probe's value checks compare with.
@@ -220,6 +222,7 @@ impl Probe {
             role,
             rows: None,
             name: None,
+            types: None,
         });
         self
     }
@@ -246,6 +249,11 @@ impl Probe {
                 .map(|r| r.iter().map(|c| c.map(str::to_owned)).collect())
                 .collect(),
         );
+        self
+    }
+    /// The last step declares its parameter types in Parse (tokio-postgres drivers).
+    pub fn typed(mut self, types: &[Type]) -> Self {
+        self.steps.last_mut().expect("typed() after a step").types = Some(types.to_vec());
         self
     }
     /// The last step is a named extended statement.
@@ -340,6 +348,7 @@ impl Instance {
             .replace("{k}", &self.k.to_string());
         for (i, v) in self.sentinels.iter().enumerate() {
             out = out.replace(&format!("{{S{}}}", i + 1), v);
+            out = out.replace(&format!("{{H{}}}", i + 1), &hex::encode(v));
         }
         for (i, v) in self.markers.iter().enumerate() {
             out = out.replace(&format!("{{M{}}}", i + 1), v);
@@ -374,6 +383,7 @@ impl Instance {
                     .collect()
             }),
             name: st.name.clone(),
+            types: st.types.clone(),
         }
     }
 }
@@ -1084,6 +1094,8 @@ impl Wire {
             P::Null => true,
             P::T(s) => {
                 text_like(ty)
+                    || (*ty == Type::JSONB)
+                    || (*ty == Type::JSON)
                     || (*ty == Type::INT4 && s.parse::<i32>().is_ok())
                     || (*ty == Type::INT8 && s.parse::<i64>().is_ok())
                     || (*ty == Type::INT2 && s.parse::<i16>().is_ok())
@@ -1110,6 +1122,10 @@ impl ToSql for Wire {
             Type::INT8 => out.extend_from_slice(&s.parse::<i64>()?.to_be_bytes()),
             Type::INT2 => out.extend_from_slice(&s.parse::<i16>()?.to_be_bytes()),
             Type::BYTEA => out.extend_from_slice(&hex::decode(&s[2..])?),
+            Type::JSONB => {
+                out.extend_from_slice(&[1]);
+                out.extend_from_slice(s.as_bytes());
+            }
             _ => out.extend_from_slice(s.as_bytes()),
         }
         Ok(IsNull::No)
@@ -1197,7 +1213,10 @@ async fn run_tokio(c: &Client, driver: Driver, steps: &[Step]) -> Vec<Out> {
                     wires.iter().map(|w| w as &(dyn ToSql + Sync)).collect();
                 let stmt = match st.name.as_ref().and_then(|n| prepared.get(n)) {
                     Some(s) => Ok(s.clone()),
-                    None => within(HANG, c.prepare(&st.sql)).await,
+                    None => match &st.types {
+                        Some(types) => within(HANG, c.prepare_typed(&st.sql, types)).await,
+                        None => within(HANG, c.prepare(&st.sql)).await,
+                    },
                 };
                 match stmt {
                     Err(e) => Err(failure(&e)),

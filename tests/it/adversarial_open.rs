@@ -5,8 +5,14 @@
 //! add `mod adversarial_open;` to `main.rs` and run `adversarial_open`. When a fix makes a
 //! probe pass, move it to the registered file of its class.
 
-use crate::adversarial::{Driver, Expect, Probe, SIMPLE, TWO, count, enc, probe, run_suite, t};
-use crate::adversarial_paths::{reset_path, set_path_shadow, set_schema, startup_path};
+use postgres_types::Type;
+
+use crate::adversarial::{
+    Driver, Expect, Probe, SIMPLE, TWO, count, enc, probe, run_suite, t, twin,
+};
+use crate::adversarial_paths::{
+    reset_path, set_path_shadow, set_schema_public, set_schema_shadow, startup_path,
+};
 use crate::adversarial_values::fid;
 
 const EXT: &[Driver] = &[Driver::ExtText, Driver::ExtBin];
@@ -14,7 +20,7 @@ const EXT: &[Driver] = &[Driver::ExtText, Driver::ExtBin];
 /// Plaintext reaches a rules table, or lands in a plain table where PostgreSQL would have used
 /// the rules table.
 fn leaks() -> Vec<Probe> {
-    let mut v = vec![
+    vec![
         // A write to a plain table whose trigger writes the rules table in plaintext.
         probe("procedural", "trigger on a plain table that copies into a rules table")
             .direct("CREATE TABLE {x}_p (id int, s text); \
@@ -27,9 +33,9 @@ fn leaks() -> Vec<Probe> {
         reset_path("RESET search_path").on(EXT),
         reset_path("SET search_path TO DEFAULT").on(EXT),
         reset_path("SET search_path = public").on(EXT),
-    ];
-    v.extend(set_schema());
-    v
+        set_schema_shadow(),
+        set_schema_public().on(SIMPLE),
+    ]
 }
 
 /// The right table or value is not what PostgreSQL would use or store.
@@ -38,6 +44,26 @@ fn wrong() -> Vec<Probe> {
         set_path_shadow().on(EXT),
         startup_path(),
         fid("bpchar into varchar", "v", "'ab  '::bpchar"),
+        // pg_query's grammar (PostgreSQL 18) reads literals the PostgreSQL 15 server rejects.
+        fid("int4 from a hex literal (PostgreSQL 16+ syntax)", "i", "0x1F"),
+        fid("int4 from an underscored literal (PostgreSQL 16+ syntax)", "i", "1_000"),
+        fid("numeric from an octal literal (PostgreSQL 16+ syntax)", "n", "0o17"),
+        fid("int4 from a SELECT with a hex literal", "i", "(SELECT 0x1F)"),
+        probe("fidelity", "date from a timestamptz in the session time zone")
+            .setup("SET TimeZone = 'America/New_York'")
+            .attack("INSERT INTO {t} (id, d) VALUES (1, '2020-02-01 02:00:00+00'::timestamptz)")
+            .expect(Expect::Safe(vec![twin("d", 1)]))
+            .on(SIMPLE),
+        probe("typed-params", "text column, parameter declared bpchar (trailing spaces)")
+            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}  ")])
+            .typed(&[Type::BPCHAR])
+            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
+            .on(EXT),
+        probe("typed-params", "text column, binary parameter declared bytea")
+            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("\\x{H1}")])
+            .typed(&[Type::BYTEA])
+            .expect(Expect::Safe(vec![enc("s", 1, Some("\\x{H1}"))]))
+            .on(&[Driver::ExtBin]),
         fid("int4 from 4.5::float8 rounds to even", "i", "4.5::float8"),
         probe("settings", "client_encoding LATIN1 in the startup packet")
             .options("-c client_encoding=LATIN1")

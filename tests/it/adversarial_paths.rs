@@ -43,27 +43,31 @@ pub fn reset_path(how: &str) -> Probe {
         .expect(Expect::Encrypted(vec![enc("s", 1, Some("{S1}"))]))
 }
 
-/// `SET SCHEMA` to the shadow schema, and back.
-pub fn set_schema() -> Vec<Probe> {
-    vec![
-        probe(CLASS, "SET SCHEMA to a schema with a same-named plain table")
-            .direct(SHADOW)
-            .setup("SET SCHEMA '{x}'")
-            .attack_p(INS_M1, vec![t("{M1}")])
-            .expect(Expect::Encrypted(vec![
-                plain("{x}.{t}", "s", 1, Some("{M1}")),
-                count("public.{t}", 0),
-            ])),
-        probe(CLASS, "SET SCHEMA 'public' after a path with the shadow first")
-            .direct(SHADOW)
-            .setup("SET search_path = {x}, public")
-            .setup("SET SCHEMA 'public'")
-            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
-            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))])),
-    ]
+/// `SET SCHEMA` to the shadow schema (used by the unregistered adversarial_open.rs).
+#[allow(dead_code)]
+pub fn set_schema_shadow() -> Probe {
+    probe(CLASS, "SET SCHEMA to a schema with a same-named plain table")
+        .direct(SHADOW)
+        .setup("SET SCHEMA '{x}'")
+        .attack_p(INS_M1, vec![t("{M1}")])
+        .expect(Expect::Encrypted(vec![
+            plain("{x}.{t}", "s", 1, Some("{M1}")),
+            count("public.{t}", 0),
+        ]))
 }
 
-/// `search_path` in the startup packet.
+/// `SET SCHEMA 'public'` after a path with the shadow first: a sentinel for the rules table.
+pub fn set_schema_public() -> Probe {
+    probe(CLASS, "SET SCHEMA 'public' after a path with the shadow first")
+        .direct(SHADOW)
+        .setup("SET search_path = {x}, public")
+        .setup("SET SCHEMA 'public'")
+        .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
+        .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
+}
+
+/// `search_path` in the startup packet (used by the unregistered adversarial_open.rs).
+#[allow(dead_code)]
 pub fn startup_path() -> Probe {
     probe(CLASS, "search_path from the startup packet's options")
         .direct(SHADOW)
@@ -82,6 +86,7 @@ pub fn probes() -> Vec<Probe> {
     let mut v = vec![
         // pgcloak sees the path: the plain table takes the value.
         set_path_shadow().on(SIMPLE),
+        set_schema_public().on(&[Driver::ExtText, Driver::ExtBin]),
         // The path changes behind pgcloak's back, towards the rules table.
         probe(CLASS, "function calling set_config moves the path onto the rules table")
             .direct(SHADOW)

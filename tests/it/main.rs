@@ -2,6 +2,11 @@
 //! throwaway PostgreSQL ([`pgcloak::devdb::DevDb`]) and runs pgcloak in front of it
 //! ([`harness::TestEnv`]); `serve` tests run the real binary as a child process.
 
+mod adversarial;
+mod adversarial_more;
+mod adversarial_paths;
+mod adversarial_stmts;
+mod adversarial_values;
 mod cli;
 mod clients;
 mod demo;
@@ -18,6 +23,7 @@ mod enc_refuse;
 mod enc_types;
 mod encryption;
 mod harness;
+mod leak;
 mod psql;
 mod queries;
 mod relay_smoke;

@@ -409,6 +409,15 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             .ok()
             .and_then(|at| self.sql.as_bytes().get(at))
             .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+'));
+        // pg_query's grammar is PostgreSQL 18's: `0x1F`, `0o17`, `0b1`, `1_000` are numbers
+        // there, errors on PostgreSQL 15. Written in the text, not in the value pg_query gives.
+        if numeric && !coerce::pg15_number(self.number_text(site.loc)) {
+            return Err(Refusal::column(
+                rule,
+                "a numeric literal in a form PostgreSQL 15 does not accept (hex, octal, \
+                 binary or with underscores)",
+            ));
+        }
         // A numeric constant's text is PostgreSQL's only when plainly written (`1e3`, `.5`
         // and `5.` become 1000, 0.5 and 5); text columns store that text.
         if numeric
@@ -424,6 +433,21 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             v = coerce::apply(Coerce::Integer, &v).map_err(refuse)?;
         }
         Ok(Some(v))
+    }
+
+    /// The source text of the numeric constant at `loc` (after any signs, spaces and
+    /// parentheses folded into it).
+    fn number_text(&self, loc: i32) -> &str {
+        let rest = usize::try_from(loc)
+            .ok()
+            .and_then(|at| self.sql.get(at..))
+            .unwrap_or("");
+        let rest =
+            rest.trim_start_matches(|c: char| matches!(c, '-' | '+' | '(') || c.is_whitespace());
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+            .unwrap_or(rest.len());
+        rest.get(..end).unwrap_or("")
     }
 
     pub(crate) fn decode_unicode(

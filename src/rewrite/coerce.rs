@@ -113,6 +113,19 @@ pub(crate) fn plain_number(v: &str) -> bool {
     digits(int) && (int == "0" || !int.starts_with('0')) && frac.is_none_or(digits)
 }
 
+/// True when a numeric literal's text is one PostgreSQL 15 reads as a number: digits, a point,
+/// an exponent — no `0x`/`0o`/`0b` prefix, no `_` (PostgreSQL 16's additions).
+pub(crate) fn pg15_number(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    !lower.contains('_')
+        && !lower.starts_with("0x")
+        && !lower.starts_with("0o")
+        && !lower.starts_with("0b")
+        && lower
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e'))
+}
+
 /// Applies `c` to the text of a constant.
 pub(crate) fn apply(c: Coerce, value: &str) -> Result<String, CoerceError> {
     match c {

@@ -20,9 +20,22 @@ pub(crate) fn analyze_text(sql: &str, ctx: &AnalysisContext) -> Analysis {
         Ok(p) => p,
         Err(e) => {
             let an = Analyzer::new(ctx, sql);
-            let message = match e {
-                pg_query::Error::Parse(m) => m,
-                _ => "the statement cannot be parsed".to_owned(),
+            // The refusal is raised through the server, whose log shows its message: keep the
+            // parser's words, never the text it quotes (`at or near "'secret…"`).
+            let message = match &e {
+                pg_query::Error::Parse(m) => m
+                    .split(" at or near ")
+                    .next()
+                    .and_then(|m| m.split('"').next())
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned(),
+                _ => String::new(),
+            };
+            let message = if message.is_empty() {
+                "the statement cannot be parsed".to_owned()
+            } else {
+                message
             };
             return Analysis::Refuse(Refusal::syntax(an.named_table(), &message));
         }

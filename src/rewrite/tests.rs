@@ -300,6 +300,13 @@ fn casts_and_constants_postgresql_would_convert_are_refused() {
         "numeric constant",
     );
     refused("INSERT INTO patients (ssn) VALUES (.5)");
+    for pg16 in ["0x1F", "0o17", "0b101", "1_000", "-0x1F"] {
+        refused(&format!("INSERT INTO patients (age) VALUES ({pg16})"));
+    }
+    assert_eq!(
+        lits("INSERT INTO patients (age) VALUES (-(7))")[0],
+        lit("-(7)", Some("-7"), "age")
+    );
     refused("INSERT INTO patients (ssn) VALUES (5::int4::text)");
     refused("SELECT 1 FROM patients WHERE age = 4.5::float8");
     assert_eq!(
@@ -991,10 +998,19 @@ fn unparseable_text_naming_rules_table_refused() {
     assert_eq!(r.sqlstate(), "42601");
     assert!(
         r.message()
-            .starts_with("syntax error at or near \"SELEC\" (pgcloak did not send"),
+            .starts_with("syntax error (pgcloak did not send"),
         "{}",
         r.message()
     );
+    // The message is raised through the server: it never quotes the text.
+    let r = refused("INSERT INTO patients (ssn) VALUES ('secret-value)");
+    assert!(
+        r.message()
+            .starts_with("unterminated quoted string (pgcloak"),
+        "{}",
+        r.message()
+    );
+    assert!(!r.message().contains("secret"));
     assert_pass("SELEC * FROM nothing");
 }
 

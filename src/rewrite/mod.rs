@@ -221,6 +221,10 @@ pub struct Refusal {
     /// The construct, e.g. `LIKE`, `ORDER BY`, `function lower()`.
     pub construct: String,
     pub target: RefusalTarget,
+    /// `EXECUTE name(…)` with parameters, the text's only statement: the session passes it
+    /// when it knows `name` was prepared (by SQL `PREPARE`) as a statement pgcloak passed
+    /// unchanged, whose parameters reach no encrypted column.
+    pub prepared: Option<String>,
 }
 
 impl Refusal {
@@ -229,6 +233,7 @@ impl Refusal {
             column: rule.qualified(),
             construct: construct.into(),
             target: RefusalTarget::Column,
+            prepared: None,
         }
     }
 
@@ -237,6 +242,7 @@ impl Refusal {
             column: table.into(),
             construct: construct.into(),
             target: RefusalTarget::Table,
+            prepared: None,
         }
     }
 
@@ -246,6 +252,7 @@ impl Refusal {
             column: table.into(),
             construct: parser_message.to_owned(),
             target: RefusalTarget::Syntax,
+            prepared: None,
         }
     }
 
@@ -309,6 +316,22 @@ pub fn may_touch_rules(sql: &str, rules: &Rules) -> bool {
         || rules.tables().any(|t| contains(t.schema.as_bytes()))
         || contains(b"u&\"")
         || contains(b"execute")
+}
+
+/// The names of the SQL-level prepared statements a text creates (`PREPARE name AS …`).
+pub fn prepared_names(sql: &str) -> Vec<String> {
+    let Ok(parsed) = pg_query::parse(sql, 0) else {
+        return Vec::new();
+    };
+    parsed
+        .protobuf
+        .stmts
+        .iter()
+        .filter_map(|s| match s.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+            Some(pg_query::NodeEnum::PrepareStmt(p)) => Some(p.name.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// True when one of `names` (lower-case) appears in `sql`, case-insensitively.

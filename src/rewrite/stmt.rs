@@ -46,7 +46,11 @@ pub(crate) fn analyze_text(sql: &str, ctx: &AnalysisContext) -> Analysis {
         let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else {
             continue;
         };
-        if let Err(refusal) = an.statement(node) {
+        if let Err(mut refusal) = an.statement(node) {
+            // Only a text of one statement may be passed on the strength of `prepared`.
+            if stmts.len() > 1 {
+                refusal.prepared = None;
+            }
             return Analysis::Refuse(refusal);
         }
     }
@@ -79,7 +83,15 @@ impl Analyzer<'_, '_> {
             NodeEnum::CopyStmt(c) => self.copy(c),
             NodeEnum::PrepareStmt(p) => self.prepare(p.query.as_deref()),
             NodeEnum::ExecuteStmt(e) if !e.params.is_empty() => {
-                Err(self.refuse_text("EXECUTE with parameters (use the extended protocol)"))
+                for p in &e.params {
+                    self.plain_expr(Some(p), "a parameter of EXECUTE")?;
+                }
+                let mut r = self.refuse_text(
+                    "EXECUTE with parameters of a statement pgcloak cannot tell touches no \
+                     encrypted column (use the extended protocol)",
+                );
+                r.prepared = Some(e.name.clone());
+                Err(r)
             }
             NodeEnum::CreateTableAsStmt(c) => {
                 self.check_created_table(c.into.as_deref(), "CREATE TABLE AS")?;

@@ -432,3 +432,45 @@ async fn a_search_path_from_startup_options_is_the_one_pgcloak_reads() {
     assert!(stored_anywhere(&direct, "shadow.people", &s1).await);
     assert_eq!(env.row_count("public.people").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_with_parameters_passes_only_for_statements_known_to_be_plain() {
+    let env = EncEnv::start().await;
+    let app = env.app().await;
+    ok(
+        &app,
+        Proto::Simple,
+        "PREPARE up(text) AS SELECT upper($1)",
+        &[],
+    )
+    .await;
+    let got = ok(&app, Proto::Simple, "EXECUTE up('abc')", &[]).await;
+    assert_eq!(got, vec![vec![Some("ABC".to_owned())]]);
+    // One that binds an encrypted column is refused at PREPARE, and so is its EXECUTE.
+    refused(
+        &app,
+        "PREPARE ins(text) AS INSERT INTO people (id, ssn) VALUES (1, $1)",
+    )
+    .await;
+    let secret = sentinel();
+    refused(&app, &format!("EXECUTE ins('{secret}')")).await;
+    // Prepared again under a known name: no longer trusted.
+    ok(&app, Proto::Simple, "DEALLOCATE up", &[]).await;
+    ok(&app, Proto::Simple, "PREPARE up(text) AS SELECT $1", &[]).await;
+    refused(&app, &format!("EXECUTE up('{secret}')")).await;
+    // Never with other statements in the same text, nor with an encrypted column argument.
+    ok(
+        &app,
+        Proto::Simple,
+        "PREPARE low(text) AS SELECT lower($1)",
+        &[],
+    )
+    .await;
+    refused(
+        &app,
+        "EXECUTE low('A'); INSERT INTO people (id, ssn) VALUES (2, 'x')",
+    )
+    .await;
+    refused(&app, "EXECUTE low((SELECT ssn FROM people LIMIT 1))").await;
+    assert_eq!(env.row_count("people").await, 0);
+}

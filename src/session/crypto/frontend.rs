@@ -167,8 +167,25 @@ impl SessionCrypto {
     /// comparisons on deterministic columns made to match every key version.
     fn rewrite(&mut self, sql: &str, via: Via) -> Rewritten {
         let analysis = self.analyze(sql);
+        if contains_ci(sql, "prepare") {
+            let plain = matches!(*analysis, Analysis::Passthrough);
+            for name in rewrite::prepared_names(sql) {
+                // A name prepared again (the server may have kept the first) is never plain.
+                self.sql_prepared
+                    .entry(name)
+                    .and_modify(|p| *p = false)
+                    .or_insert(plain);
+            }
+        }
         match &*analysis {
             Analysis::Passthrough => Rewritten::Same,
+            Analysis::Refuse(r)
+                if r.prepared
+                    .as_ref()
+                    .is_some_and(|n| self.sql_prepared.get(n) == Some(&true)) =>
+            {
+                Rewritten::Same
+            }
             Analysis::Refuse(r) => Rewritten::Refused(r.sqlstate(), r.message()),
             Analysis::Rewrite(plan) => match self.rewrite_plan(sql, plan, via) {
                 Ok((text, mp)) => Rewritten::Text(text, Some(plan.clone()), mp),

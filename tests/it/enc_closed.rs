@@ -34,6 +34,20 @@ async fn refused(c: &Client, sql: &str) {
     assert_eq!(sqlstate(&e).as_deref(), Some("0A000"), "{sql}: {e:?}");
 }
 
+/// A plain `shadow.people` the app may write, beside the rules table `public.people`; returns
+/// a direct client.
+async fn shadow_schema(env: &EncEnv) -> Client {
+    let direct = env.direct().await;
+    direct
+        .batch_execute(
+            "CREATE SCHEMA shadow; CREATE TABLE shadow.people (id int, ssn text); \
+             GRANT USAGE ON SCHEMA shadow TO app; GRANT ALL ON shadow.people TO app;",
+        )
+        .await
+        .expect("shadow");
+    direct
+}
+
 /// True when `needle` appears in any row of `table`, read straight from PostgreSQL.
 async fn stored_anywhere(direct: &Client, table: &str, needle: &str) -> bool {
     let sql = format!("SELECT count(*) FROM {table} t WHERE t::text LIKE $1");
@@ -349,14 +363,7 @@ async fn writes_to_a_table_whose_trigger_writes_a_rules_table_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_path_set_in_the_extended_protocol_is_read_after_it_runs() {
     let env = EncEnv::start().await;
-    let direct = env.direct().await;
-    direct
-        .batch_execute(
-            "CREATE SCHEMA shadow; CREATE TABLE shadow.people (id int, ssn text); \
-             GRANT USAGE ON SCHEMA shadow TO app; GRANT ALL ON shadow.people TO app;",
-        )
-        .await
-        .expect("shadow");
+    let direct = shadow_schema(&env).await;
     let app = env.app().await;
     // Each statement is Parse/Describe/Sync then Bind/Execute/Sync (tokio-postgres): the
     // path changes at Execute, after pgcloak saw the Parse.
@@ -407,14 +414,7 @@ async fn a_path_set_in_the_extended_protocol_is_read_after_it_runs() {
 async fn a_search_path_from_startup_options_is_the_one_pgcloak_reads() {
     use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER};
     let env = EncEnv::start().await;
-    let direct = env.direct().await;
-    direct
-        .batch_execute(
-            "CREATE SCHEMA shadow; CREATE TABLE shadow.people (id int, ssn text); \
-             GRANT USAGE ON SCHEMA shadow TO app; GRANT ALL ON shadow.people TO app;",
-        )
-        .await
-        .expect("shadow");
+    let direct = shadow_schema(&env).await;
     let mut cfg = env
         .env
         .proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);

@@ -268,7 +268,10 @@ async fn extra_settings_are_applied_and_the_data_dir_is_exposed() {
     // The default settings are still there.
     assert_eq!(show("ssl").await, "on");
     assert!(db.data_dir().join("PG_VERSION").is_file());
-    client.simple_query("select 'logged_marker_1'").await.unwrap();
+    client
+        .simple_query("select 'logged_marker_1'")
+        .await
+        .unwrap();
     let log = std::fs::read_to_string(db.log_path()).unwrap();
     assert!(log.contains("logged_marker_1"), "{log}");
 }

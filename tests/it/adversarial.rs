@@ -153,7 +153,11 @@ pub enum Want {
 pub enum Check {
     /// `public.a<k>.col` of row `id`: read through pgcloak it is `want`, and it is stored as an
     /// envelope of it (or NULL).
-    Enc { col: &'static str, id: i32, want: Want },
+    Enc {
+        col: &'static str,
+        id: i32,
+        want: Want,
+    },
     /// `table.col` (a template, plain table) of row `id` read straight from PostgreSQL.
     Plain {
         table: String,
@@ -581,7 +585,9 @@ pub async fn run_suite(probes: Vec<Probe>) -> Report {
                 let c = match opts {
                     None => Ok(adv.env.app().await),
                     Some(o) => {
-                        let mut cfg = adv.env.proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
+                        let mut cfg = adv
+                            .env
+                            .proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
                         cfg.options(o);
                         adv.env.connect(&cfg).await
                     }
@@ -708,7 +714,13 @@ pub fn looks_like_ciphertext(s: &str) -> bool {
 }
 
 impl Adv {
-    async fn judge(&self, p: &Probe, inst: &Instance, steps: &[Step], o: &[Out]) -> Vec<(String, String)> {
+    async fn judge(
+        &self,
+        p: &Probe,
+        inst: &Instance,
+        steps: &[Step],
+        o: &[Out],
+    ) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         let mut attack_err: Option<&Failure> = None;
         let mut attack_ran = false;
@@ -812,7 +824,10 @@ impl Adv {
         let direct = leak::quiet_superuser(&self.env.db, APP_DATABASE).await;
         let t = inst.table();
         let exists: bool = direct
-            .query_one("SELECT to_regclass($1::text) IS NOT NULL", &[&format!("public.{t}")])
+            .query_one(
+                "SELECT to_regclass($1::text) IS NOT NULL",
+                &[&format!("public.{t}")],
+            )
             .await
             .map(|r| r.get(0))
             .unwrap_or(false);
@@ -898,9 +913,9 @@ impl Adv {
             } => {
                 let table = inst.fill(table);
                 let sql = format!("SELECT ({col})::text FROM {table} WHERE id = {id}");
-                let got = simple_cell(&direct, &sql).await.map_err(|e| {
-                    ("harness".to_owned(), format!("{sql}: {e}"))
-                })?;
+                let got = simple_cell(&direct, &sql)
+                    .await
+                    .map_err(|e| ("harness".to_owned(), format!("{sql}: {e}")))?;
                 let want = want.as_ref().map(|w| inst.fill(w));
                 if got != want {
                     return Err((
@@ -934,11 +949,16 @@ impl Adv {
                 if got != want {
                     return Err((
                         "wrong-value".into(),
-                        format!("{t}.{col} row {id} reads {got:?} through pgcloak, expected {want:?}"),
+                        format!(
+                            "{t}.{col} row {id} reads {got:?} through pgcloak, expected {want:?}"
+                        ),
                     ));
                 }
                 let stored: Option<Option<Vec<u8>>> = direct
-                    .query_opt(format!("SELECT {col} FROM public.{t} WHERE id = {id}").as_str(), &[])
+                    .query_opt(
+                        format!("SELECT {col} FROM public.{t} WHERE id = {id}").as_str(),
+                        &[],
+                    )
                     .await
                     .map_err(|e| ("harness".to_owned(), format!("{e}")))?
                     .map(|r| r.get(0));
@@ -952,7 +972,10 @@ impl Adv {
                     (Some(bytes), Some(text)) => {
                         let rule = self.rules.column("public", &t, col).expect("rule");
                         let plain = self.ring.decrypt(&rule.key, bytes).map_err(|e| {
-                            ("not-encrypted".to_owned(), format!("{t}.{col} row {id}: {e}"))
+                            (
+                                "not-encrypted".to_owned(),
+                                format!("{t}.{col} row {id}: {e}"),
+                            )
                         })?;
                         let ty = LogicalType::ALL
                             .into_iter()
@@ -985,7 +1008,9 @@ impl Adv {
         id: i32,
     ) -> Result<Option<String>, String> {
         let c = leak::quiet_superuser(&self.env.db, APP_DATABASE).await;
-        c.batch_execute("SET ROLE app").await.map_err(|e| e.to_string())?;
+        c.batch_execute("SET ROLE app")
+            .await
+            .map_err(|e| e.to_string())?;
         let tw = format!("tw{}", inst.k);
         for st in &p.steps {
             let st = inst.step(st, &tw);
@@ -999,9 +1024,12 @@ impl Adv {
                 }
             }
         }
-        simple_cell(&c, &format!("SELECT ({col})::text FROM {tw} WHERE id = {id}"))
-            .await
-            .map_err(|e| e.to_string())
+        simple_cell(
+            &c,
+            &format!("SELECT ({col})::text FROM {tw} WHERE id = {id}"),
+        )
+        .await
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -1107,7 +1135,11 @@ impl Wire {
 }
 
 impl ToSql for Wire {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         let s = match &self.v {
             P::Null => return Ok(IsNull::Yes),
             P::T(s) => s.clone(),
@@ -1244,7 +1276,10 @@ async fn run_tokio(c: &Client, driver: Driver, steps: &[Step]) -> Vec<Out> {
 async fn run_psql(env: &TestEnv, steps: &[Step], options: Option<&str>) -> Vec<Out> {
     let mut ci = env.proxy_conninfo(APP_USER, APP_PASSWORD, APP_DATABASE);
     if let Some(o) = options {
-        ci.push_str(&format!(" options='{}'", o.replace('\\', "\\\\").replace('\'', "\\'")));
+        ci.push_str(&format!(
+            " options='{}'",
+            o.replace('\\', "\\\\").replace('\'', "\\'")
+        ));
     }
     let mut args: Vec<String> = vec![
         "-v".into(),
@@ -1441,11 +1476,16 @@ async fn run_script(
 fn ciphertext_is_recognised_in_text() {
     let env = format!("\\x0102{}", "00".repeat(30));
     assert!(looks_like_ciphertext(&env));
-    assert!(looks_like_ciphertext(&format!("Key (s)=({env}) already exists.")));
+    assert!(looks_like_ciphertext(&format!(
+        "Key (s)=({env}) already exists."
+    )));
     assert!(!looks_like_ciphertext("\\x0101"));
     assert!(!looks_like_ciphertext("plain text"));
     assert_eq!(
-        splice("VALUES ($1, $10, $2)", &(1..=10).map(P::I).collect::<Vec<_>>()),
+        splice(
+            "VALUES ($1, $10, $2)",
+            &(1..=10).map(P::I).collect::<Vec<_>>()
+        ),
         "VALUES (1, 10, 2)"
     );
 }

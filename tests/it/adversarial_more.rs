@@ -20,7 +20,8 @@ const COPY: &str = "copy";
 const DDL: &str = "ddl";
 const MSG: &str = "messages";
 
-const SHADOW: &str = "CREATE SCHEMA {x}; CREATE TABLE {x}.{t} (id int PRIMARY KEY, s text, note text);";
+const SHADOW: &str =
+    "CREATE SCHEMA {x}; CREATE TABLE {x}.{t} (id int PRIMARY KEY, s text, note text);";
 
 fn aliases() -> Vec<Probe> {
     let s1 = || vec![t("{S1}")];
@@ -97,7 +98,10 @@ fn aliases() -> Vec<Probe> {
 fn typed_params() -> Vec<Probe> {
     let ins = |name: &str, col: &'static str, ty: Type, value: &str, want: Option<&str>| {
         probe(TYPED, name)
-            .attack_p(&format!("INSERT INTO {{t}} (id, {col}) VALUES (1, $1)"), vec![t(value)])
+            .attack_p(
+                &format!("INSERT INTO {{t}} (id, {col}) VALUES (1, $1)"),
+                vec![t(value)],
+            )
             .typed(&[ty])
             .expect(Expect::Safe(vec![enc(col, 1, want)]))
             .on(&[Driver::ExtText, Driver::ExtBin])
@@ -171,7 +175,9 @@ fn typed_params() -> Vec<Probe> {
 fn transactions() -> Vec<Probe> {
     let s1 = || vec![t("{S1}")];
     let back = |name: &str, steps: &[&str]| {
-        let mut p = probe(TX, name).direct(SHADOW).setup("SET search_path = public");
+        let mut p = probe(TX, name)
+            .direct(SHADOW)
+            .setup("SET search_path = public");
         for s in steps {
             p = p.setup(s);
         }
@@ -331,20 +337,48 @@ fn ddl() -> Vec<Probe> {
 fn values() -> Vec<Probe> {
     vec![
         fid("text with a NUL byte is an error", "s", "E'a\\x00b'"),
-        fid("text with an invalid UTF-8 byte is an error", "s", "E'a\\xffb'"),
+        fid(
+            "text with an invalid UTF-8 byte is an error",
+            "s",
+            "E'a\\xffb'",
+        ),
         fid("text with an octal escape beyond a byte", "s", "E'\\777'"),
         fid("text E'' unicode escape", "s", "E'\\u00e9\\U0001F600'"),
         fid("text U&'' surrogate pair", "s", "U&'\\D83D\\DE00'"),
         fid("text U&'' lone surrogate is an error", "s", "U&'\\D800'"),
-        fid("varchar(3) counts characters, not bytes", "v", "'ééé€'::varchar(3)"),
+        fid(
+            "varchar(3) counts characters, not bytes",
+            "v",
+            "'ééé€'::varchar(3)",
+        ),
         fid("varchar(3) of trailing spaces", "v", "'abc  '::varchar(3)"),
         fid("numeric 1e-3", "n", "1e-3"),
-        fid("numeric with many digits", "n", "123456789012345678901234567890.123456789"),
-        fid("numeric(2,-1) (negative scale, PostgreSQL 15+)", "n", "'149'::numeric(2,-1)"),
-        fid("jsonb with a \\u0000 escape is an error", "j", "'{\"a\": \"\\u0000\"}'"),
-        fid("jsonb number normalisation", "j", "'{\"x\": 1e2, \"y\": 1.50}'"),
+        fid(
+            "numeric with many digits",
+            "n",
+            "123456789012345678901234567890.123456789",
+        ),
+        fid(
+            "numeric(2,-1) (negative scale, PostgreSQL 15+)",
+            "n",
+            "'149'::numeric(2,-1)",
+        ),
+        fid(
+            "jsonb with a \\u0000 escape is an error",
+            "j",
+            "'{\"a\": \"\\u0000\"}'",
+        ),
+        fid(
+            "jsonb number normalisation",
+            "j",
+            "'{\"x\": 1e2, \"y\": 1.50}'",
+        ),
         fid("jsonb from json", "j", "'{\"b\": 1, \"a\": 2}'::json"),
-        fid("date from a timestamp", "d", "'2020-02-01 23:59:59'::timestamp"),
+        fid(
+            "date from a timestamp",
+            "d",
+            "'2020-02-01 23:59:59'::timestamp",
+        ),
         fid("date from current_date", "d", "current_date"),
         fid("date arithmetic", "d", "'2020-02-28'::date + 2"),
         fid("bytea hex with spaces", "b", "'\\x01 02'"),
@@ -365,13 +399,22 @@ fn messages() -> Vec<Probe> {
     vec![
         probe(MSG, "composite UNIQUE violation DETAIL")
             .direct("ALTER TABLE {t} ADD UNIQUE (s, v)")
-            .setup_p("INSERT INTO {t} (id, s, v) VALUES (1, $1, $2)", vec![t("{S1}"), t("{S2}")])
-            .attack_p("INSERT INTO {t} (id, s, v) VALUES (2, $1, $2)", vec![t("{S1}"), t("{S2}")])
+            .setup_p(
+                "INSERT INTO {t} (id, s, v) VALUES (1, $1, $2)",
+                vec![t("{S1}"), t("{S2}")],
+            )
+            .attack_p(
+                "INSERT INTO {t} (id, s, v) VALUES (2, $1, $2)",
+                vec![t("{S1}"), t("{S2}")],
+            )
             .expect(Expect::ServerError("23505"))
             .on(TWO),
         probe(MSG, "UNIQUE violation inside one multi-row INSERT")
             .direct("ALTER TABLE {t} ADD UNIQUE (s)")
-            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1), (2, $1)", vec![t("{S1}")])
+            .attack_p(
+                "INSERT INTO {t} (id, s) VALUES (1, $1), (2, $1)",
+                vec![t("{S1}")],
+            )
             .expect(Expect::ServerError("23505"))
             .on(TWO),
         probe(MSG, "exclusion constraint violation DETAIL")
@@ -381,29 +424,50 @@ fn messages() -> Vec<Probe> {
             .expect(Expect::ServerError("23P01"))
             .on(TWO),
         probe(MSG, "CREATE UNIQUE INDEX over duplicate encrypted values")
-            .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1), (2, $1)", vec![t("{S1}")])
+            .setup_p(
+                "INSERT INTO {t} (id, s) VALUES (1, $1), (2, $1)",
+                vec![t("{S1}")],
+            )
             .attack("CREATE UNIQUE INDEX {x}_u ON {t} (s)")
             .expect(Expect::ServerError("23505"))
             .on(SIMPLE),
-        probe(MSG, "ON CONFLICT DO UPDATE hitting a second unique constraint")
-            .direct("ALTER TABLE {t} ADD UNIQUE (s)")
-            .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1), (2, $2)", vec![t("{S1}"), t("{S2}")])
-            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET s = EXCLUDED.s", vec![t("{S2}")])
-            .expect(Expect::ServerError("23505"))
-            .on(TWO),
+        probe(
+            MSG,
+            "ON CONFLICT DO UPDATE hitting a second unique constraint",
+        )
+        .direct("ALTER TABLE {t} ADD UNIQUE (s)")
+        .setup_p(
+            "INSERT INTO {t} (id, s) VALUES (1, $1), (2, $2)",
+            vec![t("{S1}"), t("{S2}")],
+        )
+        .attack_p(
+            "INSERT INTO {t} (id, s) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET s = EXCLUDED.s",
+            vec![t("{S2}")],
+        )
+        .expect(Expect::ServerError("23505"))
+        .on(TWO),
         probe(MSG, "CHECK violation on UPDATE")
             .direct("ALTER TABLE {t} ADD CHECK (id < 100)")
-            .setup_p("INSERT INTO {t} (id, s, r) VALUES (1, $1, $2)", vec![t("{S1}"), t("{S2}")])
+            .setup_p(
+                "INSERT INTO {t} (id, s, r) VALUES (1, $1, $2)",
+                vec![t("{S1}"), t("{S2}")],
+            )
             .attack("UPDATE {t} SET id = 100")
             .expect(Expect::ServerError("23514"))
             .on(TWO),
         probe(MSG, "NOT NULL violation on an encrypted column")
             .direct("ALTER TABLE {t} ALTER COLUMN s SET NOT NULL")
-            .attack_p("INSERT INTO {t} (id, r, v) VALUES (1, $1, $2)", vec![t("{S1}"), t("{S2}")])
+            .attack_p(
+                "INSERT INTO {t} (id, r, v) VALUES (1, $1, $2)",
+                vec![t("{S1}"), t("{S2}")],
+            )
             .expect(Expect::ServerError("23502"))
             .on(TWO),
         probe(MSG, "an error in a later row of a multi-row INSERT")
-            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1), (1, $2)", vec![t("{S1}"), P::Null])
+            .attack_p(
+                "INSERT INTO {t} (id, s) VALUES (1, $1), (1, $2)",
+                vec![t("{S1}"), P::Null],
+            )
             .expect(Expect::ServerError("23505"))
             .on(TWO),
     ]
@@ -414,7 +478,9 @@ async fn adversarial_aliases_typed_and_transactions() {
     let mut p = aliases();
     p.extend(typed_params());
     p.extend(transactions());
-    run_suite(p).await.assert_all_passed("aliases, typed parameters, transactions");
+    run_suite(p)
+        .await
+        .assert_all_passed("aliases, typed parameters, transactions");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,5 +489,7 @@ async fn adversarial_copy_ddl_values_and_messages() {
     p.extend(ddl());
     p.extend(values());
     p.extend(messages());
-    run_suite(p).await.assert_all_passed("copy, ddl, values, messages");
+    run_suite(p)
+        .await
+        .assert_all_passed("copy, ddl, values, messages");
 }

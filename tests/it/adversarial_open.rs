@@ -45,25 +45,50 @@ fn wrong() -> Vec<Probe> {
         startup_path(),
         fid("bpchar into varchar", "v", "'ab  '::bpchar"),
         // pg_query's grammar (PostgreSQL 18) reads literals the PostgreSQL 15 server rejects.
-        fid("int4 from a hex literal (PostgreSQL 16+ syntax)", "i", "0x1F"),
-        fid("int4 from an underscored literal (PostgreSQL 16+ syntax)", "i", "1_000"),
-        fid("numeric from an octal literal (PostgreSQL 16+ syntax)", "n", "0o17"),
-        fid("int4 from a SELECT with a hex literal", "i", "(SELECT 0x1F)"),
-        probe("fidelity", "date from a timestamptz in the session time zone")
-            .setup("SET TimeZone = 'America/New_York'")
-            .attack("INSERT INTO {t} (id, d) VALUES (1, '2020-02-01 02:00:00+00'::timestamptz)")
-            .expect(Expect::Safe(vec![twin("d", 1)]))
-            .on(SIMPLE),
-        probe("typed-params", "text column, parameter declared bpchar (trailing spaces)")
-            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}  ")])
-            .typed(&[Type::BPCHAR])
-            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
-            .on(EXT),
-        probe("typed-params", "text column, binary parameter declared bytea")
-            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("\\x{H1}")])
-            .typed(&[Type::BYTEA])
-            .expect(Expect::Safe(vec![enc("s", 1, Some("\\x{H1}"))]))
-            .on(&[Driver::ExtBin]),
+        fid(
+            "int4 from a hex literal (PostgreSQL 16+ syntax)",
+            "i",
+            "0x1F",
+        ),
+        fid(
+            "int4 from an underscored literal (PostgreSQL 16+ syntax)",
+            "i",
+            "1_000",
+        ),
+        fid(
+            "numeric from an octal literal (PostgreSQL 16+ syntax)",
+            "n",
+            "0o17",
+        ),
+        fid(
+            "int4 from a SELECT with a hex literal",
+            "i",
+            "(SELECT 0x1F)",
+        ),
+        probe(
+            "fidelity",
+            "date from a timestamptz in the session time zone",
+        )
+        .setup("SET TimeZone = 'America/New_York'")
+        .attack("INSERT INTO {t} (id, d) VALUES (1, '2020-02-01 02:00:00+00'::timestamptz)")
+        .expect(Expect::Safe(vec![twin("d", 1)]))
+        .on(SIMPLE),
+        probe(
+            "typed-params",
+            "text column, parameter declared bpchar (trailing spaces)",
+        )
+        .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}  ")])
+        .typed(&[Type::BPCHAR])
+        .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
+        .on(EXT),
+        probe(
+            "typed-params",
+            "text column, binary parameter declared bytea",
+        )
+        .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("\\x{H1}")])
+        .typed(&[Type::BYTEA])
+        .expect(Expect::Safe(vec![enc("s", 1, Some("\\x{H1}"))]))
+        .on(&[Driver::ExtBin]),
         fid("int4 from 4.5::float8 rounds to even", "i", "4.5::float8"),
         probe("settings", "client_encoding LATIN1 in the startup packet")
             .options("-c client_encoding=LATIN1")
@@ -124,5 +149,7 @@ async fn adversarial_open() {
     let mut p = leaks();
     p.extend(wrong());
     p.extend(refused_sound());
-    run_suite(p).await.assert_all_passed("open (known failures)");
+    run_suite(p)
+        .await
+        .assert_all_passed("open (known failures)");
 }

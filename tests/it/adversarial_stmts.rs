@@ -17,7 +17,12 @@ const COMP: &str = "composite";
 
 fn ddl_probes() -> Vec<Probe> {
     let s1 = || vec![t("{S1}")];
-    let refused = |name: &str, sql: &str| probe(DDL, name).attack(sql).expect(Expect::Refused).on(SIMPLE);
+    let refused = |name: &str, sql: &str| {
+        probe(DDL, name)
+            .attack(sql)
+            .expect(Expect::Refused)
+            .on(SIMPLE)
+    };
     vec![
         probe(DDL, "SET DEFAULT with a text literal, then DEFAULT VALUES")
             .attack("ALTER TABLE {t} ALTER COLUMN s SET DEFAULT '{S1}'")
@@ -362,7 +367,10 @@ fn composite_probes() -> Vec<Probe> {
     vec![
         probe(COMP, "INSERT … SELECT (x).* of a composite value")
             .direct(ty)
-            .attack_p("INSERT INTO {t} (id, s) SELECT (x).* FROM (SELECT ROW(1, $1)::{x}_ty AS x) q", vec![t("{S1}")])
+            .attack_p(
+                "INSERT INTO {t} (id, s) SELECT (x).* FROM (SELECT ROW(1, $1)::{x}_ty AS x) q",
+                vec![t("{S1}")],
+            )
             .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))])),
         probe(COMP, "VALUES ((ROW(…)::type).*)")
             .direct(ty)
@@ -371,28 +379,52 @@ fn composite_probes() -> Vec<Probe> {
             .on(SIMPLE),
         probe(COMP, "SELECT (json_populate_record(NULL::type, $1)).*")
             .direct(ty)
-            .attack_p("INSERT INTO {t} (id, s) SELECT (json_populate_record(NULL::{x}_ty, $1)).*", vec![t("{\"id\": 1, \"s\": \"{S1}\"}")])
+            .attack_p(
+                "INSERT INTO {t} (id, s) SELECT (json_populate_record(NULL::{x}_ty, $1)).*",
+                vec![t("{\"id\": 1, \"s\": \"{S1}\"}")],
+            )
             .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))])),
-        probe(COMP, "INSERT … SELECT * FROM json_populate_record(NULL::rules_table, $1)")
-            .attack_p("INSERT INTO {t} SELECT * FROM json_populate_record(NULL::{t}, $1)", vec![t("{\"id\": 1, \"s\": \"{S1}\"}")])
-            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))])),
-        probe(COMP, "INSERT … SELECT * FROM jsonb_populate_recordset(NULL::rules_table, $1)")
-            .attack_p("INSERT INTO {t} SELECT * FROM jsonb_populate_recordset(NULL::{t}, $1)", vec![t("[{\"id\": 1, \"s\": \"\\\\x{S1}\"}]")])
-            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))])),
-        probe(COMP, "INSERT … SELECT * FROM jsonb_populate_record of a plain type")
-            .direct(ty)
-            .attack_p("INSERT INTO {t} (id, s) SELECT * FROM jsonb_populate_record(NULL::{x}_ty, $1::jsonb)", vec![t("{\"id\": 1, \"s\": \"{S1}\"}")])
-            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))])),
+        probe(
+            COMP,
+            "INSERT … SELECT * FROM json_populate_record(NULL::rules_table, $1)",
+        )
+        .attack_p(
+            "INSERT INTO {t} SELECT * FROM json_populate_record(NULL::{t}, $1)",
+            vec![t("{\"id\": 1, \"s\": \"{S1}\"}")],
+        )
+        .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))])),
+        probe(
+            COMP,
+            "INSERT … SELECT * FROM jsonb_populate_recordset(NULL::rules_table, $1)",
+        )
+        .attack_p(
+            "INSERT INTO {t} SELECT * FROM jsonb_populate_recordset(NULL::{t}, $1)",
+            vec![t("[{\"id\": 1, \"s\": \"\\\\x{S1}\"}]")],
+        )
+        .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))])),
+        probe(
+            COMP,
+            "INSERT … SELECT * FROM jsonb_populate_record of a plain type",
+        )
+        .direct(ty)
+        .attack_p(
+            "INSERT INTO {t} (id, s) SELECT * FROM jsonb_populate_record(NULL::{x}_ty, $1::jsonb)",
+            vec![t("{\"id\": 1, \"s\": \"{S1}\"}")],
+        )
+        .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))])),
         probe(COMP, "INSERT … SELECT (h).* from a plain table")
             .direct("CREATE TABLE {x}_h (id int, s text); INSERT INTO {x}_h VALUES (1, '{M1}')")
             .attack("INSERT INTO {t} (id, s) SELECT (h).* FROM {x}_h h")
             .expect(Expect::Refused)
             .on(SIMPLE),
-        probe(COMP, "SELECT (h).* from the rules table decrypts or is refused")
-            .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
-            .attack("SELECT (h).s FROM {t} h")
-            .rows(&[&[Some("{S1}")]])
-            .expect(Expect::Safe(vec![])),
+        probe(
+            COMP,
+            "SELECT (h).* from the rules table decrypts or is refused",
+        )
+        .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
+        .attack("SELECT (h).s FROM {t} h")
+        .rows(&[&[Some("{S1}")]])
+        .expect(Expect::Safe(vec![])),
         probe(COMP, "SELECT (h).* of the rules table")
             .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
             .attack("SELECT (h).* FROM {t} h")
@@ -421,11 +453,14 @@ fn composite_probes() -> Vec<Probe> {
             .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
             .attack("SELECT ARRAY[s] FROM {t}")
             .expect(Expect::Safe(vec![])),
-        probe(COMP, "an encrypted column through a set-returning sub-select in FROM")
-            .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
-            .attack("SELECT q.x FROM (SELECT s AS x FROM {t} UNION ALL SELECT s FROM {t}) q LIMIT 1")
-            .rows(&[&[Some("{S1}")]])
-            .expect(Expect::Safe(vec![])),
+        probe(
+            COMP,
+            "an encrypted column through a set-returning sub-select in FROM",
+        )
+        .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
+        .attack("SELECT q.x FROM (SELECT s AS x FROM {t} UNION ALL SELECT s FROM {t}) q LIMIT 1")
+        .rows(&[&[Some("{S1}")]])
+        .expect(Expect::Safe(vec![])),
         probe(COMP, "an encrypted column through COALESCE in the output")
             .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
             .attack("SELECT COALESCE(s, s) FROM {t}")
@@ -449,21 +484,39 @@ fn driver_probes() -> Vec<Probe> {
     ];
     vec![
         probe(DML, "driver: INSERT with a parameter")
-            .attack_p("INSERT INTO {t} (id, s, r) VALUES ($1, $2, $3)", vec![P::I(1), t("{S1}"), t("{S2}")])
-            .expect(Expect::Encrypted(vec![enc("s", 1, Some("{S1}")), enc("r", 1, Some("{S2}"))]))
+            .attack_p(
+                "INSERT INTO {t} (id, s, r) VALUES ($1, $2, $3)",
+                vec![P::I(1), t("{S1}"), t("{S2}")],
+            )
+            .expect(Expect::Encrypted(vec![
+                enc("s", 1, Some("{S1}")),
+                enc("r", 1, Some("{S2}")),
+            ]))
             .on(all),
-        probe(DML, "driver: UPDATE … WHERE on a deterministic column, RETURNING")
-            .setup_p("INSERT INTO {t} (id, s) VALUES ($1, $2)", vec![P::I(1), t("{S1}")])
-            .attack_p("UPDATE {t} SET r = $1 WHERE s = $2 RETURNING id, r", vec![t("{S2}"), t("{S1}")])
-            .rows(&[&[Some("1"), Some("{S2}")]])
-            .expect(Expect::Encrypted(vec![enc("r", 1, Some("{S2}"))]))
-            .on(all),
+        probe(
+            DML,
+            "driver: UPDATE … WHERE on a deterministic column, RETURNING",
+        )
+        .setup_p(
+            "INSERT INTO {t} (id, s) VALUES ($1, $2)",
+            vec![P::I(1), t("{S1}")],
+        )
+        .attack_p(
+            "UPDATE {t} SET r = $1 WHERE s = $2 RETURNING id, r",
+            vec![t("{S2}"), t("{S1}")],
+        )
+        .rows(&[&[Some("1"), Some("{S2}")]])
+        .expect(Expect::Encrypted(vec![enc("r", 1, Some("{S2}"))]))
+        .on(all),
         probe(DDL, "driver: SET DEFAULT with plaintext bytes")
             .attack("ALTER TABLE {t} ALTER COLUMN s SET DEFAULT convert_to('{S1}', 'UTF8')")
             .expect(Expect::Refused)
             .on(&[Driver::Psql, Driver::PyText, Driver::Node]),
         probe(COMP, "driver: json_populate_record of the rules table")
-            .attack_p("INSERT INTO {t} SELECT * FROM json_populate_record(NULL::{t}, $1)", vec![t("{\"id\": 1, \"s\": \"{S1}\"}")])
+            .attack_p(
+                "INSERT INTO {t} SELECT * FROM json_populate_record(NULL::{t}, $1)",
+                vec![t("{\"id\": 1, \"s\": \"{S1}\"}")],
+            )
             .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
             .on(&[Driver::Psql, Driver::PyText, Driver::PyBin, Driver::Node]),
     ]
@@ -481,5 +534,7 @@ async fn adversarial_dml_composite_and_drivers() {
     let mut p = dml_probes();
     p.extend(composite_probes());
     p.extend(driver_probes());
-    run_suite(p).await.assert_all_passed("dml, composite and drivers");
+    run_suite(p)
+        .await
+        .assert_all_passed("dml, composite and drivers");
 }

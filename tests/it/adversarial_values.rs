@@ -42,7 +42,11 @@ fn fidelity() -> Vec<Probe> {
         fid("numeric(5,0) rounds 12.5", "n", "'12.5'::numeric(5,0)"),
         fid("numeric(5,2) rounds 1.005", "n", "1.005::numeric(5,2)"),
         fid("numeric(3,1) overflow", "n", "99.96::numeric(3,1)"),
-        fid("numeric(5,0) of a negative half", "n", "'-12.5'::numeric(5,0)"),
+        fid(
+            "numeric(5,0) of a negative half",
+            "n",
+            "'-12.5'::numeric(5,0)",
+        ),
         fid("numeric keeps its scale", "n", "1.50"),
         fid("numeric with an exponent", "n", "1.5e3"),
         fid("numeric NaN", "n", "'NaN'"),
@@ -51,13 +55,29 @@ fn fidelity() -> Vec<Probe> {
         fid("numeric double negation", "n", "-(-5.25)"),
         fid("numeric unary plus", "n", "+7"),
         fid("numeric from an integer", "n", "42"),
-        fid("numeric cast to numeric(10,3) then numeric(4,1)", "n", "'3.14159'::numeric(10,3)::numeric(4,1)"),
+        fid(
+            "numeric cast to numeric(10,3) then numeric(4,1)",
+            "n",
+            "'3.14159'::numeric(10,3)::numeric(4,1)",
+        ),
         fid("varchar(3) truncates", "v", "'abcdef'::varchar(3)"),
         fid("varchar(3) keeps a short value", "v", "'ab'::varchar(3)"),
-        fid("character varying(2) of spaces", "v", "'a   '::character varying(2)"),
-        fid("char(3) pads then loses its padding in text", "s", "'ab'::char(3)"),
+        fid(
+            "character varying(2) of spaces",
+            "v",
+            "'a   '::character varying(2)",
+        ),
+        fid(
+            "char(3) pads then loses its padding in text",
+            "s",
+            "'ab'::char(3)",
+        ),
         fid("char(3) truncates", "s", "'abcdef'::char(3)"),
-        fid("nested casts text → varchar(4) → text", "s", "'abcdefgh'::varchar(4)::text"),
+        fid(
+            "nested casts text → varchar(4) → text",
+            "s",
+            "'abcdefgh'::varchar(4)::text",
+        ),
         fid("CAST(… AS varchar(2))", "v", "CAST('xyz' AS varchar(2))"),
         fid("int4 from 5.7 rounds", "i", "5.7"),
         fid("int4 from 2.5 rounds away from zero", "i", "2.5"),
@@ -76,11 +96,19 @@ fn fidelity() -> Vec<Probe> {
         fid("text empty string", "s", "''"),
         fid("text unicode", "s", "'日本語 😀 ñ'"),
         fid("text that looks like bytea hex", "s", "'\\x0101'"),
-        fid("text that looks like an envelope", "s", "'\\x0102000000010000'"),
+        fid(
+            "text that looks like an envelope",
+            "s",
+            "'\\x0102000000010000'",
+        ),
         fid("bytea from hex", "b", "'\\x0101'"),
         fid("bytea from escape format", "b", "'abc\\001'::bytea"),
         fid("bytea from E'' escapes", "b", "E'\\\\x4142'"),
-        fid("jsonb normalises key order and duplicates", "j", "'{\"b\": 1, \"a\": 2, \"a\": 3}'"),
+        fid(
+            "jsonb normalises key order and duplicates",
+            "j",
+            "'{\"b\": 1, \"a\": 2, \"a\": 3}'",
+        ),
         fid("jsonb with spaces", "j", "'  [1,  2]  '"),
         fid("date ISO", "d", "'2020-02-01'"),
         fid("date from words", "d", "'Feb 1 2020'"),
@@ -90,24 +118,57 @@ fn fidelity() -> Vec<Probe> {
         fid("date invalid", "d", "'2020-02-30'"),
         fid("date compact", "d", "'20200201'"),
         fid_p("numeric parameter 12.50", "n", "$1", "12.50", TWO),
-        fid_p("numeric(5,0) cast on a parameter", "n", "$1::numeric(5,0)", "12.5", TWO),
-        fid_p("varchar(3) cast on a parameter", "v", "$1::varchar(3)", "abcdef", TOKIO),
+        fid_p(
+            "numeric(5,0) cast on a parameter",
+            "n",
+            "$1::numeric(5,0)",
+            "12.5",
+            TWO,
+        ),
+        fid_p(
+            "varchar(3) cast on a parameter",
+            "v",
+            "$1::varchar(3)",
+            "abcdef",
+            TOKIO,
+        ),
         fid_p("int4 parameter as text 42", "i", "$1", "42", TOKIO),
         fid_p("int4 parameter ' -3 '", "i", "$1", " -3 ", TWO),
         fid_p("text parameter empty", "s", "$1", "", TOKIO),
         fid_p("text parameter unicode", "s", "$1", "Zürich – 東京", TOKIO),
         fid_p("text parameter very long", "r", "$1", &long, TOKIO),
-        fid_p("text parameter looking like bytea", "s", "$1", "\\x0101", TOKIO),
+        fid_p(
+            "text parameter looking like bytea",
+            "s",
+            "$1",
+            "\\x0101",
+            TOKIO,
+        ),
         fid_p("bytea parameter", "b", "$1", "\\x00ff", TOKIO),
-        fid_p("jsonb parameter", "j", "$1", "{\"z\": [1, 2], \"a\": null}", TWO),
+        fid_p(
+            "jsonb parameter",
+            "j",
+            "$1",
+            "{\"z\": [1, 2], \"a\": null}",
+            TWO,
+        ),
         fid_p("date parameter", "d", "$1", "2021-12-31", TWO),
-        fid_p("text parameter with quotes and backslashes", "s", "$1", "it's a \\ test", TOKIO),
+        fid_p(
+            "text parameter with quotes and backslashes",
+            "s",
+            "$1",
+            "it's a \\ test",
+            TOKIO,
+        ),
         probe(FID, "NULL parameter")
             .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![P::Null])
             .expect(Expect::Encrypted(vec![enc("s", 1, None)]))
             .on(TOKIO),
         probe(FID, "very long literal")
-            .attack(&format!("INSERT INTO {{t}} (id, r) VALUES (1, '{{S1}}{}')", "y".repeat(50_000)))
+            .attack(&format!(
+                "INSERT INTO {{t}} (id, r) VALUES (1, '{{S1}}{}')",
+                "y".repeat(50_000)
+            ))
             .expect(Expect::Safe(vec![twin("r", 1)]))
             .on(&[Driver::Simple, Driver::Psql]),
     ]
@@ -328,7 +389,10 @@ fn messages() -> Vec<Probe> {
 fn search() -> Vec<Probe> {
     let q = |name: &str, sql: &str, rows: &[&[Option<&str>]]| {
         probe(SEARCH, name)
-            .setup_p("INSERT INTO {t} (id, s, v, r) VALUES (1, $1, $2, $3)", vec![t("{S1}"), t("{S2}"), t("{S3}")])
+            .setup_p(
+                "INSERT INTO {t} (id, s, v, r) VALUES (1, $1, $2, $3)",
+                vec![t("{S1}"), t("{S2}"), t("{S3}")],
+            )
             .attack(sql)
             .rows(rows)
             .expect(Expect::Safe(vec![]))
@@ -336,47 +400,203 @@ fn search() -> Vec<Probe> {
     let one: &[&[Option<&str>]] = &[&[Some("1")]];
     vec![
         q("= literal", "SELECT id FROM {t} WHERE s = '{S1}'", one).on(TWO),
-        q("reversed = literal", "SELECT id FROM {t} WHERE '{S1}' = s", one).on(SIMPLE),
-        q("IN list", "SELECT id FROM {t} WHERE s IN ('{S1}', '{S4}')", one).on(SIMPLE),
-        q("= ANY(array literal)", "SELECT id FROM {t} WHERE s = ANY('{{S1},{S4}}')", one).on(SIMPLE),
-        q("= ANY(ARRAY[…])", "SELECT id FROM {t} WHERE s = ANY(ARRAY['{S1}', '{S4}'])", one).on(SIMPLE),
-        q("IS NOT DISTINCT FROM", "SELECT id FROM {t} WHERE s IS NOT DISTINCT FROM '{S1}'", one).on(SIMPLE),
-        q("NOT (<>)", "SELECT id FROM {t} WHERE NOT (s <> '{S1}')", one).on(SIMPLE),
-        q("OR false", "SELECT id FROM {t} WHERE s = '{S1}' OR false", one).on(SIMPLE),
-        q("row comparison", "SELECT id FROM {t} WHERE (s, id) = ('{S1}', 1)", one).on(SIMPLE),
-        q("scalar sub-select", "SELECT id FROM {t} WHERE s = (SELECT '{S1}')", one).on(SIMPLE),
-        q("IN (SELECT literal)", "SELECT id FROM {t} WHERE s IN (SELECT '{S1}')", one).on(SIMPLE),
-        q("= ANY(SELECT literal)", "SELECT id FROM {t} WHERE s = ANY(SELECT '{S1}')", one).on(SIMPLE),
-        q("CTE constant", "WITH c AS (SELECT '{S1}'::text AS x) SELECT id FROM {t}, c WHERE s = c.x", one).on(SIMPLE),
-        q("JOIN (VALUES …) ON", "SELECT {t}.id FROM {t} JOIN (VALUES ('{S1}')) v(x) ON {t}.s = v.x", one).on(SIMPLE),
-        q("EXISTS correlated", "SELECT id FROM {t} WHERE EXISTS (SELECT 1 WHERE {t}.s = '{S1}')", one).on(SIMPLE),
-        q("CASE col WHEN literal", "SELECT CASE s WHEN '{S1}' THEN 1 ELSE 0 END FROM {t}", one).on(SIMPLE),
-        q("comparison in the target list", "SELECT s = '{S1}' FROM {t}", &[&[Some("t")]]).on(SIMPLE),
-        q("count FILTER", "SELECT count(*) FILTER (WHERE s = '{S1}') FROM {t}", one).on(SIMPLE),
-        q("ORDER BY a comparison", "SELECT id FROM {t} ORDER BY s = '{S1}'", one).on(SIMPLE),
-        q("HAVING", "SELECT count(*) FROM {t} GROUP BY s HAVING s = '{S1}'", one).on(SIMPLE),
-        q("LIKE is refused", "SELECT id FROM {t} WHERE s LIKE '{S1}%'", one).on(SIMPLE),
-        q("a function on the column is refused", "SELECT id FROM {t} WHERE lower(s::text) = '{S1}'", one).on(SIMPLE),
-        q("a function on the value", "SELECT id FROM {t} WHERE s = lower('{S1}')", one).on(SIMPLE),
-        q("concatenated value", "SELECT id FROM {t} WHERE s = 'sentinel_' || '{S1}'", &[]).on(SIMPLE),
-        q("equality on a randomized column", "SELECT id FROM {t} WHERE r = '{S3}'", one).on(SIMPLE),
-        q("comparing columns with different keys", "SELECT id FROM {t} WHERE s = v", &[]).on(SIMPLE),
-        q("BETWEEN", "SELECT id FROM {t} WHERE s BETWEEN '{S1}' AND '{S4}'", one).on(SIMPLE),
-        q("= literal COLLATE", "SELECT id FROM {t} WHERE s = '{S1}' COLLATE \"C\"", one).on(SIMPLE),
+        q(
+            "reversed = literal",
+            "SELECT id FROM {t} WHERE '{S1}' = s",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "IN list",
+            "SELECT id FROM {t} WHERE s IN ('{S1}', '{S4}')",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "= ANY(array literal)",
+            "SELECT id FROM {t} WHERE s = ANY('{{S1},{S4}}')",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "= ANY(ARRAY[…])",
+            "SELECT id FROM {t} WHERE s = ANY(ARRAY['{S1}', '{S4}'])",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "IS NOT DISTINCT FROM",
+            "SELECT id FROM {t} WHERE s IS NOT DISTINCT FROM '{S1}'",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "NOT (<>)",
+            "SELECT id FROM {t} WHERE NOT (s <> '{S1}')",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "OR false",
+            "SELECT id FROM {t} WHERE s = '{S1}' OR false",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "row comparison",
+            "SELECT id FROM {t} WHERE (s, id) = ('{S1}', 1)",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "scalar sub-select",
+            "SELECT id FROM {t} WHERE s = (SELECT '{S1}')",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "IN (SELECT literal)",
+            "SELECT id FROM {t} WHERE s IN (SELECT '{S1}')",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "= ANY(SELECT literal)",
+            "SELECT id FROM {t} WHERE s = ANY(SELECT '{S1}')",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "CTE constant",
+            "WITH c AS (SELECT '{S1}'::text AS x) SELECT id FROM {t}, c WHERE s = c.x",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "JOIN (VALUES …) ON",
+            "SELECT {t}.id FROM {t} JOIN (VALUES ('{S1}')) v(x) ON {t}.s = v.x",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "EXISTS correlated",
+            "SELECT id FROM {t} WHERE EXISTS (SELECT 1 WHERE {t}.s = '{S1}')",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "CASE col WHEN literal",
+            "SELECT CASE s WHEN '{S1}' THEN 1 ELSE 0 END FROM {t}",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "comparison in the target list",
+            "SELECT s = '{S1}' FROM {t}",
+            &[&[Some("t")]],
+        )
+        .on(SIMPLE),
+        q(
+            "count FILTER",
+            "SELECT count(*) FILTER (WHERE s = '{S1}') FROM {t}",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "ORDER BY a comparison",
+            "SELECT id FROM {t} ORDER BY s = '{S1}'",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "HAVING",
+            "SELECT count(*) FROM {t} GROUP BY s HAVING s = '{S1}'",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "LIKE is refused",
+            "SELECT id FROM {t} WHERE s LIKE '{S1}%'",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "a function on the column is refused",
+            "SELECT id FROM {t} WHERE lower(s::text) = '{S1}'",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "a function on the value",
+            "SELECT id FROM {t} WHERE s = lower('{S1}')",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "concatenated value",
+            "SELECT id FROM {t} WHERE s = 'sentinel_' || '{S1}'",
+            &[],
+        )
+        .on(SIMPLE),
+        q(
+            "equality on a randomized column",
+            "SELECT id FROM {t} WHERE r = '{S3}'",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "comparing columns with different keys",
+            "SELECT id FROM {t} WHERE s = v",
+            &[],
+        )
+        .on(SIMPLE),
+        q(
+            "BETWEEN",
+            "SELECT id FROM {t} WHERE s BETWEEN '{S1}' AND '{S4}'",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "= literal COLLATE",
+            "SELECT id FROM {t} WHERE s = '{S1}' COLLATE \"C\"",
+            one,
+        )
+        .on(SIMPLE),
         q("= E'' literal", "SELECT id FROM {t} WHERE s = E'{S1}'", one).on(SIMPLE),
         q("= $$ literal", "SELECT id FROM {t} WHERE s = $${S1}$$", one).on(SIMPLE),
-        q("DELETE … WHERE", "DELETE FROM {t} WHERE s = '{S4}' RETURNING id", &[]).on(SIMPLE),
-        q("UPDATE … WHERE", "UPDATE {t} SET note = 'seen' WHERE s = '{S1}' RETURNING id", one).on(SIMPLE),
-        q("COPY (SELECT … WHERE) TO STDOUT", "COPY (SELECT id FROM {t} WHERE s = '{S1}') TO STDOUT", one).on(&[Driver::Psql]),
+        q(
+            "DELETE … WHERE",
+            "DELETE FROM {t} WHERE s = '{S4}' RETURNING id",
+            &[],
+        )
+        .on(SIMPLE),
+        q(
+            "UPDATE … WHERE",
+            "UPDATE {t} SET note = 'seen' WHERE s = '{S1}' RETURNING id",
+            one,
+        )
+        .on(SIMPLE),
+        q(
+            "COPY (SELECT … WHERE) TO STDOUT",
+            "COPY (SELECT id FROM {t} WHERE s = '{S1}') TO STDOUT",
+            one,
+        )
+        .on(&[Driver::Psql]),
         probe(SEARCH, "= ANY($1) with an array parameter")
             .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
-            .attack_p("SELECT id FROM {t} WHERE s = ANY($1)", vec![t("{{S1},{S4}}")])
+            .attack_p(
+                "SELECT id FROM {t} WHERE s = ANY($1)",
+                vec![t("{{S1},{S4}}")],
+            )
             .rows(&[&[Some("1")]])
             .expect(Expect::Safe(vec![]))
             .on(&[Driver::ExtText, Driver::Node]),
         probe(SEARCH, "= $1::varchar(3) (a type modifier on a parameter)")
             .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("sen")])
-            .attack_p("SELECT id FROM {t} WHERE s = $1::varchar(3)", vec![t("{S1}")])
+            .attack_p(
+                "SELECT id FROM {t} WHERE s = $1::varchar(3)",
+                vec![t("{S1}")],
+            )
             .rows(&[&[Some("1")]])
             .expect(Expect::Safe(vec![]))
             .on(&[Driver::ExtText, Driver::PyText]),
@@ -385,7 +605,13 @@ fn search() -> Vec<Probe> {
             .attack_p("SELECT id FROM {t} WHERE s = $1", vec![t("{S1}")])
             .rows(&[&[Some("1")]])
             .expect(Expect::Encrypted(vec![]))
-            .on(&[Driver::PyText, Driver::PyBin, Driver::PyPrep, Driver::Node, Driver::Psql]),
+            .on(&[
+                Driver::PyText,
+                Driver::PyBin,
+                Driver::PyPrep,
+                Driver::Node,
+                Driver::Psql,
+            ]),
     ]
 }
 
@@ -401,5 +627,7 @@ async fn adversarial_settings_messages_and_search() {
     let mut p = settings();
     p.extend(messages());
     p.extend(search());
-    run_suite(p).await.assert_all_passed("settings, messages and search");
+    run_suite(p)
+        .await
+        .assert_all_passed("settings, messages and search");
 }

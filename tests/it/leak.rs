@@ -314,7 +314,11 @@ async fn the_oracle_finds_sentinels_in_log_tables_and_disk() {
             .collect()
     };
     assert_eq!(kinds(&in_text), BTreeSet::from(["log", "table", "disk"]));
-    assert_eq!(kinds(&in_bytea), BTreeSet::from(["log", "table", "disk"]), "{found:?}");
+    assert_eq!(
+        kinds(&in_bytea),
+        BTreeSet::from(["log", "table", "disk"]),
+        "{found:?}"
+    );
     assert_eq!(kinds(&in_param), BTreeSet::from(["log"]));
     assert!(kinds(&never).is_empty());
     assert_no_leak(&db, std::slice::from_ref(&never)).await;

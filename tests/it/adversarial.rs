@@ -49,6 +49,9 @@ pub const COLS: [(&str, &str, &str); 8] = [
     ("b", "bytea", "randomized"),
 ];
 
+/// Prefix of a direct setup statement run as the superuser.
+const SU_MARK: &str = "--superuser\n";
+
 /// How a probe's steps reach pgcloak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Driver {
@@ -176,6 +179,8 @@ pub enum Expect {
     Encrypted(Vec<Check>),
     /// An attack step fails; nothing leaks.
     Refused,
+    /// An attack step fails, nothing leaks, and the checks hold afterwards.
+    RefusedThen(Vec<Check>),
     /// Either refused, or succeeded with the checks holding.
     Safe(Vec<Check>),
     /// An attack step fails with this SQLSTATE; its message never shows ciphertext.
@@ -216,6 +221,12 @@ impl Probe {
     /// SQL run straight on PostgreSQL as the app role before the steps (no sentinels here).
     pub fn direct(mut self, sql: &str) -> Self {
         self.direct.push(sql.to_owned());
+        self.needs_poll = true;
+        self
+    }
+    /// SQL run straight on PostgreSQL as the superuser before the steps (roles, grants).
+    pub fn direct_su(mut self, sql: &str) -> Self {
+        self.direct.push(format!("{SU_MARK}{sql}"));
         self.needs_poll = true;
         self
     }
@@ -552,13 +563,18 @@ pub async fn run_suite(probes: Vec<Probe>) -> Report {
     let adv = Adv { env, rules, ring };
     // Direct setup of every instance, then one wait for the catalog poll.
     let direct = adv.env.direct_app().await;
+    let su = leak::quiet_superuser(&adv.env.db, APP_DATABASE).await;
     let mut setup_errors: HashMap<usize, String> = HashMap::new();
     let mut poll = false;
     for inst in &instances {
         let p = &probes[inst.probe];
         poll |= p.needs_poll;
         for sql in &p.direct {
-            if let Err(e) = direct.batch_execute(&inst.fill(sql)).await {
+            let (conn, sql) = match sql.strip_prefix(SU_MARK) {
+                Some(rest) => (&su, rest),
+                None => (&direct, sql.as_str()),
+            };
+            if let Err(e) = conn.batch_execute(&inst.fill(sql)).await {
                 setup_errors.insert(inst.k, format!("direct setup failed: {e:?}"));
                 break;
             }
@@ -791,6 +807,11 @@ impl Adv {
                 &[]
             }
             (Expect::Refused, Some(_)) => &[],
+            (Expect::RefusedThen(_), None) => {
+                problems.push(("accepted".into(), "the attack succeeded".into()));
+                &[]
+            }
+            (Expect::RefusedThen(c), Some(_)) => c,
             (Expect::Safe(c), None) => c,
             (Expect::Safe(_), Some(_)) => &[],
             (Expect::ServerError(code), Some(f)) => {

@@ -9,8 +9,13 @@
 //! varchar deterministic, `d` date randomized, `j` jsonb randomized, `b` bytea randomized, and
 //! the plain `id int PRIMARY KEY` and `note text`), a plain twin `tw<k>` with the logical types
 //! (the same statements run straight on it say what PostgreSQL would store), fresh random
-//! sentinels `{S1}`..`{S4}` and markers `{M1}`, `{M2}` (markers may legitimately be stored in
-//! plain tables; sentinels never may).
+//! sentinels `{S1}`..`{S4}` (`{H1}`..`{H4}`: their bytes as hex) and markers `{M1}`, `{M2}`
+//! (markers may legitimately be stored in plain tables; sentinels never may). Templates also
+//! know `{t}` (the rules table), `{T}` (its name in upper case), `{tw}` (the twin), `{x}` (a
+//! prefix for the probe's other objects) and `{k}` (the instance number).
+//!
+//! Probes that fail against the current proxy live in `adversarial_open.rs`, which is not
+//! registered (see its header); every registered probe passes.
 //!
 //! After every probe of a test function has run, the judge checks each one: expected rows,
 //! values read back through pgcloak, what is stored (every non-NULL value of a rules column of

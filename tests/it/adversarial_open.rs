@@ -153,7 +153,10 @@ fn refused_sound() -> Vec<Probe> {
         Driver::PyPrep,
         Driver::Node,
     ];
-    let mut v: Vec<Probe> = param_reuse_shared().into_iter().map(|p| p.on(EXT)).collect();
+    let mut v: Vec<Probe> = param_reuse_shared()
+        .into_iter()
+        .map(|p| p.on(EXT))
+        .collect();
     v.extend([
         probe("procedural", "PREPARE of a statement with no encrypted column, EXECUTE passes")
             .setup("PREPARE {x}p(text) AS SELECT upper($1)")

@@ -1050,6 +1050,8 @@ impl Adv {
                 }
             }
         }
+        // Read in the default (ISO) formats, whatever the steps set.
+        let _ = c.batch_execute("ROLLBACK; RESET ALL").await;
         simple_cell(
             &c,
             &format!("SELECT ({col})::text FROM {tw} WHERE id = {id}"),

@@ -552,6 +552,81 @@ fn transactions() -> Vec<Probe> {
     ]
 }
 
+/// One Query changes a setting and then uses it; SQL-level prepared statements replaced or
+/// dropped; DO blocks that change the path; driver spread of common forms.
+fn sessions() -> Vec<Probe> {
+    vec![
+        probe(TXN, "standard_conforming_strings=off and the backslash trick in one Query")
+            .attack("SET standard_conforming_strings = off; INSERT INTO {t} (id, s, r) VALUES (1, '\\', NULL) -- ', '{M1}')")
+            .expect(Expect::Safe(vec![enc("s", 1, Some("\\")), enc("r", 1, None)]))
+            .on(&[Driver::Simple, Driver::Psql]),
+        probe(TXN, "a trailing comment after the last statement")
+            .attack("INSERT INTO {t} (id, s) VALUES (1, '{S1}'); /* tail */ -- end")
+            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
+            .on(&[Driver::Simple, Driver::Psql]),
+        probe(TXN, "PREPARE replaced after DEALLOCATE, then EXECUTE with a value")
+            .any("PREPARE {x}p(text) AS SELECT length($1)")
+            .any("DEALLOCATE {x}p")
+            .any("PREPARE {x}p(int, text) AS INSERT INTO {t} (id, s) VALUES ($1, $2)")
+            .attack("EXECUTE {x}p(1, '{S1}')")
+            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
+            .on(SIMPLE),
+        probe(TXN, "PREPARE replaced after DEALLOCATE ALL, then EXECUTE with a value")
+            .any("PREPARE {x}p(text) AS SELECT length($1)")
+            .any("DEALLOCATE ALL")
+            .any("PREPARE {x}p(int, text) AS INSERT INTO {t} (id, s) VALUES ($1, $2)")
+            .attack("EXECUTE {x}p(1, '{S1}')")
+            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
+            .on(SIMPLE),
+        probe(TXN, "PREPARE replaced after DISCARD ALL, then EXECUTE with a value")
+            .any("PREPARE {x}p(text) AS SELECT length($1)")
+            .any("DISCARD ALL")
+            .any("PREPARE {x}p(int, text) AS INSERT INTO {t} (id, s) VALUES ($1, $2)")
+            .attack("EXECUTE {x}p(1, '{S1}')")
+            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
+            .on(SIMPLE),
+        probe(PATH, "DO block running SET moves the path back to the rules table")
+            .direct(SHADOW)
+            .setup("SET search_path = {x}, public")
+            .any("DO $$ BEGIN SET search_path = public; END $$")
+            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{M1}")])
+            .expect(Expect::Safe(vec![]))
+            .on(SIMPLE),
+        probe(PATH, "psycopg: the same INSERT six times across a path change (auto-prepare)")
+            .direct(SHADOW)
+            .setup("SELECT set_config('search_path', 'public', false)")
+            .attack_p("INSERT INTO {t} (id, s) VALUES ($1, $2)", vec![crate::adversarial::P::I(1), t("{S1}")])
+            .attack_p("INSERT INTO {t} (id, s) VALUES ($1, $2)", vec![crate::adversarial::P::I(2), t("{S2}")])
+            .attack_p("INSERT INTO {t} (id, s) VALUES ($1, $2)", vec![crate::adversarial::P::I(3), t("{S3}")])
+            .attack_p("INSERT INTO {t} (id, s) VALUES ($1, $2)", vec![crate::adversarial::P::I(4), t("{S4}")])
+            .attack_p("INSERT INTO {t} (id, s) VALUES ($1, $2)", vec![crate::adversarial::P::I(5), t("{S1}")])
+            .setup("SELECT set_config('search_path', '{x}, public', false)")
+            .attack_p("INSERT INTO {t} (id, s) VALUES ($1, $2)", vec![crate::adversarial::P::I(6), t("{M1}")])
+            .expect(Expect::Safe(vec![enc("s", 5, Some("{S1}"))]))
+            .on(&[Driver::PyText, Driver::PyBin]),
+        probe("fidelity", "driver: numeric(5,0) and varchar(3) casts on literals")
+            .attack("INSERT INTO {t} (id, n, v) VALUES (1, '12.5'::numeric(5,0), 'abcdef'::varchar(3))")
+            .expect(Expect::Safe(vec![enc("n", 1, Some("13")), enc("v", 1, Some("abc"))]))
+            .on(&[Driver::Psql, Driver::PyText, Driver::Node]),
+        probe("fidelity", "driver: int4, numeric, date, jsonb and bytea parameters")
+            .attack_p("INSERT INTO {t} (id, i, n, d, j, b) VALUES (1, $1, $2, $3, $4, $5)", vec![t("42"), t("1.50"), t("2020-02-01"), t("{\"b\": 1, \"a\": 2}"), t("\\x0102")])
+            .expect(Expect::Encrypted(vec![enc("i", 1, Some("42")), enc("n", 1, Some("1.50")), enc("d", 1, Some("2020-02-01")), enc("j", 1, Some("{\"a\": 2, \"b\": 1}")), enc("b", 1, Some("\\x0102"))]))
+            .on(&[Driver::PyText, Driver::Node, Driver::Psql]),
+        probe("search", "driver: IN list and = ANY with parameters")
+            .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1), (2, $2)", vec![t("{S1}"), t("{S2}")])
+            .attack_p("SELECT id FROM {t} WHERE s IN ($1, $2) ORDER BY id", vec![t("{S1}"), t("{S2}")])
+            .rows(&[&[Some("1")], &[Some("2")]])
+            .expect(Expect::Encrypted(vec![]))
+            .on(&[Driver::PyText, Driver::PyBin, Driver::PyPrep, Driver::Node, Driver::Psql]),
+        probe("messages", "driver: UNIQUE violation DETAIL through psycopg binary and prepared")
+            .direct("ALTER TABLE {t} ADD UNIQUE (s)")
+            .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
+            .attack_p("INSERT INTO {t} (id, s) VALUES (2, $1)", vec![t("{S1}")])
+            .expect(Expect::ServerError("23505"))
+            .on(&[Driver::PyBin, Driver::PyPrep]),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adversarial_outputs_and_wrapped_statements() {
     let mut p = outputs();
@@ -567,6 +642,7 @@ async fn adversarial_params_inheritance_paths_transactions() {
     p.extend(inheritance());
     p.extend(set_config_variants());
     p.extend(transactions());
+    p.extend(sessions());
     run_suite(p)
         .await
         .assert_all_passed("params, inheritance, set_config, transactions");

@@ -107,6 +107,13 @@ fn wrong() -> Vec<Probe> {
         .expect(Expect::Safe(vec![enc("s", 1, Some("\\x{H1}"))]))
         .on(&[Driver::ExtBin]),
         fid("int4 from 4.5::float8 rounds to even", "i", "4.5::float8"),
+        probe(
+            "transactions",
+            "DateStyle German and a German date in one Query",
+        )
+        .attack("SET DateStyle = German; INSERT INTO {t} (id, d) VALUES (1, '01.02.2020')")
+        .expect(Expect::Safe(vec![twin("d", 1)]))
+        .on(SIMPLE),
         probe("settings", "client_encoding LATIN1 in the startup packet")
             .options("-c client_encoding=LATIN1")
             .attack("INSERT INTO {t} (id, s) VALUES (1, '{S1}é')")

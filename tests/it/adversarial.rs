@@ -9,8 +9,13 @@
 //! varchar deterministic, `d` date randomized, `j` jsonb randomized, `b` bytea randomized, and
 //! the plain `id int PRIMARY KEY` and `note text`), a plain twin `tw<k>` with the logical types
 //! (the same statements run straight on it say what PostgreSQL would store), fresh random
-//! sentinels `{S1}`..`{S4}` and markers `{M1}`, `{M2}` (markers may legitimately be stored in
-//! plain tables; sentinels never may).
+//! sentinels `{S1}`..`{S4}` (`{H1}`..`{H4}`: their bytes as hex) and markers `{M1}`, `{M2}`
+//! (markers may legitimately be stored in plain tables; sentinels never may). Templates also
+//! know `{t}` (the rules table), `{T}` (its name in upper case), `{tw}` (the twin), `{x}` (a
+//! prefix for the probe's other objects) and `{k}` (the instance number).
+//!
+//! Probes that fail against the current proxy live in `adversarial_open.rs`, which is not
+//! registered (see its header); every registered probe passes.
 //!
 //! After every probe of a test function has run, the judge checks each one: expected rows,
 //! values read back through pgcloak, what is stored (every non-NULL value of a rules column of
@@ -48,6 +53,9 @@ pub const COLS: [(&str, &str, &str); 8] = [
     ("j", "jsonb", "randomized"),
     ("b", "bytea", "randomized"),
 ];
+
+/// Prefix of a direct setup statement run as the superuser.
+const SU_MARK: &str = "--superuser\n";
 
 /// How a probe's steps reach pgcloak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -176,6 +184,8 @@ pub enum Expect {
     Encrypted(Vec<Check>),
     /// An attack step fails; nothing leaks.
     Refused,
+    /// An attack step fails, nothing leaks, and the checks hold afterwards.
+    RefusedThen(Vec<Check>),
     /// Either refused, or succeeded with the checks holding.
     Safe(Vec<Check>),
     /// An attack step fails with this SQLSTATE; its message never shows ciphertext.
@@ -216,6 +226,12 @@ impl Probe {
     /// SQL run straight on PostgreSQL as the app role before the steps (no sentinels here).
     pub fn direct(mut self, sql: &str) -> Self {
         self.direct.push(sql.to_owned());
+        self.needs_poll = true;
+        self
+    }
+    /// SQL run straight on PostgreSQL as the superuser before the steps (roles, grants).
+    pub fn direct_su(mut self, sql: &str) -> Self {
+        self.direct.push(format!("{SU_MARK}{sql}"));
         self.needs_poll = true;
         self
     }
@@ -552,13 +568,18 @@ pub async fn run_suite(probes: Vec<Probe>) -> Report {
     let adv = Adv { env, rules, ring };
     // Direct setup of every instance, then one wait for the catalog poll.
     let direct = adv.env.direct_app().await;
+    let su = leak::quiet_superuser(&adv.env.db, APP_DATABASE).await;
     let mut setup_errors: HashMap<usize, String> = HashMap::new();
     let mut poll = false;
     for inst in &instances {
         let p = &probes[inst.probe];
         poll |= p.needs_poll;
         for sql in &p.direct {
-            if let Err(e) = direct.batch_execute(&inst.fill(sql)).await {
+            let (conn, sql) = match sql.strip_prefix(SU_MARK) {
+                Some(rest) => (&su, rest),
+                None => (&direct, sql.as_str()),
+            };
+            if let Err(e) = conn.batch_execute(&inst.fill(sql)).await {
                 setup_errors.insert(inst.k, format!("direct setup failed: {e:?}"));
                 break;
             }
@@ -791,6 +812,11 @@ impl Adv {
                 &[]
             }
             (Expect::Refused, Some(_)) => &[],
+            (Expect::RefusedThen(_), None) => {
+                problems.push(("accepted".into(), "the attack succeeded".into()));
+                &[]
+            }
+            (Expect::RefusedThen(c), Some(_)) => c,
             (Expect::Safe(c), None) => c,
             (Expect::Safe(_), Some(_)) => &[],
             (Expect::ServerError(code), Some(f)) => {
@@ -1024,6 +1050,8 @@ impl Adv {
                 }
             }
         }
+        // Read in the default (ISO) formats, whatever the steps set.
+        let _ = c.batch_execute("ROLLBACK; RESET ALL").await;
         simple_cell(
             &c,
             &format!("SELECT ({col})::text FROM {tw} WHERE id = {id}"),

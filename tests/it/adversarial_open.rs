@@ -10,6 +10,7 @@ use postgres_types::Type;
 use crate::adversarial::{
     Driver, Expect, Probe, SIMPLE, TWO, count, enc, probe, run_suite, t, twin,
 };
+use crate::adversarial_deep::{WAYS_BACK, param_reuse_shared, reset_role, set_config_back};
 use crate::adversarial_paths::{
     reset_path, set_path_shadow, set_schema_public, set_schema_shadow, startup_path,
 };
@@ -20,7 +21,7 @@ const EXT: &[Driver] = &[Driver::ExtText, Driver::ExtBin];
 /// Plaintext reaches a rules table, or lands in a plain table where PostgreSQL would have used
 /// the rules table.
 fn leaks() -> Vec<Probe> {
-    vec![
+    let mut v = vec![
         // A write to a plain table whose trigger writes the rules table in plaintext.
         probe("procedural", "trigger on a plain table that copies into a rules table")
             .direct("CREATE TABLE {x}_p (id int, s text); \
@@ -35,7 +36,23 @@ fn leaks() -> Vec<Probe> {
         reset_path("SET search_path = public").on(EXT),
         set_schema_shadow(),
         set_schema_public().on(SIMPLE),
-    ]
+    ];
+    // Extended protocol: the same lag for every way back to the rules table.
+    v.extend(
+        WAYS_BACK
+            .iter()
+            .map(|(name, how)| set_config_back(name, how).on(&[Driver::ExtText])),
+    );
+    v.push(reset_role().on(&[Driver::ExtText]));
+    // Not tracked at all: set_config with named arguments.
+    v.push(
+        set_config_back(
+            "set_config with named arguments",
+            "SELECT set_config(setting_name => 'search_path', new_value => 'public', is_local => false)",
+        )
+        .on(TWO),
+    );
+    v
 }
 
 /// The right table or value is not what PostgreSQL would use or store.
@@ -45,26 +62,58 @@ fn wrong() -> Vec<Probe> {
         startup_path(),
         fid("bpchar into varchar", "v", "'ab  '::bpchar"),
         // pg_query's grammar (PostgreSQL 18) reads literals the PostgreSQL 15 server rejects.
-        fid("int4 from a hex literal (PostgreSQL 16+ syntax)", "i", "0x1F"),
-        fid("int4 from an underscored literal (PostgreSQL 16+ syntax)", "i", "1_000"),
-        fid("numeric from an octal literal (PostgreSQL 16+ syntax)", "n", "0o17"),
-        fid("int4 from a SELECT with a hex literal", "i", "(SELECT 0x1F)"),
-        probe("fidelity", "date from a timestamptz in the session time zone")
-            .setup("SET TimeZone = 'America/New_York'")
-            .attack("INSERT INTO {t} (id, d) VALUES (1, '2020-02-01 02:00:00+00'::timestamptz)")
-            .expect(Expect::Safe(vec![twin("d", 1)]))
-            .on(SIMPLE),
-        probe("typed-params", "text column, parameter declared bpchar (trailing spaces)")
-            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}  ")])
-            .typed(&[Type::BPCHAR])
-            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
-            .on(EXT),
-        probe("typed-params", "text column, binary parameter declared bytea")
-            .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("\\x{H1}")])
-            .typed(&[Type::BYTEA])
-            .expect(Expect::Safe(vec![enc("s", 1, Some("\\x{H1}"))]))
-            .on(&[Driver::ExtBin]),
+        fid(
+            "int4 from a hex literal (PostgreSQL 16+ syntax)",
+            "i",
+            "0x1F",
+        ),
+        fid(
+            "int4 from an underscored literal (PostgreSQL 16+ syntax)",
+            "i",
+            "1_000",
+        ),
+        fid(
+            "numeric from an octal literal (PostgreSQL 16+ syntax)",
+            "n",
+            "0o17",
+        ),
+        fid(
+            "int4 from a SELECT with a hex literal",
+            "i",
+            "(SELECT 0x1F)",
+        ),
+        probe(
+            "fidelity",
+            "date from a timestamptz in the session time zone",
+        )
+        .setup("SET TimeZone = 'America/New_York'")
+        .attack("INSERT INTO {t} (id, d) VALUES (1, '2020-02-01 02:00:00+00'::timestamptz)")
+        .expect(Expect::Safe(vec![twin("d", 1)]))
+        .on(SIMPLE),
+        probe(
+            "typed-params",
+            "text column, parameter declared bpchar (trailing spaces)",
+        )
+        .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}  ")])
+        .typed(&[Type::BPCHAR])
+        .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
+        .on(EXT),
+        probe(
+            "typed-params",
+            "text column, binary parameter declared bytea",
+        )
+        .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("\\x{H1}")])
+        .typed(&[Type::BYTEA])
+        .expect(Expect::Safe(vec![enc("s", 1, Some("\\x{H1}"))]))
+        .on(&[Driver::ExtBin]),
         fid("int4 from 4.5::float8 rounds to even", "i", "4.5::float8"),
+        probe(
+            "transactions",
+            "DateStyle German and a German date in one Query",
+        )
+        .attack("SET DateStyle = German; INSERT INTO {t} (id, d) VALUES (1, '01.02.2020')")
+        .expect(Expect::Safe(vec![twin("d", 1)]))
+        .on(SIMPLE),
         probe("settings", "client_encoding LATIN1 in the startup packet")
             .options("-c client_encoding=LATIN1")
             .attack("INSERT INTO {t} (id, s) VALUES (1, '{S1}é')")
@@ -77,6 +126,24 @@ fn wrong() -> Vec<Probe> {
             .rows(&[&[Some("\\001A")]])
             .expect(Expect::Safe(vec![]))
             .on(&[Driver::Simple, Driver::Psql]),
+    ]
+}
+
+/// Ciphertext handed to the client.
+fn ciphertext_shown() -> Vec<Probe> {
+    vec![
+        probe("outputs", "EXPLAIN VERBOSE of a query with a literal")
+            .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
+            .attack("EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM {t} WHERE s = '{S1}'")
+            .expect(Expect::Safe(vec![]))
+            .on(TWO),
+        probe("wrapped", "CREATE TABLE AS EXECUTE of a prepared SELECT")
+            .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("{S1}")])
+            .any("PREPARE {x}q AS SELECT s FROM {t}")
+            .any("CREATE TEMP TABLE {x}_c AS EXECUTE {x}q")
+            .attack("SELECT s FROM {x}_c")
+            .expect(Expect::Safe(vec![]))
+            .on(SIMPLE),
     ]
 }
 
@@ -93,7 +160,11 @@ fn refused_sound() -> Vec<Probe> {
         Driver::PyPrep,
         Driver::Node,
     ];
-    vec![
+    let mut v: Vec<Probe> = param_reuse_shared()
+        .into_iter()
+        .map(|p| p.on(EXT))
+        .collect();
+    v.extend([
         probe("procedural", "PREPARE of a statement with no encrypted column, EXECUTE passes")
             .setup("PREPARE {x}p(text) AS SELECT upper($1)")
             .attack("EXECUTE {x}p('abc')")
@@ -116,13 +187,17 @@ fn refused_sound() -> Vec<Probe> {
             .setup_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("old")])
             .attack_p("UPDATE {t} SET s = v.x FROM (VALUES (1, $1)) v(id, x) WHERE {t}.id = v.id", s1())
             .expect(Expect::Encrypted(vec![enc("s", 1, Some("{S1}"))])),
-    ]
+    ]);
+    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adversarial_open() {
     let mut p = leaks();
     p.extend(wrong());
+    p.extend(ciphertext_shown());
     p.extend(refused_sound());
-    run_suite(p).await.assert_all_passed("open (known failures)");
+    run_suite(p)
+        .await
+        .assert_all_passed("open (known failures)");
 }

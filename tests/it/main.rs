@@ -3,6 +3,7 @@
 //! ([`harness::TestEnv`]); `serve` tests run the real binary as a child process.
 
 mod adversarial;
+mod adversarial_deep;
 mod adversarial_more;
 mod adversarial_paths;
 mod adversarial_stmts;

@@ -136,6 +136,12 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         }
     }
 
+    /// True when a value of the text so far is bound for an encrypted column (a literal, or a
+    /// parameter).
+    pub(crate) fn binds_values(&self) -> bool {
+        !self.literals.is_empty() || self.params.iter().any(|p| matches!(p, ParamUse::Enc(_)))
+    }
+
     /// Records one use of a `VALUES`-column literal (`key`: the key it is encrypted under, None:
     /// plaintext). False when it was already used otherwise; true for a first use (record it)
     /// — the caller skips a repeated, identical encrypted use.

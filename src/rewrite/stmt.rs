@@ -78,7 +78,17 @@ impl Analyzer<'_, '_> {
                 let out = self.dml(node)?;
                 self.emit(out)
             }
-            NodeEnum::ExplainStmt(e) => self.inner_statement(e.query.as_deref()),
+            NodeEnum::ExplainStmt(e) => {
+                self.inner_statement(e.query.as_deref())?;
+                // Its plan would show the encrypted constants (`Filter: (ssn = '\x01…')`).
+                if self.binds_values() {
+                    return Err(self.refuse_text(
+                        "EXPLAIN of a statement with values bound for encrypted columns (its \
+                         plan would show their ciphertext)",
+                    ));
+                }
+                Ok(())
+            }
             NodeEnum::DeclareCursorStmt(d) => self.inner_statement(d.query.as_deref()),
             NodeEnum::CopyStmt(c) => self.copy(c),
             NodeEnum::PrepareStmt(p) => self.prepare(p.query.as_deref()),
@@ -92,6 +102,16 @@ impl Analyzer<'_, '_> {
                 );
                 r.prepared = Some(e.name.clone());
                 Err(r)
+            }
+            NodeEnum::CreateTableAsStmt(c)
+                if matches!(
+                    c.query.as_deref().and_then(|q| q.node.as_ref()),
+                    Some(NodeEnum::ExecuteStmt(_))
+                ) =>
+            {
+                // What the prepared statement returns is not known here: it could copy
+                // ciphertext into a table pgcloak cannot map back to rules.
+                Err(self.refuse_text("CREATE TABLE AS EXECUTE"))
             }
             NodeEnum::CreateTableAsStmt(c) => {
                 self.check_created_table(c.into.as_deref(), "CREATE TABLE AS")?;

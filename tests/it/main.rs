@@ -4,6 +4,7 @@
 
 mod adversarial;
 mod adversarial_deep;
+mod adversarial_fixed;
 mod adversarial_more;
 mod adversarial_paths;
 mod adversarial_stmts;

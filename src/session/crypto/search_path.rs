@@ -29,18 +29,33 @@ pub enum PathState {
     Asking,
 }
 
-/// True when `sql` may change the search_path (cheap word check).
+/// True when `sql` may change the search_path, or a setting that changes how values are read
+/// or written (DateStyle, TimeZone, …: reported in ParameterStatus only once the statement
+/// has run, so a statement behind it in the same text or pipeline is refused until then).
+/// A cheap word check: a superset.
 pub fn may_change_path(sql: &str) -> bool {
     let has = |w: &str| {
         sql.as_bytes()
             .windows(w.len())
             .any(|x| x.eq_ignore_ascii_case(w.as_bytes()))
     };
+    const SETTINGS: [&str; 6] = [
+        "datestyle",
+        "timezone",
+        "standard_conforming_strings",
+        "client_encoding",
+        "intervalstyle",
+        "extra_float_digits",
+    ];
     has("search_path")
         || has("bytea_output")
         || has("reset")
         || has("discard")
-        || (has("set") && (has("role") || has("authorization") || has("schema")))
+        || SETTINGS.iter().any(|w| has(w))
+        || (has("set")
+            && ["role", "authorization", "schema", "names", "time zone"]
+                .iter()
+                .any(|w| has(w)))
 }
 
 /// Parses a text `name[]` such as `{app,"My Schema",public}`.
@@ -174,13 +189,19 @@ mod tests {
             "DISCARD ALL",
             "SET ROLE bob",
             "set session authorization bob",
+            "SET SCHEMA 'app'",
+            "SET TIME ZONE 'UTC'",
+            "SET DateStyle = German",
+            "select set_config('TimeZone', 'UTC', false)",
+            "SET NAMES 'LATIN1'",
+            "SET bytea_output = escape",
         ] {
             assert!(may_change_path(s), "{s}");
         }
         for s in [
             "SELECT 1",
             "INSERT INTO t VALUES (1)",
-            "SET TIME ZONE 'UTC'",
+            "SET work_mem = '64MB'",
         ] {
             assert!(!may_change_path(s), "{s}");
         }

@@ -1,9 +1,12 @@
-//! KNOWN FAILURES of the adversarial probe suite (see `adversarial.rs`): every probe here
-//! fails against the current proxy — plaintext stored, a wrong value, or a sound statement
-//! refused — and is listed with what was observed in the lead's failure notes. This file is
-//! deliberately NOT registered in `main.rs`, so the registered suite stays green; to run it,
-//! add `mod adversarial_open;` to `main.rs` and run `adversarial_open`. When a fix makes a
-//! probe pass, move it to the registered file of its class.
+//! Probes that failed against the proxy as it was when the suite was written (base 5785fc3) and
+//! pass since this stop's fixes: a trigger writing a rules table, the search_path changed in the
+//! extended protocol or by `SET SCHEMA`, casts PostgreSQL would convert, PostgreSQL 16 numeric
+//! literals, `bpchar` padding, `bytea_output`, `DateStyle` changed mid-text, EXPLAIN and
+//! `CREATE TABLE AS EXECUTE` showing ciphertext, and MERGE / writable CTEs / `UPDATE … FROM
+//! (VALUES …)` / `EXECUTE p(…)` refused though sound. `adversarial_fixed` runs them.
+//!
+//! `still_open()` lists what still fails, with why; it is run by no test (each would fail) and
+//! is kept so the next stop starts from it.
 
 use postgres_types::Type;
 
@@ -44,14 +47,6 @@ fn leaks() -> Vec<Probe> {
             .map(|(name, how)| set_config_back(name, how).on(&[Driver::ExtText])),
     );
     v.push(reset_role().on(&[Driver::ExtText]));
-    // Not tracked at all: set_config with named arguments.
-    v.push(
-        set_config_back(
-            "set_config with named arguments",
-            "SELECT set_config(setting_name => 'search_path', new_value => 'public', is_local => false)",
-        )
-        .on(TWO),
-    );
     v
 }
 
@@ -59,7 +54,6 @@ fn leaks() -> Vec<Probe> {
 fn wrong() -> Vec<Probe> {
     vec![
         set_path_shadow().on(EXT),
-        startup_path(),
         fid("bpchar into varchar", "v", "'ab  '::bpchar"),
         // pg_query's grammar (PostgreSQL 18) reads literals the PostgreSQL 15 server rejects.
         fid(
@@ -98,14 +92,6 @@ fn wrong() -> Vec<Probe> {
         .typed(&[Type::BPCHAR])
         .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}"))]))
         .on(EXT),
-        probe(
-            "typed-params",
-            "text column, binary parameter declared bytea",
-        )
-        .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("\\x{H1}")])
-        .typed(&[Type::BYTEA])
-        .expect(Expect::Safe(vec![enc("s", 1, Some("\\x{H1}"))]))
-        .on(&[Driver::ExtBin]),
         fid("int4 from 4.5::float8 rounds to even", "i", "4.5::float8"),
         probe(
             "transactions",
@@ -114,11 +100,6 @@ fn wrong() -> Vec<Probe> {
         .attack("SET DateStyle = German; INSERT INTO {t} (id, d) VALUES (1, '01.02.2020')")
         .expect(Expect::Safe(vec![twin("d", 1)]))
         .on(SIMPLE),
-        probe("settings", "client_encoding LATIN1 in the startup packet")
-            .options("-c client_encoding=LATIN1")
-            .attack("INSERT INTO {t} (id, s) VALUES (1, '{S1}é')")
-            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}Ã©"))]))
-            .on(SIMPLE),
         probe("settings", "bytea_output escape: a bytea read back")
             .setup_p("INSERT INTO {t} (id, b) VALUES (1, $1)", vec![t("\\x0141")])
             .setup("SET bytea_output = 'escape'")
@@ -160,10 +141,7 @@ fn refused_sound() -> Vec<Probe> {
         Driver::PyPrep,
         Driver::Node,
     ];
-    let mut v: Vec<Probe> = param_reuse_shared()
-        .into_iter()
-        .map(|p| p.on(EXT))
-        .collect();
+    let mut v: Vec<Probe> = Vec::new();
     v.extend([
         probe("procedural", "PREPARE of a statement with no encrypted column, EXECUTE passes")
             .setup("PREPARE {x}p(text) AS SELECT upper($1)")
@@ -191,13 +169,60 @@ fn refused_sound() -> Vec<Probe> {
     v
 }
 
+/// Still failing, with why (run by no test):
+/// - startup `options=-c search_path=…`: the probes create the shadow table directly just
+///   before connecting, inside the catalog poll window (2 s): pgcloak resolves the rules table
+///   (encrypted there; never plaintext elsewhere). The same path through options works once the
+///   catalog knows the table (`enc_closed::a_search_path_from_startup_options_is_the_one_pgcloak_reads`).
+/// - a binary parameter declared `bytea` bound for a text column: pgcloak reads the bytes as
+///   the text (its convention for `bytea`-declared parameters); PostgreSQL has no assignment
+///   cast from bytea to text and errors.
+/// - `client_encoding=LATIN1` in the startup options: tokio-postgres also sends
+///   `client_encoding=UTF8`, which PostgreSQL applies after the options, so the session is UTF8
+///   and `é` is right; the probe's expectation assumes LATIN1.
+/// - `set_config(setting_name => …)`: see the comment at the probe.
+/// - one parameter used for an encrypted column and elsewhere (extended protocol): refused
+///   (sound, but pgcloak does not yet split a parameter into two).
+#[allow(dead_code)]
+fn still_open() -> Vec<Probe> {
+    let mut v: Vec<Probe> = param_reuse_shared()
+        .into_iter()
+        .map(|p| p.on(EXT))
+        .collect();
+    v.push(startup_path());
+    // PostgreSQL 15's set_config has no argument names: the call fails and the path stays on
+    // the shadow table, where the value then goes (as PostgreSQL resolves it); the probe
+    // expects the rules table.
+    v.push(
+        set_config_back(
+            "set_config with named arguments",
+            "SELECT set_config(setting_name => 'search_path', new_value => 'public', is_local => false)",
+        )
+        .on(TWO),
+    );
+    v.extend([
+        probe(
+            "typed-params",
+            "text column, binary parameter declared bytea",
+        )
+        .attack_p("INSERT INTO {t} (id, s) VALUES (1, $1)", vec![t("\\x{H1}")])
+        .typed(&[Type::BYTEA])
+        .expect(Expect::Safe(vec![enc("s", 1, Some("\\x{H1}"))]))
+        .on(&[Driver::ExtBin]),
+        probe("settings", "client_encoding LATIN1 in the startup packet")
+            .options("-c client_encoding=LATIN1")
+            .attack("INSERT INTO {t} (id, s) VALUES (1, '{S1}é')")
+            .expect(Expect::Safe(vec![enc("s", 1, Some("{S1}Ã©"))]))
+            .on(SIMPLE),
+    ]);
+    v
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn adversarial_open() {
+async fn adversarial_fixed() {
     let mut p = leaks();
     p.extend(wrong());
     p.extend(ciphertext_shown());
     p.extend(refused_sound());
-    run_suite(p)
-        .await
-        .assert_all_passed("open (known failures)");
+    run_suite(p).await.assert_all_passed("fixed this stop");
 }

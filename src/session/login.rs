@@ -1,8 +1,8 @@
 //! The login phase of a session: SCRAM-SHA-256(-PLUS) with the client against the role's
 //! verifier (passthrough: looked up over the control login; userlist: from the users file),
 //! then the upstream connection and its SCRAM login with the recovered ClientKey (or the
-//! configured password), then the upstream greeting relayed to the client with BackendKeyData
-//! replaced by the proxy's own key. Any failed client login → the same FATAL 28P01.
+//! configured password), then the upstream greeting relayed to the client with BackendKeyData's
+//! secret replaced by one of the proxy's own (the pid stays the backend's). Any failed client login → the same FATAL 28P01.
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -351,8 +351,8 @@ async fn authenticate_upstream(
     }
 }
 
-/// Relays the upstream greeting (ParameterStatus, notices, BackendKeyData swapped for the
-/// proxy's key) up to and including the first ReadyForQuery.
+/// Relays the upstream greeting (ParameterStatus, notices, BackendKeyData with the backend's
+/// pid and the proxy's secret) up to and including the first ReadyForQuery.
 async fn relay_greeting(
     up: &mut UpstreamStream,
     buf: &mut BytesMut,

@@ -192,3 +192,11 @@ async fn drivers_changed_password_counts_at_once() {
     let e = must_fail(login("second-password").await);
     assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{}", describe(&e));
 }
+
+// What libpq reports as the backend's process ID is the server's (psycopg's
+// conn.info.backend_pid, NOTIFY senders).
+#[tokio::test(flavor = "multi_thread")]
+async fn drivers_backend_pid_is_the_server_s() {
+    let env = TestEnv::start().await;
+    probe(&env, Libpq::Bundled18, "backend-pid").await;
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgcloak::auth::{ScramClient, UpstreamSecret, tls_server_end_point};
-use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER, DevDb};
+use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER, DevDb, DevDbOptions};
 use pgcloak::protocol::frontend::{SaslInitialResponse, sasl_response};
 use pgcloak::protocol::startup::{CancelKey, cancel_request};
 use rustls::pki_types::ServerName;
@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use zeroize::Zeroizing;
 
-use crate::harness::{HANG, TestEnv, within};
+use crate::harness::{HANG, TestEnv, start_encrypted, within};
 
 /// One backend message.
 #[derive(Debug, Clone)]
@@ -302,5 +302,100 @@ async fn wire_backend_key_carries_the_real_pid_and_a_proxy_secret() {
         rows,
         vec![Some("1".into())],
         "the session survives the cancel"
+    );
+}
+
+// A startup packet naming a parameter twice is refused with 08P01 (PostgreSQL takes the last
+// value; reading it any other way could relay raw a session PostgreSQL opens on a rules
+// database). The message names the parameter, never a value.
+#[tokio::test(flavor = "multi_thread")]
+async fn wire_duplicate_startup_parameters_are_refused() {
+    let env = TestEnv::start().await;
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[
+                ("user", APP_USER),
+                ("database", "postgres"),
+                ("database", APP_DATABASE),
+            ],
+            "database",
+        ),
+        (
+            &[
+                ("user", APP_USER),
+                ("user", APP_USER),
+                ("database", APP_DATABASE),
+            ],
+            "user",
+        ),
+        (
+            &[
+                ("user", APP_USER),
+                ("database", APP_DATABASE),
+                ("application_name", "one"),
+                ("application_name", "two"),
+            ],
+            "application_name",
+        ),
+    ];
+    for (params, name) in cases {
+        let e = match Raw::login(env.proxy_addr(), &env.db, params, APP_PASSWORD).await {
+            Ok(_) => panic!("{params:?}: the login succeeded"),
+            Err(e) => e,
+        };
+        assert_eq!(e.sqlstate().as_deref(), Some("08P01"), "{:?}", e.fields());
+        let message = e.fields().into_iter().find(|(k, _)| *k == b'M').unwrap().1;
+        assert!(message.contains(&format!("\"{name}\"")), "{message}");
+        assert!(
+            !message.contains("two") && !message.contains("postgres"),
+            "{message}"
+        );
+    }
+    // The same names once each still log in.
+    Raw::login(env.proxy_addr(), &env.db, &app_params(), APP_PASSWORD)
+        .await
+        .expect("login");
+}
+
+// `database=''` is the user's own database, as PostgreSQL reads it: for a user named like a
+// rules database, that database's session is encrypted, not relayed raw.
+#[tokio::test(flavor = "multi_thread")]
+async fn wire_empty_database_name_is_the_user_s_rules_database() {
+    assert_eq!(
+        APP_USER, APP_DATABASE,
+        "the test needs a user named like its database"
+    );
+    let db = DevDb::start(DevDbOptions::default()).await.expect("DevDb");
+    let app = db
+        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        .await
+        .expect("direct login");
+    app.batch_execute("CREATE TABLE wire_secrets (id int PRIMARY KEY, v bytea)")
+        .await
+        .expect("create table");
+    let rules = "[tables.wire_secrets]\nv = { type = \"text\", mode = \"randomized\" }\n";
+    let (env, _, _) = start_encrypted(db, rules).await;
+    let params = [("user", APP_USER), ("database", "")];
+    let mut c = Raw::login(env.proxy_addr(), &env.db, &params, APP_PASSWORD)
+        .await
+        .expect("login with an empty database name");
+    let (rows, err) = c.query("select current_database()").await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(rows, vec![Some(APP_DATABASE.to_owned())]);
+    let (_, err) = c
+        .query("INSERT INTO wire_secrets VALUES (1, 'wire-plaintext')")
+        .await;
+    assert!(err.is_none(), "{:?}", err.map(|e| e.fields()));
+    let (rows, _) = c.query("SELECT v FROM wire_secrets WHERE id = 1").await;
+    assert_eq!(rows, vec![Some("wire-plaintext".to_owned())], "decrypted");
+    let stored: Vec<u8> = app
+        .query_one("SELECT v FROM wire_secrets WHERE id = 1", &[])
+        .await
+        .expect("stored row")
+        .get(0);
+    assert_eq!(stored[0], 0x01, "not an envelope: {stored:02x?}");
+    assert!(
+        !stored.windows(14).any(|w| w == b"wire-plaintext"),
+        "plaintext stored"
     );
 }

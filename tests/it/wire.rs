@@ -259,6 +259,8 @@ async fn wire_backend_key_carries_the_real_pid_and_a_proxy_secret() {
         "BackendKeyData pid"
     );
     assert_eq!(c.key.secret.len(), 4);
+    let keys = c.greeting.iter().filter(|m| m.tag == b'K').count();
+    assert_eq!(keys, 1, "one BackendKeyData in the greeting");
     let (_, err) = c.query("listen wire").await;
     assert!(err.is_none(), "{err:?}");
     // A NOTIFY from the same session names the pid the client was given.

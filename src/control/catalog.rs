@@ -105,6 +105,8 @@ pub struct Catalog {
     namesakes: std::collections::HashSet<(String, String)>,
     /// Functions that may write a rules table (see [`WRITERS_SQL`]): name → what they name.
     writers: HashMap<String, String>,
+    /// Their OIDs (a FunctionCall message names a function by OID).
+    writer_oids: std::collections::HashSet<u32>,
 }
 
 impl PartialEq for Catalog {
@@ -113,6 +115,7 @@ impl PartialEq for Catalog {
             && self.derived == other.derived
             && self.namesakes == other.namesakes
             && self.writers == other.writers
+            && self.writer_oids == other.writer_oids
             && self.by_attr.len() == other.by_attr.len()
             && self
                 .by_attr
@@ -178,6 +181,7 @@ impl Catalog {
             writers.push((r.try_get::<_, String>(1)?, base));
         }
         cat.set_writers(writers);
+        cat.writer_oids = by_oid.keys().copied().collect();
         let fn_oids: Vec<u32> = by_oid.keys().copied().collect();
         let mut triggered = Vec::new();
         for r in client.query(TRIGGERED_SQL, &[&fn_oids]).await? {
@@ -219,6 +223,11 @@ impl Catalog {
         names.sort_unstable();
         names.dedup();
         self.derived_names = names;
+    }
+
+    /// True when the function with this OID may write a rules table (see [`WRITERS_SQL`]).
+    pub fn writer_oid(&self, oid: u32) -> bool {
+        self.writer_oids.contains(&oid)
     }
 
     /// The rule of the encrypted column at (table OID, attnum), if it is one.

@@ -193,6 +193,25 @@ impl Raw {
         self.results().await
     }
 
+    /// Sends a FunctionCall (fast path) of function `oid` with text arguments, text result;
+    /// returns the ErrorResponse, if any, after ReadyForQuery.
+    pub async fn function_call(&mut self, oid: u32, args: &[&str]) -> Option<Msg> {
+        let mut body = oid.to_be_bytes().to_vec();
+        body.extend_from_slice(&1u16.to_be_bytes());
+        body.extend_from_slice(&0u16.to_be_bytes());
+        body.extend_from_slice(&(args.len() as u16).to_be_bytes());
+        for a in args {
+            body.extend_from_slice(&(a.len() as i32).to_be_bytes());
+            body.extend_from_slice(a.as_bytes());
+        }
+        body.extend_from_slice(&0u16.to_be_bytes());
+        let mut m = vec![b'F'];
+        m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        m.extend_from_slice(&body);
+        self.s.write_all(&m).await.expect("write FunctionCall");
+        self.results().await.1
+    }
+
     /// Sends a simple Query without waiting for its results.
     pub async fn send_query(&mut self, sql: &str) {
         let mut q = vec![b'Q'];
@@ -400,4 +419,60 @@ async fn wire_empty_database_name_is_the_user_s_rules_database() {
         !stored.windows(14).any(|w| w == b"wire-plaintext"),
         "plaintext stored"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_function_calls_of_writer_functions_are_refused_and_others_reread_the_path() {
+    let db = DevDb::start(DevDbOptions::default()).await.expect("DevDb");
+    let app = db
+        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        .await
+        .expect("direct login");
+    app.batch_execute(
+        "CREATE TABLE wire_people (id int PRIMARY KEY, v bytea); \
+         CREATE SCHEMA wire_shadow; CREATE TABLE wire_shadow.wire_people (id int, v text); \
+         CREATE FUNCTION wire_add(s text) RETURNS void LANGUAGE sql AS \
+           $$ INSERT INTO wire_people VALUES (9, convert_to(s, 'UTF8')) $$;",
+    )
+    .await
+    .expect("setup");
+    let rules = "[tables.wire_people]\nv = { type = \"text\", mode = \"randomized\" }\n";
+    let (env, _, _) = start_encrypted(db, rules).await;
+    let params = [("user", APP_USER), ("database", APP_DATABASE)];
+    let mut c = Raw::login(env.proxy_addr(), &env.db, &params, APP_PASSWORD)
+        .await
+        .expect("login");
+    let oid: u32 = app
+        .query_one("SELECT 'wire_add'::regproc::oid", &[])
+        .await
+        .expect("oid")
+        .get(0);
+    let err = c.function_call(oid, &["wire-plaintext"]).await;
+    assert_eq!(err.and_then(|e| e.sqlstate()).as_deref(), Some("0A000"));
+    // set_config through the fast path: pgcloak reads the path again before the next statement.
+    let set_config: u32 = app
+        .query_one("SELECT 'set_config'::regproc::oid", &[])
+        .await
+        .expect("oid")
+        .get(0);
+    let err = c
+        .function_call(set_config, &["search_path", "wire_shadow, public", "false"])
+        .await;
+    assert!(err.is_none(), "{:?}", err.map(|e| e.fields()));
+    let (_, err) = c
+        .query("INSERT INTO wire_people (id, v) VALUES (1, 'wire-shadowed')")
+        .await;
+    assert!(err.is_none(), "{:?}", err.map(|e| e.fields()));
+    let n: i64 = app
+        .query_one("SELECT count(*) FROM wire_shadow.wire_people", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 1, "the insert went where PostgreSQL's path points");
+    let n: i64 = app
+        .query_one("SELECT count(*) FROM public.wire_people", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "nothing reached the rules table");
 }

@@ -18,7 +18,7 @@ use super::values::{ValueError, encrypt_array, encrypt_value, literal_replacemen
 use crate::protocol::extended::{
     Bind, Execute, FORMAT_BINARY, Named, Parse, Target, decode_query, format_of, query,
 };
-use crate::protocol::sqlstate::DATA_CORRUPTED;
+use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED};
 use crate::protocol::{DecodeError, Frame, FrontendTag};
 use crate::rewrite::{self, Analysis, AnalysisContext, CatalogView, Plan, Refusal};
 use crate::session::SessionError;
@@ -89,7 +89,8 @@ impl SessionCrypto {
             FrontendTag::Describe => self.on_describe(&frame)?,
             FrontendTag::Execute => self.on_execute(&frame, out)?,
             FrontendTag::Close => self.on_close(&frame)?,
-            FrontendTag::Sync | FrontendTag::FunctionCall => self.expect.push_back(Expect::Sync),
+            FrontendTag::FunctionCall => return self.on_function_call(&frame, out),
+            FrontendTag::Sync => self.expect.push_back(Expect::Sync),
             FrontendTag::CopyData | FrontendTag::CopyDone | FrontendTag::CopyFail => {
                 self.client_copy(&frame, out);
                 return Ok(());
@@ -220,6 +221,40 @@ impl SessionCrypto {
             Via::Parse(declared) => expand_extended(&ring, plan, sql, declared)?,
         };
         Ok((plan.rewrite_text_with(sql, &reps, &whole), mp))
+    }
+
+    /// A FunctionCall message (the fast-path interface: large objects, …). One that calls a
+    /// function which may write a rules table is refused; any other may have called
+    /// `set_config`, so the search_path is read again after it.
+    fn on_function_call(
+        &mut self,
+        frame: &Frame,
+        out: &mut Outputs<'_>,
+    ) -> Result<(), SessionError> {
+        let oid = frame
+            .body()
+            .get(..4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| {
+                SessionError::Protocol("a FunctionCall message without a function OID".into())
+            })?;
+        if self.catalog.get().writer_oid(oid) {
+            let msg = "pgcloak: a FunctionCall of a function whose body names a rules table or \
+                       runs dynamic SQL is not supported";
+            tracing::debug!(sqlstate = FEATURE_NOT_SUPPORTED, "function call refused");
+            out.to_upstream
+                .extend_from_slice(&raise_query(FEATURE_NOT_SUPPORTED, msg));
+            self.expect.push_back(Expect::Query {
+                ddl: false,
+                copies: VecDeque::new(),
+            });
+            return Ok(());
+        }
+        out.to_upstream.extend_from_slice(&frame.bytes);
+        self.expect.push_back(Expect::Sync);
+        self.path = PathState::Stale;
+        Ok(())
     }
 
     fn on_query(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {

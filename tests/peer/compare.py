@@ -1,6 +1,6 @@
 """tests/peer: compares per-test outcomes of run.py's configurations with the direct run.
 
-compare.py --expected tests/peer/expected.txt --report REPORT.md \
+compare.py [--title T] --expected tests/peer/expected.txt --report REPORT.md \
            --base direct=DIR [--rerun-base DIR] --other plain=DIR [--rerun plain=DIR] ...
 
 Every test whose outcome in a configuration differs from the direct run is a difference. With
@@ -68,6 +68,7 @@ def short(msg: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--title", default="psycopg test suite")
     ap.add_argument("--expected", type=Path, required=True)
     ap.add_argument("--report", type=Path, required=True)
     ap.add_argument("--base", required=True)
@@ -96,7 +97,7 @@ def main() -> int:
     reruns = {n: load(d) for n, d in (r.split("=", 1) for r in args.rerun)}
     entries = load_expected(args.expected)
 
-    lines = ["# psycopg test suite: pgcloak vs direct", ""]
+    lines = [f"# {args.title}: pgcloak vs direct", ""]
     lines.append("| configuration | " + " | ".join(OUTCOMES) + " | total |")
     lines.append("|---" * (len(OUTCOMES) + 2) + "|")
     for name, res in [(base_name, base)] + others:

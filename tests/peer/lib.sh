@@ -23,3 +23,34 @@ peer_run() {  # peer_run CONFIG OUTDIR [run.py args...]
   "$PEER_PY" "$peer_dir/run.py" --config "$config" --out "$out" --pgcloak "$PEER_BIN" \
     --src "$PEER_SRC" "$@"
 }
+
+peer_node_run() {  # peer_node_run CONFIG OUTDIR [node_run.py args...]
+  local config="$1" out="$2"
+  shift 2
+  "$PEER_PY" "$peer_dir/node_run.py" --config "$config" --out "$out" --pgcloak "$PEER_BIN" "$@"
+}
+
+# peer_compare NAME OUTDIR EXPECTED RUNNER CONFIGS...: runs RUNNER (peer_run or peer_node_run)
+# for each configuration (the first is the base), reruns the differing tests once on fresh
+# stacks, and compares; returns compare.py's status. Extra run arguments: PEER_RUN_ARGS (array).
+peer_compare() {
+  local name="$1" out="$2" expected="$3" runner="$4"
+  shift 4
+  local configs=("$@") others=() rerun=() c
+  for c in "${configs[@]}"; do
+    "$runner" "$c" "$out/$c" "${PEER_RUN_ARGS[@]}"
+  done
+  for c in "${configs[@]:1}"; do others+=(--other "$c=$out/$c"); done
+  "$PEER_PY" "$peer_dir/compare.py" --title "$name" --expected "$expected" \
+    --report "$out/report.md" --base "${configs[0]}=$out/${configs[0]}" "${others[@]}" \
+    --list-diffs "$out/diffs.txt"
+  if [ -s "$out/diffs.txt" ]; then
+    for c in "${configs[@]}"; do
+      "$runner" "$c" "$out/rerun-$c" --ids-file "$out/diffs.txt"
+      if [ "$c" = "${configs[0]}" ]; then rerun+=(--rerun-base "$out/rerun-$c")
+      else rerun+=(--rerun "$c=$out/rerun-$c"); fi
+    done
+  fi
+  "$PEER_PY" "$peer_dir/compare.py" --title "$name" --expected "$expected" \
+    --report "$out/report.md" --base "${configs[0]}=$out/${configs[0]}" "${others[@]}" "${rerun[@]}"
+}

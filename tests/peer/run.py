@@ -35,8 +35,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = ("direct", "plain", "cloaked")
-# psycopg's own mypy tests run the type checker on sample files: nothing to do with the server.
-ALWAYS_DESELECT_MARK = "not mypy"
+# Deselected everywhere: psycopg's `mypy` tests run the type checker on sample files (nothing
+# to do with the server), and its `refcount` tests (marked "sometimes flaky" by psycopg) count
+# Python objects around a query: they fail at random by one object in every configuration.
+ALWAYS_DESELECT_MARK = "not mypy and not refcount"
 MAX_RESTARTS = 30
 
 

@@ -1,5 +1,5 @@
 //! rustls configurations: the client-facing server config (TLS 1.2+, ALPN `postgresql`,
-//! optional client certificates) and the upstream client config (`verify-full` or
+//! optional client certificates, records of at most 8 KB as PostgreSQL's) and the upstream client config (`verify-full` or
 //! `verify-ca` against `upstream.tls_ca`). One crypto provider: ring.
 
 use std::path::{Path, PathBuf};
@@ -19,6 +19,16 @@ use crate::config::{self, file::TlsMode};
 
 /// The ALPN protocol name PostgreSQL 17 uses for TLS connections.
 pub const ALPN_POSTGRESQL: &[u8] = b"postgresql";
+
+/// Largest plaintext in one TLS record sent to clients: 8 KB, as PostgreSQL's (its send buffer
+/// is 8 KB and OpenSSL writes one record per `SSL_write`). libpq reads with at least 8 KB of
+/// room and `SSL_read` returns one record at most, so a record of up to 8 KB is always read
+/// whole; the rest of a 16 KB record (rustls' default) stays inside OpenSSL where a
+/// non-blocking client's wait for socket readiness cannot see it, and the client hangs
+/// (libpq before 18, and async drivers that wait on the socket).
+pub const MAX_RECORD_PLAINTEXT: usize = 8192;
+/// A TLS record header: type, version, length.
+const RECORD_HEADER: usize = 5;
 
 /// A TLS configuration that cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +119,8 @@ pub fn server_config(listen: &config::file::Listen) -> Result<ServerTls, TlsErro
     };
     let mut config = builder.with_single_cert(chain, key)?;
     config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+    // rustls counts the record header in the fragment size.
+    config.max_fragment_size = Some(MAX_RECORD_PLAINTEXT + RECORD_HEADER);
     Ok(ServerTls {
         config: Arc::new(config),
         cert_der,

@@ -184,7 +184,13 @@ async fn serve_inner(tcp: TcpStream, shared: &Shared) -> Result<(), SessionError
         .map_err(|_| SessionError::Timeout)??;
     let (mut client, startup) = match opened {
         Opened::Closed => return Ok(()),
-        Opened::Cancel(key) => return forward_cancel(shared, key).await,
+        Opened::Cancel(key, tls) => {
+            let served = forward_cancel(shared, key).await;
+            if let Some(mut tls) = tls {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, startup::close_cancel(&mut tls)).await;
+            }
+            return served;
+        }
         Opened::Session(client, startup) => (client, startup),
     };
     let span = tracing::Span::current();

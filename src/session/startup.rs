@@ -21,8 +21,9 @@ const TLS_HANDSHAKE: u8 = 0x16;
 pub enum Opened {
     /// A client that wants a session, over TLS.
     Session(Box<ClientStream>, StartupMessage),
-    /// A CancelRequest (plaintext or inside TLS).
-    Cancel(CancelKey),
+    /// A CancelRequest: plaintext (`None`), or inside TLS (after SSLRequest or direct TLS;
+    /// libpq >= 17's `PQcancelConn`), with the TLS session to close once it is served.
+    Cancel(CancelKey, Option<Box<ClientStream>>),
     /// The client went away before asking anything.
     Closed,
 }
@@ -84,7 +85,7 @@ pub async fn open(mut tcp: TcpStream, acceptor: &TlsAcceptor) -> Result<Opened, 
             StartupRequest::GssEnc => {
                 return Err(SessionError::Protocol("repeated GSSENCRequest".into()));
             }
-            StartupRequest::Cancel(key) => return Ok(Opened::Cancel(key)),
+            StartupRequest::Cancel(key) => return Ok(Opened::Cancel(key, None)),
             StartupRequest::Startup(_) => {
                 let e = PgError::fatal(
                     INVALID_AUTHORIZATION,
@@ -105,7 +106,7 @@ async fn after_tls(tls: ClientStream) -> Result<Opened, SessionError> {
         return Ok(Opened::Closed);
     };
     match decode(&body)? {
-        StartupRequest::Cancel(key) => Ok(Opened::Cancel(key)),
+        StartupRequest::Cancel(key) => Ok(Opened::Cancel(key, Some(tls))),
         StartupRequest::Startup(m) if m.major == 3 => {
             if m.user().is_none_or(str::is_empty) {
                 let e = SessionError::NoUser;
@@ -114,6 +115,7 @@ async fn after_tls(tls: ClientStream) -> Result<Opened, SessionError> {
             }
             if let Some(v) = m.negotiation() {
                 tls.write_all(&v).await?;
+                tls.flush().await?;
             }
             Ok(Opened::Session(tls, m))
         }
@@ -129,6 +131,12 @@ async fn after_tls(tls: ClientStream) -> Result<Opened, SessionError> {
             "encryption request inside TLS".into(),
         )),
     }
+}
+
+/// Ends a CancelRequest's TLS session as PostgreSQL does: close_notify, then the TCP write
+/// side (a bare TCP close is "SSL error: unexpected eof" to the client). Best effort.
+pub(crate) async fn close_cancel(tls: &mut ClientStream) {
+    let _ = tls.shutdown().await;
 }
 
 /// Best effort: tell the client why before closing.

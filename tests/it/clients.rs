@@ -94,7 +94,7 @@ pub async fn compat_env() -> TestEnv {
 }
 
 /// The connection facts every scenario reads from its environment.
-fn scenario_env(env: &TestEnv) -> Vec<(&'static str, String)> {
+pub(crate) fn scenario_env(env: &TestEnv) -> Vec<(&'static str, String)> {
     vec![
         ("PGCLOAK_HOST", "localhost".into()),
         ("PGCLOAK_PORT", env.proxy_addr().port().to_string()),

@@ -5,6 +5,7 @@
 mod cli;
 mod clients;
 mod demo;
+mod drivers;
 mod enc_any;
 mod enc_closed;
 mod enc_copy;

@@ -147,3 +147,67 @@ fn missing_or_empty_files_are_named() {
     let err = server_config(&listen).err().unwrap().to_string();
     assert!(err.contains("no private key"), "{err}");
 }
+
+/// Moves every pending TLS byte from `from` to `to`.
+fn transfer(
+    from: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>,
+    to: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>,
+) {
+    let mut bytes = Vec::new();
+    while from.wants_write() {
+        from.write_tls(&mut bytes).unwrap();
+    }
+    let mut rd = &bytes[..];
+    while !rd.is_empty() {
+        to.read_tls(&mut rd).unwrap();
+        to.process_new_packets().unwrap();
+    }
+}
+
+#[test]
+fn records_to_clients_carry_at_most_8_kb_as_postgresql_s() {
+    use std::io::Write;
+    let pki = Pki::new(&["localhost"]);
+    let server = server_config(&pki.listen()).unwrap();
+    let up = upstream(pki.path("ca.crt"), "localhost", TlsMode::VerifyFull);
+    let mut client = rustls::ClientConnection::new(
+        Arc::new(client_config(&up).unwrap()),
+        upstream_server_name(&up).unwrap(),
+    )
+    .unwrap();
+    let mut srv = rustls::ServerConnection::new(server.config.clone()).unwrap();
+    while client.is_handshaking() || srv.is_handshaking() {
+        transfer(&mut client, &mut srv);
+        transfer(&mut srv, &mut client);
+    }
+    transfer(&mut srv, &mut client); // session tickets
+    // A 48 KB response written at once, as the relay writes a batch.
+    srv.writer().write_all(&[b'x'; 48 * 1024]).unwrap();
+    let mut wire = Vec::new();
+    while srv.wants_write() {
+        srv.write_tls(&mut wire).unwrap();
+    }
+    let mut records = Vec::new();
+    let mut rest = &wire[..];
+    while !rest.is_empty() {
+        let len = u16::from_be_bytes([rest[3], rest[4]]) as usize;
+        records.push(len);
+        rest = &rest[5 + len..];
+    }
+    // TLS 1.3 adds a content-type byte and a 16-byte tag to each record's plaintext.
+    assert!(records.len() >= 6, "{records:?}");
+    assert!(
+        records.iter().all(|&n| n <= MAX_RECORD_PLAINTEXT + 17),
+        "{records:?}"
+    );
+    let (mut rd, mut got) = (&wire[..], 0);
+    while !rd.is_empty() {
+        client.read_tls(&mut rd).unwrap();
+        client.process_new_packets().unwrap();
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut client.reader(), &mut buf) {
+            got += n;
+        }
+    }
+    assert_eq!(got, 48 * 1024);
+}

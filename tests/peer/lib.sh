@@ -33,23 +33,38 @@ peer_node_run() {  # peer_node_run CONFIG OUTDIR [node_run.py args...]
 # peer_compare NAME OUTDIR EXPECTED RUNNER CONFIGS...: runs RUNNER (peer_run or peer_node_run)
 # for each configuration (the first is the base), reruns the differing tests once on fresh
 # stacks, and compares; returns compare.py's status. Extra run arguments: PEER_RUN_ARGS (array).
+# PEER_PARALLEL=1 runs the configurations side by side (faster; timing tests flake more, and
+# the rerun sorts those out).
+peer_each() {  # peer_each RUNNER OUT PREFIX ARGS... -- CONFIGS...: one run per configuration
+  local runner="$1" out="$2" prefix="$3" args=() pids=() c status=0
+  shift 3
+  while [ "$1" != -- ]; do args+=("$1"); shift; done
+  shift
+  for c in "$@"; do
+    if [ "${PEER_PARALLEL:-0}" = 1 ]; then
+      "$runner" "$c" "$out/$prefix$c" "${args[@]}" &
+      pids+=($!)
+    else
+      "$runner" "$c" "$out/$prefix$c" "${args[@]}" || status=1
+    fi
+  done
+  for c in "${pids[@]}"; do wait "$c" || status=1; done
+  return $status
+}
+
 peer_compare() {
   local name="$1" out="$2" expected="$3" runner="$4"
   shift 4
   local configs=("$@") others=() rerun=() c
-  for c in "${configs[@]}"; do
-    "$runner" "$c" "$out/$c" "${PEER_RUN_ARGS[@]}"
-  done
+  peer_each "$runner" "$out" "" "${PEER_RUN_ARGS[@]}" -- "${configs[@]}"
   for c in "${configs[@]:1}"; do others+=(--other "$c=$out/$c"); done
   "$PEER_PY" "$peer_dir/compare.py" --title "$name" --expected "$expected" \
     --report "$out/report.md" --base "${configs[0]}=$out/${configs[0]}" "${others[@]}" \
     --list-diffs "$out/diffs.txt"
   if [ -s "$out/diffs.txt" ]; then
-    for c in "${configs[@]}"; do
-      "$runner" "$c" "$out/rerun-$c" --ids-file "$out/diffs.txt"
-      if [ "$c" = "${configs[0]}" ]; then rerun+=(--rerun-base "$out/rerun-$c")
-      else rerun+=(--rerun "$c=$out/rerun-$c"); fi
-    done
+    peer_each "$runner" "$out" rerun- --ids-file "$out/diffs.txt" -- "${configs[@]}"
+    rerun+=(--rerun-base "$out/rerun-${configs[0]}")
+    for c in "${configs[@]:1}"; do rerun+=(--rerun "$c=$out/rerun-$c"); done
   fi
   "$PEER_PY" "$peer_dir/compare.py" --title "$name" --expected "$expected" \
     --report "$out/report.md" --base "${configs[0]}=$out/${configs[0]}" "${others[@]}" "${rerun[@]}"

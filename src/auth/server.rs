@@ -69,7 +69,13 @@ impl ScramServer {
 
     /// Mechanisms to list in AuthenticationSASL, preferred first.
     pub fn mechanisms(&self) -> Vec<&'static str> {
-        if self.cert_hash.is_some() {
+        Self::mechanisms_for(self.cert_hash.is_some())
+    }
+
+    /// The mechanisms of a server with (`plus`) or without a certificate hash for channel
+    /// binding, before its verifier is known.
+    pub fn mechanisms_for(plus: bool) -> Vec<&'static str> {
+        if plus {
             vec![SCRAM_SHA_256_PLUS, SCRAM_SHA_256]
         } else {
             vec![SCRAM_SHA_256]

@@ -129,7 +129,8 @@ pub struct Auth {
     /// (needs superuser). See README for a SECURITY DEFINER function instead.
     #[serde(default)]
     pub verifier_query: Option<String>,
-    /// Seconds a looked-up verifier may be reused. Failures are never cached.
+    /// Seconds a looked-up verifier may stand in for the role when a later lookup query fails
+    /// (every login asks the database first). Failures are never cached.
     #[serde(default = "default_verifier_ttl")]
     pub verifier_cache_secs: u64,
 }

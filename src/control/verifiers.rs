@@ -1,15 +1,22 @@
 //! SCRAM verifier lookup for `auth.mode = "passthrough"`: reads a role's `rolpassword` over the
-//! control login and caches it briefly.
+//! control login at every login, and keeps the last one briefly as a fallback.
 //!
-//! The cache is bounded (LRU) and time-limited; it never remembers a failure or a missing role,
-//! so a role created or given a password is usable at once. When the upstream rejects a login
-//! made with a cached verifier (the password changed), call [`VerifierCache::invalidate`].
+//! Every login asks the database, so a changed password (`ALTER ROLE … PASSWORD`, libpq's
+//! `PQchangePassword`, rotated credentials) counts at once: the verifier's salt goes to the
+//! client in the SCRAM server-first message, and a proof computed with a stale salt can never
+//! be checked against the new verifier, so refetching after a failed proof would only help the
+//! next login. The session overlaps the lookup with the client's first SCRAM round trip, so it
+//! adds no latency. The cache (bounded LRU, time-limited) answers only when the lookup query
+//! fails (a control login that is reconnecting); it never remembers a failure, and a role
+//! found missing is forgotten. When the upstream rejects a login made with a cached verifier,
+//! call [`VerifierCache::invalidate`].
 
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use parking_lot::Mutex;
+use tracing::warn;
 
 use crate::auth::{AuthError, ScramVerifier};
 use crate::config::file::Auth;
@@ -80,35 +87,37 @@ impl VerifierCache {
             .unwrap_or(DEFAULT_VERIFIER_QUERY)
     }
 
-    /// The role's SCRAM verifier; `Ok(None)` for an unknown role, a role that cannot log in, or
-    /// one whose password is not SCRAM (md5, NULL). `query` takes the role name as `$1` and
-    /// returns at most one row with a `rolpassword` column (else its last column is used).
+    /// The role's SCRAM verifier, asked of the database; `Ok(None)` for an unknown role, a role
+    /// that cannot log in, or one whose password is not SCRAM (md5, NULL). `query` takes the
+    /// role name as `$1` and returns at most one row with a `rolpassword` column (else its last
+    /// column is used). When the query fails, the role's cached verifier (if still fresh) is
+    /// the answer.
     pub async fn lookup(
         &self,
         client: &tokio_postgres::Client,
         query: &str,
         role: &str,
     ) -> Result<Option<ScramVerifier>, VerifierLookupError> {
-        if let Some(v) = self.cached(role) {
-            return Ok(Some(v));
+        match fetch(client, query, role).await {
+            Ok(found) => {
+                match &found {
+                    Some(v) => self.insert(role, v.clone()),
+                    None => self.invalidate(role),
+                }
+                Ok(found)
+            }
+            Err(e) => match self.fallback(role, &e) {
+                Some(v) => Ok(Some(v)),
+                None => Err(e),
+            },
         }
-        let Some(row) = client.query_opt(query, &[&role]).await? else {
-            return Ok(None);
-        };
-        let idx = row
-            .columns()
-            .iter()
-            .position(|c| c.name() == "rolpassword")
-            .or_else(|| row.len().checked_sub(1))
-            .ok_or(VerifierLookupError::NoColumn)?;
-        let secret: Option<String> = row
-            .try_get(idx)
-            .map_err(|_| VerifierLookupError::NoColumn)?;
-        let verifier = interpret(secret.as_deref())?;
-        if let Some(v) = &verifier {
-            self.insert(role, v.clone());
-        }
-        Ok(verifier)
+    }
+
+    /// The role's cached verifier when its lookup failed with `error` (logged).
+    pub fn fallback(&self, role: &str, error: &dyn std::fmt::Display) -> Option<ScramVerifier> {
+        let v = self.cached(role)?;
+        warn!(%error, "SCRAM verifier lookup failed; using the role's recently cached verifier");
+        Some(v)
     }
 
     /// Forgets a role (e.g. after the upstream rejected a login made with its cached verifier).
@@ -135,6 +144,27 @@ impl VerifierCache {
                 .put(role.to_owned(), (verifier, Instant::now()));
         }
     }
+}
+
+/// Runs the lookup query for `role`.
+async fn fetch(
+    client: &tokio_postgres::Client,
+    query: &str,
+    role: &str,
+) -> Result<Option<ScramVerifier>, VerifierLookupError> {
+    let Some(row) = client.query_opt(query, &[&role]).await? else {
+        return Ok(None);
+    };
+    let idx = row
+        .columns()
+        .iter()
+        .position(|c| c.name() == "rolpassword")
+        .or_else(|| row.len().checked_sub(1))
+        .ok_or(VerifierLookupError::NoColumn)?;
+    let secret: Option<String> = row
+        .try_get(idx)
+        .map_err(|_| VerifierLookupError::NoColumn)?;
+    interpret(secret.as_deref())
 }
 
 /// A `rolpassword` value → a verifier if it is a SCRAM-SHA-256 secret.
@@ -189,6 +219,17 @@ mod tests {
         let off = VerifierCache::new(Duration::ZERO, 4);
         off.insert("app", v());
         assert!(off.cached("app").is_none());
+    }
+
+    #[test]
+    fn fallback_is_the_fresh_cached_verifier_only() {
+        let cache = VerifierCache::new(Duration::from_secs(60), 4);
+        assert!(cache.fallback("app", &"lookup failed").is_none());
+        cache.insert("app", v());
+        assert_eq!(cache.fallback("app", &"lookup failed"), Some(v()));
+        let off = VerifierCache::new(Duration::ZERO, 4);
+        off.insert("app", v());
+        assert!(off.fallback("app", &"lookup failed").is_none());
     }
 
     #[test]

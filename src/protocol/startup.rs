@@ -101,9 +101,23 @@ impl StartupMessage {
         self.get("user")
     }
 
-    /// The database: `database`, defaulting to the user name as PostgreSQL does.
+    /// The database: `database`, defaulting to the user name when absent or empty, as
+    /// PostgreSQL does.
     pub fn database(&self) -> Option<&str> {
-        self.get("database").or_else(|| self.user())
+        self.get("database")
+            .filter(|d| !d.is_empty())
+            .or_else(|| self.user())
+    }
+
+    /// A parameter the client named more than once. PostgreSQL takes the last value and the
+    /// proxy read the first, so such a packet is refused rather than read two ways (a second
+    /// `database` could pick a rules database behind a session the proxy relays raw).
+    pub fn duplicate(&self) -> Option<&str> {
+        self.params
+            .iter()
+            .enumerate()
+            .find(|(i, (n, _))| self.params[..*i].iter().any(|(m, _)| m == n))
+            .map(|(_, (n, _))| n.as_str())
     }
 
     /// Protocol options (`_pq_.*`) the client asked for; the proxy supports none.
@@ -222,6 +236,27 @@ mod tests {
         assert_eq!(m.database(), Some("db"));
         assert_eq!(startup(0, &[("user", "u")]).database(), Some("u"));
         assert_eq!(m.negotiation(), None);
+    }
+
+    #[test]
+    fn empty_database_is_the_user_name_and_duplicates_are_found() {
+        let m = startup(0, &[("user", "app"), ("database", "")]);
+        assert_eq!(m.database(), Some("app"));
+        let m = startup(0, &[("user", "app")]);
+        assert_eq!(m.database(), Some("app"));
+        let m = startup(0, &[("user", "app"), ("database", "shop")]);
+        assert_eq!(m.database(), Some("shop"));
+        assert_eq!(m.duplicate(), None);
+        let m = startup(0, &[("database", "a"), ("user", "app"), ("database", "b")]);
+        assert_eq!(m.duplicate(), Some("database"));
+        let m = startup(
+            0,
+            &[("user", "app"), ("DateStyle", "ISO"), ("DateStyle", "SQL")],
+        );
+        assert_eq!(m.duplicate(), Some("DateStyle"));
+        // Names are case-sensitive, as PostgreSQL's.
+        let m = startup(0, &[("user", "app"), ("User", "x")]);
+        assert_eq!(m.duplicate(), None);
     }
 
     #[test]

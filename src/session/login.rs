@@ -1,8 +1,8 @@
 //! The login phase of a session: SCRAM-SHA-256(-PLUS) with the client against the role's
 //! verifier (passthrough: looked up over the control login; userlist: from the users file),
 //! then the upstream connection and its SCRAM login with the recovered ClientKey (or the
-//! configured password), then the upstream greeting relayed to the client with BackendKeyData
-//! replaced by the proxy's own key. Any failed client login → the same FATAL 28P01.
+//! configured password), then the upstream greeting relayed to the client with BackendKeyData's
+//! secret replaced by one of the proxy's own (the pid stays the backend's). Any failed client login → the same FATAL 28P01.
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -72,10 +72,17 @@ pub async fn login(
     let user = startup.user().unwrap_or_default();
     let ctx = &shared.login;
     let mut client_in = BytesMut::new();
-    let (verifier, fake) = find_verifier(ctx, user).await?;
+    // The verifier lookup overlaps the client's first round trip: AuthenticationSASL out,
+    // SASLInitialResponse in. Its salt goes into the server-first message, so it must be fresh.
+    let (found, first) = tokio::join!(
+        find_verifier(ctx, user),
+        offer_sasl(client, &mut client_in, ctx, user)
+    );
+    let (verifier, fake) = found?;
+    let first = first?;
     let server_key = verifier.server_key;
     let (server_final, client_key) =
-        authenticate_client(client, &mut client_in, ctx, user, verifier, fake).await?;
+        authenticate_client(client, &mut client_in, ctx, user, (verifier, fake), first).await?;
     let secret = match &ctx.source {
         VerifierSource::Passthrough { .. } => UpstreamSecret::ClientKey {
             client_key,
@@ -138,10 +145,13 @@ async fn find_verifier(
             cache,
             query,
         } => {
-            let client = control
-                .client()
-                .await
-                .map_err(|e| SessionError::Control(e.to_string()))?;
+            let client = match control.client().await {
+                Ok(c) => c,
+                Err(e) => match cache.fallback(user, &e) {
+                    Some(v) => return Ok((v, false)),
+                    None => return Err(SessionError::Control(e.to_string())),
+                },
+            };
             match cache.lookup(&client, query, user).await {
                 Ok(v) => v,
                 Err(e) => {
@@ -174,27 +184,40 @@ async fn expect_password(
     Ok(f)
 }
 
-/// SCRAM with the client; returns the ClientKey recovered from its proof.
+/// Sends AuthenticationSASL and reads the client's SASLInitialResponse.
+async fn offer_sasl(
+    client: &mut ClientStream,
+    buf: &mut BytesMut,
+    ctx: &LoginContext,
+    user: &str,
+) -> Result<Frame, SessionError> {
+    let mechs = ScramServer::mechanisms_for(ctx.cert_hash.is_some())
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    client
+        .write_all(&Authentication::Sasl(mechs).encode())
+        .await?;
+    client.flush().await?;
+    expect_password(client, buf, user).await
+}
+
+/// SCRAM with the client from its SASLInitialResponse `first` on, against `verifier`
+/// (`.1`: a dummy); returns the ClientKey recovered from its proof.
 async fn authenticate_client(
     client: &mut ClientStream,
     buf: &mut BytesMut,
     ctx: &LoginContext,
     user: &str,
-    verifier: ScramVerifier,
-    fake: bool,
+    (verifier, fake): (ScramVerifier, bool),
+    first: Frame,
 ) -> Result<(Vec<u8>, ClientKey), SessionError> {
     let failed = |reason: String| SessionError::AuthFailed {
         user: user.into(),
         reason,
     };
     let mut server = ScramServer::new(verifier, ctx.cert_hash.clone(), fake);
-    let mechs = server.mechanisms().iter().map(|m| m.to_string()).collect();
-    client
-        .write_all(&Authentication::Sasl(mechs).encode())
-        .await?;
-    client.flush().await?;
-    let f = expect_password(client, buf, user).await?;
-    let init = SaslInitialResponse::decode(f.body()).map_err(|e| failed(e.to_string()))?;
+    let init = SaslInitialResponse::decode(first.body()).map_err(|e| failed(e.to_string()))?;
     let server_first = server
         .client_first(init.mechanism, init.data.unwrap_or_default())
         .map_err(|e| failed(e.to_string()))?;
@@ -328,8 +351,8 @@ async fn authenticate_upstream(
     }
 }
 
-/// Relays the upstream greeting (ParameterStatus, notices, BackendKeyData swapped for the
-/// proxy's key) up to and including the first ReadyForQuery.
+/// Relays the upstream greeting (ParameterStatus, notices, BackendKeyData with the backend's
+/// pid and the proxy's secret) up to and including the first ReadyForQuery.
 async fn relay_greeting(
     up: &mut UpstreamStream,
     buf: &mut BytesMut,

@@ -105,11 +105,26 @@ async fn after_tls(tls: ClientStream) -> Result<Opened, SessionError> {
     let Some(body) = read_startup(&mut tls).await? else {
         return Ok(Opened::Closed);
     };
-    match decode(&body)? {
+    let request = match decode(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            send_fatal(&mut tls, &e).await;
+            return Err(e);
+        }
+    };
+    match request {
         StartupRequest::Cancel(key) => Ok(Opened::Cancel(key, Some(tls))),
         StartupRequest::Startup(m) if m.major == 3 => {
-            if m.user().is_none_or(str::is_empty) {
-                let e = SessionError::NoUser;
+            let refusal = if let Some(name) = m.duplicate() {
+                Some(SessionError::Protocol(format!(
+                    "startup packet names parameter \"{name}\" more than once"
+                )))
+            } else if m.user().is_none_or(str::is_empty) {
+                Some(SessionError::NoUser)
+            } else {
+                None
+            };
+            if let Some(e) = refusal {
                 send_fatal(&mut tls, &e).await;
                 return Err(e);
             }

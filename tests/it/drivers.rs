@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use pgcloak::devdb::APP_DATABASE;
+
 use crate::clients::scenario_env;
-use crate::harness::TestEnv;
+use crate::harness::{TestEnv, describe, must_fail, sqlstate};
 
 /// A probe subprocess gets this long before it counts as hung.
 const PROBE_LIMIT: Duration = Duration::from_secs(180);
@@ -144,4 +146,57 @@ async fn drivers_cancel_safe_libpq18() {
 #[tokio::test(flavor = "multi_thread")]
 async fn drivers_cancel_safe_direct_tls_libpq18() {
     cancel_safe(Libpq::Bundled18, true).await;
+}
+
+// A changed password (ALTER ROLE … PASSWORD, libpq's PQchangePassword, rotated credentials)
+// counts at the very next login through pgcloak, and the old one stops working, although the
+// role's verifier was just used (and cached) by a login.
+#[tokio::test(flavor = "multi_thread")]
+async fn drivers_changed_password_counts_at_once() {
+    let env = TestEnv::start().await;
+    let admin = env
+        .db
+        .superuser_client(APP_DATABASE)
+        .await
+        .expect("superuser");
+    admin
+        .batch_execute("CREATE ROLE rotating LOGIN PASSWORD 'first-password'")
+        .await
+        .expect("create role");
+    let login = |password: &'static str| {
+        let cfg = env.proxy_pg_config("rotating", password, APP_DATABASE);
+        let env = &env;
+        async move { env.connect(&cfg).await }
+    };
+    let c = login("first-password")
+        .await
+        .expect("login with the first password");
+    c.simple_query("select 1").await.expect("query");
+    // Changed around pgcloak, straight on the server.
+    admin
+        .batch_execute("ALTER ROLE rotating PASSWORD 'second-password'")
+        .await
+        .expect("alter role");
+    let c2 = login("second-password")
+        .await
+        .unwrap_or_else(|e| panic!("the new password is refused: {}", describe(&e)));
+    let e = must_fail(login("first-password").await);
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{}", describe(&e));
+    // Changed through pgcloak by the role itself, as PQchangePassword does.
+    c2.batch_execute("ALTER ROLE rotating PASSWORD 'third-password'")
+        .await
+        .expect("alter own password");
+    login("third-password")
+        .await
+        .unwrap_or_else(|e| panic!("the new password is refused: {}", describe(&e)));
+    let e = must_fail(login("second-password").await);
+    assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{}", describe(&e));
+}
+
+// What libpq reports as the backend's process ID is the server's (psycopg's
+// conn.info.backend_pid, NOTIFY senders).
+#[tokio::test(flavor = "multi_thread")]
+async fn drivers_backend_pid_is_the_server_s() {
+    let env = TestEnv::start().await;
+    probe(&env, Libpq::Bundled18, "backend-pid").await;
 }

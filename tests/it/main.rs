@@ -24,3 +24,4 @@ mod robustness;
 mod rules_db;
 mod security;
 mod serve;
+mod wire;

@@ -31,6 +31,8 @@ pub struct TextContext {
     standard_strings: bool,
     /// DateStyle's output format is ISO (the only one the codecs write).
     iso_dates: bool,
+    /// `bytea_output = escape` (not reported by the server: the session asks for it).
+    bytea_escape: bool,
 }
 
 impl Default for TextContext {
@@ -43,6 +45,7 @@ impl Default for TextContext {
             utf8: true,
             standard_strings: true,
             iso_dates: true,
+            bytea_escape: false,
         }
     }
 }
@@ -52,6 +55,16 @@ impl Default for TextContext {
 const CHRONO_SAFE_SECS: i64 = 8_000_000_000_000;
 
 impl TextContext {
+    /// Follows `bytea_output` (`hex` or `escape`).
+    pub fn set_bytea_output(&mut self, value: &str) {
+        self.bytea_escape = value.trim().eq_ignore_ascii_case("escape");
+    }
+
+    /// True when bytea values are written in escape format.
+    pub fn bytea_escape(&self) -> bool {
+        self.bytea_escape
+    }
+
     /// Applies a ParameterStatus (or SET) value. Unknown names are ignored; an unknown zone
     /// or style leaves the current setting in place.
     pub fn set_parameter(&mut self, name: &str, value: &str) {

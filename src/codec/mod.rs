@@ -154,6 +154,7 @@ pub fn canonical_to_text(
             _ => Err(CodecError::corrupt("bool")),
         },
         T::Uuid => scalar::uuid_to_text(canonical),
+        T::Bytea if ctx.bytea_escape() => Ok(scalar::bytea_to_escape(canonical)),
         T::Bytea => Ok(scalar::bytea_to_text(canonical)),
         T::Date | T::Time | T::Timestamp | T::Timestamptz => unreachable_datetime(ty),
     }

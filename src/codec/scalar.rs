@@ -263,9 +263,31 @@ pub(crate) fn bytea_to_text(canonical: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Canonical bytea → escape output, as `bytea_output = escape`: printable ASCII as is, `\`
+/// doubled, every other byte as `\ooo`.
+pub(crate) fn bytea_to_escape(canonical: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(canonical.len());
+    for &b in canonical {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x20..=0x7e => out.push(b),
+            _ => out.extend_from_slice(format!("\\{b:03o}").as_bytes()),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytea_escape_output_is_postgresqls() {
+        assert_eq!(
+            bytea_to_escape(b"\x01A\\ \x7f\xff"),
+            b"\\001A\\\\ \\177\\377".to_vec()
+        );
+    }
 
     #[test]
     fn ints_follow_pg_strtoint() {

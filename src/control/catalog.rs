@@ -62,11 +62,11 @@ const NAMESAKES_SQL: &str = "SELECT n.nspname::text, c.relname::text \
      ORDER BY 1, 2";
 
 /// Functions and procedures (not in the system schemas, not written in C) whose body names a
-/// rules table or runs dynamic SQL: (schema, name, the rules table or `(dynamic SQL)`).
+/// rules table or runs dynamic SQL: (schema, name, the rules table or `(dynamic SQL)`, OID).
 /// A call of one could move a value into a rules table unseen, so calls are refused.
 const WRITERS_SQL: &str = "SELECT n.nspname::text, p.proname::text, \
        COALESCE((SELECT t.s || '.' || t.r FROM unnest($1::text[], $2::text[]) AS t(s, r) \
-                 WHERE position(t.r IN lower(p.prosrc)) > 0 LIMIT 1), '(dynamic SQL)') \
+                 WHERE position(t.r IN lower(p.prosrc)) > 0 LIMIT 1), '(dynamic SQL)'), p.oid \
      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
      JOIN pg_language l ON l.oid = p.prolang \
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
@@ -75,6 +75,15 @@ const WRITERS_SQL: &str = "SELECT n.nspname::text, p.proname::text, \
                     WHERE position(r.r IN lower(p.prosrc)) > 0) \
             OR lower(p.prosrc) ~ '\\mexecute\\M') \
      ORDER BY 1, 2";
+
+/// Relations with a trigger (not a constraint's internal one) whose function is one of the
+/// writer functions (OIDs from [`WRITERS_SQL`]): (schema, relation, function OID). A write to
+/// one runs that function unseen, so they count as derived relations.
+const TRIGGERED_SQL: &str = "SELECT DISTINCT n.nspname::text, c.relname::text, t.tgfoid \
+     FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+     JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE NOT t.tgisinternal AND t.tgfoid = ANY($1::oid[]) \
+     ORDER BY 1, 2, 3";
 
 #[derive(Debug, Default, PartialEq, Eq)]
 struct TableEntry {
@@ -162,10 +171,21 @@ impl Catalog {
             cat.namesakes.insert((r.try_get(0)?, r.try_get(1)?));
         }
         let mut writers = Vec::new();
+        let mut by_oid: HashMap<u32, String> = HashMap::new();
         for r in client.query(WRITERS_SQL, &[&schemas, &tables]).await? {
-            writers.push((r.try_get::<_, String>(1)?, r.try_get::<_, String>(2)?));
+            let base = r.try_get::<_, String>(2)?;
+            by_oid.insert(r.try_get::<_, u32>(3)?, base.clone());
+            writers.push((r.try_get::<_, String>(1)?, base));
         }
         cat.set_writers(writers);
+        let fn_oids: Vec<u32> = by_oid.keys().copied().collect();
+        let mut triggered = Vec::new();
+        for r in client.query(TRIGGERED_SQL, &[&fn_oids]).await? {
+            let base = by_oid.get(&r.try_get::<_, u32>(2)?).cloned();
+            let base = base.unwrap_or_else(|| "(dynamic SQL)".to_owned());
+            triggered.push((r.try_get(0)?, r.try_get(1)?, base));
+        }
+        cat.set_derived(triggered);
         Ok(cat)
     }
 

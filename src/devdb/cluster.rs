@@ -127,10 +127,15 @@ impl Layout {
         write(&main_conf, text.as_bytes())
     }
 
-    /// (Re)writes `devdb.conf` for `port`.
-    pub(crate) fn write_config(&self, pg: &PgBin, port: u16) -> Result<(), DevDbError> {
+    /// (Re)writes `devdb.conf` for `port`, with `extra` settings after the defaults.
+    pub(crate) fn write_config(
+        &self,
+        pg: &PgBin,
+        port: u16,
+        extra: &[(String, String)],
+    ) -> Result<(), DevDbError> {
         let tls = self.tls();
-        let text = format!(
+        let mut text = format!(
             "listen_addresses = '127.0.0.1'\n\
              port = {port}\n\
              unix_socket_directories = {run}\n\
@@ -151,6 +156,9 @@ impl Layout {
             cert = quote(&tls.join("server.crt")),
             key = quote(&tls.join("server.key")),
         );
+        for (name, value) in extra {
+            text.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
+        }
         let conf = self.conf();
         write(&conf, text.as_bytes())?;
         pg.give(&conf, 0o600)

@@ -99,6 +99,10 @@ pub struct DevDbOptions {
     pub ca: Option<Arc<TestCa>>,
     /// Names in the server certificate.
     pub server_names: Vec<String>,
+    /// Extra server settings `(name, value)`, appended to the generated configuration after
+    /// the defaults (so they win), e.g. `("log_statement", "all")`. A value is written as a
+    /// single-quoted postgresql.conf string.
+    pub settings: Vec<(String, String)>,
 }
 
 impl Default for DevDbOptions {
@@ -107,6 +111,7 @@ impl Default for DevDbOptions {
             port: None,
             ca: None,
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
+            settings: Vec::new(),
         }
     }
 }
@@ -121,6 +126,7 @@ pub struct DevDb {
     ca: Arc<TestCa>,
     ca_cert: PathBuf,
     scratch: PathBuf,
+    settings: Vec<(String, String)>,
     // Last field: removed after `Drop::drop` has stopped the server.
     _tmp: tempfile::TempDir,
 }
@@ -146,6 +152,7 @@ impl DevDb {
         let mut db = DevDb {
             ca_cert: tmp.path().join("ca.crt"),
             scratch: tmp.path().join("scratch"),
+            settings: opts.settings,
             pg,
             layout,
             port: 0,
@@ -170,7 +177,8 @@ impl DevDb {
                 Some(p) => p,
                 None => free_port()?,
             };
-            self.layout.write_config(&self.pg, self.port)?;
+            self.layout
+                .write_config(&self.pg, self.port, &self.settings)?;
             match self.start_again().await {
                 Err(e) if attempt < attempts && port_clash(&e) => attempt += 1,
                 res => return res,
@@ -199,6 +207,12 @@ impl DevDb {
     /// A scratch directory for callers' files (certificates, configs); removed on drop.
     pub fn dir(&self) -> &Path {
         &self.scratch
+    }
+
+    /// The server's data directory (`PGDATA`; owned by the server's OS user, readable by the
+    /// caller when it is root or that user).
+    pub fn data_dir(&self) -> PathBuf {
+        self.layout.data()
     }
 
     /// The server's log file.

@@ -241,3 +241,37 @@ async fn client_checks_the_host_name_in_the_certificate() {
         .expect_err("name mismatch");
     assert!(err.to_string().contains("TLS as postgres"), "{err}");
 }
+
+#[tokio::test]
+async fn extra_settings_are_applied_and_the_data_dir_is_exposed() {
+    let opts = DevDbOptions {
+        settings: vec![
+            ("log_statement".into(), "all".into()),
+            ("application_name".into(), "it's set".into()),
+        ],
+        ..DevDbOptions::default()
+    };
+    let db = DevDb::start(opts).await.unwrap();
+    let client = db.superuser_client("postgres").await.unwrap();
+    let show = |name: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(&format!("show {name}"), &[])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        }
+    };
+    assert_eq!(show("log_statement").await, "all");
+    assert_eq!(show("application_name").await, "it's set");
+    // The default settings are still there.
+    assert_eq!(show("ssl").await, "on");
+    assert!(db.data_dir().join("PG_VERSION").is_file());
+    client
+        .simple_query("select 'logged_marker_1'")
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(db.log_path()).unwrap();
+    assert!(log.contains("logged_marker_1"), "{log}");
+}

@@ -12,6 +12,8 @@ pub const CONNECTION_FAILURE: &str = "08006";
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 /// 0A000 feature_not_supported (also the fail-closed refusal of issue 4).
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+/// 42601 syntax_error (a statement naming a rules table that pg_query cannot parse).
+pub const SYNTAX_ERROR: &str = "42601";
 /// 28000 invalid_authorization_specification (e.g. TLS required).
 pub const INVALID_AUTHORIZATION: &str = "28000";
 /// 28P01 invalid_password: every failed login, whatever the cause.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::coerce::{self, Coerce, CoerceError};
 use super::matching::MatchSite;
-use super::scope::Scopes;
+use super::scope::{ColKind, Scopes};
 use super::span::{Tokens, decode_unicode};
 use super::{
     Analysis, AnalysisContext, CopyPlan, LiteralKind, LiteralSite, ParamCast, Plan, RefCast,
@@ -25,9 +25,14 @@ pub(crate) enum Wrap {
         loc: i32,
         type_loc: i32,
         coerce: Option<Coerce>,
+        /// The type's name as PostgreSQL normalises it (`int4`, `varchar`, `bpchar`), lower-case.
+        ty: String,
     },
     /// A unary `+` at this location.
     Sign(i32),
+    /// The value reached its use through a `VALUES` column in FROM: nothing written at the
+    /// use (a cast, a sign) belongs to the value's text.
+    Sealed,
 }
 
 /// Where a bound value sits in the text.
@@ -93,6 +98,10 @@ pub(crate) struct Analyzer<'a, 'c> {
     pub scopes: Scopes,
     /// CTEs in scope, innermost last.
     pub ctes: Vec<Rel>,
+    /// Literals of `VALUES` columns in FROM (`Wrap::Sealed`) already used, by location: the
+    /// key they were encrypted under, or None for a plaintext use. A column may be used more
+    /// than once (`MERGE … ON t.c = v.c … INSERT VALUES (v.c)`) only in the same way.
+    sealed_uses: std::collections::HashMap<i32, Option<String>>,
 }
 
 impl<'a, 'c> Analyzer<'a, 'c> {
@@ -110,16 +119,58 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             insertions: Vec::new(),
             scopes: Scopes::default(),
             ctes: Vec::new(),
+            sealed_uses: std::collections::HashMap::new(),
+        }
+    }
+
+    /// What a use of a relation column evaluates to (a `VALUES` column in FROM: its values,
+    /// bound where it is used).
+    pub(crate) fn col_use(kind: &ColKind) -> Ev {
+        match kind {
+            ColKind::Enc { rule, origin } => Ev::Enc {
+                rule: rule.clone(),
+                origin: *origin,
+            },
+            ColKind::Plain => Ev::Plain,
+            ColKind::Val { binds } => Ev::Val(binds.clone()),
+        }
+    }
+
+    /// Records one use of a `VALUES`-column literal (`key`: the key it is encrypted under, None:
+    /// plaintext). False when it was already used otherwise; true for a first use (record it)
+    /// — the caller skips a repeated, identical encrypted use.
+    fn sealed_use(&mut self, site: &Site, key: Option<&ColumnRule>) -> R<bool> {
+        let want = key.map(|r| format!("{}|{:?}|{:?}", r.key, r.mode, r.ty));
+        match self.sealed_uses.get(&site.loc) {
+            None => {
+                self.sealed_uses.insert(site.loc, want);
+                Ok(true)
+            }
+            Some(had) if *had == want => Ok(false),
+            Some(_) => Err(self.refuse_text(
+                "a column of a VALUES list used both for an encrypted column and otherwise (or \
+                 for two columns with different keys)",
+            )),
         }
     }
 
     /// The first rules table whose name appears in the text, as `schema.table`.
     pub(crate) fn named_table(&self) -> String {
         let lower = self.sql.to_ascii_lowercase();
-        self.ctx
-            .rules
-            .tables()
-            .find(|t| lower.contains(&t.table.to_ascii_lowercase()))
+        let word = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
+        // The first table named as a whole word (`a2` is not named by `a25`), else any.
+        let named = |whole: bool| {
+            self.ctx.rules.tables().find(|t| {
+                let name = t.table.to_ascii_lowercase();
+                lower.match_indices(&name).any(|(at, _)| {
+                    !whole
+                        || (!word(at.checked_sub(1).map(|i| lower.as_bytes()[i]))
+                            && !word(lower.as_bytes().get(at + name.len()).copied()))
+                })
+            })
+        };
+        named(true)
+            .or_else(|| named(false))
             .map(|t| format!("{}.{}", t.schema, t.table))
             .unwrap_or_else(|| "(unknown)".to_owned())
     }
@@ -162,7 +213,11 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         let (mut start, mut end) = toks.constant(site.loc).ok_or_else(bad)?;
         for w in &site.wraps {
             match *w {
-                Wrap::Sign(loc) => start = usize::try_from(loc).map_err(|_| bad())?.min(start),
+                Wrap::Sign(loc) => {
+                    start = usize::try_from(loc).map_err(|_| bad())?.min(start);
+                    end = toks.sign_end(loc).map_or(end, |e| e.max(end));
+                }
+                Wrap::Sealed => {}
                 Wrap::Cast { loc, type_loc, .. } if loc < 0 => {
                     start = usize::try_from(type_loc).map_err(|_| bad())?.min(start);
                 }
@@ -262,8 +317,12 @@ impl<'a, 'c> Analyzer<'a, 'c> {
     /// Records a cast written on parameter `number` (the range of `site` with its wraps), to be
     /// replaced by plain `$n` since the parameter's type changes.
     pub(crate) fn param_cast(&mut self, number: usize, site: &Site, rule: &ColumnRule) -> R<()> {
-        if !site.wraps.is_empty() {
+        if site.wraps.iter().any(|w| !matches!(w, Wrap::Sealed)) {
             let (start, end) = self.range(site, rule)?;
+            // A `VALUES` column used twice records its parameter's cast once.
+            if self.casts.iter().any(|c| c.start == start && c.end == end) {
+                return Ok(());
+            }
             self.casts.push(ParamCast { start, end, number });
         }
         Ok(())
@@ -290,6 +349,9 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                     self.param_cast(number, &site, rule)?;
                 }
                 Bind::Lit { value, site } => {
+                    if is_sealed(&site) && !self.sealed_use(&site, Some(rule))? {
+                        continue;
+                    }
                     let value = value.map_err(|c| Refusal::column(rule, c))?;
                     let value = self.decode_unicode(value, &site, rule)?;
                     let value = self.coerce_literal(value, &site, rule)?;
@@ -321,10 +383,21 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             CoerceError::Unsupported => Refusal::column(rule, "a cast with this type modifier"),
         };
         for w in &site.wraps {
-            if let Wrap::Cast {
-                coerce: Some(c), ..
-            } = w
-            {
+            let Wrap::Cast { coerce, ty, .. } = w else {
+                continue;
+            };
+            // Only casts whose result PostgreSQL assigns to the column as the same value.
+            if !coerce::cast_fits(ty, *coerce, rule.ty) {
+                return Err(Refusal::column(
+                    rule,
+                    format!(
+                        "a value cast to {ty} (PostgreSQL would convert it on assignment; cast \
+                         it to the column's own type, {})",
+                        rule.ty.name()
+                    ),
+                ));
+            }
+            if let Some(c) = coerce {
                 if *c != Coerce::Integer {
                     v = coerce::apply(*c, &v).map_err(refuse)?;
                 }
@@ -336,10 +409,45 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             .ok()
             .and_then(|at| self.sql.as_bytes().get(at))
             .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+'));
+        // pg_query's grammar is PostgreSQL 18's: `0x1F`, `0o17`, `0b1`, `1_000` are numbers
+        // there, errors on PostgreSQL 15. Written in the text, not in the value pg_query gives.
+        if numeric && !coerce::pg15_number(self.number_text(site.loc)) {
+            return Err(Refusal::column(
+                rule,
+                "a numeric literal in a form PostgreSQL 15 does not accept (hex, octal, \
+                 binary or with underscores)",
+            ));
+        }
+        // A numeric constant's text is PostgreSQL's only when plainly written (`1e3`, `.5`
+        // and `5.` become 1000, 0.5 and 5); text columns store that text.
+        if numeric
+            && !matches!(rule.ty, L::Numeric | L::Float4 | L::Float8)
+            && !coerce::plain_number(&v)
+        {
+            return Err(Refusal::column(
+                rule,
+                "a numeric constant not written plainly (write it as digits, or quote it)",
+            ));
+        }
         if numeric && matches!(rule.ty, L::Int2 | L::Int4 | L::Int8) {
             v = coerce::apply(Coerce::Integer, &v).map_err(refuse)?;
         }
         Ok(Some(v))
+    }
+
+    /// The source text of the numeric constant at `loc` (after any signs, spaces and
+    /// parentheses folded into it).
+    fn number_text(&self, loc: i32) -> &str {
+        let rest = usize::try_from(loc)
+            .ok()
+            .and_then(|at| self.sql.get(at..))
+            .unwrap_or("");
+        let rest =
+            rest.trim_start_matches(|c: char| matches!(c, '-' | '+' | '(') || c.is_whitespace());
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+            .unwrap_or(rest.len());
+        rest.get(..end).unwrap_or("")
     }
 
     pub(crate) fn decode_unicode(
@@ -368,8 +476,12 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             Ev::Enc { rule, .. } => Err(Refusal::column(&rule, construct())),
             Ev::Val(binds) => {
                 for b in binds {
-                    if let Bind::Param { number, .. } = b {
-                        self.use_param(number, None)?;
+                    match b {
+                        Bind::Param { number, .. } => self.use_param(number, None)?,
+                        Bind::Lit { site, .. } if is_sealed(&site) => {
+                            self.sealed_use(&site, None)?;
+                        }
+                        _ => {}
                     }
                 }
                 Ok(())
@@ -560,4 +672,9 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             Analysis::Rewrite(Arc::new(plan))
         }
     }
+}
+
+/// True when the value reached its use through a `VALUES` column (see `Wrap::Sealed`).
+pub(crate) fn is_sealed(site: &Site) -> bool {
+    site.wraps.iter().any(|w| matches!(w, Wrap::Sealed))
 }

@@ -50,6 +50,8 @@ pub(crate) fn of_type(t: &TypeName) -> Option<Coerce> {
     let n = |i: usize| mods.get(i).and_then(|&m| u32::try_from(m).ok());
     match (name.as_str(), mods.len()) {
         (_, 0) if matches!(name.as_str(), "int2" | "int4" | "int8") => Some(Coerce::Integer),
+        // `bpchar` without a length: no limit, but still blank-padded (trailing spaces go).
+        ("bpchar", 0) => Some(Coerce::BpChars(usize::MAX)),
         (_, 0) => None,
         ("varchar", 1) => n(0).map(|m| Coerce::Chars(m as usize)),
         ("bpchar", 1) => n(0).map(|m| Coerce::BpChars(m as usize)),
@@ -69,6 +71,59 @@ fn typmod(n: &pg_query::protobuf::Node) -> Option<i64> {
         },
         _ => None,
     }
+}
+
+/// True when a constant cast to `ty` (normalised name) reaches a column of logical type `col`
+/// as the value its text denotes in `col` — the casts pgcloak models. Anything else (a float
+/// into an integer column rounds half to even, a timestamp into a date truncates, a number
+/// cast to text is re-rendered, …) is refused by the caller.
+pub(crate) fn cast_fits(ty: &str, coerce: Option<Coerce>, col: crate::codec::LogicalType) -> bool {
+    use crate::codec::LogicalType as L;
+    let ints = matches!(ty, "int2" | "int4" | "int8");
+    match col {
+        // `numeric(p, s)` is applied (and so rendered as PostgreSQL renders it).
+        L::Text | L::Varchar => {
+            matches!(ty, "text" | "varchar" | "bpchar")
+                || matches!(coerce, Some(Coerce::Numeric { .. }))
+        }
+        L::Int2 | L::Int4 | L::Int8 => ints || ty == "numeric",
+        L::Float4 | L::Float8 => ints || matches!(ty, "numeric" | "float4" | "float8"),
+        L::Numeric => ints || ty == "numeric",
+        L::Bool => ty == "bool",
+        L::Date => ty == "date",
+        L::Time => ty == "time",
+        L::Timestamp => matches!(ty, "timestamp" | "date"),
+        L::Timestamptz => matches!(ty, "timestamptz" | "date"),
+        L::Uuid => ty == "uuid",
+        L::Json => ty == "json",
+        L::Jsonb => matches!(ty, "jsonb" | "json"),
+        L::Bytea => ty == "bytea",
+    }
+}
+
+/// True when a numeric constant's text is the way PostgreSQL prints it: `-?digits[.digits]`
+/// without superfluous leading zeros.
+pub(crate) fn plain_number(v: &str) -> bool {
+    let v = v.strip_prefix('-').unwrap_or(v);
+    let (int, frac) = match v.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (v, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(int) && (int == "0" || !int.starts_with('0')) && frac.is_none_or(digits)
+}
+
+/// True when a numeric literal's text is one PostgreSQL 15 reads as a number: digits, a point,
+/// an exponent — no `0x`/`0o`/`0b` prefix, no `_` (PostgreSQL 16's additions).
+pub(crate) fn pg15_number(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    !lower.contains('_')
+        && !lower.starts_with("0x")
+        && !lower.starts_with("0o")
+        && !lower.starts_with("0b")
+        && lower
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e'))
 }
 
 /// Applies `c` to the text of a constant.

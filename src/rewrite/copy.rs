@@ -123,7 +123,7 @@ impl Analyzer<'_, '_> {
             .iter()
             .map(|col| match &col.kind {
                 ColKind::Enc { rule, .. } => Some(rule.clone()),
-                ColKind::Plain => None,
+                ColKind::Plain | ColKind::Val { .. } => None,
             })
             .collect();
         Ok(Some(Arc::new(CopyPlan {

@@ -167,6 +167,7 @@ impl Analyzer<'_, '_> {
         match res {
             Some(Resolved::Enc { rule, origin }) => Ok(Ev::Enc { rule, origin }),
             Some(Resolved::Plain) => Ok(Ev::Plain),
+            Some(Resolved::Val { binds }) => Ok(Ev::Val(binds)),
             Some(Resolved::Ambiguous(rule)) => {
                 Err(Refusal::column(&rule, "an ambiguous column reference"))
             }
@@ -207,6 +208,10 @@ impl Analyzer<'_, '_> {
             .as_ref()
             .map_or_else(|| "?".to_owned(), |t| last_name(&t.names));
         match inner {
+            Ev::Val(binds) if binds.iter().any(sealed) => {
+                self.plain_use(Ev::Val(binds), String::new)?;
+                Ok(Ev::Plain)
+            }
             Ev::Val(mut binds) if binds.len() == 1 => {
                 match binds.first_mut() {
                     Some(Bind::Param { site, .. } | Bind::Lit { site, .. }) => {
@@ -214,6 +219,7 @@ impl Analyzer<'_, '_> {
                             loc: tc.location,
                             type_loc,
                             coerce: tc.type_name.as_ref().and_then(super::coerce::of_type),
+                            ty: ty.to_ascii_lowercase(),
                         });
                     }
                     _ => return Ok(Ev::Plain),
@@ -546,5 +552,13 @@ impl Found {
 
     fn push_col(&mut self, v: &serde_json::Value) {
         self.push_str(v.get("sval"), false);
+    }
+}
+
+/// True when `b` reached its use through a `VALUES` column (see `Wrap::Sealed`).
+fn sealed(b: &Bind) -> bool {
+    match b {
+        Bind::Param { site, .. } | Bind::Lit { site, .. } => super::analyzer::is_sealed(site),
+        Bind::Default => false,
     }
 }

@@ -5,10 +5,10 @@ use pg_query::NodeEnum;
 use pg_query::protobuf::{Alias, Node, RangeVar};
 
 use super::Refusal;
-use super::analyzer::{Analyzer, Ev, R};
+use super::analyzer::{Analyzer, R};
 use super::expr::sval;
 use super::scope::{Col, ColKind, Lookup, Rel};
-use super::select::{Output, col_ev};
+use super::select::Output;
 
 fn alias_names(alias: Option<&Alias>) -> Vec<String> {
     alias
@@ -31,16 +31,21 @@ impl Analyzer<'_, '_> {
                 self.scopes.add(rel);
             }
             Some(NodeEnum::RangeSubselect(rs)) => {
-                let out = match rs.subquery.as_deref().and_then(|q| q.node.as_ref()) {
-                    Some(NodeEnum::SelectStmt(s)) => self.select(s)?,
-                    _ => Output::default(),
-                };
                 let name = rs
                     .alias
                     .as_ref()
                     .map(|a| a.aliasname.clone())
                     .unwrap_or_default();
-                let mut rel = out.into_rel(self, &name, true)?;
+                let mut rel = match self.values_rel(rs.subquery.as_deref(), &name)? {
+                    Some(rel) => rel,
+                    None => {
+                        let out = match rs.subquery.as_deref().and_then(|q| q.node.as_ref()) {
+                            Some(NodeEnum::SelectStmt(s)) => self.select(s)?,
+                            _ => Output::default(),
+                        };
+                        out.into_rel(self, &name, true)?
+                    }
+                };
                 if !rel.rename(&alias_names(rs.alias.as_ref())) {
                     return Err(self.refuse_text("column aliases over a table of unknown columns"));
                 }
@@ -103,22 +108,20 @@ impl Analyzer<'_, '_> {
             return Ok(());
         }
         let find = |side: &[Rel], name: &str| {
-            side.iter().find_map(|r| match r.lookup(name) {
-                Lookup::Found(k) => Some(col_ev(k)),
-                _ => None,
-            })
+            side.iter()
+                .find_map(|r| match r.lookup(name) {
+                    Lookup::Found(k) => Some(k.clone()),
+                    _ => None,
+                })
+                .unwrap_or(ColKind::Plain)
         };
-        let pairs: Vec<(Ev, Ev)> = using
+        let pairs: Vec<(ColKind, ColKind)> = using
             .iter()
             .filter_map(sval)
-            .map(|n| {
-                (
-                    find(left, n).unwrap_or(Ev::Plain),
-                    find(right, n).unwrap_or(Ev::Plain),
-                )
-            })
+            .map(|n| (find(left, n), find(right, n)))
             .collect();
         for (l, r) in pairs {
+            let (l, r) = (Analyzer::col_use(&l), Analyzer::col_use(&r));
             self.compare(l, r, "JOIN USING")?;
         }
         Ok(())
@@ -199,9 +202,9 @@ impl Analyzer<'_, '_> {
             Some((s, b)) => Err(Refusal::table(
                 b,
                 format!(
-                    "a statement naming {s}.{name}, a view over it or a partition, child or \
-                     parent of it (query the rules table itself, or list {s}.{name} in the \
-                     rules too)"
+                    "a statement naming {s}.{name}, a view over it, a partition, child or \
+                     parent of it, or a table whose trigger runs a function that writes it \
+                     (query the rules table itself, or list {s}.{name} in the rules too)"
                 ),
             )),
         }

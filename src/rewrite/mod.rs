@@ -26,6 +26,7 @@ mod expr;
 mod from;
 mod insert_values;
 mod matching;
+mod merge;
 mod scope;
 mod select;
 mod span;
@@ -205,11 +206,14 @@ pub struct RefCast {
 pub enum RefusalTarget {
     /// `Refusal::column` is `schema.table.column`.
     Column,
-    /// `Refusal::column` is `schema.table` (COPY, unparseable text, MERGE, …).
+    /// `Refusal::column` is `schema.table` (COPY, DO, …).
     Table,
+    /// A syntax error in a text naming `Refusal::column` (`schema.table`); `construct` is the
+    /// parser's own message (SQLSTATE 42601).
+    Syntax,
 }
 
-/// Why a statement is refused (SQLSTATE 0A000).
+/// Why a statement is refused (SQLSTATE 0A000, or 42601 for a syntax error).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// `schema.table.column` (or `schema.table`, see `target`).
@@ -217,6 +221,10 @@ pub struct Refusal {
     /// The construct, e.g. `LIKE`, `ORDER BY`, `function lower()`.
     pub construct: String,
     pub target: RefusalTarget,
+    /// `EXECUTE name(…)` with parameters, the text's only statement: the session passes it
+    /// when it knows `name` was prepared (by SQL `PREPARE`) as a statement pgcloak passed
+    /// unchanged, whose parameters reach no encrypted column.
+    pub prepared: Option<String>,
 }
 
 impl Refusal {
@@ -225,6 +233,7 @@ impl Refusal {
             column: rule.qualified(),
             construct: construct.into(),
             target: RefusalTarget::Column,
+            prepared: None,
         }
     }
 
@@ -233,12 +242,39 @@ impl Refusal {
             column: table.into(),
             construct: construct.into(),
             target: RefusalTarget::Table,
+            prepared: None,
         }
     }
 
-    /// The message for the client's ErrorResponse. Names no value.
+    /// A syntax error PostgreSQL's parser (in pg_query) reports for a text naming `table`.
+    pub(crate) fn syntax(table: impl Into<String>, parser_message: &str) -> Self {
+        Self {
+            column: table.into(),
+            construct: parser_message.to_owned(),
+            target: RefusalTarget::Syntax,
+            prepared: None,
+        }
+    }
+
+    /// The SQLSTATE of the client's ErrorResponse.
+    pub fn sqlstate(&self) -> &'static str {
+        match self.target {
+            RefusalTarget::Syntax => crate::protocol::sqlstate::SYNTAX_ERROR,
+            RefusalTarget::Column | RefusalTarget::Table => {
+                crate::protocol::sqlstate::FEATURE_NOT_SUPPORTED
+            }
+        }
+    }
+
+    /// The message for the client's ErrorResponse. Names no value, except that a syntax
+    /// error quotes the client's own text where the parser stopped, as PostgreSQL does.
     pub fn message(&self) -> String {
         match self.target {
+            RefusalTarget::Syntax => format!(
+                "{} (pgcloak did not send the statement: it names table {}, which has \
+                 encrypted columns)",
+                self.construct, self.column
+            ),
             RefusalTarget::Column => format!(
                 "pgcloak: {} cannot be applied to encrypted column {} (deterministic encryption \
                  supports only =, <>, IN, IS [NOT] DISTINCT FROM and IS NULL; randomized \
@@ -280,6 +316,22 @@ pub fn may_touch_rules(sql: &str, rules: &Rules) -> bool {
         || rules.tables().any(|t| contains(t.schema.as_bytes()))
         || contains(b"u&\"")
         || contains(b"execute")
+}
+
+/// The names of the SQL-level prepared statements a text creates (`PREPARE name AS …`).
+pub fn prepared_names(sql: &str) -> Vec<String> {
+    let Ok(parsed) = pg_query::parse(sql, 0) else {
+        return Vec::new();
+    };
+    parsed
+        .protobuf
+        .stmts
+        .iter()
+        .filter_map(|s| match s.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+            Some(pg_query::NodeEnum::PrepareStmt(p)) => Some(p.name.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// True when one of `names` (lower-case) appears in `sql`, case-insensitively.

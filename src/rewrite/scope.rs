@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use super::analyzer::Bind;
 use crate::config::ColumnRule;
 
 /// What a column holds.
@@ -18,6 +19,10 @@ pub(crate) enum ColKind {
     Enc { rule: Arc<ColumnRule>, origin: bool },
     /// Anything else.
     Plain,
+    /// A column of a `VALUES` list in FROM (`UPDATE … FROM (VALUES …) v`, `JOIN (VALUES …) v`):
+    /// its values are bound where the column is used (every use alike, see
+    /// `Analyzer::sealed_use`).
+    Val { binds: Vec<Bind> },
 }
 
 /// One output or relation column.
@@ -60,7 +65,7 @@ impl Rel {
     pub(crate) fn first_encrypted(&self) -> Option<&Arc<ColumnRule>> {
         self.cols.iter().find_map(|c| match &c.kind {
             ColKind::Enc { rule, .. } => Some(rule),
-            ColKind::Plain => None,
+            ColKind::Plain | ColKind::Val { .. } => None,
         })
     }
 
@@ -87,6 +92,10 @@ pub(crate) enum Resolved {
         origin: bool,
     },
     Plain,
+    /// A column of a `VALUES` list in FROM (see `ColKind::Val`).
+    Val {
+        binds: Vec<Bind>,
+    },
     /// An encrypted column and another relation could both be meant.
     Ambiguous(Arc<ColumnRule>),
 }
@@ -104,6 +113,9 @@ fn resolved(kind: &ColKind) -> Resolved {
             origin: *origin,
         },
         ColKind::Plain => Resolved::Plain,
+        ColKind::Val { binds } => Resolved::Val {
+            binds: binds.clone(),
+        },
     }
 }
 
@@ -142,7 +154,7 @@ impl Scopes {
             }
             let enc = found.iter().find_map(|k| match k {
                 ColKind::Enc { rule, .. } => Some(rule.clone()),
-                ColKind::Plain => None,
+                ColKind::Plain | ColKind::Val { .. } => None,
             });
             match (found.len(), enc) {
                 (0, _) => {

@@ -5,7 +5,7 @@ use pg_query::NodeEnum;
 use pg_query::protobuf::{Node, ResTarget, SelectStmt, SetOperation, WithClause};
 
 use super::Refusal;
-use super::analyzer::{Analyzer, Ev, R};
+use super::analyzer::{Analyzer, Bind, Ev, R, Wrap};
 use super::expr::sval;
 use super::scope::{Col, ColKind, Rel};
 use crate::config::Mode;
@@ -48,16 +48,6 @@ impl Output {
             cols,
             open: self.open,
         })
-    }
-}
-
-pub(crate) fn col_ev(kind: &ColKind) -> Ev {
-    match kind {
-        ColKind::Enc { rule, origin } => Ev::Enc {
-            rule: rule.clone(),
-            origin: *origin,
-        },
-        ColKind::Plain => Ev::Plain,
     }
 }
 
@@ -134,6 +124,54 @@ impl Analyzer<'_, '_> {
         let res = self.order_limit(s, &out);
         self.scopes.pop();
         res.map(|()| out)
+    }
+
+    /// A relation for a plain `VALUES` list in FROM or a CTE, whose columns keep their values
+    /// undecided (`ColKind::Val`); None for any other query (ORDER BY, LIMIT, `(x).*`, …).
+    pub(crate) fn values_rel(&mut self, q: Option<&Node>, name: &str) -> R<Option<Rel>> {
+        let Some(NodeEnum::SelectStmt(s)) = q.and_then(|q| q.node.as_ref()) else {
+            return Ok(None);
+        };
+        let op = SetOperation::try_from(s.op).unwrap_or(SetOperation::Undefined);
+        let plain = matches!(op, SetOperation::SetopNone | SetOperation::Undefined)
+            && !s.values_lists.is_empty()
+            && s.sort_clause.is_empty()
+            && s.limit_count.is_none()
+            && s.limit_offset.is_none()
+            && s.locking_clause.is_empty()
+            && s.with_clause.is_none();
+        if !plain {
+            return Ok(None);
+        }
+        let out = self.values(&s.values_lists)?;
+        if out.open {
+            return Err(self.refuse_text("a composite expansion in VALUES"));
+        }
+        let mut cols = Vec::with_capacity(out.cols.len());
+        for c in out.cols {
+            let kind = match c.ev {
+                Ev::Enc { rule, .. } => ColKind::Enc {
+                    rule,
+                    origin: false,
+                },
+                Ev::Val(mut binds) => {
+                    for b in &mut binds {
+                        if let Bind::Param { site, .. } | Bind::Lit { site, .. } = b {
+                            site.wraps.push(Wrap::Sealed);
+                        }
+                    }
+                    ColKind::Val { binds }
+                }
+                Ev::Plain => ColKind::Plain,
+            };
+            cols.push(Col { name: c.name, kind });
+        }
+        Ok(Some(Rel {
+            name: name.to_owned(),
+            schema: None,
+            cols,
+            open: false,
+        }))
     }
 
     fn values(&mut self, rows: &[Node]) -> R<Output> {
@@ -291,7 +329,7 @@ impl Analyzer<'_, '_> {
             let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() else {
                 continue;
             };
-            if self.star(rt, &mut out) {
+            if self.star(rt, &mut out)? {
                 continue;
             }
             // `(x).*` expands to as many columns as x's type has: positions after it are
@@ -308,15 +346,15 @@ impl Analyzer<'_, '_> {
     }
 
     /// Expands `*` / `rel.*`; false when `rt` is not a star.
-    fn star(&self, rt: &ResTarget, out: &mut Output) -> bool {
+    fn star(&mut self, rt: &ResTarget, out: &mut Output) -> R<bool> {
         let Some(NodeEnum::ColumnRef(c)) = rt.val.as_deref().and_then(|v| v.node.as_ref()) else {
-            return false;
+            return Ok(false);
         };
         if !matches!(
             c.fields.last().and_then(|f| f.node.as_ref()),
             Some(NodeEnum::AStar(_))
         ) {
-            return false;
+            return Ok(false);
         }
         let rels: Vec<&Rel> = match c.fields.len() {
             1 => self.scopes.current().iter().collect(),
@@ -329,14 +367,15 @@ impl Analyzer<'_, '_> {
                 self.scopes.relation(name).into_iter().collect()
             }
         };
-        for r in rels {
-            out.open |= r.open;
-            out.cols.extend(r.cols.iter().map(|c| OutCol {
-                name: c.name.clone(),
-                ev: col_ev(&c.kind),
-            }));
+        let cols: Vec<(bool, Vec<Col>)> = rels.iter().map(|r| (r.open, r.cols.clone())).collect();
+        for (open, rcols) in cols {
+            out.open |= open;
+            for c in rcols {
+                let ev = Analyzer::col_use(&c.kind);
+                out.cols.push(OutCol { name: c.name, ev });
+            }
         }
-        true
+        Ok(true)
     }
 
     /// The top-level output of a statement: encrypted columns must be decryptable.
@@ -372,15 +411,26 @@ impl Analyzer<'_, '_> {
                     open: true,
                 });
             }
-            let (out, origin) = match c.ctequery.as_deref().and_then(|q| q.node.as_ref()) {
-                Some(NodeEnum::SelectStmt(s)) => (self.select(s)?, true),
-                Some(other) => (self.dml(other)?, false),
-                None => (Output::default(), true),
+            let values = match w.recursive {
+                false => self.values_rel(c.ctequery.as_deref(), &c.ctename)?,
+                true => None,
+            };
+            let mut rel = match values {
+                Some(rel) => rel,
+                None => {
+                    let (out, origin) = match c.ctequery.as_deref().and_then(|q| q.node.as_ref()) {
+                        Some(NodeEnum::SelectStmt(s)) => (self.select(s)?, true),
+                        // PostgreSQL reports a RETURNING column's table and column
+                        // through a CTE too (markTargetListOrigins follows it).
+                        Some(other) => (self.dml(other)?, true),
+                        None => (Output::default(), true),
+                    };
+                    out.into_rel(self, &c.ctename, origin)?
+                }
             };
             if w.recursive {
                 self.ctes.pop();
             }
-            let mut rel = out.into_rel(self, &c.ctename, origin)?;
             let names: Vec<String> = c
                 .aliascolnames
                 .iter()

@@ -49,7 +49,9 @@ impl Tokens {
         let i = self.index_at(loc)?;
         let t = self.get(i)?;
         let end = match kind(t) {
-            Token::Ascii45 | Token::Ascii43 => self.get(i + 1)?.end,
+            // A sign the parser folded into the constant: `-5`, and also `- -5`, `-(-5)`,
+            // `+(-(5))` — the whole run of signs and parentheses up to the constant.
+            Token::Ascii45 | Token::Ascii43 => self.signed_end(i + 1)?,
             Token::Usconst => match self.get(i + 1) {
                 Some(n) if kind(n) == Token::Uescape => self.get(i + 2)?.end,
                 _ => t.end,
@@ -57,6 +59,27 @@ impl Tokens {
             _ => t.end,
         };
         Some((usize::try_from(t.start).ok()?, usize::try_from(end).ok()?))
+    }
+
+    /// End of what the sign at `loc` applies to, when that is a parenthesised group or a
+    /// numeric constant (`+(-(3))`: PostgreSQL folds `-` into the constant, not `+`).
+    pub(crate) fn sign_end(&self, loc: i32) -> Option<usize> {
+        let i = self.index_at(loc)?;
+        usize::try_from(self.signed_end(i + 1)?).ok()
+    }
+
+    /// End of the constant at token `i` after a folded sign: more signs, a parenthesised
+    /// group, or the numeric constant itself.
+    fn signed_end(&self, mut i: usize) -> Option<i32> {
+        loop {
+            let t = self.get(i)?;
+            match kind(t) {
+                Token::Ascii45 | Token::Ascii43 => i += 1,
+                Token::Ascii40 => return i32::try_from(self.paren_end(i)?).ok(),
+                Token::Iconst | Token::Fconst => return Some(t.end),
+                _ => return None,
+            }
+        }
     }
 
     /// The escape character of a `U&'…'` constant at `loc` (default `\`), when it is one.

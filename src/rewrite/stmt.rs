@@ -18,9 +18,26 @@ use crate::config::ColumnRule;
 pub(crate) fn analyze_text(sql: &str, ctx: &AnalysisContext) -> Analysis {
     let parsed = match pg_query::parse(sql, 0) {
         Ok(p) => p,
-        Err(_) => {
+        Err(e) => {
             let an = Analyzer::new(ctx, sql);
-            return Analysis::Refuse(an.refuse_text("an unparseable statement"));
+            // The refusal is raised through the server, whose log shows its message: keep the
+            // parser's words, never the text it quotes (`at or near "'secret…"`).
+            let message = match &e {
+                pg_query::Error::Parse(m) => m
+                    .split(" at or near ")
+                    .next()
+                    .and_then(|m| m.split('"').next())
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned(),
+                _ => String::new(),
+            };
+            let message = if message.is_empty() {
+                "the statement cannot be parsed".to_owned()
+            } else {
+                message
+            };
+            return Analysis::Refuse(Refusal::syntax(an.named_table(), &message));
         }
     };
     let stmts = &parsed.protobuf.stmts;
@@ -29,7 +46,11 @@ pub(crate) fn analyze_text(sql: &str, ctx: &AnalysisContext) -> Analysis {
         let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else {
             continue;
         };
-        if let Err(refusal) = an.statement(node) {
+        if let Err(mut refusal) = an.statement(node) {
+            // Only a text of one statement may be passed on the strength of `prepared`.
+            if stmts.len() > 1 {
+                refusal.prepared = None;
+            }
             return Analysis::Refuse(refusal);
         }
     }
@@ -37,7 +58,7 @@ pub(crate) fn analyze_text(sql: &str, ctx: &AnalysisContext) -> Analysis {
 }
 
 /// The encrypted rule of a target column, if any.
-fn target_rule(rel: &Rel, name: &str) -> Option<Arc<ColumnRule>> {
+pub(crate) fn target_rule(rel: &Rel, name: &str) -> Option<Arc<ColumnRule>> {
     match rel.lookup(name) {
         Lookup::Found(ColKind::Enc { rule, .. }) => Some(rule.clone()),
         _ => None,
@@ -62,7 +83,15 @@ impl Analyzer<'_, '_> {
             NodeEnum::CopyStmt(c) => self.copy(c),
             NodeEnum::PrepareStmt(p) => self.prepare(p.query.as_deref()),
             NodeEnum::ExecuteStmt(e) if !e.params.is_empty() => {
-                Err(self.refuse_text("EXECUTE with parameters (use the extended protocol)"))
+                for p in &e.params {
+                    self.plain_expr(Some(p), "a parameter of EXECUTE")?;
+                }
+                let mut r = self.refuse_text(
+                    "EXECUTE with parameters of a statement pgcloak cannot tell touches no \
+                     encrypted column (use the extended protocol)",
+                );
+                r.prepared = Some(e.name.clone());
+                Err(r)
             }
             NodeEnum::CreateTableAsStmt(c) => {
                 self.check_created_table(c.into.as_deref(), "CREATE TABLE AS")?;
@@ -71,7 +100,10 @@ impl Analyzer<'_, '_> {
             NodeEnum::ViewStmt(v) => {
                 self.query_without_encrypted(v.query.as_deref(), "CREATE VIEW")
             }
-            NodeEnum::MergeStmt(_) => Err(self.refuse_text("MERGE")),
+            NodeEnum::MergeStmt(m) => {
+                let out = self.merge(m)?;
+                self.emit(out)
+            }
             NodeEnum::DoStmt(_) => Err(self.refuse_text("a DO block naming it")),
             NodeEnum::CreateFunctionStmt(_) => Err(self.refuse_text("a function body naming it")),
             NodeEnum::RuleStmt(_) => Err(self.refuse_text("CREATE RULE")),
@@ -189,7 +221,7 @@ impl Analyzer<'_, '_> {
         }
     }
 
-    fn with_ctes<T>(
+    pub(crate) fn with_ctes<T>(
         &mut self,
         w: Option<&pg_query::protobuf::WithClause>,
         f: impl FnOnce(&mut Self) -> R<T>,
@@ -203,7 +235,7 @@ impl Analyzer<'_, '_> {
         res
     }
 
-    fn target(&mut self, rv: Option<&pg_query::protobuf::RangeVar>) -> R<Rel> {
+    pub(crate) fn target(&mut self, rv: Option<&pg_query::protobuf::RangeVar>) -> R<Rel> {
         match rv {
             Some(rv) => self.range_var(rv, false),
             None => Ok(Rel {
@@ -299,7 +331,7 @@ impl Analyzer<'_, '_> {
     }
 
     /// `SET a = v, (b, c) = (v1, v2), (d, e) = (SELECT …)`.
-    fn set_list(&mut self, targets: &[Node], rel: &Rel) -> R<()> {
+    pub(crate) fn set_list(&mut self, targets: &[Node], rel: &Rel) -> R<()> {
         let mut multi: Vec<Ev> = Vec::new();
         for t in targets {
             let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() else {
@@ -397,7 +429,7 @@ impl Analyzer<'_, '_> {
         res
     }
 
-    fn returning_in_scope(&mut self, r: Option<&ReturningClause>) -> R<Output> {
+    pub(crate) fn returning_in_scope(&mut self, r: Option<&ReturningClause>) -> R<Output> {
         match r {
             Some(r) => self.target_list(&r.exprs),
             None => Ok(Output::default()),

@@ -34,6 +34,20 @@ async fn refused(c: &Client, sql: &str) {
     assert_eq!(sqlstate(&e).as_deref(), Some("0A000"), "{sql}: {e:?}");
 }
 
+/// A plain `shadow.people` the app may write, beside the rules table `public.people`; returns
+/// a direct client.
+async fn shadow_schema(env: &EncEnv) -> Client {
+    let direct = env.direct().await;
+    direct
+        .batch_execute(
+            "CREATE SCHEMA shadow; CREATE TABLE shadow.people (id int, ssn text); \
+             GRANT USAGE ON SCHEMA shadow TO app; GRANT ALL ON shadow.people TO app;",
+        )
+        .await
+        .expect("shadow");
+    direct
+}
+
 /// True when `needle` appears in any row of `table`, read straight from PostgreSQL.
 async fn stored_anywhere(direct: &Client, table: &str, needle: &str) -> bool {
     let sql = format!("SELECT count(*) FROM {table} t WHERE t::text LIKE $1");
@@ -303,4 +317,160 @@ async fn calls_of_functions_that_may_write_a_rules_table_are_refused() {
     for t in ["people", "accounts"] {
         assert_eq!(env.row_count(t).await, 0, "{t}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_a_table_whose_trigger_writes_a_rules_table_are_refused() {
+    let env = EncEnv::start().await;
+    let direct = env.direct().await;
+    direct
+        .batch_execute(
+            "CREATE TABLE inbox (id int, s text); \
+             CREATE FUNCTION inbox_copy() RETURNS trigger LANGUAGE plpgsql AS \
+               $$ BEGIN INSERT INTO people (id, ssn) VALUES (NEW.id, convert_to(NEW.s, 'UTF8')); \
+               RETURN NEW; END $$; \
+             CREATE TRIGGER inbox_t AFTER INSERT ON inbox FOR EACH ROW EXECUTE FUNCTION inbox_copy(); \
+             CREATE TABLE notes (id int, s text);",
+        )
+        .await
+        .expect("trigger");
+    let app = env.app().await;
+    ok(&app, Proto::Simple, "CREATE TABLE scratch (x int)", &[]).await;
+    let secret = sentinel();
+    for proto in [Proto::Simple, Proto::Extended] {
+        let e = run(
+            &app,
+            proto,
+            "INSERT INTO inbox (id, s) VALUES (1, $1)",
+            &[V::T(&secret)],
+        )
+        .await
+        .expect_err("a write that fires a writer trigger");
+        assert_eq!(sqlstate(&e).as_deref(), Some("0A000"), "{e:?}");
+    }
+    assert_eq!(env.row_count("people").await, 0);
+    assert!(!stored_anywhere(&direct, "inbox", &secret).await);
+    // A table without such a trigger is untouched.
+    ok(
+        &app,
+        Proto::Extended,
+        "INSERT INTO notes (id, s) VALUES (1, $1)",
+        &[V::T(&secret)],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_set_in_the_extended_protocol_is_read_after_it_runs() {
+    let env = EncEnv::start().await;
+    let direct = shadow_schema(&env).await;
+    let app = env.app().await;
+    // Each statement is Parse/Describe/Sync then Bind/Execute/Sync (tokio-postgres): the
+    // path changes at Execute, after pgcloak saw the Parse.
+    ok(
+        &app,
+        Proto::Extended,
+        "SET search_path = shadow, public",
+        &[],
+    )
+    .await;
+    ok(&app, Proto::Extended, "RESET search_path", &[]).await;
+    let s1 = sentinel();
+    ok(
+        &app,
+        Proto::Extended,
+        "INSERT INTO people (id, ssn) VALUES (1, $1)",
+        &[V::T(&s1)],
+    )
+    .await;
+    // The server's path is the default again: the rules table, encrypted.
+    env.assert_at_rest("people", "ssn", 1, Some(&s1)).await;
+    assert!(!stored_anywhere(&direct, "shadow.people", &s1).await);
+    // SET SCHEMA is SET search_path.
+    ok(&app, Proto::Simple, "SET SCHEMA 'shadow'", &[]).await;
+    let s2 = sentinel();
+    ok(
+        &app,
+        Proto::Extended,
+        "INSERT INTO people (id, ssn) VALUES (2, $1)",
+        &[V::T(&s2)],
+    )
+    .await;
+    assert!(stored_anywhere(&direct, "shadow.people", &s2).await);
+    ok(&app, Proto::Simple, "SET SCHEMA 'public'", &[]).await;
+    let s3 = sentinel();
+    ok(
+        &app,
+        Proto::Extended,
+        "INSERT INTO people (id, ssn) VALUES (3, $1)",
+        &[V::T(&s3)],
+    )
+    .await;
+    env.assert_at_rest("people", "ssn", 3, Some(&s3)).await;
+    assert!(!stored_anywhere(&direct, "shadow.people", &s3).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_path_from_startup_options_is_the_one_pgcloak_reads() {
+    use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER};
+    let env = EncEnv::start().await;
+    let direct = shadow_schema(&env).await;
+    let mut cfg = env
+        .env
+        .proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
+    cfg.options("-c search_path=shadow,public");
+    let app = env.env.connect(&cfg).await.expect("login with options");
+    let s1 = sentinel();
+    ok(
+        &app,
+        Proto::Extended,
+        "INSERT INTO people (id, ssn) VALUES (1, $1)",
+        &[V::T(&s1)],
+    )
+    .await;
+    // PostgreSQL's path is shadow, public: the plain shadow table, as pgcloak resolved it.
+    assert!(stored_anywhere(&direct, "shadow.people", &s1).await);
+    assert_eq!(env.row_count("public.people").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_with_parameters_passes_only_for_statements_known_to_be_plain() {
+    let env = EncEnv::start().await;
+    let app = env.app().await;
+    ok(
+        &app,
+        Proto::Simple,
+        "PREPARE up(text) AS SELECT upper($1)",
+        &[],
+    )
+    .await;
+    let got = ok(&app, Proto::Simple, "EXECUTE up('abc')", &[]).await;
+    assert_eq!(got, vec![vec![Some("ABC".to_owned())]]);
+    // One that binds an encrypted column is refused at PREPARE, and so is its EXECUTE.
+    refused(
+        &app,
+        "PREPARE ins(text) AS INSERT INTO people (id, ssn) VALUES (1, $1)",
+    )
+    .await;
+    let secret = sentinel();
+    refused(&app, &format!("EXECUTE ins('{secret}')")).await;
+    // Prepared again under a known name: no longer trusted.
+    ok(&app, Proto::Simple, "DEALLOCATE up", &[]).await;
+    ok(&app, Proto::Simple, "PREPARE up(text) AS SELECT $1", &[]).await;
+    refused(&app, &format!("EXECUTE up('{secret}')")).await;
+    // Never with other statements in the same text, nor with an encrypted column argument.
+    ok(
+        &app,
+        Proto::Simple,
+        "PREPARE low(text) AS SELECT lower($1)",
+        &[],
+    )
+    .await;
+    refused(
+        &app,
+        "EXECUTE low('A'); INSERT INTO people (id, ssn) VALUES (2, 'x')",
+    )
+    .await;
+    refused(&app, "EXECUTE low((SELECT ssn FROM people LIMIT 1))").await;
+    assert_eq!(env.row_count("people").await, 0);
 }

@@ -2,6 +2,12 @@
 //! throwaway PostgreSQL ([`pgcloak::devdb::DevDb`]) and runs pgcloak in front of it
 //! ([`harness::TestEnv`]); `serve` tests run the real binary as a child process.
 
+mod adversarial;
+mod adversarial_deep;
+mod adversarial_more;
+mod adversarial_paths;
+mod adversarial_stmts;
+mod adversarial_values;
 mod cli;
 mod clients;
 mod demo;
@@ -11,12 +17,14 @@ mod enc_closed;
 mod enc_copy;
 mod enc_env;
 mod enc_forms;
+mod enc_lifts;
 mod enc_ops;
 mod enc_path;
 mod enc_refuse;
 mod enc_types;
 mod encryption;
 mod harness;
+mod leak;
 mod psql;
 mod queries;
 mod relay_smoke;

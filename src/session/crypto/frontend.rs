@@ -18,7 +18,7 @@ use super::values::{ValueError, encrypt_array, encrypt_value, literal_replacemen
 use crate::protocol::extended::{
     Bind, Execute, FORMAT_BINARY, Named, Parse, Target, decode_query, format_of, query,
 };
-use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED};
+use crate::protocol::sqlstate::DATA_CORRUPTED;
 use crate::protocol::{DecodeError, Frame, FrontendTag};
 use crate::rewrite::{self, Analysis, AnalysisContext, CatalogView, Plan, Refusal};
 use crate::session::SessionError;
@@ -167,9 +167,26 @@ impl SessionCrypto {
     /// comparisons on deterministic columns made to match every key version.
     fn rewrite(&mut self, sql: &str, via: Via) -> Rewritten {
         let analysis = self.analyze(sql);
+        if contains_ci(sql, "prepare") {
+            let plain = matches!(*analysis, Analysis::Passthrough);
+            for name in rewrite::prepared_names(sql) {
+                // A name prepared again (the server may have kept the first) is never plain.
+                self.sql_prepared
+                    .entry(name)
+                    .and_modify(|p| *p = false)
+                    .or_insert(plain);
+            }
+        }
         match &*analysis {
             Analysis::Passthrough => Rewritten::Same,
-            Analysis::Refuse(r) => Rewritten::Refused(FEATURE_NOT_SUPPORTED, r.message()),
+            Analysis::Refuse(r)
+                if r.prepared
+                    .as_ref()
+                    .is_some_and(|n| self.sql_prepared.get(n) == Some(&true)) =>
+            {
+                Rewritten::Same
+            }
+            Analysis::Refuse(r) => Rewritten::Refused(r.sqlstate(), r.message()),
             Analysis::Rewrite(plan) => match self.rewrite_plan(sql, plan, via) {
                 Ok((text, mp)) => Rewritten::Text(text, Some(plan.clone()), mp),
                 Err((code, msg)) => Rewritten::Refused(code, msg),
@@ -298,6 +315,7 @@ impl SessionCrypto {
                 ddl,
                 declared: p.param_types,
                 matching,
+                changes_path: may_change_path(p.query),
             };
             self.statements.insert(p.name.to_owned(), Arc::new(stmt));
         }
@@ -442,6 +460,9 @@ impl SessionCrypto {
                     swallow: true,
                 });
             }
+        }
+        if portal.as_ref().is_some_and(|p| p.statement.changes_path) {
+            self.path = PathState::Stale;
         }
         self.expect.push_back(Expect::Execute(portal));
         Ok(())

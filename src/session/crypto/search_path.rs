@@ -15,7 +15,9 @@ use crate::protocol::backend::TxStatus;
 use crate::protocol::extended::{decode_data_row, query};
 use crate::protocol::{BackendTag, Frame};
 
-const ASK: &str = "SELECT pg_catalog.current_schemas(false)";
+/// The search_path, and `bytea_output` (not reported either; it shapes bytea text output).
+const ASK: &str = "SELECT pg_catalog.current_schemas(false), \
+                   pg_catalog.current_setting('bytea_output')";
 
 /// What the session knows of its search_path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,9 +37,10 @@ pub fn may_change_path(sql: &str) -> bool {
             .any(|x| x.eq_ignore_ascii_case(w.as_bytes()))
     };
     has("search_path")
+        || has("bytea_output")
         || has("reset")
         || has("discard")
-        || (has("set") && (has("role") || has("authorization")))
+        || (has("set") && (has("role") || has("authorization") || has("schema")))
 }
 
 /// Parses a text `name[]` such as `{app,"My Schema",public}`.
@@ -109,13 +112,18 @@ impl SessionCrypto {
     pub(super) fn path_answer(&mut self, frame: &Frame) {
         match BackendTag::from(frame.tag) {
             BackendTag::DataRow => {
-                let cell = decode_data_row(frame.body())
-                    .ok()
-                    .and_then(|cells| cells.into_iter().next().flatten());
-                let parsed = cell
-                    .and_then(|c| std::str::from_utf8(c).ok())
-                    .and_then(parse_name_array);
-                self.answer = parsed;
+                let cells = decode_data_row(frame.body()).unwrap_or_default();
+                let text = |i: usize| {
+                    cells
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .and_then(|c| std::str::from_utf8(c).ok())
+                };
+                if let Some(out) = text(1) {
+                    self.text.set_bytea_output(out);
+                }
+                self.answer = text(0).and_then(parse_name_array);
             }
             BackendTag::ErrorResponse => self.answer = None,
             _ => {}

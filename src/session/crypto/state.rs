@@ -35,6 +35,9 @@ pub struct Statement {
     pub declared: Vec<u32>,
     /// Extra parameters for comparisons on deterministic columns (see `matching`).
     pub matching: MatchParams,
+    /// Its text may change the search_path: each Execute of it makes the path stale (it
+    /// changes when the statement runs, not when it is parsed).
+    pub changes_path: bool,
 }
 
 impl Statement {
@@ -124,6 +127,9 @@ pub struct SessionCrypto {
     /// The search_path answer being received.
     pub(super) answer: Option<Vec<String>>,
     pub(super) statements: HashMap<String, Arc<Statement>>,
+    /// SQL-level prepared statements by name: true while every `PREPARE` of the name was
+    /// passed unchanged (its parameters reach no encrypted column), false once one was not.
+    pub(super) sql_prepared: HashMap<String, bool>,
     pub(super) portals: HashMap<String, Arc<Portal>>,
     pub(super) expect: VecDeque<Expect>,
     pub(super) current: Current,
@@ -170,6 +176,7 @@ impl SessionCrypto {
             path_in_tx: false,
             answer: None,
             statements: HashMap::new(),
+            sql_prepared: HashMap::new(),
             portals: HashMap::new(),
             expect: VecDeque::with_capacity(16),
             current: Current::Unknown,

@@ -68,6 +68,8 @@ impl ValueError {
 
 /// `unknown`: PostgreSQL resolves a parameter declared so from its context, as for 0.
 const UNKNOWN_OID: u32 = 705;
+/// `bpchar` (`char(n)`): its value loses trailing spaces when assigned to a text column.
+const BPCHAR_OID: u32 = 1042;
 
 /// Encrypts a client value (in `format`, declared in Parse as type `declared`; 0 = none) for
 /// `rule`.
@@ -122,6 +124,16 @@ fn to_canonical(
     };
     let fast = matches!(declared, 0 | BYTEA_OID | UNKNOWN_OID) || declared == rule.ty.oid();
     if format != FORMAT_BINARY {
+        if declared == BPCHAR_OID {
+            return codec::text_to_canonical(rule.ty, unpad(rule, value), ctx).map_err(codec_err);
+        }
+        // Declared as another type: read as that type and assigned through its text form.
+        if let Some(ty) = LogicalType::from_oid(declared).filter(|_| !fast) {
+            let text = codec::text_to_canonical(ty, value, ctx)
+                .and_then(|c| codec::canonical_to_text(ty, &c, ctx))
+                .map_err(codec_err)?;
+            return codec::text_to_canonical(rule.ty, &text, ctx).map_err(codec_err);
+        }
         return codec::text_to_canonical(rule.ty, value, ctx).map_err(codec_err);
     }
     if fast {
@@ -136,7 +148,21 @@ fn to_canonical(
     let text = codec::binary_to_canonical(ty, value)
         .and_then(|c| codec::canonical_to_text(ty, &c, ctx))
         .map_err(codec_err)?;
-    codec::text_to_canonical(rule.ty, &text, ctx).map_err(codec_err)
+    let text = if declared == BPCHAR_OID {
+        unpad(rule, &text)
+    } else {
+        &text
+    };
+    codec::text_to_canonical(rule.ty, text, ctx).map_err(codec_err)
+}
+
+/// A `bpchar` value as a text column takes it: without its trailing spaces.
+fn unpad<'v>(rule: &ColumnRule, value: &'v [u8]) -> &'v [u8] {
+    if !matches!(rule.ty, LogicalType::Text | LogicalType::Varchar) {
+        return value;
+    }
+    let end = value.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    value.get(..end).unwrap_or(value)
 }
 
 /// The SQL literal replacing a literal bound for `rule`: `E'\\x…'::bytea` (valid whatever

@@ -3,6 +3,8 @@
 # psycopg's tests (tests/peer/setup), and runs one configuration or a rerun of some tests.
 peer_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 peer_dir="$peer_root/tests/peer"
+# Runs started side by side stop (and remove their stacks) when the calling script ends.
+trap 'jobs -p | xargs -r kill 2>/dev/null || true' EXIT
 
 peer_prepare() {  # sets PEER_BIN, PEER_SRC, PEER_PY
   "$peer_root/scripts/setup" >&2

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -86,6 +87,10 @@ def outcome_of(proc_rc: int | None, out: str) -> tuple[str, str]:
 
 
 def main() -> int:
+    # Stop cleanly (pytest, pgcloak serve and the devdb with it) on SIGTERM, and on SIGINT even
+    # when started in the background by a script (which ignores SIGINT).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", choices=CONFIGS, required=True)
     ap.add_argument("--out", type=Path, required=True)

@@ -212,6 +212,10 @@ def run_pytest(args, stack: Stack, log: Path) -> None:
 
 
 def main() -> int:
+    # Stop cleanly (pytest, pgcloak serve and the devdb with it) on SIGTERM, and on SIGINT even
+    # when started in the background by a script (which ignores SIGINT).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", choices=CONFIGS, required=True)
     ap.add_argument("--out", type=Path, required=True)

@@ -49,6 +49,17 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:6432")]
         listen: String,
     },
+    /// Test support (tests/peer): a throwaway TLS PostgreSQL with a database without rules and
+    /// one with a rules file, and a config for `pgcloak serve`; see src/cli/devdb.rs.
+    #[command(hide = true)]
+    Devdb {
+        /// Shell-sourceable file to write once everything is ready.
+        #[arg(long)]
+        env_file: PathBuf,
+        /// The address the config tells `pgcloak serve` to listen on.
+        #[arg(long)]
+        listen: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +125,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Demo { listen } => cli::demo::run(&listen),
+        Command::Devdb { env_file, listen } => cli::devdb::run(&env_file, &listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,7 +42,7 @@ const DEMO_ROWS: [(&str, &str, &str, &str, &str); 3] = [
     ),
 ];
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(super) fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -57,14 +57,26 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 /// Writes certificates, rules, the master key and a config into the devdb's scratch dir.
 fn write_demo_files(db: &DevDb, listen: &str) -> anyhow::Result<Config> {
+    write_proxy_files(db, listen, ("demo.toml", DEMO_RULES), "PGCLOAK_DEMO_UNUSED")
+}
+
+/// Writes a proxy certificate, one rules file (`rules`: file name and text), a fresh master
+/// key and `pgcloak.toml` (listening on `listen`, upstream this devdb over verify-full TLS, the
+/// control password read from `password_env`) into the devdb's scratch dir; loads the config.
+pub(super) fn write_proxy_files(
+    db: &DevDb,
+    listen: &str,
+    rules: (&str, &str),
+    password_env: &str,
+) -> anyhow::Result<Config> {
     let dir = db.dir();
     let (cert, key) = db.ca().issue(&["localhost", "127.0.0.1"])?;
     std::fs::write(dir.join("proxy.crt"), cert)?;
     write_private(&dir.join("proxy.key"), &key)?;
-    std::fs::write(dir.join("demo.toml"), DEMO_RULES)?;
+    std::fs::write(dir.join(rules.0), rules.1)?;
     write_private(&dir.join("master.key"), &pgcloak::crypto::gen_master_key())?;
     let text = format!(
-        r#"rules = ["demo.toml"]
+        r#"rules = ["{rules_file}"]
 [listen]
 address = "{listen}"
 tls_cert = "proxy.crt"
@@ -75,10 +87,11 @@ port = {port}
 tls_ca = "{ca}"
 [control]
 user = "{control}"
-password_env = "PGCLOAK_DEMO_UNUSED"
+password_env = "{password_env}"
 [keys]
 master_key_file = "master.key"
 "#,
+        rules_file = rules.0,
         port = db.port(),
         ca = db.ca_cert_path().display(),
         control = devdb::CONTROL_USER,

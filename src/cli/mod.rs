@@ -4,6 +4,7 @@
 //! allowed here (the binary), never in the library.
 
 pub mod demo;
+pub mod devdb;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,19 +1,21 @@
 """tests/peer: compares per-test outcomes of run.py's configurations with the direct run.
 
 compare.py [--title T] --expected tests/peer/expected.txt --report REPORT.md \
-           --base direct=DIR [--rerun-base DIR] --other plain=DIR [--rerun plain=DIR] ...
+           --base direct=DIR --other plain=DIR ... \
+           [--rerun-base DIR --rerun plain=DIR ...]...   (one group per rerun round)
 
 Every test whose outcome in a configuration differs from the direct run is a difference. With
---rerun-base/--rerun (run.py runs of only the differing tests, on fresh stacks), a difference
-that the rerun does not reproduce is reported as `not reproduced` (a flaky test: timing, gc)
-and does not count; one that reproduces counts. Each counting difference must be listed in the
+rerun rounds (run.py runs of only the differing tests, on fresh stacks), a difference that any
+round does not reproduce (the pair of outcomes, direct and proxied, is not the first run's) is
+reported as `not reproduced` (a flaky test: timing, races inside the suite) and does not count;
+one that every round reproduces counts. Each counting difference must be listed in the
 expected file, else it is unexpected and the exit status is 1. Expected-file lines:
 
     CONFIGS | TEST ID | REASON
 
 CONFIGS is a comma-separated list of configurations (plain, cloaked) or `*`; TEST ID is a
 pytest node id, or a prefix ending in `*`. `#` starts a comment line. Entries that match no
-difference are reported as stale (informational: they do not fail the run).
+difference, for tests that ran, are reported as stale (informational: they do not fail the run).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def main() -> int:
     ap.add_argument("--expected", type=Path, required=True)
     ap.add_argument("--report", type=Path, required=True)
     ap.add_argument("--base", required=True)
-    ap.add_argument("--rerun-base")
+    ap.add_argument("--rerun-base", action="append", default=[])
     ap.add_argument("--other", action="append", default=[])
     ap.add_argument("--rerun", action="append", default=[])
     ap.add_argument("--list-diffs", type=Path,
@@ -93,8 +95,10 @@ def main() -> int:
         print(f"{len(ids)} differing tests")
         return 0
 
-    rerun_base = load(args.rerun_base) if args.rerun_base else None
-    reruns = {n: load(d) for n, d in (r.split("=", 1) for r in args.rerun)}
+    rerun_bases = [load(d) for d in args.rerun_base]
+    reruns: dict[str, list] = {}
+    for n, d in (r.split("=", 1) for r in args.rerun):
+        reruns.setdefault(n, []).append(load(d))
     entries = load_expected(args.expected)
 
     lines = [f"# {args.title}: pgcloak vs direct", ""]
@@ -114,14 +118,18 @@ def main() -> int:
         for t in diffs:
             b = base.get(t, {"outcome": "not-run", "message": ""})
             o = res.get(t, {"outcome": "not-run", "message": ""})
-            rr = reruns.get(name)
-            if rr is not None and rerun_base is not None and t in rr and t in rerun_base:
-                rb, ro = rerun_base[t]["outcome"], rr[t]["outcome"]
-                if rb == ro:
-                    rows["not reproduced"].append(
-                        f"- `{t}`: {b['outcome']} -> {o['outcome']}; rerun: both {rb}"
-                        f" (first run: {short(o['message'] or b['message'])})")
-                    continue
+            other_pairs = [
+                (i + 1, rb[t]["outcome"], ro[t]["outcome"])
+                for i, (rb, ro) in enumerate(zip(rerun_bases, reruns.get(name, [])))
+                if t in rb and t in ro
+                and (rb[t]["outcome"], ro[t]["outcome"]) != (b["outcome"], o["outcome"])
+            ]
+            if other_pairs:
+                rnd, rb_out, ro_out = other_pairs[0]
+                rows["not reproduced"].append(
+                    f"- `{t}`: {b['outcome']} -> {o['outcome']}; rerun {rnd}: {rb_out} -> "
+                    f"{ro_out} (first run: {short(o['message'] or b['message'])})")
+                continue
             e = match(entries, name, t)
             msg = short(o["message"] or b["message"])
             if e is not None:
@@ -137,7 +145,13 @@ def main() -> int:
                 lines.append("")
                 lines.extend(items)
                 lines.append("")
-    stale = [e for e in entries if not e["used"]]
+    ran = set(base).union(*(set(r) for _, r in others))
+
+    def in_run(e) -> bool:  # entries for tests this run did not include are not stale
+        pat = e["id"]
+        return any(t == pat or (pat.endswith("*") and t.startswith(pat[:-1])) for t in ran)
+
+    stale = [e for e in entries if not e["used"] and in_run(e)]
     if stale:
         lines.append(f"## expected-file entries that matched no difference ({len(stale)})")
         lines.append("")

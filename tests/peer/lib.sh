@@ -33,8 +33,8 @@ peer_node_run() {  # peer_node_run CONFIG OUTDIR [node_run.py args...]
 }
 
 # peer_compare NAME OUTDIR EXPECTED RUNNER CONFIGS...: runs RUNNER (peer_run or peer_node_run)
-# for each configuration (the first is the base), reruns the differing tests once on fresh
-# stacks, and compares; returns compare.py's status. Extra run arguments: PEER_RUN_ARGS (array).
+# for each configuration (the first is the base), reruns the differing tests PEER_RERUNS
+# times (default 3) on fresh stacks, and compares (a difference counts if every round shows it); returns compare.py's status. Extra run arguments: PEER_RUN_ARGS (array).
 # PEER_PARALLEL=1 runs the configurations side by side (faster; timing tests flake more, and
 # the rerun sorts those out).
 peer_each() {  # peer_each RUNNER OUT PREFIX ARGS... -- CONFIGS...: one run per configuration
@@ -63,10 +63,13 @@ peer_compare() {
   "$PEER_PY" "$peer_dir/compare.py" --title "$name" --expected "$expected" \
     --report "$out/report.md" --base "${configs[0]}=$out/${configs[0]}" "${others[@]}" \
     --list-diffs "$out/diffs.txt"
+  local r
   if [ -s "$out/diffs.txt" ]; then
-    peer_each "$runner" "$out" rerun- --ids-file "$out/diffs.txt" -- "${configs[@]}"
-    rerun+=(--rerun-base "$out/rerun-${configs[0]}")
-    for c in "${configs[@]:1}"; do rerun+=(--rerun "$c=$out/rerun-$c"); done
+    for r in $(seq 1 "${PEER_RERUNS:-3}"); do
+      peer_each "$runner" "$out" "rerun$r-" --ids-file "$out/diffs.txt" -- "${configs[@]}"
+      rerun+=(--rerun-base "$out/rerun$r-${configs[0]}")
+      for c in "${configs[@]:1}"; do rerun+=(--rerun "$c=$out/rerun$r-$c"); done
+    done
   fi
   "$PEER_PY" "$peer_dir/compare.py" --title "$name" --expected "$expected" \
     --report "$out/report.md" --base "${configs[0]}=$out/${configs[0]}" "${others[@]}" "${rerun[@]}"

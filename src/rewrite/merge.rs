@@ -2,17 +2,13 @@
 //! its condition, an UPDATE's SET list and an INSERT's columns and values — analysed as UPDATE
 //! and INSERT are, so values bound for encrypted columns are encrypted like theirs.
 
-use std::sync::Arc;
-
 use pg_query::NodeEnum;
-use pg_query::protobuf::{CmdType, MergeStmt, MergeWhenClause, ResTarget};
+use pg_query::protobuf::{CmdType, MergeStmt, MergeWhenClause};
 
-use super::Refusal;
 use super::analyzer::{Analyzer, R};
 use super::scope::Rel;
 use super::select::Output;
-use super::stmt::target_rule;
-use crate::config::ColumnRule;
+use super::stmt::insert_targets;
 
 impl Analyzer<'_, '_> {
     /// `[WITH …] MERGE INTO t USING src ON cond WHEN … [RETURNING …]`.
@@ -56,26 +52,7 @@ impl Analyzer<'_, '_> {
 
     /// `INSERT [(cols)] VALUES (…)` / `INSERT DEFAULT VALUES` of a WHEN NOT MATCHED clause.
     fn merge_insert(&mut self, w: &MergeWhenClause, rel: &Rel) -> R<()> {
-        let targets: Vec<Option<Arc<ColumnRule>>> = if w.target_list.is_empty() {
-            if rel.open {
-                if let Some(rule) = rel.first_encrypted() {
-                    return Err(Refusal::column(
-                        rule,
-                        "MERGE … INSERT without a column list (column order unknown)",
-                    ));
-                }
-            }
-            rel.cols.iter().map(|c| target_rule(rel, &c.name)).collect()
-        } else {
-            let mut t = Vec::with_capacity(w.target_list.len());
-            for c in &w.target_list {
-                let Some(NodeEnum::ResTarget(rt)) = c.node.as_ref() else {
-                    continue;
-                };
-                t.push(insert_target(rel, rt)?);
-            }
-            t
-        };
+        let targets = insert_targets(rel, &w.target_list, "MERGE … INSERT")?;
         for (i, v) in w.values.iter().enumerate() {
             let ev = self.expr(v)?;
             match targets.get(i).cloned().flatten() {
@@ -84,15 +61,5 @@ impl Analyzer<'_, '_> {
             }
         }
         Ok(())
-    }
-}
-
-fn insert_target(rel: &Rel, rt: &ResTarget) -> R<Option<Arc<ColumnRule>>> {
-    let rule = target_rule(rel, &rt.name);
-    match &rule {
-        Some(rule) if !rt.indirection.is_empty() => {
-            Err(Refusal::column(rule, "assignment to a subscript or field"))
-        }
-        _ => Ok(rule),
     }
 }

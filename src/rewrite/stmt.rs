@@ -65,6 +65,36 @@ pub(crate) fn target_rule(rel: &Rel, name: &str) -> Option<Arc<ColumnRule>> {
     }
 }
 
+/// The encrypted rule of each column an INSERT (or MERGE's INSERT) stores into, in order: the
+/// column list, or without one the table's columns (refused when their order is unknown).
+pub(crate) fn insert_targets(
+    rel: &Rel,
+    cols: &[Node],
+    construct: &str,
+) -> R<Vec<Option<Arc<ColumnRule>>>> {
+    if cols.is_empty() {
+        if let (true, Some(rule)) = (rel.open, rel.first_encrypted()) {
+            return Err(Refusal::column(
+                rule,
+                format!("{construct} without a column list (column order unknown)"),
+            ));
+        }
+        return Ok(rel.cols.iter().map(|c| target_rule(rel, &c.name)).collect());
+    }
+    let mut t = Vec::with_capacity(cols.len());
+    for c in cols {
+        let Some(NodeEnum::ResTarget(rt)) = c.node.as_ref() else {
+            continue;
+        };
+        let rule = target_rule(rel, &rt.name);
+        if let (Some(rule), false) = (&rule, rt.indirection.is_empty()) {
+            return Err(Refusal::column(rule, "assignment to a subscript or field"));
+        }
+        t.push(rule);
+    }
+    Ok(t)
+}
+
 impl Analyzer<'_, '_> {
     /// One top-level statement.
     pub(crate) fn statement(&mut self, node: &NodeEnum) -> R<()> {
@@ -269,33 +299,7 @@ impl Analyzer<'_, '_> {
 
     fn insert(&mut self, i: &InsertStmt) -> R<Output> {
         let rel = self.target(i.relation.as_ref())?;
-        let targets: Vec<Option<Arc<ColumnRule>>> = if i.cols.is_empty() {
-            if rel.open {
-                if let Some(rule) = rel.first_encrypted() {
-                    return Err(Refusal::column(
-                        rule,
-                        "INSERT without a column list (column order unknown)",
-                    ));
-                }
-            }
-            rel.cols
-                .iter()
-                .map(|c| target_rule(&rel, &c.name))
-                .collect()
-        } else {
-            let mut t = Vec::with_capacity(i.cols.len());
-            for c in &i.cols {
-                let Some(NodeEnum::ResTarget(rt)) = c.node.as_ref() else {
-                    continue;
-                };
-                let rule = target_rule(&rel, &rt.name);
-                if let (Some(rule), false) = (&rule, rt.indirection.is_empty()) {
-                    return Err(Refusal::column(rule, "assignment to a subscript or field"));
-                }
-                t.push(rule);
-            }
-            t
-        };
+        let targets = insert_targets(&rel, &i.cols, "INSERT")?;
         self.insert_source(i.select_stmt.as_deref(), &targets)?;
         if let Some(oc) = i.on_conflict_clause.as_deref() {
             self.on_conflict(oc, &rel)?;

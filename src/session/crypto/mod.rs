@@ -36,8 +36,9 @@ use crate::config::{Config, DatabaseRules, Rules};
 use crate::control::catalog::{Catalog, SharedCatalog};
 use crate::control::check::{Problem, check_online};
 use crate::control::keys::{KeysError, keys_fingerprint, load_keyring};
+use crate::control::providers::{KeyProvider, ProviderError};
 use crate::control::{ControlError, ControlLink};
-use crate::crypto::{MasterKey, SharedKeyRing};
+use crate::crypto::SharedKeyRing;
 use crate::rewrite::PlanCache;
 
 pub use state::SessionCrypto;
@@ -59,6 +60,8 @@ pub enum EncryptionError {
     Catalog(#[from] tokio_postgres::Error),
     #[error("rules are configured but no master key was loaded")]
     NoMasterKey,
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
     #[error(
         "database {database}: {} problem(s) found by the checks of `pgcloak check`; not starting until they are fixed:\n{}",
         .problems.len(),
@@ -79,7 +82,7 @@ pub struct Encryption {
     /// Sessions to this database are encrypted (the database its rules files name).
     pub database: String,
     control: ControlLink,
-    master: Arc<MasterKey>,
+    provider: Arc<dyn KeyProvider>,
     fingerprint: tokio::sync::Mutex<String>,
 }
 
@@ -108,7 +111,7 @@ impl Encryption {
     pub async fn load(
         config: Arc<Config>,
         password: Zeroizing<String>,
-        master: Arc<MasterKey>,
+        provider: Arc<dyn KeyProvider>,
         db: DatabaseRules,
     ) -> Result<Arc<Self>, EncryptionError> {
         let DatabaseRules {
@@ -117,7 +120,7 @@ impl Encryption {
         let control = ControlLink::new(config, password, database.clone());
         let client = control.client().await?;
         let (blocking, warnings): (Vec<Problem>, Vec<Problem>) =
-            check_online(&client, &rules, &master)
+            check_online(&client, &rules, &*provider)
                 .await
                 .into_iter()
                 .partition(Problem::blocks_serving);
@@ -133,7 +136,7 @@ impl Encryption {
                 "database {database}: {p} (sessions may create it; its rules columns must be bytea)"
             );
         }
-        let ring = load_keyring(&client, &master).await?;
+        let ring = load_keyring(&client, &*provider).await?;
         let fingerprint = keys_fingerprint(&client).await?;
         let catalog = Catalog::load(&*client, &rules).await?;
         info!(
@@ -150,7 +153,7 @@ impl Encryption {
             plans: PlanCache::new(PLAN_CACHE_CAPACITY),
             database,
             control,
-            master,
+            provider,
             fingerprint: tokio::sync::Mutex::new(fingerprint),
         }))
     }
@@ -163,7 +166,7 @@ impl Encryption {
         if !force && *last == now {
             return Ok(false);
         }
-        let ring = load_keyring(&client, &self.master).await?;
+        let ring = load_keyring(&client, &*self.provider).await?;
         self.keys.replace(ring);
         *last = now;
         info!(database = %self.database, "data keys reloaded");
@@ -235,7 +238,7 @@ impl Encryption {
             plans: PlanCache::new(64),
             database: "app".into(),
             control: ControlLink::new(Arc::new(config), Zeroizing::new(String::new()), "app"),
-            master: Arc::new(MasterKey::generate()),
+            provider: Arc::new(crate::crypto::MasterKey::generate()),
             fingerprint: tokio::sync::Mutex::new(String::new()),
         })
     }
@@ -267,16 +270,15 @@ impl Encryptions {
     pub async fn load(
         config: &Arc<Config>,
         password: &Zeroizing<String>,
-        master: MasterKey,
+        provider: Arc<dyn KeyProvider>,
         databases: Vec<DatabaseRules>,
     ) -> Result<Self, EncryptionError> {
-        let master = Arc::new(master);
         let mut all = Vec::with_capacity(databases.len());
         for db in databases {
             let enc = Encryption::load(
                 Arc::clone(config),
                 password.clone(),
-                Arc::clone(&master),
+                Arc::clone(&provider),
                 db,
             )
             .await?;

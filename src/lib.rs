@@ -128,7 +128,7 @@ async fn encryption(
         provider
             .verify()
             .await
-            .map_err(session::crypto::EncryptionError::Provider)?;
+            .map_err(|e| session::crypto::EncryptionError::Provider(Box::new(e)))?;
         info!(provider = provider.kind().name(), address = %provider.address(), "key provider verified");
     }
     let all =

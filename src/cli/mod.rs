@@ -316,6 +316,10 @@ pub fn keys_rewrap(path: &Path, target: RewrapTarget<'_>) -> anyhow::Result<()> 
         _ => Some(rewrap_target(&target)?),
     };
     runtime()?.block_on(async {
+        if let Some(new) = &new {
+            // PKCS#11: the new token's wrapping key is created if absent.
+            new.prepare().await?;
+        }
         let mut clients = Vec::new();
         for db in &databases {
             let client = control_client(&cfg, &db.database).await?;

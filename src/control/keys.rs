@@ -563,13 +563,7 @@ iban = { type = "text", mode = "deterministic", key = "iban" }
             (rows[0].by.kind.as_str(), rows[0].by.key_id.as_str()),
             ("local", "")
         );
-        assert!(
-            load_keyring(&c, &master)
-                .await
-                .unwrap()
-                .key("iban")
-                .is_ok()
-        );
+        assert!(load_keyring(&c, &master).await.unwrap().key("iban").is_ok());
         // init upgrades in place (twice: idempotent) and records the provider key of new rows.
         init(&mut c, &rules, &master).await.unwrap();
         init(&mut c, &rules, &master).await.unwrap();

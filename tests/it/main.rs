@@ -25,6 +25,8 @@ mod enc_refuse;
 mod enc_types;
 mod encryption;
 mod harness;
+mod keys_providers;
+mod keys_servers;
 mod leak;
 mod psql;
 mod queries;

@@ -61,7 +61,7 @@ pub enum EncryptionError {
     #[error("rules are configured but no master key was loaded")]
     NoMasterKey,
     #[error("{0}")]
-    Provider(#[from] ProviderError),
+    Provider(Box<ProviderError>),
     #[error(
         "database {database}: {} problem(s) found by the checks of `pgcloak check`; not starting until they are fixed:\n{}",
         .problems.len(),

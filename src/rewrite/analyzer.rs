@@ -98,6 +98,8 @@ enum ParamUse {
     EncArray(Arc<ColumnRule>),
     /// An array of values to store in the column (`UNNEST($n)`).
     StoreArray(Arc<ColumnRule>),
+    /// JSON whose values for these encrypted columns are encrypted (`json_populate_record`).
+    Json(Arc<[Arc<ColumnRule>]>),
 }
 
 /// Highest `$n` accepted (the protocol's limit).
@@ -165,7 +167,13 @@ impl<'a, 'c> Analyzer<'a, 'c> {
     /// True when a value of the text so far is bound for an encrypted column (a literal, or a
     /// parameter).
     pub(crate) fn binds_values(&self) -> bool {
-        !self.literals.is_empty() || self.params.iter().any(|p| matches!(p, ParamUse::Enc(_)))
+        !self.literals.is_empty()
+            || (self.params.iter()).any(|p| {
+                matches!(
+                    p,
+                    ParamUse::Enc(_) | ParamUse::StoreArray(_) | ParamUse::Json(_)
+                )
+            })
     }
 
     /// Records one use of a `VALUES`-column literal (`key`: the key it is encrypted under, None:
@@ -288,6 +296,32 @@ impl<'a, 'c> Analyzer<'a, 'c> {
         self.use_param_as(n, want)
     }
 
+    /// Records `$n` as JSON records of a rules table with `columns` encrypted (see
+    /// `json_record`); any other use of it is refused.
+    pub(crate) fn use_json_param(
+        &mut self,
+        n: usize,
+        columns: Arc<[Arc<ColumnRule>]>,
+        rule: &ColumnRule,
+    ) -> R<()> {
+        if n > MAX_PARAM {
+            return Err(self.refuse_text("a parameter number out of range"));
+        }
+        if self.params.len() < n {
+            self.params.resize(n, ParamUse::Unused);
+        }
+        match &self.params[n - 1] {
+            ParamUse::Unused => {
+                self.params[n - 1] = ParamUse::Json(columns);
+                Ok(())
+            }
+            _ => Err(Refusal::column(
+                rule,
+                format!("parameter ${n} used both as JSON records and elsewhere"),
+            )),
+        }
+    }
+
     /// Records `$n` as an array of `rule`'s values (`col = ANY($n)`).
     pub(crate) fn use_array_param(&mut self, n: usize, rule: &Arc<ColumnRule>) -> R<()> {
         self.use_param_as(n, ParamUse::EncArray(rule.clone()))
@@ -298,6 +332,14 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             self.params.resize(n, ParamUse::Unused);
         }
         let slot = &mut self.params[n - 1];
+        if let ParamUse::Json(cols) = &*slot {
+            if let Some(r) = cols.first() {
+                return Err(Refusal::column(
+                    r,
+                    format!("parameter ${n} used both as JSON records and elsewhere"),
+                ));
+            }
+        }
         let same = |a: &ColumnRule, b: &ColumnRule| a.key == b.key && a.ty == b.ty;
         let conflict = match (&*slot, &want) {
             (ParamUse::Unused, _) => {
@@ -703,6 +745,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                 ParamUse::Enc(r) | ParamUse::EncArray(r) | ParamUse::StoreArray(r) => {
                     Some(r.clone())
                 }
+                ParamUse::Json(cols) => cols.first().cloned(),
                 _ => None,
             })
         })
@@ -782,6 +825,12 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             .map(|(i, _)| i)
             .collect();
         self.coerces.sort_unstable_by_key(|c| c.0);
+        let json_params = (self.params.iter().enumerate())
+            .filter_map(|(i, p)| match p {
+                ParamUse::Json(cols) => Some((i, cols.clone())),
+                _ => None,
+            })
+            .collect();
         let plan = Plan {
             params: self
                 .params
@@ -794,6 +843,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             array_params,
             store_arrays,
             param_coerce: self.coerces,
+            json_params,
             no_params: !self.copies.is_empty(),
             copies: if self.copies.iter().any(Option::is_some) {
                 self.copies

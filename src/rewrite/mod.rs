@@ -25,6 +25,7 @@ mod ddl;
 mod expr;
 mod from;
 mod insert_values;
+mod json_record;
 mod matching;
 mod merge;
 mod scope;
@@ -123,6 +124,10 @@ pub struct Plan {
     /// by index (n-1, ascending): applied to the value (each element of an array) before it is
     /// encrypted, as PostgreSQL applies the cast.
     pub param_coerce: Vec<(usize, Coerce)>,
+    /// JSON parameters of `json_populate_record[set](NULL::t, $n)` over a rules table, by
+    /// index (n-1, ascending), with the table's encrypted columns: the values of those keys are
+    /// encrypted at Bind (see `rewrite/json_record.rs`).
+    pub json_params: Vec<(usize, Arc<[Arc<ColumnRule>]>)>,
     /// Literals bound for encrypted columns, in text order. Each covers the whole value
     /// expression including a cast or sign on the value.
     pub literals: Vec<LiteralSite>,
@@ -402,6 +407,7 @@ impl Plan {
             && self.param_casts.is_empty()
             && self.ref_casts.is_empty()
             && self.params.iter().all(Option::is_none)
+            && self.json_params.is_empty()
             && self.insertions.is_empty()
             && self.copies.iter().all(Option::is_none)
     }
@@ -414,6 +420,12 @@ impl Plan {
     /// True when parameter index `i` is an array of values to store (see `store_arrays`).
     pub fn is_store_array(&self, i: usize) -> bool {
         self.store_arrays.binary_search(&i).is_ok()
+    }
+
+    /// The encrypted columns of the JSON records parameter index `i` holds, if it is one.
+    pub fn json_of(&self, i: usize) -> Option<&[Arc<ColumnRule>]> {
+        let at = self.json_params.binary_search_by_key(&i, |c| c.0).ok()?;
+        self.json_params.get(at).map(|c| &*c.1)
     }
 
     /// The type-modifier cast to apply to parameter index `i`, if any.

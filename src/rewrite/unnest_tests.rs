@@ -154,3 +154,34 @@ fn django_bulk_update_case_binds_every_branch() {
     let sql = "SELECT id FROM patients WHERE ssn = CASE WHEN $1 THEN 'a' ELSE 'b' END";
     assert_eq!(plan(sql).literals.len(), 2);
 }
+
+#[test]
+fn json_populate_recordset_over_a_rules_table_encrypts_its_json() {
+    let sql = "INSERT INTO patients SELECT * FROM json_populate_recordset(NULL::patients, $1)";
+    let p = plan(sql);
+    assert_eq!(p.json_params.len(), 1);
+    assert_eq!(p.json_params[0].0, 0);
+    let cols: Vec<&str> = p.json_params[0]
+        .1
+        .iter()
+        .map(|r| r.column.as_str())
+        .collect();
+    assert!(cols.contains(&"ssn") && cols.contains(&"age"), "{cols:?}");
+    assert!(p.params.iter().all(Option::is_none));
+    let sql = "INSERT INTO patients (id, ssn) SELECT r.id, r.ssn FROM \
+               pg_catalog.jsonb_populate_record(NULL::public.patients, $1::jsonb) r";
+    assert_eq!(plan(sql).json_params.len(), 1);
+    // A constant JSON text, other arguments, and any other use of the parameter are refused.
+    for sql in [
+        "INSERT INTO patients SELECT * FROM json_populate_recordset(NULL::patients, '[{\"ssn\": \"1\"}]')",
+        "INSERT INTO patients SELECT * FROM json_populate_recordset(NULL::patients, $1, true)",
+        "INSERT INTO patients SELECT * FROM json_populate_recordset(NULL::patients, $1) WHERE $1::text <> ''",
+    ] {
+        assert!(matches!(run(sql), Analysis::Refuse(_)), "{sql}");
+    }
+    // Another table's row type is a function like any other.
+    assert_eq!(
+        run("SELECT * FROM json_populate_recordset(NULL::plain, $1)"),
+        Analysis::Passthrough
+    );
+}

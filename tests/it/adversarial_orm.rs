@@ -132,3 +132,46 @@ async fn adversarial_orm_forms_store_ciphertext() {
     p.extend(refused());
     run_suite(p).await.assert_all_passed("ORM forms lifted");
 }
+
+fn json_records() -> Vec<Probe> {
+    const EXT: &[crate::adversarial::Driver] = &[
+        crate::adversarial::Driver::ExtText,
+        crate::adversarial::Driver::ExtBin,
+    ];
+    vec![
+        probe(ORM, "INSERT … SELECT * FROM json_populate_recordset(NULL::t, $1)")
+            .attack_p(
+                "INSERT INTO {t} SELECT * FROM json_populate_recordset(NULL::{t}, $1)",
+                vec![t("[{\"id\": 1, \"s\": \"{S1}\", \"i\": 5, \"note\": \"n1\", \"j\": {\"k\": \"{S3}\"}}, \
+                       {\"id\": 2, \"r\": \"{S2}\", \"d\": \"2020-01-02\", \"n\": 12345678901234567890.5}]")],
+            )
+            .expect(Expect::Encrypted(vec![
+                enc("s", 1, Some("{S1}")),
+                enc("i", 1, Some("5")),
+                enc("j", 1, Some("{\"k\": \"{S3}\"}")),
+                enc("r", 2, Some("{S2}")),
+                enc("d", 2, Some("2020-01-02")),
+                enc("n", 2, Some("12345678901234567890.5")),
+                enc("s", 2, None),
+                count("public.{t}", 2),
+            ]))
+            .on(EXT),
+        probe(ORM, "jsonb_populate_record(NULL::t, $1::jsonb) with column aliases")
+            .attack_p(
+                "INSERT INTO {t} (id, s) SELECT x.id, x.s FROM jsonb_populate_record(NULL::{t}, $1::jsonb) x",
+                vec![t("{\"id\": 7, \"s\": \"{S1}\"}")],
+            )
+            .expect(Expect::Encrypted(vec![enc("s", 7, Some("{S1}"))]))
+            .on(EXT),
+        probe(ORM, "json_populate_recordset over a constant (simple protocol)")
+            .attack("INSERT INTO {t} SELECT * FROM json_populate_recordset(NULL::{t}, '[{\"id\": 1, \"s\": \"{S1}\"}]')")
+            .expect(Expect::Refused),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adversarial_orm_json_records_store_ciphertext() {
+    run_suite(json_records())
+        .await
+        .assert_all_passed("json_populate_record lifted");
+}

@@ -15,6 +15,7 @@ mod arrays;
 mod backend;
 mod copy;
 mod frontend;
+mod json_records;
 mod matching;
 mod redact;
 mod refuse;

@@ -10,11 +10,13 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use super::arrays::{encrypt_coerced, encrypt_store_array};
+use super::json_records::encrypt_json_records;
 use super::matching::{MatchParams, Refused, expand_extended, expand_simple, parse_types};
 use super::refuse::{raise_extended, raise_query};
 use super::search_path::{PathState, may_change_path};
 use super::state::{Expect, Portal, SessionCrypto, Statement};
-use super::values::{ValueError, encrypt_array, encrypt_value, literal_replacement};
+use super::values::{ValueError, encrypt_array, literal_replacement};
 use crate::protocol::extended::{
     Bind, Execute, FORMAT_BINARY, Named, Parse, Target, decode_query, format_of, query,
 };
@@ -367,10 +369,11 @@ impl SessionCrypto {
             self.refuse_extended(out, INVALID_STATEMENT_NAME, &msg);
             return Ok(());
         };
-        let plan = stmt
-            .plan
-            .as_ref()
-            .filter(|p| p.params.iter().any(Option::is_some) || !p.matches.is_empty());
+        let plan = stmt.plan.as_ref().filter(|p| {
+            p.params.iter().any(Option::is_some)
+                || !p.matches.is_empty()
+                || !p.json_params.is_empty()
+        });
         let bytes = match plan {
             None => frame.bytes.clone(),
             Some(plan) => match self.encrypt_params(&b, plan, &stmt) {
@@ -412,13 +415,23 @@ impl SessionCrypto {
         let mut values: Vec<Option<Cow<'_, [u8]>>> = Vec::with_capacity(n);
         for (i, v) in b.params.iter().enumerate() {
             let fmt = format_of(&b.param_formats, i);
+            if let (Some(cols), Some(v)) = (plan.json_of(i), v) {
+                let d = stmt.declared(i);
+                let enc = encrypt_json_records(&ring, cols, v, fmt, d, &self.text);
+                formats.push(fmt);
+                values.push(Some(Cow::Owned(enc.map_err(refused)?)));
+                continue;
+            }
             match (plan.params.get(i).and_then(Option::as_ref), v) {
                 (Some(rule), Some(v)) => {
                     let d = stmt.declared(i);
-                    let enc = if plan.is_array_param(i) {
+                    let coerce = plan.coerce_of(i);
+                    let enc = if plan.is_store_array(i) {
+                        encrypt_store_array(&ring, rule, v, fmt, coerce, &self.text)
+                    } else if plan.is_array_param(i) {
                         encrypt_array(&ring, rule, v, fmt, &self.text)
                     } else {
-                        encrypt_value(&ring, rule, v, fmt, d, &self.text)
+                        encrypt_coerced(&ring, rule, v, fmt, d, coerce, &self.text)
                     };
                     let enc = enc.map_err(refused)?;
                     formats.push(FORMAT_BINARY);

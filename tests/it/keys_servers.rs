@@ -107,7 +107,7 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
             t0.elapsed() < Duration::from_secs(30),
             "timed out waiting for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

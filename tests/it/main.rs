@@ -27,6 +27,7 @@ mod enc_types;
 mod encryption;
 mod harness;
 mod keys_providers;
+mod keys_scale;
 mod keys_servers;
 mod leak;
 mod psql;

@@ -194,16 +194,26 @@ impl Encryption {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(POLL_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // After failed key loads (database or key provider down), polls back off:
+            // 1, 2, 4 … up to 16 intervals are skipped; the loaded key ring keeps serving.
+            let (mut failures, mut skip) = (0u32, 0u32);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
                 }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
                 if let Err(e) = enc.reload_keys(false).await {
-                    warn!(database = %enc.database, error = %e, "data key poll failed");
+                    failures = failures.saturating_add(1);
+                    skip = (1u32 << failures.min(5)) / 2;
+                    warn!(database = %enc.database, error = %e, failures, "data key poll failed; keeping the loaded keys");
                     enc.control.reset().await;
                     continue;
                 }
+                failures = 0;
                 if let Err(e) = enc.refresh_catalog().await {
                     warn!(database = %enc.database, error = %e, "catalog poll failed");
                 }

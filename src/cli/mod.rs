@@ -217,7 +217,10 @@ pub fn keys_list(path: &Path) -> anyhow::Result<()> {
                 let versions: Vec<String> = k
                     .versions
                     .iter()
-                    .map(|(v, state, created)| format!("v{v} {state} (created {created})"))
+                    .zip(&k.wrapped_by)
+                    .map(|((v, state, created), by)| {
+                        format!("v{v} {state} (created {created}, wrapped by {by})")
+                    })
                     .collect();
                 let columns = if k.columns.is_empty() {
                     "no rules column".to_owned()
@@ -225,7 +228,7 @@ pub fn keys_list(path: &Path) -> anyhow::Result<()> {
                     k.columns.join(", ")
                 };
                 println!(
-                    "{}{} [{}, wrapped by the local master key]: {}; used by {columns}",
+                    "{}{} [{}]: {}; used by {columns}",
                     tag(db),
                     k.name,
                     k.algorithm,

@@ -330,4 +330,15 @@ mod tests {
         assert!(keys("[keys]\n").validate(false).is_ok());
         assert!(toml::from_str::<KeysFile>("[keys]\nbogus = 1\n").is_err());
     }
+
+    #[test]
+    fn the_compose_openbao_files_parse() {
+        let keys = keys(include_str!("../../docker/keys-openbao.toml"));
+        assert_eq!(keys.kind(), ProviderKind::VaultTransit);
+        assert!(keys.validate(true).is_ok());
+        let text = include_str!("../../docker/pgcloak-openbao.toml");
+        let cfg =
+            super::super::Config::from_str_at(text, Path::new("/etc/pgcloak/x.toml")).unwrap();
+        assert_eq!(cfg.keys.vault.unwrap().address, "https://openbao:8200");
+    }
 }

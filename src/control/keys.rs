@@ -257,6 +257,8 @@ pub struct KeyListing {
     pub algorithm: String,
     /// `(version, state, created_at as text)`, oldest first.
     pub versions: Vec<(u32, String, String)>,
+    /// The provider key that wrapped each version (same order as `versions`).
+    pub wrapped_by: Vec<KekRef>,
     /// The rules columns that use it (`schema.table.column`); empty for a key no rule names.
     pub columns: Vec<String>,
 }
@@ -273,6 +275,7 @@ pub async fn list(client: &Client, rules: &Rules) -> Result<Vec<KeyListing>, Key
             &[],
         )
         .await?;
+    let wraps = read_wrapped(client).await?;
     let mut out: Vec<KeyListing> = Vec::new();
     for r in &rows {
         let name: String = r.get(0);
@@ -292,11 +295,17 @@ pub async fn list(client: &Client, rules: &Rules) -> Result<Vec<KeyListing>, Key
                 name: name.clone(),
                 algorithm: r.get(2),
                 versions: Vec::new(),
+                wrapped_by: Vec::new(),
                 columns,
             });
         }
         if let Some(k) = out.last_mut() {
             k.versions.push((version, r.get(3), r.get(4)));
+            let by = wraps
+                .iter()
+                .find(|w| w.name == name && w.version == version);
+            k.wrapped_by
+                .push(by.map(|w| w.by.clone()).unwrap_or_default());
         }
     }
     Ok(out)
@@ -489,6 +498,7 @@ iban = { type = "text", mode = "deterministic", key = "iban" }
         assert_eq!(listed[0].columns, ["ledger.a.iban", "ledger.b.iban"]);
         assert_eq!(listed[0].algorithm, "aes-256-siv");
         assert_eq!(listed[0].versions.len(), 1);
+        assert_eq!(listed[0].wrapped_by, [master.kek_ref()]);
         assert_eq!(listed[0].versions[0].1, "active");
         let ring = load_keyring(&c, &master).await.unwrap();
         assert_eq!(ring.key("iban").unwrap().mode(), Mode::Deterministic);

@@ -347,6 +347,9 @@ async fn vault_transit_init_rotate_rewrap_latest_and_failures() {
         &s.run(&["keys", "rewrap", "-c", c, "--latest"]).await,
         "(4 already were)",
     );
+    let listed = s.run(&["keys", "list", "-c", c]).await;
+    let by = "wrapped by vault-transit key transit/pgcloak v2)";
+    assert_eq!(listed.text.matches(by).count(), 4, "{}", listed.text);
     insert(&s, 2).await;
     assert_eq!(read_all(&s).await, expected(&[1, 2]));
 

@@ -328,12 +328,18 @@ impl CatalogReader {
     /// The current catalog, refreshed if it was replaced since the last call.
     #[inline]
     pub fn get(&mut self) -> &Arc<Catalog> {
+        self.get_with_generation().0
+    }
+
+    /// The current catalog (refreshed as by [`CatalogReader::get`]) and its generation.
+    #[inline]
+    pub fn get_with_generation(&mut self) -> (&Arc<Catalog>, u64) {
         let g = self.shared.generation.load(Ordering::Acquire);
         if g != self.generation {
             self.catalog = self.shared.current();
             self.generation = g;
         }
-        &self.catalog
+        (&self.catalog, self.generation)
     }
 }
 

@@ -14,6 +14,8 @@ use super::{Analysis, AnalysisContext, analyze};
 const SHARDS: usize = 16;
 
 struct Entry {
+    /// The catalog generation the analysis read (see [`PlanCache::get_or_analyze_at`]).
+    generation: u64,
     sql: Box<str>,
     search_path: Box<[String]>,
     analysis: Arc<Analysis>,
@@ -55,15 +57,28 @@ impl PlanCache {
     /// The cached analysis of `sql` under `ctx.search_path`, analysing (outside any lock) and
     /// caching it on a miss.
     pub fn get_or_analyze(&self, sql: &str, ctx: &AnalysisContext) -> Arc<Analysis> {
+        self.get_or_analyze_at(sql, ctx, 0)
+    }
+
+    /// [`PlanCache::get_or_analyze`] for a context whose catalog is generation `generation`:
+    /// an entry analysed against another generation is a miss, so a plan analysed against the
+    /// old catalog and inserted just after a refresh cleared the cache is never used.
+    pub fn get_or_analyze_at(
+        &self,
+        sql: &str,
+        ctx: &AnalysisContext,
+        generation: u64,
+    ) -> Arc<Analysis> {
         let key = self.key(sql, ctx.search_path);
         let shard = &self.shards[(key as usize) % SHARDS];
         if let Some(e) = shard.lock().get(&key) {
-            if &*e.sql == sql && &*e.search_path == ctx.search_path {
+            if e.generation == generation && &*e.sql == sql && &*e.search_path == ctx.search_path {
                 return e.analysis.clone();
             }
         }
         let analysis = Arc::new(analyze(sql, ctx));
         let entry = Entry {
+            generation,
             sql: sql.into(),
             search_path: ctx.search_path.into(),
             analysis: analysis.clone(),

@@ -535,7 +535,10 @@ impl Analyzer<'_, '_> {
     /// Fallback for constructs the analysis does not model: refuses when the construct names a
     /// rules table or a column name that is encrypted anywhere; its parameters become plaintext.
     pub(crate) fn opaque(&mut self, n: &NodeEnum, construct: &str) -> R<Ev> {
-        let json = serde_json::to_value(n).unwrap_or(serde_json::Value::Null);
+        // A node that cannot be serialised cannot be searched: refused, never counted plain.
+        let Ok(json) = serde_json::to_value(n) else {
+            return Err(self.refuse_text(format!("{construct} (not analysable)")));
+        };
         let mut found = Found::default();
         found.walk(&json);
         for t in &found.tables {

@@ -1116,6 +1116,11 @@ fn cache_returns_the_same_arc_and_clears() {
     let d = cache.get_or_analyze(sql, &ctx);
     assert!(!Arc::ptr_eq(&a, &d));
     assert_eq!(*a, *d);
+    // An entry analysed against another catalog generation is a miss, and is replaced.
+    let e = cache.get_or_analyze_at(sql, &ctx, 7);
+    assert!(!Arc::ptr_eq(&d, &e));
+    assert!(Arc::ptr_eq(&e, &cache.get_or_analyze_at(sql, &ctx, 7)));
+    assert!(!Arc::ptr_eq(&e, &cache.get_or_analyze_at(sql, &ctx, 8)));
 }
 
 #[test]

@@ -127,14 +127,15 @@ impl SessionCrypto {
                  change, in the same request as a statement naming a rules table",
             )));
         }
-        let catalog = Arc::clone(self.catalog.get());
+        let (catalog, generation) = self.catalog.get_with_generation();
+        let catalog = Arc::clone(catalog);
         let ctx = AnalysisContext {
             rules: &self.enc.rules,
             search_path: &self.search_path,
             catalog: &*catalog,
             qualify: true,
         };
-        self.enc.plans.get_or_analyze(sql, &ctx)
+        self.enc.plans.get_or_analyze_at(sql, &ctx, generation)
     }
 
     /// A session setting that changes how the server reads this statement or renders its
@@ -301,13 +302,23 @@ impl SessionCrypto {
 
     /// SQL-level DEALLOCATE: forget the statements it may name, so a later Bind to them is
     /// refused rather than bound with a stale plan.
+    /// The names come from the parse tree (`DEALLOCATE _pg3_10` forgets `_pg3_10` only); a text
+    /// that does not parse forgets every named statement.
     fn forget_deallocated(&mut self, sql: &str) {
-        let lower = sql.to_ascii_lowercase();
-        if contains_ci(sql, "all") {
+        use pg_query::NodeEnum;
+        let Ok(tree) = pg_query::parse(sql, 0) else {
             self.statements.retain(|name, _| name.is_empty());
-        } else {
-            self.statements
-                .retain(|name, _| name.is_empty() || !lower.contains(&name.to_ascii_lowercase()));
+            return;
+        };
+        for s in &tree.protobuf.stmts {
+            if let Some(NodeEnum::DeallocateStmt(d)) = s.stmt.as_ref().and_then(|n| n.node.as_ref())
+            {
+                if d.isall || d.name.is_empty() {
+                    self.statements.retain(|name, _| name.is_empty());
+                } else {
+                    self.statements.retain(|name, _| *name != d.name);
+                }
+            }
         }
     }
 

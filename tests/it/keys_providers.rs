@@ -418,6 +418,49 @@ async fn vault_transit_init_rotate_rewrap_latest_and_failures() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn vault_approle_login_and_token_renewal_while_serving() {
+    let bao = Bao::start().await;
+    let mut s = Setup::start(RULES, TABLE).await;
+    // AppRole tokens that live 4 s unless renewed.
+    let (role, secret) = bao.approle(VAULT_POLICY, "4s").await;
+    s.env.push(("VAULT_ROLE_ID".into(), role));
+    s.env.push(("VAULT_SECRET_ID".into(), secret));
+    let keys = vault_keys(&bao, Path::new("unused"), "pgcloak").replace(
+        "token_file = \"unused\"",
+        "approle_role_id_env = \"VAULT_ROLE_ID\"\napprole_secret_id_env = \"VAULT_SECRET_ID\"",
+    );
+    let cfg = s.config("approle.toml", &keys);
+    let c = cfg.to_str().unwrap();
+    ok(
+        &s.run(&["keys", "init", "-c", c]).await,
+        "created data key public.patients.ssn v1",
+    );
+    let (_guard, log) = s.serve(&cfg).await;
+    insert(&s, 1).await;
+    // The proxy renews its token in the background: after three TTLs it still unwraps.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.matches("vault token renewed").count() >= 3,
+        "{logged}"
+    );
+    ok(
+        &s.run(&["keys", "rotate", "-c", c, "--no-reencrypt"]).await,
+        "new writes use v2",
+    );
+    eventually("the reload of the rotated keys", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("data keys reloaded")
+    })
+    .await;
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(!logged.contains("data key poll failed"), "{logged}");
+    insert(&s, 2).await;
+    assert_eq!(read_all(&s).await, expected(&[1, 2]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn aws_kms_init_rotate_serve_and_failures() {
     let mut moto = Moto::start().await;
     let s = Setup::start(RULES, TABLE).await;

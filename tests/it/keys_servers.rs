@@ -235,6 +235,32 @@ impl Bao {
         v["auth"]["client_token"].as_str().unwrap().to_owned()
     }
 
+    /// An AppRole `pgcloak` whose tokens have `policy_text` and TTL `ttl`: `(role_id, secret_id)`.
+    pub async fn approle(&self, policy_text: &str, ttl: &str) -> (String, String) {
+        let name = format!("p{:x}", rand::random::<u32>());
+        self.root_call(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            json!({"policy": policy_text}),
+        )
+        .await;
+        self.root_call("POST", "sys/auth/approle", json!({"type": "approle"}))
+            .await;
+        let role = json!({"token_policies": [name], "token_ttl": ttl, "token_max_ttl": "1h"});
+        self.root_call("POST", "auth/approle/role/pgcloak", role)
+            .await;
+        let id = self
+            .root_call("GET", "auth/approle/role/pgcloak/role-id", Value::Null)
+            .await;
+        let secret = self
+            .root_call("POST", "auth/approle/role/pgcloak/secret-id", json!({}))
+            .await;
+        (
+            id["data"]["role_id"].as_str().unwrap().to_owned(),
+            secret["data"]["secret_id"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// Stops the server (SIGKILL to the pid we started).
     pub async fn stop(&mut self) {
         stop_child(&mut self.child).await;

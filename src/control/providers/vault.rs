@@ -37,15 +37,67 @@ struct TokenState {
 }
 
 /// Wraps with a Transit key.
-pub struct VaultProvider {
+pub struct VaultProvider(Arc<Inner>);
+
+impl std::ops::Deref for VaultProvider {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The client, the token, and a background task that renews the token before it expires.
+pub struct Inner {
     cfg: VaultConfig,
     http: reqwest::Client,
     auth: tokio::sync::Mutex<TokenState>,
+    me: std::sync::Weak<Inner>,
+    renewing: std::sync::atomic::AtomicBool,
 }
 
 impl VaultProvider {
     /// Builds the HTTPS client (reads `tls_ca`); authenticates on first use.
     pub fn new(cfg: &VaultConfig) -> Result<Self, ProviderError> {
+        let (cfg, http) = Inner::client(cfg)?;
+        Ok(VaultProvider(Arc::new_cyclic(|me| Inner {
+            cfg,
+            http,
+            auth: tokio::sync::Mutex::new(TokenState::default()),
+            me: me.clone(),
+            renewing: std::sync::atomic::AtomicBool::new(false),
+        })))
+    }
+}
+
+/// Renews the token at half its TTL while the provider lives (a call would renew it too, but
+/// a proxy may not call Vault for longer than a token's TTL).
+async fn renew_loop(me: std::sync::Weak<Inner>) {
+    use std::sync::atomic::Ordering;
+    loop {
+        let Some(inner) = me.upgrade() else { return };
+        let due = inner.auth.lock().await.renew_at;
+        let Some(due) = due else {
+            inner.renewing.store(false, Ordering::SeqCst);
+            return;
+        };
+        drop(inner);
+        let wait = due.saturating_duration_since(Instant::now());
+        tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
+        let Some(inner) = me.upgrade() else { return };
+        let result = {
+            let mut st = inner.auth.lock().await;
+            inner.refresh(&mut st).await
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "vault token renewal failed; retrying");
+            drop(inner);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+impl Inner {
+    fn client(cfg: &VaultConfig) -> Result<(VaultConfig, reqwest::Client), ProviderError> {
         let err = |m: String| ProviderError::new(KIND, &cfg.address, FailureKind::Config, m);
         let mut roots = rustls::RootCertStore::empty();
         match &cfg.tls_ca {
@@ -76,11 +128,7 @@ impl VaultProvider {
             .timeout(timeout)
             .build()
             .map_err(|e| err(e.to_string()))?;
-        Ok(VaultProvider {
-            cfg: cfg.clone(),
-            http,
-            auth: tokio::sync::Mutex::new(TokenState::default()),
-        })
+        Ok((cfg.clone(), http))
     }
 
     fn error(&self, kind: FailureKind, cause: impl Into<String>) -> ProviderError {
@@ -138,32 +186,53 @@ impl VaultProvider {
         Err(self.error(kind, format!("{path}: HTTP {status}: {errors}")))
     }
 
-    /// The token to use, logging in (AppRole) or renewing first when needed.
+    /// The token to use, logging in (AppRole) or renewing first when needed; starts the
+    /// background renewal of an expiring token.
     async fn token(&self) -> Result<Zeroizing<String>, ProviderError> {
         let mut st = self.auth.lock().await;
-        let due = st.renew_at.is_some_and(|t| Instant::now() >= t);
-        if st.token.is_none() || (due && !st.renewable) {
-            self.authenticate(&mut st).await?;
-        } else if due {
-            let token = st.token.clone().unwrap_or_default();
-            match self
-                .call(
-                    reqwest::Method::POST,
-                    "auth/token/renew-self",
-                    Some(&token),
-                    Some(json!({})),
-                )
-                .await
-            {
-                Ok(v) => apply_lease(&mut st, &v["auth"]),
-                Err(e) if self.approle() => {
-                    tracing::warn!(error = %e, "vault token renewal failed; logging in again");
-                    self.authenticate(&mut st).await?;
-                }
-                Err(e) => return Err(e),
-            }
+        self.refresh(&mut st).await?;
+        let start = st.renew_at.is_some()
+            && !self
+                .renewing
+                .swap(true, std::sync::atomic::Ordering::SeqCst);
+        if start {
+            tokio::spawn(renew_loop(self.me.clone()));
         }
         Ok(st.token.clone().unwrap_or_default())
+    }
+
+    /// Logs in when there is no token (or it expires and cannot be renewed); renews it once
+    /// half its TTL has passed.
+    async fn refresh(&self, st: &mut TokenState) -> Result<(), ProviderError> {
+        let due = st.renew_at.is_some_and(|t| Instant::now() >= t);
+        if st.token.is_none() || (due && !st.renewable) {
+            return self.authenticate(st).await;
+        }
+        if !due {
+            return Ok(());
+        }
+        let token = st.token.clone().unwrap_or_default();
+        let renew = self
+            .call(
+                reqwest::Method::POST,
+                "auth/token/renew-self",
+                Some(&token),
+                Some(json!({})),
+            )
+            .await;
+        match renew {
+            Ok(v) => {
+                apply_lease(st, &v["auth"]);
+                let ttl = v["auth"]["lease_duration"].as_u64();
+                tracing::info!(ttl_secs = ttl, "vault token renewed");
+                Ok(())
+            }
+            Err(e) if self.approle() => {
+                tracing::warn!(error = %e, "vault token renewal failed; logging in again");
+                self.authenticate(st).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn approle(&self) -> bool {

@@ -582,3 +582,68 @@ async fn pkcs11_init_creates_the_key_serve_rotate_and_wrong_pin() {
     assert!(text.contains("key provider pkcs11 at /usr/lib/softhsm/libsofthsm2.so token \"pgcloak\" denied the request: login"), "{text}");
     assert!(text.contains("PIN is incorrect"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_key_the_provider_refuses_fails_only_that_columns_values() {
+    let s = Setup::start(RULES, TABLE).await;
+    let cfg = s.config("local.toml", &local_keys("PGCLOAK_MASTER_KEY"));
+    ok(
+        &s.run(&["keys", "init", "-c", cfg.to_str().unwrap()]).await,
+        "created data key",
+    );
+    let (_guard, log) = s.serve(&cfg).await;
+    insert(&s, 1).await;
+    // A version 2 of the ssn key that the provider does not unwrap (an altered row).
+    let su = s.db.superuser_client(APP_DATABASE).await.unwrap();
+    su.batch_execute(
+        "insert into pgcloak.data_keys (key_name, version, algorithm, wrapped_key) \
+         values ('public.patients.ssn', 2, 'aes-256-siv', '\\x0102')",
+    )
+    .await
+    .unwrap();
+    eventually("the refused reload in the log", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("data key poll failed")
+    })
+    .await;
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("does not unwrap data key public.patients.ssn v2"),
+        "{logged}"
+    );
+    // The proxy keeps its loaded keys: writes and reads go on under v1.
+    insert(&s, 2).await;
+    assert_eq!(read_all(&s).await, expected(&[1, 2]));
+    // A stored value under the refused version fails with a clear error for that column only.
+    let raw: Vec<u8> = su
+        .query_one("select ssn from patients where id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut v2 = raw.clone();
+    v2[2..6].copy_from_slice(&2u32.to_be_bytes());
+    su.execute("update patients set ssn = $1 where id = 1", &[&v2])
+        .await
+        .unwrap();
+    let c = proxy_client(&s.db, s.port).await;
+    let e = c
+        .simple_query("select ssn from patients where id = 1")
+        .await
+        .unwrap_err();
+    let text = crate::harness::describe(&e);
+    assert!(
+        text.contains("stored value in encrypted column public.patients.ssn")
+            && text.contains("XX001"),
+        "{text}"
+    );
+    let c = proxy_client(&s.db, s.port).await;
+    let dx = c
+        .simple_query("select dx from patients where id = 1")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&dx[1], SimpleQueryMessage::Row(r) if r.get(0) == Some("dx-1")),
+        "{dx:?}"
+    );
+}

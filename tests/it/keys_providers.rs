@@ -1,9 +1,8 @@
-//! Key custody end to end, each provider against a real server started here (OpenBao,
-//! moto, SoftHSM2; see `keys_servers`): `keys init`, `serve` with encrypted traffic,
-//! `keys rotate`, Transit key rotation with `keys rewrap --latest`, rewrap between providers
-//! (local → vault → aws → pkcs11 → local) with the data still readable through the proxy, and
-//! the failures: provider down at start (exit 1 naming it) and at a reload (keeps serving),
-//! wrong key id, wrong PIN, revoked token, a permission error printing the policy.
+//! Key custody end to end and the shared helpers of the provider tests (`keys_vault`,
+//! `keys_kms_hsm`, `keys_scale`): rewrap between providers (local → vault → aws → pkcs11 →
+//! local, each against its real server) with the data still readable through the proxy and
+//! nothing unwrapping with the previous provider, and a data key the provider refuses at a
+//! reload (the proxy keeps serving; only that column's values fail).
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +15,7 @@ use crate::keys_servers::{
 };
 use crate::serve::{ChildGuard, free_addr, wait_listening};
 
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 [tables.patients]
 ssn = { type = "text", mode = "deterministic" }
 dx  = { type = "text", mode = "randomized" }
@@ -154,10 +153,10 @@ pub fn pkcs11_keys(hsm: &SoftHsm, pin_env: &str) -> String {
     )
 }
 
-const TABLE: &str = "create table patients (id int primary key, ssn bytea, dx bytea); \
+pub(crate) const TABLE: &str = "create table patients (id int primary key, ssn bytea, dx bytea); \
                      alter table patients owner to app";
 
-fn ok(out: &Run, needle: &str) {
+pub(crate) fn ok(out: &Run, needle: &str) {
     assert_eq!(out.code, 0, "{}", out.text);
     assert!(
         out.text.contains(needle),
@@ -166,7 +165,7 @@ fn ok(out: &Run, needle: &str) {
     );
 }
 
-fn fails(out: &Run, needles: &[&str]) {
+pub(crate) fn fails(out: &Run, needles: &[&str]) {
     assert_eq!(out.code, 1, "{}", out.text);
     for n in needles {
         assert!(out.text.contains(n), "expected {n:?} in:\n{}", out.text);
@@ -174,7 +173,7 @@ fn fails(out: &Run, needles: &[&str]) {
 }
 
 /// `id → (ssn, dx)` read through the proxy.
-async fn read_all(s: &Setup) -> Vec<(String, String, String)> {
+pub(crate) async fn read_all(s: &Setup) -> Vec<(String, String, String)> {
     let c = proxy_client(&s.db, s.port).await;
     let msgs = c
         .simple_query("select id, ssn, dx from patients order by id")
@@ -192,7 +191,7 @@ async fn read_all(s: &Setup) -> Vec<(String, String, String)> {
         .collect()
 }
 
-async fn insert(s: &Setup, id: i32) {
+pub(crate) async fn insert(s: &Setup, id: i32) {
     let c = proxy_client(&s.db, s.port).await;
     c.batch_execute(&format!(
         "insert into patients (id, ssn, dx) values ({id}, 'ssn-{id}', 'dx-{id}')"
@@ -210,7 +209,7 @@ async fn insert(s: &Setup, id: i32) {
     assert!(!raw.windows(plain.len()).any(|w| w == plain.as_bytes()));
 }
 
-fn expected(ids: &[i32]) -> Vec<(String, String, String)> {
+pub(crate) fn expected(ids: &[i32]) -> Vec<(String, String, String)> {
     ids.iter()
         .map(|i| (i.to_string(), format!("ssn-{i}"), format!("dx-{i}")))
         .collect()
@@ -300,287 +299,6 @@ async fn rewrap_local_vault_aws_pkcs11_local_keeps_data_readable() {
         current = next;
     }
     assert_eq!(ids, [1, 2, 3, 4, 5]);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn vault_transit_init_rotate_rewrap_latest_and_failures() {
-    let mut bao = Bao::start().await;
-    let s = Setup::start(RULES, TABLE).await;
-    let token = s.db.dir().join("vault.token");
-    std::fs::write(&token, bao.token(VAULT_POLICY, "1h").await).unwrap();
-    let cfg = s.config("vault.toml", &vault_keys(&bao, &token, "pgcloak"));
-    let c = cfg.to_str().unwrap();
-
-    // The provider a vault config builds wraps inside Vault: its key reference names the
-    // transit key, and there is no master key source in the config at all.
-    let parsed = pgcloak::config::Config::load(&cfg).unwrap();
-    assert!(parsed.keys.master_key_env.is_none() && parsed.keys.master_key_file.is_none());
-    let provider = pgcloak::control::providers::from_config(&parsed.keys).unwrap();
-    assert_eq!(
-        provider.kek().to_string(),
-        "vault-transit key transit/pgcloak"
-    );
-
-    ok(
-        &s.run(&["keys", "init", "-c", c]).await,
-        "created data key public.patients.dx v1",
-    );
-    assert_eq!(
-        s.wrapped_by().await,
-        vec![("vault-transit".into(), "transit/pgcloak".into(), Some(1)); 2]
-    );
-    let (guard, log) = s.serve(&cfg).await;
-    insert(&s, 1).await;
-    ok(
-        &s.run(&["keys", "rotate", "-c", c, "--no-reencrypt"]).await,
-        "public.patients.ssn: new writes use v2",
-    );
-    // Rotate the transit key, then move every wrap onto its latest version inside Vault.
-    bao.root_call("POST", "transit/keys/pgcloak/rotate", serde_json::json!({}))
-        .await;
-    ok(
-        &s.run(&["keys", "rewrap", "-c", c, "--latest"]).await,
-        "re-wrapped 4 data key version(s) onto the latest vault-transit key transit/pgcloak",
-    );
-    assert!(s.wrapped_by().await.iter().all(|(_, _, v)| *v == Some(2)));
-    ok(
-        &s.run(&["keys", "rewrap", "-c", c, "--latest"]).await,
-        "(4 already were)",
-    );
-    let listed = s.run(&["keys", "list", "-c", c]).await;
-    let by = "wrapped by vault-transit key transit/pgcloak v2)";
-    assert_eq!(listed.text.matches(by).count(), 4, "{}", listed.text);
-    insert(&s, 2).await;
-    assert_eq!(read_all(&s).await, expected(&[1, 2]));
-
-    // A key this token may not use: a permission error, with the policy to grant.
-    let wrong = s.config("wrong-key.toml", &vault_keys(&bao, &token, "other"));
-    let out = s.run(&["check", "-c", wrong.to_str().unwrap()]).await;
-    fails(
-        &out,
-        &[
-            "key-provider",
-            "denied",
-            "permission denied",
-            "path \"transit/encrypt/other\"",
-        ],
-    );
-
-    // A revoked token: serve refuses to start, naming provider, address and cause.
-    let revoked_token = s.db.dir().join("revoked.token");
-    let t2 = bao.token(VAULT_POLICY, "1h").await;
-    bao.root_call(
-        "POST",
-        "auth/token/revoke",
-        serde_json::json!({"token": t2}),
-    )
-    .await;
-    std::fs::write(&revoked_token, t2).unwrap();
-    let revoked = s.config("revoked.toml", &vault_keys(&bao, &revoked_token, "pgcloak"));
-    let text = s.serve_fails(&revoked).await;
-    for needle in [
-        "key provider vault-transit at",
-        &bao.address,
-        "permission denied",
-    ] {
-        assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
-    }
-
-    // Vault goes down while serving: a key reload fails, the proxy keeps serving.
-    bao.stop().await;
-    let su = s.db.superuser_client(APP_DATABASE).await.unwrap();
-    su.batch_execute(
-        "insert into pgcloak.data_keys (key_name, version, algorithm, wrapped_key, provider, provider_key, provider_key_version) \
-         select key_name, version + 10, algorithm, wrapped_key, provider, provider_key, provider_key_version from pgcloak.data_keys where version = 1",
-    )
-    .await
-    .unwrap();
-    eventually("the failed reload in the log", || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("data key poll failed")
-    })
-    .await;
-    let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(logged.contains("is unreachable"), "{logged}");
-    assert_eq!(read_all(&s).await, expected(&[1, 2]));
-    drop(guard);
-
-    // Down at start: exit 1 naming the provider and its address.
-    let text = s.serve_fails(&cfg).await;
-    assert!(
-        text.contains(&format!(
-            "key provider vault-transit at {} is unreachable",
-            bao.address
-        )),
-        "{text}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn vault_approle_login_and_token_renewal_while_serving() {
-    let bao = Bao::start().await;
-    let mut s = Setup::start(RULES, TABLE).await;
-    // AppRole tokens that live 4 s unless renewed.
-    let (role, secret) = bao.approle(VAULT_POLICY, "4s").await;
-    s.env.push(("VAULT_ROLE_ID".into(), role));
-    s.env.push(("VAULT_SECRET_ID".into(), secret));
-    let keys = vault_keys(&bao, Path::new("unused"), "pgcloak").replace(
-        "token_file = \"unused\"",
-        "approle_role_id_env = \"VAULT_ROLE_ID\"\napprole_secret_id_env = \"VAULT_SECRET_ID\"",
-    );
-    let cfg = s.config("approle.toml", &keys);
-    let c = cfg.to_str().unwrap();
-    ok(
-        &s.run(&["keys", "init", "-c", c]).await,
-        "created data key public.patients.ssn v1",
-    );
-    let (_guard, log) = s.serve(&cfg).await;
-    insert(&s, 1).await;
-    // The proxy renews its token in the background: after three TTLs it still unwraps.
-    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
-    let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        logged.matches("vault token renewed").count() >= 3,
-        "{logged}"
-    );
-    ok(
-        &s.run(&["keys", "rotate", "-c", c, "--no-reencrypt"]).await,
-        "new writes use v2",
-    );
-    eventually("the reload of the rotated keys", || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("data keys reloaded")
-    })
-    .await;
-    let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(!logged.contains("data key poll failed"), "{logged}");
-    insert(&s, 2).await;
-    assert_eq!(read_all(&s).await, expected(&[1, 2]));
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn aws_kms_init_rotate_serve_and_failures() {
-    let mut moto = Moto::start().await;
-    let s = Setup::start(RULES, TABLE).await;
-    let cfg = s.config("aws.toml", &aws_keys(&moto, &moto.key_arn));
-    let c = cfg.to_str().unwrap();
-    ok(
-        &s.run(&["keys", "init", "-c", c]).await,
-        "created data key public.patients.ssn v1",
-    );
-    assert!(
-        s.wrapped_by()
-            .await
-            .iter()
-            .all(|(k, id, _)| k == "aws-kms" && *id == moto.key_arn)
-    );
-    {
-        let (_guard, _log) = s.serve(&cfg).await;
-        insert(&s, 1).await;
-        ok(
-            &s.run(&["keys", "rotate", "-c", c, "--no-reencrypt"]).await,
-            "new writes use v2",
-        );
-        insert(&s, 2).await;
-        assert_eq!(read_all(&s).await, expected(&[1, 2]));
-    }
-    // The encryption context binds the data key's identity: a wrap moved to another row
-    // does not decrypt.
-    let su = s.db.superuser_client(APP_DATABASE).await.unwrap();
-    let saved = "create table saved as select * from pgcloak.data_keys";
-    su.batch_execute(saved).await.unwrap();
-    su.batch_execute(
-        "update pgcloak.data_keys set wrapped_key = (select wrapped_key from pgcloak.data_keys where key_name = 'public.patients.dx' and version = 1) \
-         where key_name = 'public.patients.ssn' and version = 1",
-    )
-    .await
-    .unwrap();
-    let out = s.run(&["check", "-c", c]).await;
-    fails(
-        &out,
-        &[
-            "key-unwrap",
-            "data key public.patients.ssn v1",
-            "InvalidCiphertextException",
-        ],
-    );
-    su.batch_execute(
-        "delete from pgcloak.data_keys; insert into pgcloak.data_keys select * from saved",
-    )
-    .await
-    .unwrap();
-    ok(&s.run(&["check", "-c", c]).await, "keys are consistent");
-
-    // A key id that does not exist.
-    let wrong = s.config("wrong.toml", &aws_keys(&moto, "alias/does-not-exist"));
-    fails(
-        &s.run(&["check", "-c", wrong.to_str().unwrap()]).await,
-        &["key provider aws-kms", "NotFoundException"],
-    );
-    moto.stop().await;
-    let text = s.serve_fails(&cfg).await;
-    assert!(
-        text.contains(&format!("key provider aws-kms at {}", moto.endpoint)),
-        "{text}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn pkcs11_init_creates_the_key_serve_rotate_and_wrong_pin() {
-    let hsm = SoftHsm::start().await;
-    let mut s = Setup::start(RULES, TABLE).await;
-    s.env.extend(hsm.env());
-    s.env.push(("WRONG_PIN".into(), "000000x".into()));
-    let cfg = s.config("hsm.toml", &pkcs11_keys(&hsm, "PGCLOAK_HSM_PIN"));
-    let c = cfg.to_str().unwrap();
-    ok(
-        &s.run(&["keys", "init", "-c", c]).await,
-        "created data key public.patients.ssn v1",
-    );
-    ok(&s.run(&["keys", "init", "-c", c]).await, "nothing to do");
-    assert!(
-        s.wrapped_by()
-            .await
-            .iter()
-            .all(|(k, id, _)| k == "pkcs11" && id == "pgcloak/pgcloak-kek")
-    );
-    {
-        let (_guard, _log) = s.serve(&cfg).await;
-        insert(&s, 1).await;
-        ok(
-            &s.run(&["keys", "rotate", "-c", c, "--no-reencrypt"]).await,
-            "new writes use v2",
-        );
-        insert(&s, 2).await;
-        assert_eq!(read_all(&s).await, expected(&[1, 2]));
-    }
-    // A key label the token does not have: a clear error naming it.
-    let absent = pkcs11_keys(&hsm, "PGCLOAK_HSM_PIN").replace("\"pgcloak-kek\"", "\"absent-kek\"");
-    let absent = s.config("absent.toml", &absent);
-    let out = s.run(&["check", "-c", absent.to_str().unwrap()]).await;
-    fails(
-        &out,
-        &[
-            "no AES key labelled \"absent-kek\" on token \"pgcloak\"",
-            "keys init",
-        ],
-    );
-    let wrong = s.config("wrong-pin.toml", &pkcs11_keys(&hsm, "WRONG_PIN"));
-    let out = s.run(&["check", "-c", wrong.to_str().unwrap()]).await;
-    fails(
-        &out,
-        &[
-            "key provider pkcs11",
-            "denied",
-            "PIN is incorrect",
-            "the least-privilege policy",
-        ],
-    );
-    let text = s.serve_fails(&wrong).await;
-    assert!(text.contains("key provider pkcs11 at /usr/lib/softhsm/libsofthsm2.so token \"pgcloak\" denied the request: login"), "{text}");
-    assert!(text.contains("PIN is incorrect"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

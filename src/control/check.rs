@@ -255,6 +255,26 @@ pub fn provider_problem(provider: &dyn KeyProvider, e: &ProviderError) -> Proble
 }
 
 async fn check_keys(client: &Client, rules: &Rules, provider: &dyn KeyProvider) -> Vec<Problem> {
+    // Reachable, authenticated, and the key wraps and unwraps (also before `keys init`).
+    let mut reachable = Vec::new();
+    if provider.kind() != ProviderKind::Local {
+        if let Err(e) = provider.verify().await {
+            reachable.push(provider_problem(provider, &e));
+        }
+    }
+    let mut problems = check_stored_keys(client, rules, provider, reachable.is_empty()).await;
+    reachable.append(&mut problems);
+    reachable
+}
+
+/// The stored keys: present for every rules key, right algorithm, and (when the provider
+/// answers) every one unwraps.
+async fn check_stored_keys(
+    client: &Client,
+    rules: &Rules,
+    provider: &dyn KeyProvider,
+    unwrap: bool,
+) -> Vec<Problem> {
     let rows = match read_wrapped(client).await {
         Ok(rows) => rows,
         Err(KeysError::NotInitialized) => {
@@ -290,11 +310,8 @@ async fn check_keys(client: &Client, rules: &Rules, provider: &dyn KeyProvider) 
             ));
         }
     }
-    if provider.kind() != ProviderKind::Local {
-        if let Err(e) = provider.verify().await {
-            problems.push(provider_problem(provider, &e));
-            return problems;
-        }
+    if !unwrap {
+        return problems;
     }
     for row in &rows {
         if let Err(e) = provider.unwrap(row).await {

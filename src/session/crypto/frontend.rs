@@ -20,18 +20,16 @@ use super::values::{ValueError, encrypt_array, literal_replacement};
 use crate::protocol::extended::{
     Bind, Execute, FORMAT_BINARY, Named, Parse, Target, decode_query, format_of, query,
 };
-use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED};
-use crate::protocol::{DecodeError, Frame, FrontendTag};
+use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, PROTOCOL_VIOLATION};
+use crate::protocol::{Frame, FrontendTag};
 use crate::rewrite::{self, Analysis, AnalysisContext, CatalogView, Plan, Refusal};
 use crate::session::SessionError;
 use crate::session::handlers::Outputs;
 
 /// SQLSTATE 26000 invalid_sql_statement_name.
 const INVALID_STATEMENT_NAME: &str = "26000";
-
-fn proto(e: DecodeError) -> SessionError {
-    SessionError::Protocol(e.to_string())
-}
+/// The ERROR a Query message that does not decode gets (no NUL, not UTF-8).
+const MALFORMED_QUERY: &str = "pgcloak: invalid Query message";
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
     hay.as_bytes()
@@ -88,9 +86,9 @@ impl SessionCrypto {
             FrontendTag::Query => return self.on_query(&frame, out),
             FrontendTag::Parse => return self.on_parse(&frame, out),
             FrontendTag::Bind => return self.on_bind(&frame, out),
-            FrontendTag::Describe => self.on_describe(&frame)?,
-            FrontendTag::Execute => self.on_execute(&frame, out)?,
-            FrontendTag::Close => self.on_close(&frame)?,
+            FrontendTag::Describe => return self.on_describe(&frame, out),
+            FrontendTag::Execute => return self.on_execute(&frame, out),
+            FrontendTag::Close => return self.on_close(&frame, out),
             FrontendTag::FunctionCall => return self.on_function_call(&frame, out),
             FrontendTag::Sync => self.expect.push_back(Expect::Sync),
             FrontendTag::CopyData | FrontendTag::CopyDone | FrontendTag::CopyFail => {
@@ -266,11 +264,20 @@ impl SessionCrypto {
             Ok(sql) => sql,
             // Another client_encoding: analysed as far as its ASCII goes (which is where a
             // rules table's name would be), and forwarded as it came when it names none.
-            Err(e) if !self.text.is_utf8() => {
-                lossy = lossy_query(frame.body()).ok_or_else(|| proto(e))?;
+            Err(_) if !self.text.is_utf8() && lossy_query(frame.body()).is_some() => {
+                lossy = lossy_query(frame.body()).unwrap_or_default();
                 lossy.as_str()
             }
-            Err(e) => return Err(proto(e)),
+            // PostgreSQL answers a malformed message with an ERROR; the session goes on.
+            Err(_) => {
+                out.to_upstream
+                    .extend_from_slice(&raise_query(PROTOCOL_VIOLATION, MALFORMED_QUERY));
+                self.expect.push_back(Expect::Query {
+                    ddl: false,
+                    copies: VecDeque::new(),
+                });
+                return Ok(());
+            }
         };
         let ddl = is_ddl(sql);
         if contains_ci(sql, "deallocate") {
@@ -333,7 +340,9 @@ impl SessionCrypto {
     }
 
     fn on_parse(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let p = Parse::decode(frame.body()).map_err(proto)?;
+        let Ok(p) = Parse::decode(frame.body()) else {
+            return self.malformed(out, "Parse");
+        };
         let ddl = is_ddl(p.query);
         let via = Via::Parse(p.param_types.len());
         let (plan, matching, bytes) = match self.rewrite(p.query, via) {
@@ -374,7 +383,9 @@ impl SessionCrypto {
     }
 
     fn on_bind(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let b = Bind::decode(frame.body()).map_err(proto)?;
+        let Ok(b) = Bind::decode(frame.body()) else {
+            return self.malformed(out, "Bind");
+        };
         let Some(stmt) = self.statement(b.statement) else {
             let msg = format!("prepared statement \"{}\" does not exist", b.statement);
             self.refuse_extended(out, INVALID_STATEMENT_NAME, &msg);
@@ -469,8 +480,21 @@ impl SessionCrypto {
         Ok(b.encode_with(&formats, &refs))
     }
 
-    fn on_describe(&mut self, frame: &Frame) -> Result<(), SessionError> {
-        let d = Named::decode(frame.body()).map_err(proto)?;
+    /// A message that does not decode: an ERROR through the server, which then skips to Sync,
+    /// as PostgreSQL does with a malformed extended-protocol message.
+    fn malformed(&mut self, out: &mut Outputs<'_>, kind: &str) -> Result<(), SessionError> {
+        self.refuse_extended(
+            out,
+            PROTOCOL_VIOLATION,
+            &format!("pgcloak: invalid {kind} message"),
+        );
+        Ok(())
+    }
+
+    fn on_describe(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+        let Ok(d) = Named::decode(frame.body()) else {
+            return self.malformed(out, "Describe");
+        };
         let e = match d.target {
             Target::Statement => {
                 Expect::DescribeStatement(self.statement(d.name).unwrap_or_default())
@@ -481,6 +505,7 @@ impl SessionCrypto {
             },
         };
         self.expect.push_back(e);
+        out.to_upstream.extend_from_slice(&frame.bytes);
         Ok(())
     }
 
@@ -504,7 +529,9 @@ impl SessionCrypto {
     }
 
     fn on_execute(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let e = Execute::decode(frame.body()).map_err(proto)?;
+        let Ok(e) = Execute::decode(frame.body()) else {
+            return self.malformed(out, "Execute");
+        };
         let portal = self.portals.get(e.portal).cloned();
         if let Some(p) = &portal {
             if p.shape().is_none() && !self.shape_pending(p) {
@@ -524,16 +551,20 @@ impl SessionCrypto {
             self.path = PathState::Stale;
         }
         self.expect.push_back(Expect::Execute(portal));
+        out.to_upstream.extend_from_slice(&frame.bytes);
         Ok(())
     }
 
-    fn on_close(&mut self, frame: &Frame) -> Result<(), SessionError> {
-        let c = Named::decode(frame.body()).map_err(proto)?;
+    fn on_close(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+        let Ok(c) = Named::decode(frame.body()) else {
+            return self.malformed(out, "Close");
+        };
         match c.target {
             Target::Statement => self.statements.remove(c.name),
             Target::Portal => self.portals.remove(c.name).map(|_| Arc::default()),
         };
         self.expect.push_back(Expect::Close { swallow: false });
+        out.to_upstream.extend_from_slice(&frame.bytes);
         Ok(())
     }
 }

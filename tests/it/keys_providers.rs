@@ -132,7 +132,7 @@ pub fn local_keys(var: &str) -> String {
 
 pub fn vault_keys(bao: &Bao, token_file: &Path, key: &str) -> String {
     format!(
-        "[keys]\nprovider = \"vault-transit\"\n[keys.vault]\naddress = \"{}\"\nkey = \"{key}\"\ntoken_file = \"{}\"\ntls_ca = \"{}\"\ntimeout_secs = 5\n",
+        "[keys]\nprovider = \"vault-transit\"\n[keys.vault]\naddress = \"{}\"\nkey = \"{key}\"\ntoken_file = \"{}\"\ntls_ca = \"{}\"\ntimeout_secs = 30\n",
         bao.address,
         token_file.display(),
         bao.ca.display()
@@ -141,14 +141,14 @@ pub fn vault_keys(bao: &Bao, token_file: &Path, key: &str) -> String {
 
 pub fn aws_keys(moto: &Moto, key_id: &str) -> String {
     format!(
-        "[keys]\nprovider = \"aws-kms\"\n[keys.aws_kms]\nkey_id = \"{key_id}\"\nregion = \"eu-west-1\"\nendpoint = \"{}\"\ntimeout_secs = 5\n",
+        "[keys]\nprovider = \"aws-kms\"\n[keys.aws_kms]\nkey_id = \"{key_id}\"\nregion = \"eu-west-1\"\nendpoint = \"{}\"\ntimeout_secs = 30\n",
         moto.endpoint
     )
 }
 
 pub fn pkcs11_keys(hsm: &SoftHsm, pin_env: &str) -> String {
     format!(
-        "[keys]\nprovider = \"pkcs11\"\n[keys.pkcs11]\nmodule = \"{}\"\ntoken_label = \"pgcloak\"\nkey_label = \"pgcloak-kek\"\npin_env = \"{pin_env}\"\ntimeout_secs = 10\n",
+        "[keys]\nprovider = \"pkcs11\"\n[keys.pkcs11]\nmodule = \"{}\"\ntoken_label = \"pgcloak\"\nkey_label = \"pgcloak-kek\"\npin_env = \"{pin_env}\"\ntimeout_secs = 30\n",
         hsm.module.display()
     )
 }

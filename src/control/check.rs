@@ -105,23 +105,24 @@ pub fn check_offline(cfg: &Config) -> Vec<Problem> {
             files_ok = false;
         }
     }
-    if files_ok && cfg.rules.len() > 1 {
-        if let Err(e) = load_rules(&cfg.rules) {
-            problems.push(Problem::new(ProblemKind::RulesFile, e.to_string()));
-        }
+    if files_ok
+        && cfg.rules.len() > 1
+        && let Err(e) = load_rules(&cfg.rules)
+    {
+        problems.push(Problem::new(ProblemKind::RulesFile, e.to_string()));
     }
     let key_set = cfg.keys.master_key_env.is_some() || cfg.keys.master_key_file.is_some();
     let local = cfg.keys.kind() == ProviderKind::Local;
-    if key_set || !cfg.rules.is_empty() || !local {
-        if let Err(e) = providers::from_config(&cfg.keys) {
-            let kind = if local {
-                ProblemKind::MasterKey
-            } else {
-                ProblemKind::KeyProvider
-            };
-            let message = if local { e.cause } else { e.to_string() };
-            problems.push(Problem::new(kind, message));
-        }
+    if (key_set || !cfg.rules.is_empty() || !local)
+        && let Err(e) = providers::from_config(&cfg.keys)
+    {
+        let kind = if local {
+            ProblemKind::MasterKey
+        } else {
+            ProblemKind::KeyProvider
+        };
+        let message = if local { e.cause } else { e.to_string() };
+        problems.push(Problem::new(kind, message));
     }
     let files = [
         ("listen.tls_cert", Some(&cfg.listen.tls_cert)),
@@ -257,10 +258,10 @@ pub fn provider_problem(provider: &dyn KeyProvider, e: &ProviderError) -> Proble
 async fn check_keys(client: &Client, rules: &Rules, provider: &dyn KeyProvider) -> Vec<Problem> {
     // Reachable, authenticated, and the key wraps and unwraps (also before `keys init`).
     let mut reachable = Vec::new();
-    if provider.kind() != ProviderKind::Local {
-        if let Err(e) = provider.verify().await {
-            reachable.push(provider_problem(provider, &e));
-        }
+    if provider.kind() != ProviderKind::Local
+        && let Err(e) = provider.verify().await
+    {
+        reachable.push(provider_problem(provider, &e));
     }
     let mut problems = check_stored_keys(client, rules, provider, reachable.is_empty()).await;
     reachable.append(&mut problems);

@@ -18,11 +18,13 @@ leaf() { # name, SAN list
 }
 leaf db "DNS:db"
 leaf proxy "DNS:localhost,DNS:pgcloak,IP:127.0.0.1"
+leaf openbao "DNS:openbao"              # the optional OpenBao of the `openbao` profile
 openssl rand -base64 32 > master.key
 openssl rand -hex 24 > control-password
 # The database reads db.key as the postgres user (uid 999); pgcloak runs as uid 10001.
 chown 999:999 db.key db.crt && chmod 600 db.key
 chown 10001:10001 proxy.key master.key && chmod 600 proxy.key master.key
+chmod 644 openbao.key openbao.crt   # demo only: read by the OpenBao image's own user
 chmod 644 ca.crt proxy.crt control-password
 rm -f ca.key ca.srl
 echo "secrets: made"

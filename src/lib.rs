@@ -39,8 +39,11 @@ use session::login::{LoginContext, VerifierSource};
 /// Secrets read from the environment (never from the config file, never logged).
 pub struct Secrets {
     pub control_password: Zeroizing<String>,
-    /// Loaded when rules are configured (field encryption needs it).
+    /// Loaded when rules are configured and `[keys] provider = "local"`.
     pub master_key: Option<crypto::MasterKey>,
+    /// Any other key provider (`[keys] provider`); it wraps inside the KMS/HSM, so there is
+    /// no master key in memory. Takes precedence over `master_key`.
+    pub key_provider: Option<Arc<dyn control::providers::KeyProvider>>,
 }
 
 /// A secret named by the config could not be read.
@@ -50,6 +53,8 @@ pub enum SecretsError {
     Config(#[from] config::ConfigError),
     #[error("master key: {0}")]
     MasterKey(#[from] crypto::CryptoError),
+    #[error("{0}")]
+    Provider(#[from] control::providers::ProviderError),
 }
 
 impl std::fmt::Debug for Secrets {
@@ -61,14 +66,16 @@ impl std::fmt::Debug for Secrets {
 impl Secrets {
     /// Reads the secrets named by `cfg` from the environment.
     pub fn from_env(cfg: &config::Config) -> Result<Secrets, SecretsError> {
-        let master_key = if cfg.rules.is_empty() {
-            None
-        } else {
-            Some(crypto::master_key_source(&cfg.keys)?.load()?)
+        let local = cfg.keys.kind() == config::keys::ProviderKind::Local;
+        let (master_key, key_provider) = match (cfg.rules.is_empty(), local) {
+            (true, _) => (None, None),
+            (false, true) => (Some(crypto::master_key_source(&cfg.keys)?.load()?), None),
+            (false, false) => (None, Some(control::providers::from_config(&cfg.keys)?)),
         };
         Ok(Secrets {
             control_password: Zeroizing::new(cfg.control_password()?),
             master_key,
+            key_provider,
         })
     }
 }
@@ -110,12 +117,22 @@ async fn encryption(
         return Ok((None, control::DEFAULT_DATABASE.to_owned()));
     };
     let lookup_db = first.database.clone();
-    let master = secrets
-        .master_key
-        .take()
-        .ok_or(session::crypto::EncryptionError::NoMasterKey)?;
+    let provider: Arc<dyn control::providers::KeyProvider> =
+        match (secrets.key_provider.take(), secrets.master_key.take()) {
+            (Some(p), _) => p,
+            (None, Some(master)) => Arc::new(master),
+            (None, None) => return Err(session::crypto::EncryptionError::NoMasterKey.into()),
+        };
+    // The provider must answer before anything is served (exit 1 naming it otherwise).
+    if provider.kind() != config::keys::ProviderKind::Local {
+        provider
+            .verify()
+            .await
+            .map_err(|e| session::crypto::EncryptionError::Provider(Box::new(e)))?;
+        info!(provider = provider.kind().name(), address = %provider.address(), "key provider verified");
+    }
     let all =
-        session::crypto::Encryptions::load(config, &secrets.control_password, master, databases)
+        session::crypto::Encryptions::load(config, &secrets.control_password, provider, databases)
             .await?;
     Ok((Some(Arc::new(all)), lookup_db))
 }

@@ -91,13 +91,22 @@ enum KeysCommand {
         #[arg(long)]
         column: Option<String>,
     },
-    /// Re-wrap every data key under a new master key (no data is re-encrypted).
+    /// Re-wrap every data key under another key provider, a new master key, or the latest
+    /// version of the provider's key (no data is re-encrypted), in one transaction per database.
     Rewrap {
         #[command(flatten)]
         config: ConfigArg,
-        /// Environment variable holding the new master key (base64).
-        #[arg(long)]
-        new_master_key_env: String,
+        /// Environment variable holding the new master key (base64; local provider).
+        #[arg(long, group = "target")]
+        new_master_key_env: Option<String>,
+        /// A file holding a `[keys]` table (same format as pgcloak.toml's): re-wrap under
+        /// that provider (any kind).
+        #[arg(long, group = "target")]
+        new_keys: Option<std::path::PathBuf>,
+        /// Re-wrap onto the latest version of the configured provider's key without the data
+        /// keys leaving it (vault-transit: Transit `rewrap`, after rotating the transit key).
+        #[arg(long, group = "target")]
+        latest: bool,
     },
 }
 
@@ -119,7 +128,20 @@ fn main() -> ExitCode {
         Command::Keys(KeysCommand::Rewrap {
             config,
             new_master_key_env,
-        }) => cli::keys_rewrap(&config.config, &new_master_key_env),
+            new_keys,
+            latest,
+        }) => match (new_master_key_env, new_keys, latest) {
+            (Some(var), None, false) => {
+                cli::keys_rewrap(&config.config, cli::RewrapTarget::MasterKeyEnv(&var))
+            }
+            (None, Some(file), false) => {
+                cli::keys_rewrap(&config.config, cli::RewrapTarget::KeysFile(&file))
+            }
+            (None, None, true) => cli::keys_rewrap(&config.config, cli::RewrapTarget::Latest),
+            _ => Err(anyhow::anyhow!(
+                "keys rewrap needs one of --new-keys FILE, --new-master-key-env VAR or --latest"
+            )),
+        },
         Command::GenMasterKey => {
             println!("{}", pgcloak::crypto::gen_master_key());
             Ok(())

@@ -180,6 +180,7 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
         let secrets = pgcloak::Secrets {
             control_password: Zeroizing::new(devdb::CONTROL_PASSWORD.to_owned()),
             master_key: Some(master),
+            key_provider: None,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let proxy = tokio::spawn(pgcloak::run(listener, Arc::clone(&cfg), secrets, async {

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use pgcloak::config::{ColumnRule, Config, DatabaseRules, Mode, Rules, load_rules};
+use pgcloak::control::providers::{self, KeyProvider};
 use pgcloak::control::reencrypt::{self, ColumnReport};
 use pgcloak::control::{self, check, keys};
-use pgcloak::crypto::{MasterKey, master_key_source};
+use pgcloak::crypto::MasterKey;
 use pgcloak::session::crypto::POLL_INTERVAL;
 
 /// A current-thread runtime for one-shot commands.
@@ -25,8 +26,8 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// The config, the rules of every database they name, and the master key.
-fn load(path: &Path) -> anyhow::Result<(Config, Vec<DatabaseRules>, MasterKey)> {
+/// The config, the rules of every database they name, and the key provider.
+fn load(path: &Path) -> anyhow::Result<(Config, Vec<DatabaseRules>, Arc<dyn KeyProvider>)> {
     let cfg = Config::load(path)?;
     let databases = load_rules(&cfg.rules)?;
     if databases.is_empty() {
@@ -35,8 +36,16 @@ fn load(path: &Path) -> anyhow::Result<(Config, Vec<DatabaseRules>, MasterKey)> 
             path.display()
         );
     }
-    let master = master_key_source(&cfg.keys)?.load()?;
-    Ok((cfg, databases, master))
+    let provider = key_provider(&cfg.keys)?;
+    Ok((cfg, databases, provider))
+}
+
+/// The provider a `[keys]` table names (local: the bare cause, as before providers).
+fn key_provider(keys: &pgcloak::config::keys::Keys) -> anyhow::Result<Arc<dyn KeyProvider>> {
+    providers::from_config(keys).map_err(|e| match e.kind {
+        providers::FailureKind::Config if e.provider == "local" => anyhow::anyhow!(e.cause),
+        _ => e.into(),
+    })
 }
 
 /// The control login to `database`.
@@ -56,6 +65,9 @@ fn tag(db: &DatabaseRules) -> String {
 pub fn keys_init(path: &Path) -> anyhow::Result<()> {
     let (cfg, databases, master) = load(path)?;
     runtime()?.block_on(async {
+        // PKCS#11: creates the token's non-extractable wrapping key if absent; the others
+        // check that the provider answers before any key is made.
+        master.prepare().await?;
         let mut problems = 0usize;
         for db in &databases {
             let mut client = control_client(&cfg, &db.database).await?;
@@ -69,7 +81,7 @@ pub fn keys_init(path: &Path) -> anyhow::Result<()> {
                 }
             }
             let created =
-                keys::init_except(&mut client, &db.rules, &master, &report.wrong_keys).await?;
+                keys::init_except(&mut client, &db.rules, &*master, &report.wrong_keys).await?;
             for name in &report.wrong_keys {
                 println!(
                     "{}no data key created for {name}: fix its column(s) first",
@@ -122,7 +134,7 @@ pub fn keys_rotate(path: &Path, column: Option<&str>, reencrypt: bool) -> anyhow
         let mut todo = Vec::new();
         for db in with_column(&databases, column)? {
             let mut client = control_client(&cfg, &db.database).await?;
-            let rotated = keys::rotate(&mut client, &db.rules, &master, column).await?;
+            let rotated = keys::rotate(&mut client, &db.rules, &*master, column).await?;
             for (name, version) in &rotated {
                 println!("{}data key {name}: new writes use v{version}", tag(db));
             }
@@ -156,7 +168,7 @@ pub fn keys_rotate(path: &Path, column: Option<&str>, reencrypt: bool) -> anyhow
         tokio::time::sleep(wait).await;
         let mut reports = Vec::new();
         for (db, mut client, columns) in todo {
-            let ring = keys::load_keyring(&client, &master).await?;
+            let ring = keys::load_keyring(&client, &*master).await?;
             let done = reencrypt::reencrypt_columns(&mut client, &ring, &columns).await?;
             reports.push((db, done));
         }
@@ -183,7 +195,7 @@ pub fn keys_reencrypt(path: &Path, column: Option<&str>) -> anyhow::Result<()> {
         let mut reports = Vec::new();
         for db in with_column(&databases, column)? {
             let mut client = control_client(&cfg, &db.database).await?;
-            let ring = keys::load_keyring(&client, &master).await?;
+            let ring = keys::load_keyring(&client, &*master).await?;
             let done = reencrypt::reencrypt(&mut client, &db.rules, &ring, column, false).await?;
             reports.push((db, done));
         }
@@ -205,7 +217,10 @@ pub fn keys_list(path: &Path) -> anyhow::Result<()> {
                 let versions: Vec<String> = k
                     .versions
                     .iter()
-                    .map(|(v, state, created)| format!("v{v} {state} (created {created})"))
+                    .zip(&k.wrapped_by)
+                    .map(|((v, state, created), by)| {
+                        format!("v{v} {state} (created {created}, wrapped by {by})")
+                    })
                     .collect();
                 let columns = if k.columns.is_empty() {
                     "no rules column".to_owned()
@@ -213,7 +228,7 @@ pub fn keys_list(path: &Path) -> anyhow::Result<()> {
                     k.columns.join(", ")
                 };
                 println!(
-                    "{}{} [{}, wrapped by the local master key]: {}; used by {columns}",
+                    "{}{} [{}]: {}; used by {columns}",
                     tag(db),
                     k.name,
                     k.algorithm,
@@ -265,28 +280,85 @@ fn print_reports(reports: &[(&DatabaseRules, Vec<ColumnReport>)]) -> anyhow::Res
     bail!("{}", todo.join("; and "))
 }
 
-/// `pgcloak keys rewrap --new-master-key-env VAR`: every database's keys. The old master key
-/// must unwrap every stored key of every database before any is re-wrapped (each database is
-/// then re-wrapped in one transaction of its own).
-pub fn keys_rewrap(path: &Path, new_env: &str) -> anyhow::Result<()> {
+/// What `pgcloak keys rewrap` re-wraps onto.
+pub enum RewrapTarget<'a> {
+    /// `--new-master-key-env VAR`: a new local master key.
+    MasterKeyEnv(&'a str),
+    /// `--new-keys FILE`: the provider FILE's `[keys]` table describes (any kind).
+    KeysFile(&'a Path),
+    /// `--latest`: the latest version of the configured provider's key (Transit `rewrap`).
+    Latest,
+}
+
+fn rewrap_target(target: &RewrapTarget<'_>) -> anyhow::Result<Arc<dyn KeyProvider>> {
+    Ok(match target {
+        RewrapTarget::MasterKeyEnv(var) => {
+            let text = zeroize::Zeroizing::new(
+                std::env::var(var)
+                    .with_context(|| format!("environment variable {var} is not set"))?,
+            );
+            Arc::new(MasterKey::from_base64(
+                &text,
+                &format!("environment variable {var}"),
+            )?)
+        }
+        RewrapTarget::KeysFile(file) => {
+            key_provider(&pgcloak::config::keys::load_keys_file(file)?)?
+        }
+        RewrapTarget::Latest => bail!("--latest has no new provider"),
+    })
+}
+
+/// `pgcloak keys rewrap`: every database's keys. The old provider must unwrap every stored
+/// key of every database before any is re-wrapped (each database is then re-wrapped in one
+/// transaction of its own, and only once the new provider unwraps every new wrap).
+pub fn keys_rewrap(path: &Path, target: RewrapTarget<'_>) -> anyhow::Result<()> {
     let (cfg, databases, old) = load(path)?;
-    let new_text = std::env::var(new_env)
-        .with_context(|| format!("environment variable {new_env} is not set"))?;
-    let new = MasterKey::from_base64(&new_text, &format!("environment variable {new_env}"))?;
+    let new = match target {
+        RewrapTarget::Latest => None,
+        _ => Some(rewrap_target(&target)?),
+    };
     runtime()?.block_on(async {
+        if let Some(new) = &new {
+            // PKCS#11: the new token's wrapping key is created if absent.
+            new.prepare().await?;
+        }
         let mut clients = Vec::new();
         for db in &databases {
             let client = control_client(&cfg, &db.database).await?;
-            for row in keys::read_wrapped(&client).await.with_context(|| tag(db))? {
-                old.unwrap(&row).with_context(|| tag(db))?;
-            }
+            let rows = keys::read_wrapped(&client).await.with_context(|| tag(db))?;
+            providers::unwrap_all(&*old, &rows).await.with_context(|| tag(db))?;
             clients.push((db, client));
         }
         for (db, mut client) in clients {
-            let n = keys::rewrap(&mut client, &old, &new).await?;
-            println!("{}re-wrapped {n} data key version(s)", tag(db));
+            match &new {
+                Some(new) => {
+                    let n = keys::rewrap(&mut client, &*old, &**new).await?;
+                    println!(
+                        "{}re-wrapped {n} data key version(s) under {}",
+                        tag(db),
+                        new.kek()
+                    );
+                }
+                None => {
+                    let (n, same) = keys::rewrap_latest(&mut client, &*old).await?;
+                    println!(
+                        "{}re-wrapped {n} data key version(s) onto the latest {} ({same} already were)",
+                        tag(db),
+                        old.kek()
+                    );
+                }
+            }
         }
-        println!("use the new master key from now on");
+        match (&target, &new) {
+            (RewrapTarget::MasterKeyEnv(_), _) => println!("use the new master key from now on"),
+            (_, Some(new)) => println!(
+                "use the new [keys] table ({} at {}) in the config from now on",
+                new.kind().name(),
+                new.address()
+            ),
+            _ => {}
+        }
         Ok(())
     })
 }
@@ -307,12 +379,12 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
         println!("ok: config is consistent; no rules files, so every session is relayed untouched");
         return Ok(());
     }
-    let master = master_key_source(&cfg.keys)?.load()?;
+    let master = key_provider(&cfg.keys)?;
     let mut found = 0usize;
     runtime()?.block_on(async {
         for db in &databases {
             let problems = match control_client(&cfg, &db.database).await {
-                Ok(client) => check::check_online(&client, &db.rules, &master).await,
+                Ok(client) => check::check_online(&client, &db.rules, &*master).await,
                 Err(e) => vec![check::Problem::new(
                     check::ProblemKind::Database,
                     format!("{e:#}"),

@@ -161,14 +161,7 @@ pub struct Control {
     pub database: Option<toml::Value>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Keys {
-    #[serde(default)]
-    pub master_key_env: Option<String>,
-    #[serde(default)]
-    pub master_key_file: Option<PathBuf>,
-}
+pub use super::keys::Keys;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -235,7 +228,7 @@ impl Config {
         cfg.listen.tls_client_ca.iter_mut().for_each(resolve);
         resolve(&mut cfg.upstream.tls_ca);
         cfg.auth.users_file.iter_mut().for_each(resolve);
-        cfg.keys.master_key_file.iter_mut().for_each(resolve);
+        cfg.keys.resolve(&base);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -281,17 +274,8 @@ impl Config {
         if self.auth.mode == AuthMode::Userlist && self.auth.users_file.is_none() {
             return Err(self.invalid("auth.users_file", "required when auth.mode = \"userlist\""));
         }
-        if self.keys.master_key_env.is_some() && self.keys.master_key_file.is_some() {
-            return Err(self.invalid("keys", "set master_key_env or master_key_file, not both"));
-        }
-        if !self.rules.is_empty()
-            && self.keys.master_key_env.is_none()
-            && self.keys.master_key_file.is_none()
-        {
-            return Err(self.invalid(
-                "keys.master_key_env",
-                "rules are loaded, so a master key is needed (master_key_env or master_key_file)",
-            ));
+        if let Err((key, message)) = self.keys.validate(!self.rules.is_empty()) {
+            return Err(self.invalid(&key, message));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(self.invalid(

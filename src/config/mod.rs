@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod ident;
+pub mod keys;
 pub mod rules;
 pub mod rules_file;
 

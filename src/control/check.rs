@@ -1,7 +1,8 @@
 //! `pgcloak check` (spec §1): validate the config and rules offline, then against each
 //! database a rules file names — every rules table and column exists with storage type
-//! `bytea`, a data key exists for every key name with the right algorithm, and the master key
-//! unwraps every stored key. Every problem is collected and reported, not just the first.
+//! `bytea`, a data key exists for every key name with the right algorithm, and the key
+//! provider is reachable, authenticated and unwraps every stored key (on a permission error
+//! it prints the least-privilege policy the config needs). Every problem is collected and reported, not just the first.
 //! `serve` runs the same online checks at start ([`Problem::blocks_serving`]) and `keys init`
 //! the table checks ([`check_tables`]).
 
@@ -12,8 +13,10 @@ use std::path::Path;
 use tokio_postgres::Client;
 
 use super::keys::{KeysError, read_wrapped};
+use super::providers::{self, KeyProvider, ProviderError};
+use crate::config::keys::ProviderKind;
 use crate::config::{Config, Rules, load_rules, parse_rules_file};
-use crate::crypto::{Algorithm, MasterKey, master_key_source};
+use crate::crypto::Algorithm;
 
 /// What kind of problem `check` found; [`ProblemKind::name`] is what gets printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,6 +33,8 @@ pub enum ProblemKind {
     MissingKey,
     KeyAlgorithm,
     WrongMasterKey,
+    KeyProvider,
+    KeyUnwrap,
 }
 
 impl ProblemKind {
@@ -48,6 +53,8 @@ impl ProblemKind {
             Self::MissingKey => "missing-key",
             Self::KeyAlgorithm => "key-algorithm",
             Self::WrongMasterKey => "wrong-master-key",
+            Self::KeyProvider => "key-provider",
+            Self::KeyUnwrap => "key-unwrap",
         }
     }
 }
@@ -104,9 +111,16 @@ pub fn check_offline(cfg: &Config) -> Vec<Problem> {
         }
     }
     let key_set = cfg.keys.master_key_env.is_some() || cfg.keys.master_key_file.is_some();
-    if key_set || !cfg.rules.is_empty() {
-        if let Err(e) = master_key_source(&cfg.keys).and_then(|s| s.load()) {
-            problems.push(Problem::new(ProblemKind::MasterKey, e.to_string()));
+    let local = cfg.keys.kind() == ProviderKind::Local;
+    if key_set || !cfg.rules.is_empty() || !local {
+        if let Err(e) = providers::from_config(&cfg.keys) {
+            let kind = if local {
+                ProblemKind::MasterKey
+            } else {
+                ProblemKind::KeyProvider
+            };
+            let message = if local { e.cause } else { e.to_string() };
+            problems.push(Problem::new(kind, message));
         }
     }
     let files = [
@@ -206,13 +220,61 @@ pub async fn check_tables(client: &Client, rules: &Rules) -> TableReport {
 
 /// Online checks against the database the control login `client` reaches: its tables
 /// ([`check_tables`]), then its data keys.
-pub async fn check_online(client: &Client, rules: &Rules, master: &MasterKey) -> Vec<Problem> {
+pub async fn check_online(
+    client: &Client,
+    rules: &Rules,
+    provider: &dyn KeyProvider,
+) -> Vec<Problem> {
     let mut problems = check_tables(client, rules).await.problems;
-    problems.extend(check_keys(client, rules, master).await);
+    problems.extend(check_keys(client, rules, provider).await);
     problems
 }
 
-async fn check_keys(client: &Client, rules: &Rules, master: &MasterKey) -> Vec<Problem> {
+/// A provider failure as a problem; a permission error carries the policy the config needs.
+pub fn provider_problem(provider: &dyn KeyProvider, e: &ProviderError) -> Problem {
+    let local = provider.kind() == ProviderKind::Local;
+    let kind = match (&e.kind, local) {
+        (providers::FailureKind::Unwrap { .. }, true) => ProblemKind::WrongMasterKey,
+        (providers::FailureKind::Unwrap { .. }, false) => ProblemKind::KeyUnwrap,
+        _ => ProblemKind::KeyProvider,
+    };
+    let mut message = if local {
+        e.cause.clone()
+    } else {
+        e.to_string()
+    };
+    if e.is_denied() {
+        message.push_str("\n  the least-privilege policy this config needs:\n");
+        for line in provider.policy().lines() {
+            message.push_str("    ");
+            message.push_str(line);
+            message.push('\n');
+        }
+    }
+    Problem::new(kind, message)
+}
+
+async fn check_keys(client: &Client, rules: &Rules, provider: &dyn KeyProvider) -> Vec<Problem> {
+    // Reachable, authenticated, and the key wraps and unwraps (also before `keys init`).
+    let mut reachable = Vec::new();
+    if provider.kind() != ProviderKind::Local {
+        if let Err(e) = provider.verify().await {
+            reachable.push(provider_problem(provider, &e));
+        }
+    }
+    let mut problems = check_stored_keys(client, rules, provider, reachable.is_empty()).await;
+    reachable.append(&mut problems);
+    reachable
+}
+
+/// The stored keys: present for every rules key, right algorithm, and (when the provider
+/// answers) every one unwraps.
+async fn check_stored_keys(
+    client: &Client,
+    rules: &Rules,
+    provider: &dyn KeyProvider,
+    unwrap: bool,
+) -> Vec<Problem> {
     let rows = match read_wrapped(client).await {
         Ok(rows) => rows,
         Err(KeysError::NotInitialized) => {
@@ -248,9 +310,12 @@ async fn check_keys(client: &Client, rules: &Rules, master: &MasterKey) -> Vec<P
             ));
         }
     }
+    if !unwrap {
+        return problems;
+    }
     for row in &rows {
-        if let Err(e) = master.unwrap(row) {
-            problems.push(Problem::new(ProblemKind::WrongMasterKey, e.to_string()));
+        if let Err(e) = provider.unwrap(row).await {
+            problems.push(provider_problem(provider, &e));
         }
     }
     problems

@@ -1,20 +1,25 @@
 //! Data-key management over the control login of one database (spec §1
 //! `keys init|rotate|rewrap|list`, §7):
-//! the `pgcloak.data_keys` table, adding key versions, re-wrapping under a new master key,
-//! loading the [`KeyRing`], and a cheap fingerprint to notice rotations while serving.
+//! the `pgcloak.data_keys` table, adding key versions, re-wrapping under another key provider
+//! (or onto the latest version of a Transit key), loading the [`KeyRing`], and a cheap
+//! fingerprint to notice rotations while serving. All wrapping goes through a
+//! [`KeyProvider`]; each row records the provider key that wrapped it (`provider`,
+//! `provider_key`, `provider_key_version`, added to older tables by an idempotent upgrade;
+//! rows from before read as `local`).
 //!
-//! Every command that writes runs in one transaction and first checks that the master key
-//! unwraps the keys already stored, so a wrong master key never mixes keys wrapped under two
-//! master keys in one table.
+//! Every command that writes runs in one transaction and first checks that the provider
+//! unwraps the keys already stored, so a wrong key never mixes keys wrapped under two
+//! key-encryption keys in one table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tokio_postgres::{Client, GenericClient};
 
+use super::providers::{KeyProvider, ProviderError, unwrap_all};
 use crate::config::ident::parse_qualified;
 use crate::config::{ColumnRule, Rules};
-use crate::crypto::{Algorithm, CryptoError, DataKey, KeyRing, MasterKey, WrappedKey};
+use crate::crypto::{Algorithm, CryptoError, DataKey, KekRef, KeyRing, WrappedKey};
 
 pub use crate::crypto::gen_master_key;
 
@@ -31,11 +36,28 @@ CREATE TABLE IF NOT EXISTS pgcloak.data_keys (
     PRIMARY KEY (key_name, version)
 );
 REVOKE ALL ON SCHEMA pgcloak FROM PUBLIC;
-REVOKE ALL ON TABLE pgcloak.data_keys FROM PUBLIC;";
+REVOKE ALL ON TABLE pgcloak.data_keys FROM PUBLIC;
+ALTER TABLE pgcloak.data_keys
+    ADD COLUMN IF NOT EXISTS provider             text NOT NULL DEFAULT 'local',
+    ADD COLUMN IF NOT EXISTS provider_key         text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS provider_key_version int;";
 
-const SELECT_SQL: &str = "SELECT key_name, version, algorithm, wrapped_key FROM pgcloak.data_keys ORDER BY key_name, version";
+/// The upgrade alone (`keys rotate` / `keys rewrap` on a table made before providers).
+const UPGRADE_SQL: &str = "ALTER TABLE pgcloak.data_keys
+    ADD COLUMN IF NOT EXISTS provider             text NOT NULL DEFAULT 'local',
+    ADD COLUMN IF NOT EXISTS provider_key         text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS provider_key_version int";
 
-const INSERT_SQL: &str = "INSERT INTO pgcloak.data_keys (key_name, version, algorithm, wrapped_key) VALUES ($1, $2, $3, $4)";
+const SELECT_SQL: &str = "SELECT key_name, version, algorithm, wrapped_key, provider, provider_key, provider_key_version FROM pgcloak.data_keys ORDER BY key_name, version";
+
+/// For a table not upgraded yet (a proxy reading while nobody ran `keys init` since).
+const SELECT_OLD_SQL: &str = "SELECT key_name, version, algorithm, wrapped_key, 'local'::text, ''::text, NULL::int FROM pgcloak.data_keys ORDER BY key_name, version";
+
+const HAS_PROVIDER_SQL: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = 'pgcloak.data_keys'::regclass AND attname = 'provider' AND NOT attisdropped)";
+
+const INSERT_SQL: &str = "INSERT INTO pgcloak.data_keys (key_name, version, algorithm, wrapped_key, provider, provider_key, provider_key_version) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+const UPDATE_SQL: &str = "UPDATE pgcloak.data_keys SET wrapped_key = $3, provider = $4, provider_key = $5, provider_key_version = $6 WHERE key_name = $1 AND version = $2";
 
 /// A problem running a key command. Never carries key bytes.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +71,10 @@ pub enum KeysError {
     },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("key provider {0} has no in-place rewrap (only vault-transit does): use --new-keys")]
+    NoRewrapLatest(&'static str),
     #[error("pgcloak.data_keys does not exist: run `pgcloak keys init` first")]
     NotInitialized,
     #[error("data key {0} does not exist: run `pgcloak keys init` first")]
@@ -82,7 +108,9 @@ pub async fn read_wrapped(client: &impl GenericClient) -> Result<Vec<WrappedKey>
     if !table_exists(client).await? {
         return Err(KeysError::NotInitialized);
     }
-    let rows = client.query(SELECT_SQL, &[]).await?;
+    let upgraded: bool = client.query_one(HAS_PROVIDER_SQL, &[]).await?.get(0);
+    let sql = if upgraded { SELECT_SQL } else { SELECT_OLD_SQL };
+    let rows = client.query(sql, &[]).await?;
     rows.iter()
         .map(|r| {
             let name: String = r.get(0);
@@ -96,16 +124,41 @@ pub async fn read_wrapped(client: &impl GenericClient) -> Result<Vec<WrappedKey>
                 version,
                 algorithm: r.get(2),
                 wrapped: r.get(3),
+                by: KekRef {
+                    kind: r.get(4),
+                    key_id: r.get(5),
+                    key_version: r
+                        .get::<_, Option<i32>>(6)
+                        .and_then(|v| u32::try_from(v).ok()),
+                },
             })
         })
         .collect()
 }
 
-/// Fails with the first stored key the master key does not unwrap.
-fn verify_all(rows: &[WrappedKey], master: &MasterKey) -> Result<(), KeysError> {
-    for row in rows {
-        master.unwrap(row)?;
-    }
+/// Fails with the first stored key the provider does not unwrap.
+async fn verify_all(rows: &[WrappedKey], provider: &dyn KeyProvider) -> Result<(), KeysError> {
+    unwrap_all(provider, rows).await?;
+    Ok(())
+}
+
+/// Writes the wrap of an existing row (same name and version).
+async fn update_wrap(client: &impl GenericClient, stored: &WrappedKey) -> Result<(), KeysError> {
+    let v = i32::try_from(stored.version).unwrap_or(i32::MAX);
+    let kv = stored.by.key_version.and_then(|v| i32::try_from(v).ok());
+    client
+        .execute(
+            UPDATE_SQL,
+            &[
+                &stored.name,
+                &v,
+                &stored.wrapped,
+                &stored.by.kind,
+                &stored.by.key_id,
+                &kv,
+            ],
+        )
+        .await?;
     Ok(())
 }
 
@@ -122,20 +175,31 @@ fn wanted_keys(rules: &Rules) -> BTreeMap<String, Algorithm> {
 
 async fn insert(
     client: &impl GenericClient,
-    master: &MasterKey,
+    provider: &dyn KeyProvider,
     name: &str,
     version: u32,
     algorithm: Algorithm,
 ) -> Result<(), KeysError> {
-    let stored = master.wrap(&DataKey::generate(name, version, algorithm));
+    let stored = provider
+        .wrap(&DataKey::generate(name, version, algorithm))
+        .await?;
     let v = i32::try_from(version).map_err(|_| KeysError::BadVersion {
         key: name.to_owned(),
         version: i32::MAX,
     })?;
+    let kv = stored.by.key_version.and_then(|v| i32::try_from(v).ok());
     client
         .execute(
             INSERT_SQL,
-            &[&stored.name, &v, &stored.algorithm, &stored.wrapped],
+            &[
+                &stored.name,
+                &v,
+                &stored.algorithm,
+                &stored.wrapped,
+                &stored.by.kind,
+                &stored.by.key_id,
+                &kv,
+            ],
         )
         .await?;
     Ok(())
@@ -146,16 +210,16 @@ async fn insert(
 pub async fn init(
     client: &mut Client,
     rules: &Rules,
-    master: &MasterKey,
+    provider: &dyn KeyProvider,
 ) -> Result<Vec<String>, KeysError> {
-    init_except(client, rules, master, &BTreeSet::new()).await
+    init_except(client, rules, provider, &BTreeSet::new()).await
 }
 
 /// [`init`], creating no key named in `skip` (the keys of columns that `check` finds wrong).
 pub async fn init_except(
     client: &mut Client,
     rules: &Rules,
-    master: &MasterKey,
+    provider: &dyn KeyProvider,
     skip: &BTreeSet<String>,
 ) -> Result<Vec<String>, KeysError> {
     let tx = client.transaction().await?;
@@ -163,7 +227,7 @@ pub async fn init_except(
     tx.batch_execute("LOCK TABLE pgcloak.data_keys IN SHARE ROW EXCLUSIVE MODE")
         .await?;
     let rows = read_wrapped(&tx).await?;
-    verify_all(&rows, master)?;
+    verify_all(&rows, provider).await?;
     let mut created = Vec::new();
     for (name, algorithm) in wanted_keys(rules) {
         match rows.iter().find(|r| r.name == name) {
@@ -177,7 +241,7 @@ pub async fn init_except(
             Some(_) => {}
             None if skip.contains(&name) => {}
             None => {
-                insert(&tx, master, &name, 1, algorithm).await?;
+                insert(&tx, provider, &name, 1, algorithm).await?;
                 created.push(name);
             }
         }
@@ -193,6 +257,8 @@ pub struct KeyListing {
     pub algorithm: String,
     /// `(version, state, created_at as text)`, oldest first.
     pub versions: Vec<(u32, String, String)>,
+    /// The provider key that wrapped each version (same order as `versions`).
+    pub wrapped_by: Vec<KekRef>,
     /// The rules columns that use it (`schema.table.column`); empty for a key no rule names.
     pub columns: Vec<String>,
 }
@@ -209,6 +275,7 @@ pub async fn list(client: &Client, rules: &Rules) -> Result<Vec<KeyListing>, Key
             &[],
         )
         .await?;
+    let wraps = read_wrapped(client).await?;
     let mut out: Vec<KeyListing> = Vec::new();
     for r in &rows {
         let name: String = r.get(0);
@@ -228,11 +295,17 @@ pub async fn list(client: &Client, rules: &Rules) -> Result<Vec<KeyListing>, Key
                 name: name.clone(),
                 algorithm: r.get(2),
                 versions: Vec::new(),
+                wrapped_by: Vec::new(),
                 columns,
             });
         }
         if let Some(k) = out.last_mut() {
             k.versions.push((version, r.get(3), r.get(4)));
+            let by = wraps
+                .iter()
+                .find(|w| w.name == name && w.version == version);
+            k.wrapped_by
+                .push(by.map(|w| w.by.clone()).unwrap_or_default());
         }
     }
     Ok(out)
@@ -262,7 +335,7 @@ fn key_of_column(rules: &Rules, column: &str) -> Result<String, KeysError> {
 pub async fn rotate(
     client: &mut Client,
     rules: &Rules,
-    master: &MasterKey,
+    provider: &dyn KeyProvider,
     column: Option<&str>,
 ) -> Result<Vec<(String, u32)>, KeysError> {
     let wanted = wanted_keys(rules);
@@ -276,8 +349,9 @@ pub async fn rotate(
     }
     tx.batch_execute("LOCK TABLE pgcloak.data_keys IN SHARE ROW EXCLUSIVE MODE")
         .await?;
+    tx.batch_execute(UPGRADE_SQL).await?;
     let rows = read_wrapped(&tx).await?;
-    verify_all(&rows, master)?;
+    verify_all(&rows, provider).await?;
     let mut rotated = Vec::new();
     for name in targets {
         let mine: Vec<&WrappedKey> = rows.iter().filter(|r| r.name == name).collect();
@@ -285,45 +359,81 @@ pub async fn rotate(
             return Err(KeysError::MissingKey(name));
         };
         let version = last.version + 1;
-        insert(&tx, master, &name, version, algorithm).await?;
+        insert(&tx, provider, &name, version, algorithm).await?;
         rotated.push((name, version));
     }
     tx.commit().await?;
     Ok(rotated)
 }
 
-/// `pgcloak keys rewrap`: re-wraps every stored key under `new` in one transaction, after
-/// checking that `old` unwraps each. No data is re-encrypted. Returns the number of keys.
-pub async fn rewrap(
-    client: &mut Client,
-    old: &MasterKey,
-    new: &MasterKey,
-) -> Result<usize, KeysError> {
+/// Opens a transaction that has the (upgraded) key table locked against other writers.
+async fn locked(client: &mut Client) -> Result<tokio_postgres::Transaction<'_>, KeysError> {
     let tx = client.transaction().await?;
     if !table_exists(&tx).await? {
         return Err(KeysError::NotInitialized);
     }
     tx.batch_execute("LOCK TABLE pgcloak.data_keys IN SHARE ROW EXCLUSIVE MODE")
         .await?;
+    tx.batch_execute(UPGRADE_SQL).await?;
+    Ok(tx)
+}
+
+/// `pgcloak keys rewrap`: re-wraps every stored key under `new` (any provider, also another
+/// kind) in one transaction, after `old` unwrapped each. No data is re-encrypted. Returns the
+/// number of keys.
+pub async fn rewrap(
+    client: &mut Client,
+    old: &dyn KeyProvider,
+    new: &dyn KeyProvider,
+) -> Result<usize, KeysError> {
+    let tx = locked(client).await?;
     let rows = read_wrapped(&tx).await?;
-    for row in &rows {
-        let key = old.unwrap(row)?;
-        let stored = new.wrap(&key);
-        let v = i32::try_from(row.version).unwrap_or(i32::MAX);
-        tx.execute(
-            "UPDATE pgcloak.data_keys SET wrapped_key = $3 WHERE key_name = $1 AND version = $2",
-            &[&row.name, &v, &stored.wrapped],
-        )
-        .await?;
+    let keys = unwrap_all(old, &rows).await?;
+    let wrapped = super::providers::wrap_all(new, &keys).await?;
+    drop(keys);
+    // Everything must unwrap with the new provider before the old wraps are replaced.
+    verify_all(&wrapped, new).await?;
+    for stored in &wrapped {
+        update_wrap(&tx, stored).await?;
     }
     tx.commit().await?;
     Ok(rows.len())
 }
 
+/// `pgcloak keys rewrap --latest`: re-wraps every key onto the latest version of the
+/// provider's key without the data keys leaving the provider (Transit `rewrap`), in one
+/// transaction. Returns `(keys rewrapped, keys already on the latest version)`.
+pub async fn rewrap_latest(
+    client: &mut Client,
+    provider: &dyn KeyProvider,
+) -> Result<(usize, usize), KeysError> {
+    let tx = locked(client).await?;
+    let rows = read_wrapped(&tx).await?;
+    let (mut changed, mut same) = (0, 0);
+    for row in &rows {
+        let fut = provider
+            .rewrap_latest(row)
+            .ok_or(KeysError::NoRewrapLatest(provider.kind().name()))?;
+        let stored = fut.await?;
+        if stored.by == row.by {
+            same += 1;
+            continue;
+        }
+        update_wrap(&tx, &stored).await?;
+        changed += 1;
+    }
+    tx.commit().await?;
+    Ok((changed, same))
+}
+
 /// Loads and unwraps every stored key into a [`KeyRing`].
-pub async fn load_keyring(client: &Client, master: &MasterKey) -> Result<KeyRing, KeysError> {
+pub async fn load_keyring(
+    client: &Client,
+    provider: &dyn KeyProvider,
+) -> Result<KeyRing, KeysError> {
     let rows = read_wrapped(client).await?;
-    Ok(KeyRing::from_wrapped(&rows, master)?)
+    let keys = unwrap_all(provider, &rows).await?;
+    Ok(KeyRing::from_data_keys(keys)?)
 }
 
 /// A short string that changes whenever a key is added, removed, re-wrapped or changes
@@ -346,6 +456,7 @@ mod tests {
     use super::*;
     use crate::config::Mode;
     use crate::config::parse_rules;
+    use crate::crypto::MasterKey;
     use crate::devdb::{DevDb, DevDbOptions};
     use std::path::Path;
 
@@ -387,6 +498,7 @@ iban = { type = "text", mode = "deterministic", key = "iban" }
         assert_eq!(listed[0].columns, ["ledger.a.iban", "ledger.b.iban"]);
         assert_eq!(listed[0].algorithm, "aes-256-siv");
         assert_eq!(listed[0].versions.len(), 1);
+        assert_eq!(listed[0].wrapped_by, [master.kek_ref()]);
         assert_eq!(listed[0].versions[0].1, "active");
         let ring = load_keyring(&c, &master).await.unwrap();
         assert_eq!(ring.key("iban").unwrap().mode(), Mode::Deterministic);
@@ -438,6 +550,56 @@ iban = { type = "text", mode = "deterministic", key = "iban" }
                 .unwrap()
                 .as_slice(),
             b"123"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_table_from_before_providers_reads_as_local_and_is_upgraded() {
+        let db = DevDb::start(DevDbOptions::default()).await.unwrap();
+        let mut c = db.superuser_client("app").await.unwrap();
+        let (rules, master) = (rules(), MasterKey::generate());
+        // The table as `keys init` made it before providers existed, with one key in it.
+        let old = CREATE_SQL.split("ALTER TABLE").next().unwrap();
+        c.batch_execute(old).await.unwrap();
+        let stored = master.wrap(&DataKey::generate("iban", 1, Algorithm::Aes256Siv));
+        c.execute(
+            "INSERT INTO pgcloak.data_keys (key_name, version, algorithm, wrapped_key) VALUES ($1, 1, $2, $3)",
+            &[&stored.name, &stored.algorithm, &stored.wrapped],
+        )
+        .await
+        .unwrap();
+        let rows = read_wrapped(&c).await.unwrap();
+        assert_eq!(
+            (rows[0].by.kind.as_str(), rows[0].by.key_id.as_str()),
+            ("local", "")
+        );
+        assert!(load_keyring(&c, &master).await.unwrap().key("iban").is_ok());
+        // init upgrades in place (twice: idempotent) and records the provider key of new rows.
+        init(&mut c, &rules, &master).await.unwrap();
+        init(&mut c, &rules, &master).await.unwrap();
+        let rows = read_wrapped(&c).await.unwrap();
+        assert_eq!(rows.len(), 3);
+        let iban = rows.iter().find(|r| r.name == "iban").unwrap();
+        assert_eq!(iban.by.key_id, "", "existing rows keep what they had");
+        let ssn = rows
+            .iter()
+            .find(|r| r.name == "public.patients.ssn")
+            .unwrap();
+        assert_eq!(ssn.by, master.kek_ref());
+        // A rewrap records the new key on every row.
+        let new = MasterKey::generate();
+        assert_eq!(rewrap(&mut c, &master, &new).await.unwrap(), 3);
+        let rows = read_wrapped(&c).await.unwrap();
+        assert!(rows.iter().all(|r| r.by == new.kek_ref()));
+        assert_ne!(new.kek_ref(), master.kek_ref());
+        // A local provider refuses, naming it, a row another provider wrapped.
+        c.execute("UPDATE pgcloak.data_keys SET provider = 'vault-transit', provider_key = 'transit/pgcloak', provider_key_version = 3 WHERE key_name = 'iban'", &[])
+            .await
+            .unwrap();
+        let e = load_keyring(&c, &new).await.unwrap_err().to_string();
+        assert!(
+            e.contains("data key iban v1 is wrapped by vault-transit key transit/pgcloak v3, which this config cannot reach"),
+            "{e}"
         );
     }
 }

@@ -1,6 +1,8 @@
 //! Data keys (spec §7): random per-key material (32 bytes for AES-256-GCM, 64 for AES-SIV),
-//! stored wrapped under the master key with AES-256-GCM. The wrap's associated data binds the
-//! key name, version and algorithm, so a wrapped key copied to another row does not unwrap.
+//! stored wrapped by a key provider (the local master key with AES-256-GCM, or a KMS/HSM key
+//! that never leaves it). Every wrap binds the key name, version and algorithm
+//! ([`DataKey::wrap_aad`]), so a wrapped key copied to another row does not unwrap, and every
+//! stored wrap records which provider key made it ([`KekRef`]).
 
 use zeroize::Zeroizing;
 
@@ -118,8 +120,9 @@ impl DataKey {
         &self.material
     }
 
-    /// Associated data of the wrap: binds name, version and algorithm.
-    pub(crate) fn wrap_aad(name: &str, version: u32, algorithm: Algorithm) -> Vec<u8> {
+    /// Associated data of the wrap: binds name, version and algorithm (every provider binds
+    /// it: as AES-GCM associated data, a Transit derivation context, a KMS encryption context).
+    pub fn wrap_aad(name: &str, version: u32, algorithm: Algorithm) -> Vec<u8> {
         let mut aad = Vec::with_capacity(32 + name.len());
         aad.extend_from_slice(b"pgcloak-data-key\x01");
         aad.extend_from_slice(&(name.len() as u32).to_be_bytes());
@@ -130,6 +133,35 @@ impl DataKey {
     }
 }
 
+/// Which key-encryption key wrapped a stored data key (`pgcloak.data_keys.provider`,
+/// `provider_key`, `provider_key_version`). Rows written before providers existed read as
+/// `local` with an empty key id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KekRef {
+    /// `local`, `vault-transit`, `aws-kms` or `pkcs11`.
+    pub kind: String,
+    /// The provider's name for the key (`local`: a fingerprint of the master key; Transit:
+    /// `mount/key`; KMS: the key ARN; PKCS#11: `token/label`). Empty when unknown.
+    pub key_id: String,
+    /// The key's version where the provider has one (Transit).
+    pub key_version: Option<u32>,
+}
+
+impl std::fmt::Display for KekRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = if self.key_id.is_empty() {
+            "(unrecorded)"
+        } else {
+            &self.key_id
+        };
+        write!(f, "{} key {id}", self.kind)?;
+        if let Some(v) = self.key_version {
+            write!(f, " v{v}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A data key as stored in `pgcloak.data_keys`: wrapped, with its metadata.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WrappedKey {
@@ -137,8 +169,11 @@ pub struct WrappedKey {
     pub version: u32,
     /// The stored algorithm name (validated on unwrap).
     pub algorithm: String,
-    /// `0x01 ‖ nonce (12) ‖ ciphertext ‖ tag (16)` under the master key.
+    /// The provider's wrap (`local`: `0x01 ‖ nonce (12) ‖ ciphertext ‖ tag (16)` under the
+    /// master key).
     pub wrapped: Vec<u8>,
+    /// The provider key that made `wrapped`.
+    pub by: KekRef,
 }
 
 impl std::fmt::Debug for WrappedKey {
@@ -147,6 +182,7 @@ impl std::fmt::Debug for WrappedKey {
             .field("name", &self.name)
             .field("version", &self.version)
             .field("algorithm", &self.algorithm)
+            .field("by", &self.by.kind)
             .finish_non_exhaustive()
     }
 }

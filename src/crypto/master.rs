@@ -1,6 +1,8 @@
-//! The master key: 32 bytes that never reach the database, read from an environment variable
-//! (base64) or a file (base64 text or 32 raw bytes) through the [`MasterKeySource`] trait, so
-//! KMS or HSM providers can be added later. It wraps and unwraps data keys with AES-256-GCM.
+//! The local master key (`[keys] provider = "local"`, for development): 32 bytes that never
+//! reach the database, read from an environment variable (base64) or a file (base64 text or 32
+//! raw bytes) through the [`MasterKeySource`] trait. It wraps and unwraps data keys with
+//! AES-256-GCM. Only the `local` key provider (`control::providers::local`) constructs one;
+//! the KMS and HSM providers wrap inside the provider and never hold a key-encryption key.
 
 use std::path::PathBuf;
 
@@ -13,7 +15,7 @@ use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
 use super::CryptoError;
-use super::datakey::{Algorithm, DataKey, WrappedKey};
+use super::datakey::{Algorithm, DataKey, KekRef, WrappedKey};
 use crate::config::file::Keys;
 
 const WRAP_VERSION: u8 = 0x01;
@@ -56,6 +58,26 @@ impl MasterKey {
         MasterKey(k)
     }
 
+    /// A non-secret identifier of this key (HMAC-SHA256 of a fixed label, first 8 bytes hex),
+    /// recorded with each wrap so `check` can tell which master key a row needs.
+    pub fn key_id(&self) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.as_ref())
+            .expect("HMAC takes any key length");
+        mac.update(b"pgcloak-master-key-id");
+        let out = mac.finalize().into_bytes();
+        format!("sha256:{}", hex::encode(&out[..8]))
+    }
+
+    /// The [`KekRef`] of wraps made by this key.
+    pub fn kek_ref(&self) -> KekRef {
+        KekRef {
+            kind: "local".to_owned(),
+            key_id: self.key_id(),
+            key_version: None,
+        }
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(self.0.as_ref().into())
     }
@@ -79,6 +101,7 @@ impl MasterKey {
             version: key.version,
             algorithm: key.algorithm.name().to_owned(),
             wrapped: out,
+            by: self.kek_ref(),
         }
     }
 
@@ -280,8 +303,8 @@ mod tests {
         let bad = dir.path().join("k.bad");
         std::fs::write(&bad, [5u8; 31]).unwrap();
         let keys = |p: &std::path::Path| Keys {
-            master_key_env: None,
             master_key_file: Some(p.to_owned()),
+            ..Keys::default()
         };
         for ok in [&text, &raw] {
             assert!(master_key_source(&keys(ok)).unwrap().load().is_ok());

@@ -13,7 +13,7 @@ mod keyring;
 mod master;
 mod siv;
 
-pub use datakey::{Algorithm, DataKey, WrappedKey};
+pub use datakey::{Algorithm, DataKey, KekRef, WrappedKey};
 pub use envelope::{
     FORMAT_VERSION, FieldCipher, HEADER_LEN, Header, MODE_DETERMINISTIC, MODE_RANDOMIZED,
     parse_header,

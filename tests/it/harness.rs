@@ -176,6 +176,7 @@ impl TestEnv {
         let secrets = Secrets {
             control_password: Zeroizing::new(CONTROL_PASSWORD.to_string()),
             master_key,
+            key_provider: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(run(listener, config, secrets, async move {

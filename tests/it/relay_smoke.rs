@@ -49,6 +49,7 @@ password_env = "PGCLOAK_TEST_UNUSED"
         let cfg = Config::from_str_at(&text, &dir.path().join("pgcloak.toml")).unwrap();
         let secrets = pgcloak::Secrets {
             master_key: None,
+            key_provider: None,
             control_password: zeroize::Zeroizing::new(devdb::CONTROL_PASSWORD.to_owned()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -38,8 +38,9 @@ use crate::config::{Config, DatabaseRules, Rules};
 use crate::control::catalog::{Catalog, SharedCatalog};
 use crate::control::check::{Problem, check_online};
 use crate::control::keys::{KeysError, keys_fingerprint, load_keyring};
+use crate::control::providers::{KeyProvider, ProviderError};
 use crate::control::{ControlError, ControlLink};
-use crate::crypto::{MasterKey, SharedKeyRing};
+use crate::crypto::SharedKeyRing;
 use crate::rewrite::PlanCache;
 
 pub use state::SessionCrypto;
@@ -61,6 +62,8 @@ pub enum EncryptionError {
     Catalog(#[from] tokio_postgres::Error),
     #[error("rules are configured but no master key was loaded")]
     NoMasterKey,
+    #[error("{0}")]
+    Provider(Box<ProviderError>),
     #[error(
         "database {database}: {} problem(s) found by the checks of `pgcloak check`; not starting until they are fixed:\n{}",
         .problems.len(),
@@ -81,7 +84,7 @@ pub struct Encryption {
     /// Sessions to this database are encrypted (the database its rules files name).
     pub database: String,
     control: ControlLink,
-    master: Arc<MasterKey>,
+    provider: Arc<dyn KeyProvider>,
     fingerprint: tokio::sync::Mutex<String>,
 }
 
@@ -110,7 +113,7 @@ impl Encryption {
     pub async fn load(
         config: Arc<Config>,
         password: Zeroizing<String>,
-        master: Arc<MasterKey>,
+        provider: Arc<dyn KeyProvider>,
         db: DatabaseRules,
     ) -> Result<Arc<Self>, EncryptionError> {
         let DatabaseRules {
@@ -119,7 +122,7 @@ impl Encryption {
         let control = ControlLink::new(config, password, database.clone());
         let client = control.client().await?;
         let (blocking, warnings): (Vec<Problem>, Vec<Problem>) =
-            check_online(&client, &rules, &master)
+            check_online(&client, &rules, &*provider)
                 .await
                 .into_iter()
                 .partition(Problem::blocks_serving);
@@ -135,7 +138,7 @@ impl Encryption {
                 "database {database}: {p} (sessions may create it; its rules columns must be bytea)"
             );
         }
-        let ring = load_keyring(&client, &master).await?;
+        let ring = load_keyring(&client, &*provider).await?;
         let fingerprint = keys_fingerprint(&client).await?;
         let catalog = Catalog::load(&*client, &rules).await?;
         info!(
@@ -152,7 +155,7 @@ impl Encryption {
             plans: PlanCache::new(PLAN_CACHE_CAPACITY),
             database,
             control,
-            master,
+            provider,
             fingerprint: tokio::sync::Mutex::new(fingerprint),
         }))
     }
@@ -165,7 +168,7 @@ impl Encryption {
         if !force && *last == now {
             return Ok(false);
         }
-        let ring = load_keyring(&client, &self.master).await?;
+        let ring = load_keyring(&client, &*self.provider).await?;
         self.keys.replace(ring);
         *last = now;
         info!(database = %self.database, "data keys reloaded");
@@ -191,16 +194,26 @@ impl Encryption {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(POLL_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // After failed key loads (database or key provider down), polls back off:
+            // 1, 2, 4 … up to 16 intervals are skipped; the loaded key ring keeps serving.
+            let (mut failures, mut skip) = (0u32, 0u32);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
                 }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
                 if let Err(e) = enc.reload_keys(false).await {
-                    warn!(database = %enc.database, error = %e, "data key poll failed");
+                    failures = failures.saturating_add(1);
+                    skip = (1u32 << failures.min(5)) / 2;
+                    warn!(database = %enc.database, error = %e, failures, "data key poll failed; keeping the loaded keys");
                     enc.control.reset().await;
                     continue;
                 }
+                failures = 0;
                 if let Err(e) = enc.refresh_catalog().await {
                     warn!(database = %enc.database, error = %e, "catalog poll failed");
                 }
@@ -237,7 +250,7 @@ impl Encryption {
             plans: PlanCache::new(64),
             database: "app".into(),
             control: ControlLink::new(Arc::new(config), Zeroizing::new(String::new()), "app"),
-            master: Arc::new(MasterKey::generate()),
+            provider: Arc::new(crate::crypto::MasterKey::generate()),
             fingerprint: tokio::sync::Mutex::new(String::new()),
         })
     }
@@ -269,16 +282,15 @@ impl Encryptions {
     pub async fn load(
         config: &Arc<Config>,
         password: &Zeroizing<String>,
-        master: MasterKey,
+        provider: Arc<dyn KeyProvider>,
         databases: Vec<DatabaseRules>,
     ) -> Result<Self, EncryptionError> {
-        let master = Arc::new(master);
         let mut all = Vec::with_capacity(databases.len());
         for db in databases {
             let enc = Encryption::load(
                 Arc::clone(config),
                 password.clone(),
-                Arc::clone(&master),
+                Arc::clone(&provider),
                 db,
             )
             .await?;

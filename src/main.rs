@@ -41,6 +41,9 @@ enum Command {
     /// Manage the data keys stored (wrapped) in `pgcloak.data_keys`.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Bring existing plaintext columns under their rules online (and back).
+    #[command(subcommand)]
+    Migrate(cli::migrate::MigrateCommand),
     /// Print a fresh base64 master key (32 random bytes).
     GenMasterKey,
     /// Start a throwaway TLS PostgreSQL, demo rules and data, and the proxy; Ctrl-C cleans up.
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
             config,
             new_master_key_env,
         }) => cli::keys_rewrap(&config.config, &new_master_key_env),
+        Command::Migrate(m) => cli::migrate::run(m),
         Command::GenMasterKey => {
             println!("{}", pgcloak::crypto::gen_master_key());
             Ok(())

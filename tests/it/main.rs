@@ -26,6 +26,8 @@ mod enc_types;
 mod encryption;
 mod harness;
 mod leak;
+mod migrate;
+mod migrate_more;
 mod psql;
 mod queries;
 mod relay_smoke;

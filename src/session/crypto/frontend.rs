@@ -125,14 +125,19 @@ impl SessionCrypto {
                  change, in the same request as a statement naming a rules table",
             )));
         }
+        // The epoch before the catalog: a plan made from a catalog replaced meanwhile is not
+        // cached (a stale plan of a column just migrated would pass its plaintext on).
+        let epoch = self.enc.plans.epoch();
         let catalog = Arc::clone(self.catalog.get());
+        // Pending columns (still plaintext in the database) are served as plain columns.
+        let rules = catalog.serving_rules().unwrap_or(&self.enc.rules);
         let ctx = AnalysisContext {
-            rules: &self.enc.rules,
+            rules,
             search_path: &self.search_path,
             catalog: &*catalog,
             qualify: true,
         };
-        self.enc.plans.get_or_analyze(sql, &ctx)
+        self.enc.plans.get_or_analyze_since(sql, &ctx, epoch)
     }
 
     /// A session setting that changes how the server reads this statement or renders its

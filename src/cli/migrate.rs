@@ -82,7 +82,12 @@ fn columns(args: &MigrateArgs, direction: Direction) -> anyhow::Result<()> {
                     let report = check::check_tables(&client, &db.rules).await;
                     keys::init_except(&mut client, &db.rules, &master, &report.wrong_keys).await?;
                 }
-                let ring = keys::load_keyring(&client, &master).await?;
+                let ring = match keys::load_keyring(&client, &master).await {
+                    Ok(ring) => ring,
+                    // A dry run creates nothing, not even the data keys.
+                    Err(keys::KeysError::NotInitialized) if opts.dry_run => Default::default(),
+                    Err(e) => return Err(e.into()),
+                };
                 let rule = keys::column_rule(&db.rules, column)?.clone();
                 let label = format!("{}{}", tag(db), rule.qualified());
                 let mut progress = Progress::new(label, 0);

@@ -17,8 +17,11 @@ use crate::codec::{TextContext, canonical_to_text, text_to_canonical};
 use crate::crypto::KeyEntry;
 
 /// Settings of the migration's own session: the text forms the codec reads and writes.
+/// `client_connection_check_interval`: a run killed mid-statement has its statement cancelled
+/// by the server within a second, so a rerun does not wait long for its locks.
 pub const SESSION_SQL: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
-     SET extra_float_digits = 1; SET bytea_output = 'hex'; SET IntervalStyle = 'postgres'";
+     SET extra_float_digits = 1; SET bytea_output = 'hex'; SET IntervalStyle = 'postgres'; \
+     SET application_name = 'pgcloak migrate'; SET client_connection_check_interval = '1s'";
 
 /// Converted values of one batch, for the shadow column.
 enum Values {

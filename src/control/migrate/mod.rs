@@ -43,7 +43,7 @@ use crate::crypto::CryptoError;
 /// A migration problem. Messages name the column and what to do; never a value.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    #[error("{column}: database error: {source}")]
+    #[error("{column}: database error: {}", db_text(.source))]
     Db {
         column: String,
         source: tokio_postgres::Error,
@@ -89,6 +89,14 @@ impl MigrateError {
             column: column.to_owned(),
             reason: reason.into(),
         }
+    }
+}
+
+/// The server's code and message (its DETAIL, which may quote values, is left out).
+fn db_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
     }
 }
 

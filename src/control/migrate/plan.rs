@@ -387,6 +387,16 @@ impl Plan {
     /// The statements of the switch (run in one transaction, under the table lock).
     pub fn switch_sql(&self) -> Vec<String> {
         let mut out = vec![
+            format!(
+                "DROP TRIGGER IF EXISTS {} ON {}",
+                self.capture_trigger(),
+                self.table
+            ),
+            format!(
+                "DROP TRIGGER IF EXISTS {} ON {}",
+                self.guard_trigger(),
+                self.table
+            ),
             format!("ALTER TABLE {} DROP COLUMN {}", self.table, self.column),
             format!(
                 "ALTER TABLE {} RENAME COLUMN {} TO {}",
@@ -416,16 +426,6 @@ impl Plan {
                 self.column
             ));
         }
-        out.push(format!(
-            "DROP TRIGGER IF EXISTS {} ON {}",
-            self.capture_trigger(),
-            self.table
-        ));
-        out.push(format!(
-            "DROP TRIGGER IF EXISTS {} ON {}",
-            self.guard_trigger(),
-            self.table
-        ));
         if self.direction == Direction::Encrypt {
             out.push(self.guard_sql());
         }

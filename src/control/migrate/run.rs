@@ -83,6 +83,7 @@ pub async fn migrate(
         .batch_execute(SESSION_SQL)
         .await
         .map_err(MigrateError::db(&name))?;
+    exclusive(client, &name).await?;
     let has_state: bool = client
         .query_one("SELECT to_regclass('pgcloak.migrations') IS NOT NULL", &[])
         .await
@@ -92,9 +93,12 @@ pub async fn migrate(
         true => state::load(&*client, &name).await?,
         false => None,
     };
-    let key = ring
-        .key(&rule.key)
-        .map_err(|_| MigrateError::refused(&name, format!("data key {} does not exist: run `pgcloak keys init`", rule.key)))?;
+    let key = || {
+        ring.key(&rule.key).map_err(|_| {
+            let why = format!("data key {} does not exist: run `pgcloak keys init`", rule.key);
+            MigrateError::refused(&name, why)
+        })
+    };
     let same = row.as_ref().filter(|r| r.direction == direction.name());
     if let Some(r) = row.as_ref().filter(|r| r.direction != direction.name() && r.phase != "done") {
         return Err(MigrateError::refused(
@@ -105,7 +109,7 @@ pub async fn migrate(
     if let Some(r) = same.filter(|r| r.phase == "done") {
         if opts.verify_only {
             let plan = Plan::switched(client, rule, direction).await?;
-            let s = verify::stored(client, &plan, key).await?;
+            let s = verify::stored(client, &plan, key()?).await?;
             state::set_verified(&*client, &name, &s.to_string()).await?;
             return Ok(Outcome::Verified(s));
         }
@@ -115,13 +119,14 @@ pub async fn migrate(
     }
     if let Some(r) = same.filter(|r| r.phase == "finish") {
         let plan = Plan::switched(client, rule, direction).await?;
-        return finish(client, &plan, key, r, opts, Report::default()).await;
+        return finish(client, &plan, key()?, r, opts, Report::default()).await;
     }
     let plain_type = row.as_ref().map(|r| r.plain_type.clone());
     let plan = Plan::inspect(client, rule, direction, plain_type.as_deref()).await?;
     if opts.dry_run {
         return Ok(Outcome::Planned(plan.describe()));
     }
+    let key = key()?;
     if opts.verify_only {
         let r = same.ok_or_else(|| MigrateError::refused(&name, "no migration of this column has started: nothing to verify"))?;
         let s = verify::before_switch(client, &plan, key, r.id).await?;
@@ -132,6 +137,36 @@ pub async fn migrate(
         None => prepare(client, &plan).await?,
     };
     run_phases(client, &plan, key, row, opts, progress).await
+}
+
+/// One run per column at a time: a session-level advisory lock on the column's name. A run
+/// that was killed still holds it until its server process notices (its statement ends, or
+/// `client_connection_check_interval`), so this waits for it a while.
+async fn exclusive(client: &Client, name: &str) -> Result<(), MigrateError> {
+    let r = client
+        .batch_execute("SET lock_timeout = '60s'")
+        .await
+        .and(Ok(()));
+    r.map_err(MigrateError::db(name))?;
+    let locked = client
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended('pgcloak migrate ' || $1, 0))",
+            &[&name],
+        )
+        .await;
+    client
+        .batch_execute("SET lock_timeout = 0")
+        .await
+        .map_err(MigrateError::db(name))?;
+    match locked {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Err(MigrateError::refused(
+            name,
+            "another pgcloak migrate of this column is running (or its server process has not \
+             ended yet): wait for it, or end it, and run the command again",
+        )),
+        Err(e) => Err(MigrateError::db(name)(e)),
+    }
 }
 
 /// Creates the state, the shadow column and the capture trigger in one transaction.

@@ -124,7 +124,9 @@ fn print_outcome(t: &str, direction: Direction, outcome: Outcome) -> bool {
             false
         }
         Outcome::AlreadyDone { phase_done_at } => {
-            let at = phase_done_at.map(|a| format!(" (finished {a})")).unwrap_or_default();
+            let at = phase_done_at
+                .map(|a| format!(" (finished {a})"))
+                .unwrap_or_default();
             println!("{t}: already {done}{at}; nothing to do");
             false
         }
@@ -152,7 +154,10 @@ fn print_report(t: &str, done: &str, r: &Report) {
     if let Some(b) = &r.before {
         println!("{t}: verified before the switch: old and new column agree: {b}");
     }
-    println!("{t}: verified after the switch: every stored value is valid: {}", r.after);
+    println!(
+        "{t}: verified after the switch: every stored value is valid: {}",
+        r.after
+    );
     if r.vacuumed {
         println!("{t}: VACUUM FULL rewrote the table: old values are gone from its data files");
     }
@@ -169,7 +174,10 @@ fn status(path: &Path) -> anyhow::Result<()> {
             }
             for r in rows {
                 let queued = migrate::state::queued(&client, &r.column, r.id).await?;
-                let end = r.finished_at.map(|f| format!(", finished {f}")).unwrap_or_default();
+                let end = r
+                    .finished_at
+                    .map(|f| format!(", finished {f}"))
+                    .unwrap_or_default();
                 println!(
                     "{}{}: {} {}: {}/{} row(s), {} queued write(s) applied, {queued} waiting; \
                      started {}{end}{}",
@@ -181,7 +189,9 @@ fn status(path: &Path) -> anyhow::Result<()> {
                     r.rows_total.max(r.rows_done),
                     r.queue_done,
                     r.started_at,
-                    r.verified.map(|v| format!("; verified {v}")).unwrap_or_default()
+                    r.verified
+                        .map(|v| format!("; verified {v}"))
+                        .unwrap_or_default()
                 );
             }
         }
@@ -189,4 +199,3 @@ fn status(path: &Path) -> anyhow::Result<()> {
     })?;
     Ok(())
 }
-

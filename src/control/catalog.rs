@@ -150,7 +150,9 @@ impl Catalog {
         rules: &Rules,
         rows: impl IntoIterator<Item = (String, String, u32, i16, String)>,
     ) -> Self {
-        let typed = rows.into_iter().map(|(s, t, o, a, c)| (s, t, o, a, c, true));
+        let typed = rows
+            .into_iter()
+            .map(|(s, t, o, a, c)| (s, t, o, a, c, true));
         Self::from_typed_rows(rules, typed)
     }
 

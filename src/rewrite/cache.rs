@@ -97,8 +97,7 @@ impl PlanCache {
 
     /// Drops every cached analysis (after DDL or a rules reload).
     pub fn clear(&self) {
-        self.epoch
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         for s in &self.shards {
             s.lock().clear();
         }

@@ -87,7 +87,10 @@ async fn row_text(app: &Client, id: i32) -> Vec<Option<String>> {
     let mut out = Vec::new();
     for (c, _, _) in TYPES {
         let sql = format!("SELECT {c} FROM types WHERE id = {id}");
-        let msgs = app.simple_query(&sql).await.expect("select through pgcloak");
+        let msgs = app
+            .simple_query(&sql)
+            .await
+            .expect("select through pgcloak");
         let v = msgs.iter().find_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_owned)),
             _ => None,
@@ -101,7 +104,10 @@ async fn row_text(app: &Client, id: i32) -> Vec<Option<String>> {
 async fn every_logical_type_migrates_to_what_the_proxy_writes() {
     let rules_text: String = std::iter::once("[tables.types]\n".to_owned())
         .chain(TYPES.iter().map(|(c, t, _)| {
-            format!("{c} = {{ type = \"{}\", mode = \"deterministic\" }}\n", rule_type(t))
+            format!(
+                "{c} = {{ type = \"{}\", mode = \"deterministic\" }}\n",
+                rule_type(t)
+            )
         }))
         .collect();
     let db = DevDb::start(DevDbOptions::default()).await.unwrap();
@@ -128,9 +134,16 @@ async fn every_logical_type_migrates_to_what_the_proxy_writes() {
 
     for (c, _, _) in TYPES {
         let column = format!("public.types.{c}");
-        let out = run(&env.db, &rules, &master, &column, Direction::Encrypt, &Options::default())
-            .await
-            .unwrap_or_else(|e| panic!("{column}: {e}"));
+        let out = run(
+            &env.db,
+            &rules,
+            &master,
+            &column,
+            Direction::Encrypt,
+            &Options::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{column}: {e}"));
         assert!(matches!(out, Outcome::Done(_)), "{column}: {out:?}");
     }
     let su = env.db.superuser_client(APP_DATABASE).await.unwrap();
@@ -139,8 +152,15 @@ async fn every_logical_type_migrates_to_what_the_proxy_writes() {
     }
     // The proxy picks the switch up at its next catalog poll.
     tokio::time::sleep(pgcloak::session::crypto::POLL_INTERVAL * 2).await;
-    assert_eq!(row_text(&app, 1).await, before, "same values through pgcloak");
-    assert!(row_text(&app, 2).await.iter().all(Option::is_none), "NULL stays NULL");
+    assert_eq!(
+        row_text(&app, 1).await,
+        before,
+        "same values through pgcloak"
+    );
+    assert!(
+        row_text(&app, 2).await.iter().all(Option::is_none),
+        "NULL stays NULL"
+    );
 
     // The same values written through the proxy are byte-identical (deterministic).
     let lits: Vec<String> = TYPES
@@ -155,7 +175,9 @@ async fn every_logical_type_migrates_to_what_the_proxy_writes() {
     .await
     .expect("insert through pgcloak");
     for (c, _, _) in TYPES {
-        let sql = format!("SELECT (SELECT {c} FROM types WHERE id = 1) = (SELECT {c} FROM types WHERE id = 3)");
+        let sql = format!(
+            "SELECT (SELECT {c} FROM types WHERE id = 1) = (SELECT {c} FROM types WHERE id = 3)"
+        );
         let same: bool = su.query_one(&sql, &[]).await.unwrap().get(0);
         assert!(same, "{c}: migrated and proxy-written envelopes differ");
         // And equality through the proxy finds both rows.
@@ -172,9 +194,16 @@ async fn every_logical_type_migrates_to_what_the_proxy_writes() {
         assert_eq!(n, 2, "{c}");
     }
     // Running it again: finished, says so.
-    let again = run(&env.db, &rules, &master, "public.types.c_text", Direction::Encrypt, &Options::default())
-        .await
-        .unwrap();
+    let again = run(
+        &env.db,
+        &rules,
+        &master,
+        "public.types.c_text",
+        Direction::Encrypt,
+        &Options::default(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(again, Outcome::AlreadyDone { .. }), "{again:?}");
 }
 
@@ -232,7 +261,10 @@ async fn writer(env: Arc<TestEnv>, w: i64, stop: Arc<AtomicBool>, extra: u32) ->
         owned.insert(id, email.clone());
         // Read it back: always its own value (retry a statement refused around the switch).
         for _ in 0..100 {
-            match app.query_opt("SELECT email FROM accounts WHERE id = $1", &[&id]).await {
+            match app
+                .query_opt("SELECT email FROM accounts WHERE id = $1", &[&id])
+                .await
+            {
                 Ok(row) => {
                     let got: Option<String> = row.map(|r| r.get(0));
                     assert_eq!(got, email, "writer {w}: row {id} read back");
@@ -270,12 +302,24 @@ async fn eight_writers_through_pgcloak_during_a_200k_row_migration_lose_nothing(
         batch_rows: 5000,
         ..Options::default()
     };
-    let out = run(&env.db, &rules, &master, "public.accounts.email", Direction::Encrypt, &opts)
-        .await
-        .expect("migration");
-    let Outcome::Done(report) = out else { panic!("{out:?}") };
+    let out = run(
+        &env.db,
+        &rules,
+        &master,
+        "public.accounts.email",
+        Direction::Encrypt,
+        &opts,
+    )
+    .await
+    .expect("migration");
+    let Outcome::Done(report) = out else {
+        panic!("{out:?}")
+    };
     assert!(report.rows >= ROWS as u64, "{report:?}");
-    assert!(report.queued > 0, "writes during the backfill were queued: {report:?}");
+    assert!(
+        report.queued > 0,
+        "writes during the backfill were queued: {report:?}"
+    );
     stop.store(true, Ordering::Relaxed);
     let mut expected: HashMap<i64, Option<String>> = (0..ROWS)
         .map(|i| (i, Some(format!("user{i}@example.com"))))
@@ -302,7 +346,10 @@ async fn eight_writers_through_pgcloak_during_a_200k_row_migration_lose_nothing(
     // Every row is right through pgcloak (after its catalog poll).
     tokio::time::sleep(pgcloak::session::crypto::POLL_INTERVAL * 2).await;
     let app = env.app().await;
-    let rows = app.query("SELECT id, email FROM accounts", &[]).await.unwrap();
+    let rows = app
+        .query("SELECT id, email FROM accounts", &[])
+        .await
+        .unwrap();
     let got: HashMap<i64, Option<String>> =
         rows.iter().map(|r| (r.get(0), Some(r.get(1)))).collect();
     assert_eq!(got.len(), expected.len(), "row count");
@@ -311,10 +358,17 @@ async fn eight_writers_through_pgcloak_during_a_200k_row_migration_lose_nothing(
     }
     // UNIQUE is still enforced, on the ciphertext.
     let e = app
-        .execute("INSERT INTO accounts (id, email) VALUES (-1, 'user1@example.com')", &[])
+        .execute(
+            "INSERT INTO accounts (id, email) VALUES (-1, 'user1@example.com')",
+            &[],
+        )
         .await;
     let e = e.expect_err("duplicate email accepted");
-    assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION), "{e:?}");
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION),
+        "{e:?}"
+    );
     let is_unique: bool = su
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'accounts'::regclass \
@@ -336,7 +390,10 @@ async fn eight_writers_through_pgcloak_during_a_200k_row_migration_lose_nothing(
     assert!(not_null, "NOT NULL restored");
     // Plaintext written around pgcloak into the migrated column is refused by the guard.
     let e = su
-        .execute("INSERT INTO accounts (id, email) VALUES (-2, 'plain@example.com')", &[])
+        .execute(
+            "INSERT INTO accounts (id, email) VALUES (-2, 'plain@example.com')",
+            &[],
+        )
         .await
         .expect_err("plaintext accepted into the encrypted column");
     assert!(format!("{e:?}").contains("not one"), "{e:?}");

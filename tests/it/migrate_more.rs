@@ -93,12 +93,23 @@ async fn refusals_come_before_any_change_with_a_reason() {
     for (ddl, _, reason) in REFUSALS {
         let table = ddl.split_whitespace().nth(2).unwrap();
         let column = format!("public.{table}.c");
-        let e = run(&env.db, &rules, &master, &column, Direction::Encrypt, &Options::default())
-            .await
-            .expect_err(&column);
+        let e = run(
+            &env.db,
+            &rules,
+            &master,
+            &column,
+            Direction::Encrypt,
+            &Options::default(),
+        )
+        .await
+        .expect_err(&column);
         assert!(matches!(e, MigrateError::Refused { .. }), "{column}: {e}");
         assert!(e.to_string().contains(reason), "{column}: {e}");
-        assert_eq!(column_type(&su, table, "c").await, "text", "{column} unchanged");
+        assert_eq!(
+            column_type(&su, table, "c").await,
+            "text",
+            "{column} unchanged"
+        );
         let shadow: bool = su
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::text::regclass \
@@ -111,7 +122,10 @@ async fn refusals_come_before_any_change_with_a_reason() {
         assert!(!shadow, "{column}: no shadow column");
     }
     let triggers: i64 = su
-        .query_one("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgcloak%'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgcloak%'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -138,7 +152,9 @@ async fn decrypt_brings_the_column_back_with_its_constraints() {
         ..Options::default()
     };
     for c in ["public.people.ssn", "public.people.note"] {
-        let out = run(&env.db, &rules, &master, c, Direction::Encrypt, &opts).await.unwrap();
+        let out = run(&env.db, &rules, &master, c, Direction::Encrypt, &opts)
+            .await
+            .unwrap();
         assert!(matches!(out, Outcome::Done(_)), "{out:?}");
     }
     assert_eq!(column_type(&su, "people", "ssn").await, "bytea");
@@ -147,16 +163,28 @@ async fn decrypt_brings_the_column_back_with_its_constraints() {
         .await
         .unwrap()
         .get(0);
-    assert!(!note_index, "a btree on a randomized column is dropped, not rebuilt");
+    assert!(
+        !note_index,
+        "a btree on a randomized column is dropped, not rebuilt"
+    );
     // --verify-only on a finished column: every stored value decrypts.
     let verify = Options {
         verify_only: true,
         ..Options::default()
     };
-    let out = run(&env.db, &rules, &master, "public.people.ssn", Direction::Encrypt, &verify)
-        .await
-        .unwrap();
-    let Outcome::Verified(s) = out else { panic!("{out:?}") };
+    let out = run(
+        &env.db,
+        &rules,
+        &master,
+        "public.people.ssn",
+        Direction::Encrypt,
+        &verify,
+    )
+    .await
+    .unwrap();
+    let Outcome::Verified(s) = out else {
+        panic!("{out:?}")
+    };
     assert_eq!((s.rows, s.values), (3000, 3000));
     // A value written around pgcloak that is not an envelope makes verification fail.
     su.batch_execute("ALTER TABLE people DISABLE TRIGGER USER; \
@@ -164,17 +192,31 @@ async fn decrypt_brings_the_column_back_with_its_constraints() {
                       ALTER TABLE people ENABLE TRIGGER USER")
         .await
         .unwrap();
-    let e = run(&env.db, &rules, &master, "public.people.note", Direction::Encrypt, &verify)
-        .await
-        .expect_err("tampered value verified");
+    let e = run(
+        &env.db,
+        &rules,
+        &master,
+        "public.people.note",
+        Direction::Encrypt,
+        &verify,
+    )
+    .await
+    .expect_err("tampered value verified");
     assert!(e.to_string().contains("id=7"), "{e}");
-    su.batch_execute("UPDATE people SET note = NULL WHERE id = 7").await.unwrap();
+    su.batch_execute("UPDATE people SET note = NULL WHERE id = 7")
+        .await
+        .unwrap();
 
     for c in ["public.people.ssn", "public.people.note"] {
-        let out = run(&env.db, &rules, &master, c, Direction::Decrypt, &opts).await.unwrap();
+        let out = run(&env.db, &rules, &master, c, Direction::Decrypt, &opts)
+            .await
+            .unwrap();
         assert!(matches!(out, Outcome::Done(_)), "{c}: {out:?}");
     }
-    assert_eq!(column_type(&su, "people", "ssn").await, "character varying(11)");
+    assert_eq!(
+        column_type(&su, "people", "ssn").await,
+        "character varying(11)"
+    );
     assert_eq!(column_type(&su, "people", "note").await, "text");
     let rows = su
         .query("SELECT id, ssn, note FROM people ORDER BY id", &[])
@@ -191,12 +233,18 @@ async fn decrypt_brings_the_column_back_with_its_constraints() {
         .execute("INSERT INTO people (id, ssn) VALUES (-1, 'ssn-1')", &[])
         .await
         .expect_err("UNIQUE lost");
-    assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION));
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+    );
     let e = su
         .execute("INSERT INTO people (id, ssn) VALUES (-1, NULL)", &[])
         .await
         .expect_err("NOT NULL lost");
-    assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::NOT_NULL_VIOLATION));
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::NOT_NULL_VIOLATION)
+    );
     let status = migrate::status(&control(&env.db).await).await.unwrap();
     let phases: Vec<(&str, &str, &str)> = status
         .iter()
@@ -249,11 +297,15 @@ async fn vacuum_removes_the_old_plaintext_from_the_data_files() {
     let su = db.superuser_client(APP_DATABASE).await.unwrap();
     let secrets: Vec<String> = (0..200).map(|_| sentinel()).collect();
     for t in ["kept", "vacuumed"] {
-        su.batch_execute(&format!("CREATE TABLE {t} (id int PRIMARY KEY, secret text)"))
-            .await
-            .unwrap();
+        su.batch_execute(&format!(
+            "CREATE TABLE {t} (id int PRIMARY KEY, secret text)"
+        ))
+        .await
+        .unwrap();
         su.execute(
-            &format!("INSERT INTO {t} SELECT i, s FROM unnest($1::text[]) WITH ORDINALITY AS u(s, i)"),
+            &format!(
+                "INSERT INTO {t} SELECT i, s FROM unnest($1::text[]) WITH ORDINALITY AS u(s, i)"
+            ),
             &[&secrets],
         )
         .await
@@ -267,10 +319,26 @@ async fn vacuum_removes_the_old_plaintext_from_the_data_files() {
         vacuum: true,
         ..Options::default()
     };
-    run(&env.db, &rules, &master, "public.kept.secret", Direction::Encrypt, &plain).await.unwrap();
-    let out = run(&env.db, &rules, &master, "public.vacuumed.secret", Direction::Encrypt, &vacuum)
-        .await
-        .unwrap();
+    run(
+        &env.db,
+        &rules,
+        &master,
+        "public.kept.secret",
+        Direction::Encrypt,
+        &plain,
+    )
+    .await
+    .unwrap();
+    let out = run(
+        &env.db,
+        &rules,
+        &master,
+        "public.vacuumed.secret",
+        Direction::Encrypt,
+        &vacuum,
+    )
+    .await
+    .unwrap();
     assert!(matches!(&out, Outcome::Done(r) if r.vacuumed), "{out:?}");
     // Without the vacuum the dead row versions still hold the sentinels (the oracle works) …
     assert!(sentinels_in_files(&env.db, "kept").await > 0);
@@ -294,7 +362,10 @@ fn command(cfg: &str, master: &str, args: &[&str]) -> Command {
 }
 
 async fn output(cfg: &str, master: &str, args: &[&str]) -> crate::cli::Out {
-    let out = command(cfg, master, args).output().await.expect("run pgcloak");
+    let out = command(cfg, master, args)
+        .output()
+        .await
+        .expect("run pgcloak");
     crate::cli::Out {
         code: out.status.code().unwrap_or(-1),
         text: format!(
@@ -310,7 +381,16 @@ async fn kill_when(cfg: &str, master: &str, c: &tokio_postgres::Client, ready: &
     let mut child = command(
         cfg,
         master,
-        &["migrate", "encrypt", "--column", "public.big.v", "--batch-rows", "300", "--max-rows-per-sec", "15000"],
+        &[
+            "migrate",
+            "encrypt",
+            "--column",
+            "public.big.v",
+            "--batch-rows",
+            "300",
+            "--max-rows-per-sec",
+            "15000",
+        ],
     )
     .stdout(std::process::Stdio::null())
     .spawn()
@@ -349,18 +429,41 @@ async fn killed_at_several_points_the_rerun_finishes() {
     let cfg = db.dir().join("pgcloak.toml");
     std::fs::write(
         &cfg,
-        format!("rules = [\"rules.toml\"]\n{base}\n[keys]\nmaster_key_env = \"PGCLOAK_MASTER_KEY\"\n"),
+        format!(
+            "rules = [\"rules.toml\"]\n{base}\n[keys]\nmaster_key_env = \"PGCLOAK_MASTER_KEY\"\n"
+        ),
     )
     .unwrap();
     let cfg = cfg.display().to_string();
     let master = pgcloak::crypto::gen_master_key();
 
-    let plan = output(&cfg, &master, &["migrate", "encrypt", "--column", "public.big.v", "--dry-run"]).await;
+    let plan = output(
+        &cfg,
+        &master,
+        &[
+            "migrate",
+            "encrypt",
+            "--column",
+            "public.big.v",
+            "--dry-run",
+        ],
+    )
+    .await;
     assert_eq!(plan.code, 0, "{}", plan.text);
     has(&plan, "plan (nothing changed)");
-    has(&plan, "index big_v_key rebuilt on the new column (constraint big_v_key)");
-    has(&plan, "ALTER TABLE \"public\".\"big\" RENAME COLUMN \"v$pgcloak\" TO \"v\"");
-    assert_eq!(column_type(&su, "big", "v").await, "text", "dry run changed nothing");
+    has(
+        &plan,
+        "index big_v_key rebuilt on the new column (constraint big_v_key)",
+    );
+    has(
+        &plan,
+        "ALTER TABLE \"public\".\"big\" RENAME COLUMN \"v$pgcloak\" TO \"v\"",
+    );
+    assert_eq!(
+        column_type(&su, "big", "v").await,
+        "text",
+        "dry run changed nothing"
+    );
     let st = output(&cfg, &master, &["migrate", "status"]).await;
     has(&st, "database app: no migrations");
 
@@ -379,7 +482,12 @@ async fn killed_at_several_points_the_rerun_finishes() {
         .unwrap();
     // The last kill may come too late (the run finished): then the rerun says so.
     let killed = kill_when(&cfg, &master, &su, "phase <> 'backfill'").await;
-    let out = output(&cfg, &master, &["migrate", "encrypt", "--column", "public.big.v"]).await;
+    let out = output(
+        &cfg,
+        &master,
+        &["migrate", "encrypt", "--column", "public.big.v"],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.text);
     if killed {
         has(&out, "database app: public.big.v: encrypted: ");
@@ -387,16 +495,27 @@ async fn killed_at_several_points_the_rerun_finishes() {
     } else {
         has(&out, "already encrypted");
     }
-    let again = output(&cfg, &master, &["migrate", "encrypt", "--column", "public.big.v"]).await;
+    let again = output(
+        &cfg,
+        &master,
+        &["migrate", "encrypt", "--column", "public.big.v"],
+    )
+    .await;
     assert_eq!(again.code, 0, "{}", again.text);
     has(&again, "already encrypted");
 
     // Every row holds the envelope of its latest value.
     let c = control(&db).await;
-    let ring = keys::load_keyring(&c, &pgcloak::crypto::MasterKey::from_base64(&master, "t").unwrap())
+    let ring = keys::load_keyring(
+        &c,
+        &pgcloak::crypto::MasterKey::from_base64(&master, "t").unwrap(),
+    )
+    .await
+    .unwrap();
+    let rows = su
+        .query("SELECT id, v FROM big ORDER BY id", &[])
         .await
         .unwrap();
-    let rows = su.query("SELECT id, v FROM big ORDER BY id", &[]).await.unwrap();
     assert_eq!(rows.len(), 30000 - 10 + 1);
     for r in &rows {
         let id: i32 = r.get(0);

@@ -363,11 +363,11 @@ async fn serve_refuses_wrong_columns_and_missing_keys_with_checks_messages() {
     // keys init: keys for both (the pending column's key is what migrate encrypt uses).
     let out = pgcloak(&["keys", "init", "-c", &cfg], &master, &[]).await;
     assert_eq!(out.code, 0, "{}", out.text);
-    has(&out, "database app: warning: pending: column public.patients.dx");
     has(
         &out,
-        "database app: created data key public.patients.dx v1",
+        "database app: warning: pending: column public.patients.dx",
     );
+    has(&out, "database app: created data key public.patients.dx v1");
     assert_eq!(
         key_names(&db, APP_DATABASE).await.unwrap(),
         ["public.patients.dx", "public.patients.ssn"]

@@ -57,7 +57,12 @@ impl<'a> Walker<'a> {
 
     /// `pk1::text, …, source` (the column as text to encrypt, or its bytes to decrypt).
     fn select_list(&self) -> String {
-        let mut cols: Vec<String> = self.plan.pk.iter().map(|(n, _)| format!("t.{n}::text")).collect();
+        let mut cols: Vec<String> = self
+            .plan
+            .pk
+            .iter()
+            .map(|(n, _)| format!("t.{n}::text"))
+            .collect();
         cols.push(match self.plan.direction {
             Direction::Encrypt => format!("t.{}::text", self.plan.column),
             Direction::Decrypt => format!("t.{}", self.plan.column),
@@ -66,7 +71,12 @@ impl<'a> Walker<'a> {
     }
 
     fn key_list(&self) -> String {
-        self.plan.pk.iter().map(|(n, _)| format!("t.{n}")).collect::<Vec<_>>().join(", ")
+        self.plan
+            .pk
+            .iter()
+            .map(|(n, _)| format!("t.{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// `t.pk1 = u.k1::type1 AND …`.
@@ -111,7 +121,8 @@ impl<'a> Walker<'a> {
             "SELECT {list} FROM {table} t WHERE ({keys}) > ({}) ORDER BY {keys} LIMIT {batch}",
             params.join(", ")
         );
-        let args: Vec<&(dyn ToSql + Sync)> = after.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+        let args: Vec<&(dyn ToSql + Sync)> =
+            after.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
         c.query(&sql, &args).await.map_err(self.db())
     }
 
@@ -129,7 +140,8 @@ impl<'a> Walker<'a> {
             self.key_join()
         );
         let cols = columns(keys, self.plan.pk.len());
-        let args: Vec<&(dyn ToSql + Sync)> = cols.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+        let args: Vec<&(dyn ToSql + Sync)> =
+            cols.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
         c.query(&sql, &args).await.map_err(self.db())
     }
 
@@ -174,14 +186,13 @@ impl<'a> Walker<'a> {
     /// The envelope of one plaintext value: parsed as the proxy parses an INSERT's text value.
     fn encrypt(&self, key: &[String], text: &str) -> Result<Vec<u8>, MigrateError> {
         let ty = self.plan.rule.ty;
-        let canonical = text_to_canonical(ty, text.as_bytes(), &self.ctx).map_err(|e| {
-            MigrateError::Value {
+        let canonical =
+            text_to_canonical(ty, text.as_bytes(), &self.ctx).map_err(|e| MigrateError::Value {
                 column: self.name.clone(),
                 key: self.key_text(key),
                 ty: ty.name(),
                 detail: codec_detail(&e),
-            }
-        })?;
+            })?;
         self.key
             .encrypt(self.plan.rule.mode, &canonical)
             .map_err(|e| MigrateError::Crypto(e, self.name.clone()))
@@ -194,7 +205,8 @@ impl<'a> Walker<'a> {
             key: self.key_text(key),
         };
         let canonical = self.key.decrypt(stored).map_err(|_| bad())?;
-        let text = canonical_to_text(self.plan.rule.ty, &canonical, &self.ctx).map_err(|_| bad())?;
+        let text =
+            canonical_to_text(self.plan.rule.ty, &canonical, &self.ctx).map_err(|_| bad())?;
         String::from_utf8(text).map_err(|_| bad())
     }
 
@@ -211,7 +223,8 @@ impl<'a> Walker<'a> {
         let (params, names) = self.unnest_keys();
         let n = self.plan.pk.len();
         let cols = columns(keys, n);
-        let mut args: Vec<&(dyn ToSql + Sync)> = cols.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+        let mut args: Vec<&(dyn ToSql + Sync)> =
+            cols.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
         let (table, shadow, join) = (&self.plan.table, &self.plan.shadow, self.key_join());
         if clear_first {
             let sql = format!(
@@ -249,7 +262,9 @@ impl<'a> Walker<'a> {
         };
         let last: Vec<String> = (0..self.plan.pk.len()).map(|i| last.get(i)).collect();
         let (keys, values) = self.convert(&rows)?;
-        self.write(&tx, &keys, &values, false).await.map_err(self.db())?;
+        self.write(&tx, &keys, &values, false)
+            .await
+            .map_err(self.db())?;
         let n = rows.len() as i64;
         tx.execute(
             "UPDATE pgcloak.migrations SET last_key = $2, rows_done = rows_done + $3 \
@@ -291,7 +306,11 @@ impl<'a> Walker<'a> {
 
     /// Processes up to one batch of queued keys over `c` (inside the caller's transaction).
     /// Returns how many queue entries it consumed.
-    pub async fn drain_in(&self, c: &impl GenericClient, clear_first: bool) -> Result<u64, MigrateError> {
+    pub async fn drain_in(
+        &self,
+        c: &impl GenericClient,
+        clear_first: bool,
+    ) -> Result<u64, MigrateError> {
         let q = c
             .query(
                 "SELECT seq, pk FROM pgcloak.migrate_queue WHERE migration = $1 ORDER BY seq LIMIT $2",
@@ -308,10 +327,15 @@ impl<'a> Walker<'a> {
         keys.dedup();
         let rows = self.read_keys(c, &keys).await?;
         let (found, values) = self.convert(&rows)?;
-        self.write(c, &found, &values, clear_first).await.map_err(self.db())?;
-        c.execute("DELETE FROM pgcloak.migrate_queue WHERE seq = ANY($1)", &[&seqs])
+        self.write(c, &found, &values, clear_first)
             .await
             .map_err(self.db())?;
+        c.execute(
+            "DELETE FROM pgcloak.migrate_queue WHERE seq = ANY($1)",
+            &[&seqs],
+        )
+        .await
+        .map_err(self.db())?;
         let n = seqs.len() as i64;
         c.execute(
             "UPDATE pgcloak.migrations SET queue_done = queue_done + $2 WHERE column_name = $1",
@@ -358,5 +382,7 @@ impl<'a> Walker<'a> {
 
 /// Keys by column: `keys[row][col]` → `out[col][row]`.
 fn columns(keys: &[Vec<String>], n: usize) -> Vec<Vec<String>> {
-    (0..n).map(|i| keys.iter().map(|k| k[i].clone()).collect()).collect()
+    (0..n)
+        .map(|i| keys.iter().map(|k| k[i].clone()).collect())
+        .collect()
 }

@@ -134,7 +134,12 @@ impl Plan {
             .query_opt(TABLE_SQL, &[&rule.schema, &rule.table])
             .await
             .map_err(db)?
-            .ok_or_else(|| refuse(format!("table {}.{} does not exist", rule.schema, rule.table)))?;
+            .ok_or_else(|| {
+                refuse(format!(
+                    "table {}.{} does not exist",
+                    rule.schema, rule.table
+                ))
+            })?;
         let (oid, kind, partition, rows, inherits): (u32, String, bool, i64, bool) =
             (t.get(0), t.get(1), t.get(2), t.get(3), t.get(4));
         if kind == "p" || partition || inherits {
@@ -145,18 +150,24 @@ impl Plan {
             ));
         }
         if kind != "r" {
-            return Err(refuse(format!("{}.{} is not a table", rule.schema, rule.table)));
+            return Err(refuse(format!(
+                "{}.{} is not a table",
+                rule.schema, rule.table
+            )));
         }
         let shadow_name = format!("{}{SHADOW_SUFFIX}", rule.column);
         if shadow_name.len() > 63 {
-            return Err(refuse("the column's name is too long (at most 55 bytes)".into()));
+            return Err(refuse(
+                "the column's name is too long (at most 55 bytes)".into(),
+            ));
         }
         let col = client
             .query_opt(COLUMN_SQL, &[&oid, &rule.column])
             .await
             .map_err(MigrateError::db(&name))?
             .ok_or_else(|| refuse("the column does not exist".into()))?;
-        let (attnum, source_type, bytea): (i16, String, bool) = (col.get(0), col.get(1), col.get(2));
+        let (attnum, source_type, bytea): (i16, String, bool) =
+            (col.get(0), col.get(1), col.get(2));
         let (not_null, has_default, generated, identity): (bool, bool, bool, bool) =
             (col.get(3), col.get(4), col.get(5), col.get(6));
         let want_bytea = direction == Direction::Decrypt;
@@ -240,7 +251,12 @@ impl Plan {
     }
 
     /// Sorts what depends on the column into indexes to rebuild, or refuses.
-    async fn dependents(&mut self, client: &Client, oid: u32, attnum: i16) -> Result<(), MigrateError> {
+    async fn dependents(
+        &mut self,
+        client: &Client,
+        oid: u32,
+        attnum: i16,
+    ) -> Result<(), MigrateError> {
         let name = self.rule.qualified();
         let rows = client
             .query(DEPENDENTS_SQL, &[&oid, &(attnum as i32)])
@@ -253,7 +269,9 @@ impl Plan {
             let obj = obj.unwrap_or_default();
             match class.as_str() {
                 // pgcloak's own triggers (a resumed run's capture trigger, a decrypt's guard).
-                "pg_trigger" if obj.starts_with("pgcloak_capture_") || obj.starts_with("pgcloak_guard_") => {}
+                "pg_trigger"
+                    if obj.starts_with("pgcloak_capture_") || obj.starts_with("pgcloak_guard_") => {
+                }
                 "pg_class" => indexes.push(obj),
                 "pg_constraint" => {
                     constraint(&name, &obj, kind.as_deref().unwrap_or(""))?;
@@ -450,11 +468,21 @@ impl Plan {
             self.rule.mode.name(),
             self.rule.key,
             self.estimated_rows,
-            self.pk.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            self.pk
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         for ix in &self.indexes {
-            let what = ix.constraint.as_ref().map_or(String::new(), |c| format!(" (constraint {c})"));
-            s.push_str(&format!("  index {} rebuilt on the new column{what}\n", ix.name));
+            let what = ix
+                .constraint
+                .as_ref()
+                .map_or(String::new(), |c| format!(" (constraint {c})"));
+            s.push_str(&format!(
+                "  index {} rebuilt on the new column{what}\n",
+                ix.name
+            ));
         }
         for ix in &self.dropped {
             s.push_str(&format!("  index {ix} dropped with the plaintext column (useless on randomized ciphertext)\n"));
@@ -465,7 +493,10 @@ impl Plan {
         s.push_str("  DDL:\n");
         let mut ddl = vec![self.add_shadow_sql(), self.capture_sql(0)];
         ddl.extend(self.indexes.iter().map(|ix| self.index_sql(ix)));
-        ddl.push(format!("BEGIN; SET LOCAL lock_timeout = '200ms'; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.table));
+        ddl.push(format!(
+            "BEGIN; SET LOCAL lock_timeout = '200ms'; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            self.table
+        ));
         ddl.extend(self.switch_sql());
         ddl.push("COMMIT".into());
         for d in ddl {
@@ -527,7 +558,9 @@ fn dependent_reason(class: &str, obj: &str) -> String {
             "view {obj} reads the column (it would show ciphertext): drop it, and query the \
              table through pgcloak instead"
         ),
-        "pg_attrdef" => format!("generated column {obj} is computed from the column: drop it first"),
+        "pg_attrdef" => {
+            format!("generated column {obj} is computed from the column: drop it first")
+        }
         "pg_statistic_ext" => format!("statistics object {obj} covers the column: drop it first"),
         "pg_policy" => format!("row-level security policy {obj} reads the column: drop it first"),
         "pg_trigger" => format!("trigger {obj} depends on the column: drop it first"),

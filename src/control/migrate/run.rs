@@ -95,15 +95,24 @@ pub async fn migrate(
     };
     let key = || {
         ring.key(&rule.key).map_err(|_| {
-            let why = format!("data key {} does not exist: run `pgcloak keys init`", rule.key);
+            let why = format!(
+                "data key {} does not exist: run `pgcloak keys init`",
+                rule.key
+            );
             MigrateError::refused(&name, why)
         })
     };
     let same = row.as_ref().filter(|r| r.direction == direction.name());
-    if let Some(r) = row.as_ref().filter(|r| r.direction != direction.name() && r.phase != "done") {
+    if let Some(r) = row
+        .as_ref()
+        .filter(|r| r.direction != direction.name() && r.phase != "done")
+    {
         return Err(MigrateError::refused(
             &name,
-            format!("a migrate {} of this column is in progress ({}): finish it first", r.direction, r.phase),
+            format!(
+                "a migrate {} of this column is in progress ({}): finish it first",
+                r.direction, r.phase
+            ),
         ));
     }
     if let Some(r) = same.filter(|r| r.phase == "done") {
@@ -128,7 +137,12 @@ pub async fn migrate(
     }
     let key = key()?;
     if opts.verify_only {
-        let r = same.ok_or_else(|| MigrateError::refused(&name, "no migration of this column has started: nothing to verify"))?;
+        let r = same.ok_or_else(|| {
+            MigrateError::refused(
+                &name,
+                "no migration of this column has started: nothing to verify",
+            )
+        })?;
         let s = verify::before_switch(client, &plan, key, r.id).await?;
         return Ok(Outcome::Verified(s));
     }
@@ -177,12 +191,26 @@ async fn prepare(client: &mut Client, plan: &Plan) -> Result<MigrationRow, Migra
         Direction::Encrypt => plan.source_type.clone(),
         Direction::Decrypt => plan.target_type.clone(),
     };
-    let row = state::start(&*client, &name, plan.direction.name(), &plain, plan.estimated_rows).await?;
+    let row = state::start(
+        &*client,
+        &name,
+        plan.direction.name(),
+        &plain,
+        plan.estimated_rows,
+    )
+    .await?;
     let ddl = vec![
         plan.add_shadow_sql(),
-        format!("DROP TRIGGER IF EXISTS {} ON {}", plan.capture_trigger(), plan.table),
+        format!(
+            "DROP TRIGGER IF EXISTS {} ON {}",
+            plan.capture_trigger(),
+            plan.table
+        ),
         plan.capture_sql(row.id),
-        format!("UPDATE pgcloak.migrations SET phase = 'backfill' WHERE column_name = {}", super::literal(&name)),
+        format!(
+            "UPDATE pgcloak.migrations SET phase = 'backfill' WHERE column_name = {}",
+            super::literal(&name)
+        ),
     ];
     switch::with_lock_retry(client, &name, &ddl).await?;
     Ok(row)
@@ -204,7 +232,14 @@ async fn run_phases(
         progress.set_total(row.rows_total.max(0) as u64);
         progress.resume_at(row.rows_done.max(0) as u64);
         let before = progress.done();
-        walker.walk(client, row.last_key.clone(), opts.max_rows_per_sec, progress).await?;
+        walker
+            .walk(
+                client,
+                row.last_key.clone(),
+                opts.max_rows_per_sec,
+                progress,
+            )
+            .await?;
         report.rows = progress.done() - before;
         report.queued += walker.drain(client, opts.batch_rows as u64).await?;
         state::set_phase(&*client, &name, "indexes").await?;
@@ -227,7 +262,11 @@ async fn run_phases(
 /// Each index of the column, built on the shadow without blocking writes. A build that fails
 /// (a value moved between rows in the meantime) leaves an invalid index: it is dropped, the
 /// queue drained, and the build tried again.
-async fn build_indexes(client: &mut Client, plan: &Plan, walker: &Walker<'_>) -> Result<(), MigrateError> {
+async fn build_indexes(
+    client: &mut Client,
+    plan: &Plan,
+    walker: &Walker<'_>,
+) -> Result<(), MigrateError> {
     let name = plan.rule.qualified();
     let schema = quote(&plan.rule.schema);
     for ix in &plan.indexes {

@@ -45,12 +45,17 @@ pub async fn with_lock_retry(
 ) -> Result<u32, MigrateError> {
     for tries in 1..=MAX_TRIES {
         let r = async {
-            let tx = client.transaction().await.map_err(MigrateError::db(column))?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(MigrateError::db(column))?;
             tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
                 .await
                 .map_err(MigrateError::db(column))?;
             for s in statements {
-                tx.batch_execute(s).await.map_err(MigrateError::db(column))?;
+                tx.batch_execute(s)
+                    .await
+                    .map_err(MigrateError::db(column))?;
             }
             tx.commit().await.map_err(MigrateError::db(column))
         }
@@ -81,20 +86,30 @@ pub async fn switch(
         walker.drain(client, 100).await?;
         let mut held = Duration::ZERO;
         let r = async {
-            let tx = client.transaction().await.map_err(MigrateError::db(&name))?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(MigrateError::db(&name))?;
             let lock = format!(
                 "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
                 plan.table
             );
-            tx.batch_execute(&lock).await.map_err(MigrateError::db(&name))?;
+            tx.batch_execute(&lock)
+                .await
+                .map_err(MigrateError::db(&name))?;
             let locked = Instant::now();
             while walker.drain_in(&tx, clear_first).await? > 0 {}
             for s in plan.switch_sql() {
-                tx.batch_execute(&s).await.map_err(MigrateError::db(&name))?;
+                tx.batch_execute(&s)
+                    .await
+                    .map_err(MigrateError::db(&name))?;
             }
-            tx.execute("DELETE FROM pgcloak.migrate_queue WHERE migration = $1", &[&id])
-                .await
-                .map_err(MigrateError::db(&name))?;
+            tx.execute(
+                "DELETE FROM pgcloak.migrate_queue WHERE migration = $1",
+                &[&id],
+            )
+            .await
+            .map_err(MigrateError::db(&name))?;
             tx.execute(
                 "UPDATE pgcloak.migrations SET phase = 'finish' WHERE column_name = $1",
                 &[&name],
@@ -141,7 +156,10 @@ pub async fn restore_not_null(client: &mut Client, plan: &Plan) -> Result<(), Mi
         .await
         .map_err(MigrateError::db(&name))?;
     let set = vec![
-        format!("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", plan.table, plan.column),
+        format!(
+            "ALTER TABLE {} ALTER COLUMN {} SET NOT NULL",
+            plan.table, plan.column
+        ),
         format!("ALTER TABLE {} DROP CONSTRAINT {check}", plan.table),
     ];
     with_lock_retry(client, &name, &set).await?;

@@ -91,7 +91,11 @@ async fn scan(
     let keys: Vec<String> = plan.pk.iter().map(|(n, _)| format!("t.{n}")).collect();
     let keys = keys.join(", ");
     let n = plan.pk.len();
-    let key_cols: Vec<String> = plan.pk.iter().map(|(k, _)| format!("t.{k}::text")).collect();
+    let key_cols: Vec<String> = plan
+        .pk
+        .iter()
+        .map(|(k, _)| format!("t.{k}::text"))
+        .collect();
     let select = format!("{}, {columns}", key_cols.join(", "));
     let params: Vec<String> = plan
         .pk
@@ -104,7 +108,10 @@ async fn scan(
     loop {
         let rows = match &after {
             None => {
-                let sql = format!("SELECT {select} FROM {} t ORDER BY {keys} LIMIT {BATCH}", plan.table);
+                let sql = format!(
+                    "SELECT {select} FROM {} t ORDER BY {keys} LIMIT {BATCH}",
+                    plan.table
+                );
                 c.query(&sql, &[]).await
             }
             Some(a) => {
@@ -113,7 +120,8 @@ async fn scan(
                     plan.table,
                     params.join(", ")
                 );
-                let args: Vec<&(dyn ToSql + Sync)> = a.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+                let args: Vec<&(dyn ToSql + Sync)> =
+                    a.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
                 c.query(&sql, &args).await
             }
         }
@@ -152,7 +160,12 @@ fn parse(plan: &Plan, key: &[String], text: &str) -> Result<Vec<u8>, MigrateErro
     })
 }
 
-fn open(entry: &KeyEntry, plan: &Plan, key: &[String], stored: &[u8]) -> Result<Vec<u8>, MigrateError> {
+fn open(
+    entry: &KeyEntry,
+    plan: &Plan,
+    key: &[String],
+    stored: &[u8],
+) -> Result<Vec<u8>, MigrateError> {
     entry
         .decrypt(stored)
         .map(|z| z.to_vec())
@@ -178,7 +191,10 @@ pub async fn before_switch(
         .await
         .map_err(MigrateError::db(&name))?;
     let queued: HashSet<Vec<String>> = tx
-        .query("SELECT DISTINCT pk FROM pgcloak.migrate_queue WHERE migration = $1", &[&id])
+        .query(
+            "SELECT DISTINCT pk FROM pgcloak.migrate_queue WHERE migration = $1",
+            &[&id],
+        )
         .await
         .map_err(MigrateError::db(&name))?
         .iter()
@@ -247,7 +263,11 @@ pub async fn before_switch(
 
 /// After the switch: every stored value of the column is an envelope that decrypts to a valid
 /// value of the rule's type (encrypt), or a valid plaintext (decrypt).
-pub async fn stored(client: &Client, plan: &Plan, entry: &KeyEntry) -> Result<Summary, MigrateError> {
+pub async fn stored(
+    client: &Client,
+    plan: &Plan,
+    entry: &KeyEntry,
+) -> Result<Summary, MigrateError> {
     let mut side = Side::new();
     let n = plan.pk.len();
     let col = format!("t.{}", plan.column);

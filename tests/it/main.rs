@@ -28,6 +28,7 @@ mod harness;
 mod leak;
 mod migrate;
 mod migrate_more;
+mod migrate_refuse;
 mod psql;
 mod queries;
 mod relay_smoke;

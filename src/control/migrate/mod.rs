@@ -26,6 +26,7 @@
 //!    `SET NOT NULL`), and the stored values are verified again.
 
 pub mod backfill;
+pub mod ddl;
 pub mod plan;
 pub mod progress;
 pub mod run;

@@ -88,8 +88,14 @@ async fn writer(
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
 ) {
-    let mut cfg = db.pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
-    cfg.host("localhost").port(port);
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("localhost")
+        .hostaddr(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .port(port)
+        .user(APP_USER)
+        .password(APP_PASSWORD)
+        .dbname(APP_DATABASE)
+        .ssl_mode(tokio_postgres::config::SslMode::Require);
     let tls = MakeRustlsConnect::new(db.tls_client_config().unwrap());
     let (c, conn) = cfg.connect(tls).await.expect("connect through pgcloak");
     tokio::spawn(conn);
@@ -137,11 +143,12 @@ async fn main() {
         "CREATE TABLE bench_mig (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, n int NOT NULL DEFAULT 0); \
          GRANT ALL ON bench_mig TO {APP_USER}; \
          INSERT INTO bench_mig (id, email) SELECT i, 'user' || i || '@example.com' FROM generate_series(0, {}) i; \
-         VACUUM ANALYZE bench_mig",
+         ",
         rows - 1
     ))
     .await
     .unwrap();
+    su.batch_execute("VACUUM ANALYZE bench_mig").await.unwrap();
     eprintln!("loaded {rows} rows in {:.1}s", t.elapsed().as_secs_f64());
     let master_b64 = gen_master_key();
     let master = MasterKey::from_base64(&master_b64, "bench").unwrap();

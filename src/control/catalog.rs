@@ -416,6 +416,45 @@ mod tests {
     }
 
     #[test]
+    fn pending_columns_are_served_plain_and_their_shadow_decrypted() {
+        let r = rules();
+        let typed = |attnum: i16, col: &str, bytea: bool| {
+            let (s, t, o, a, c) = row(100, attnum, col);
+            (s, t, o, a, c, bytea)
+        };
+        // ssn still text, its shadow bytea: pending, the shadow maps to the rule.
+        let cat = Catalog::from_typed_rows(
+            &r,
+            vec![
+                typed(1, "id", false),
+                typed(2, "ssn", false),
+                typed(3, "ssn$pgcloak", true),
+            ],
+        );
+        assert_eq!(cat.pending().collect::<Vec<_>>(), ["public.patients.ssn"]);
+        assert!(
+            cat.rule(100, 2).is_none(),
+            "the plaintext column is not decrypted"
+        );
+        assert_eq!(cat.rule(100, 3).unwrap().column, "ssn");
+        let serving = cat.serving_rules().expect("rules less the pending column");
+        assert!(serving.column("public", "patients", "ssn").is_none());
+        assert!(serving.table("public", "patients").is_some());
+        // After the switch: ssn is bytea (the renamed shadow's attnum), nothing pending.
+        let switched =
+            Catalog::from_typed_rows(&r, vec![typed(1, "id", false), typed(3, "ssn", true)]);
+        assert!(switched.serving_rules().is_none() && switched.pending().next().is_none());
+        assert!(switched.rule(100, 3).is_some());
+        assert!(switched != cat, "the switch changes the catalog");
+        // A bytea column named like a shadow of a column that is not pending maps to nothing.
+        let stray = Catalog::from_typed_rows(
+            &r,
+            vec![typed(2, "ssn", true), typed(3, "ssn$pgcloak", true)],
+        );
+        assert!(stray.rule(100, 3).is_none() && stray.rule(100, 2).is_some());
+    }
+
+    #[test]
     fn maps_attributes_and_columns_and_swaps_on_change() {
         let r = rules();
         let cat = Catalog::from_rows(&r, vec![row(100, 1, "id"), row(100, 2, "ssn")]);

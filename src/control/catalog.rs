@@ -172,10 +172,10 @@ impl Catalog {
                 } else {
                     cat.pending.insert(rule.qualified());
                 }
-            } else if let Some(base) = column.strip_suffix(SHADOW_SUFFIX) {
-                if let (Some(rule), true) = (rules.column(&schema, &table, base), bytea) {
-                    shadows.push((oid, attnum, rule.clone()));
-                }
+            } else if let Some(base) = column.strip_suffix(SHADOW_SUFFIX)
+                && let (Some(rule), true) = (rules.column(&schema, &table, base), bytea)
+            {
+                shadows.push((oid, attnum, rule.clone()));
             }
             let entry = cat.tables.entry((schema, table)).or_default();
             entry.oid = oid;
@@ -391,12 +391,18 @@ impl CatalogReader {
     /// The current catalog, refreshed if it was replaced since the last call.
     #[inline]
     pub fn get(&mut self) -> &Arc<Catalog> {
+        self.get_with_generation().0
+    }
+
+    /// The current catalog (refreshed as by [`CatalogReader::get`]) and its generation.
+    #[inline]
+    pub fn get_with_generation(&mut self) -> (&Arc<Catalog>, u64) {
         let g = self.shared.generation.load(Ordering::Acquire);
         if g != self.generation {
             self.catalog = self.shared.current();
             self.generation = g;
         }
-        &self.catalog
+        (&self.catalog, self.generation)
     }
 }
 

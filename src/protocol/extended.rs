@@ -36,8 +36,10 @@ fn done<T>(c: &Cursor<'_>, v: T) -> Result<T, DecodeError> {
     if c.is_empty() { Ok(v) } else { Err(c.err()) }
 }
 
+/// A 16-bit count, read unsigned as PostgreSQL reads it (`pq_getmsgint(msg, 2)`): a Parse or
+/// Bind may carry up to 65,535 parameters.
 fn count(c: &mut Cursor<'_>) -> Result<usize, DecodeError> {
-    usize::try_from(c.i16()?).map_err(|_| c.err())
+    Ok(usize::from(c.i16()? as u16))
 }
 
 /// The SQL text of a Query ('Q') body.
@@ -374,6 +376,32 @@ mod tests {
             i32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize,
             b.len() - 1
         );
+    }
+
+    #[test]
+    fn counts_above_32767_are_unsigned_as_postgresql_reads_them() {
+        let types = vec![25u32; 40_000];
+        let p = Parse {
+            name: "",
+            query: "select 1",
+            param_types: types.clone(),
+        };
+        assert_eq!(Parse::decode(body(&p.encode())).unwrap().param_types, types);
+        let values: Vec<Option<&[u8]>> = vec![Some(b"x"); 65_535];
+        let b = Bind {
+            portal: "",
+            statement: "",
+            param_formats: vec![0],
+            params: values.clone(),
+            result_formats: vec![],
+        };
+        assert_eq!(
+            Bind::decode(body(&b.encode())).unwrap().params.len(),
+            65_535
+        );
+        let oids = vec![17u32; 40_000];
+        let d = parameter_description(&oids);
+        assert_eq!(decode_parameter_description(body(&d)).unwrap(), oids);
     }
 
     #[test]

@@ -11,6 +11,8 @@ use bytes::{Bytes, BytesMut};
 pub const MAX_FRAME_LEN: usize = 1 << 30;
 /// Largest startup-phase message accepted (PostgreSQL uses the same limit).
 pub const MAX_STARTUP_LEN: usize = 10_000;
+/// The most [`split_frame`] reserves ahead for the rest of an incomplete message.
+const RESERVE_AHEAD: usize = 64 * 1024;
 
 /// Bytes that cannot be a protocol message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +62,9 @@ pub fn split_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Frame>, Fram
     let len = checked_len([buf[1], buf[2], buf[3], buf[4]], max)?;
     let total = len + 1;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        // Grow as the bytes arrive, not by what a header announces: five bytes announcing
+        // 1 GiB must not reserve it.
+        buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
         return Ok(None);
     }
     let tag = buf[0];
@@ -134,11 +138,19 @@ mod tests {
         let mut buf = BytesMut::from(&wire[..50]);
         assert_eq!(split_frame(&mut buf, MAX_FRAME_LEN).unwrap(), None);
         assert_eq!(buf.len(), 50);
-        assert!(buf.capacity() >= wire.len());
+        assert!(buf.capacity() <= 50 + RESERVE_AHEAD + 64);
         buf.extend_from_slice(&wire[50..]);
         let f = split_frame(&mut buf, MAX_FRAME_LEN).unwrap().unwrap();
         assert_eq!(f.body().len(), 100_000);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn an_announced_length_reserves_nothing_it_has_not_received() {
+        // `Q` + 2^30: a logged-in client's five bytes must not reserve a gigabyte.
+        let mut buf = BytesMut::from(&[b'Q', 0x40, 0, 0, 0][..]);
+        assert_eq!(split_frame(&mut buf, MAX_FRAME_LEN).unwrap(), None);
+        assert!(buf.capacity() < 1 << 20, "{}", buf.capacity());
     }
 
     #[test]

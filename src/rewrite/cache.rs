@@ -14,6 +14,8 @@ use super::{Analysis, AnalysisContext, analyze};
 const SHARDS: usize = 16;
 
 struct Entry {
+    /// The catalog generation the analysis read (see [`PlanCache::get_or_analyze_at`]).
+    generation: u64,
     sql: Box<str>,
     search_path: Box<[String]>,
     analysis: Arc<Analysis>,
@@ -23,9 +25,6 @@ struct Entry {
 pub struct PlanCache {
     shards: Vec<Mutex<LruCache<u64, Entry>>>,
     hasher: RandomState,
-    /// Bumped by every [`PlanCache::clear`]: an analysis made from a catalog read before a
-    /// clear is not cached after it (see [`PlanCache::get_or_analyze_since`]).
-    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for PlanCache {
@@ -45,7 +44,6 @@ impl PlanCache {
                 .map(|_| Mutex::new(LruCache::new(per)))
                 .collect(),
             hasher: RandomState::new(),
-            epoch: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -59,45 +57,38 @@ impl PlanCache {
     /// The cached analysis of `sql` under `ctx.search_path`, analysing (outside any lock) and
     /// caching it on a miss.
     pub fn get_or_analyze(&self, sql: &str, ctx: &AnalysisContext) -> Arc<Analysis> {
-        self.get_or_analyze_since(sql, ctx, self.epoch())
+        self.get_or_analyze_at(sql, ctx, 0)
     }
 
-    /// The current epoch: read it before reading the catalog an analysis will use.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// As [`PlanCache::get_or_analyze`], caching the analysis only if the cache was not
-    /// cleared since `epoch` (so a plan made from a replaced catalog is never kept).
-    pub fn get_or_analyze_since(
+    /// [`PlanCache::get_or_analyze`] for a context whose catalog is generation `generation`:
+    /// an entry analysed against another generation is a miss, so a plan analysed against the
+    /// old catalog and inserted just after a refresh cleared the cache is never used.
+    pub fn get_or_analyze_at(
         &self,
         sql: &str,
         ctx: &AnalysisContext,
-        epoch: u64,
+        generation: u64,
     ) -> Arc<Analysis> {
         let key = self.key(sql, ctx.search_path);
         let shard = &self.shards[(key as usize) % SHARDS];
         if let Some(e) = shard.lock().get(&key) {
-            if &*e.sql == sql && &*e.search_path == ctx.search_path {
+            if e.generation == generation && &*e.sql == sql && &*e.search_path == ctx.search_path {
                 return e.analysis.clone();
             }
         }
         let analysis = Arc::new(analyze(sql, ctx));
         let entry = Entry {
+            generation,
             sql: sql.into(),
             search_path: ctx.search_path.into(),
             analysis: analysis.clone(),
         };
-        let mut locked = shard.lock();
-        if self.epoch() == epoch {
-            locked.put(key, entry);
-        }
+        shard.lock().put(key, entry);
         analysis
     }
 
     /// Drops every cached analysis (after DDL or a rules reload).
     pub fn clear(&self) {
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         for s in &self.shards {
             s.lock().clear();
         }

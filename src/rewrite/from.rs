@@ -60,6 +60,13 @@ impl Analyzer<'_, '_> {
                 self.cond(j.quals.as_deref())?;
             }
             Some(NodeEnum::RangeFunction(rf)) => {
+                if let Some(rel) = match self.unnest_rel(rf)? {
+                    Some(rel) => Some(rel),
+                    None => self.json_record_rel(rf)?,
+                } {
+                    self.scopes.add(rel);
+                    return Ok(());
+                }
                 for f in &rf.functions {
                     self.plain_expr(Some(f), "a function in FROM")?;
                 }

@@ -547,3 +547,46 @@ async fn portal_with_row_limit_decrypts_every_slice() {
     tx.commit().await.unwrap();
     assert_eq!(seen, (1..=7).collect::<Vec<_>>());
 }
+
+/// SQL `DEALLOCATE name` forgets exactly that statement: `DEALLOCATE s10` used to forget `s1`
+/// as well (a substring test), and any text merely containing `deallocate` and `all` forgot
+/// every statement, so the next Bind of an encrypting statement was refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn deallocate_forgets_only_the_statement_it_names() {
+    let env = EncEnv::start().await;
+    let c = env.app().await;
+    let ins = c
+        .prepare("INSERT INTO people (id, ssn) VALUES ($1, $2)")
+        .await
+        .unwrap();
+    let row = c
+        .query_one(
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO %people (id, ssn)%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let name: String = row.get(0);
+    // A statement whose name extends this one's: the server has none, and says so.
+    let e = c
+        .batch_execute(&format!("DEALLOCATE \"{name}0\""))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME),
+        "{e:?}"
+    );
+    c.batch_execute("SELECT 'deallocate them all' AS note")
+        .await
+        .unwrap();
+    c.execute(&ins, &[&100i32, &"s-100"]).await.unwrap();
+    env.assert_at_rest("people", "ssn", 100, Some("s-100"))
+        .await;
+    // DEALLOCATE of the statement itself: gone here and on the server.
+    c.batch_execute(&format!("DEALLOCATE \"{name}\""))
+        .await
+        .unwrap();
+    assert!(c.execute(&ins, &[&200i32, &"s-200"]).await.is_err());
+    assert_eq!(env.row_count("people").await, 1);
+}

@@ -212,6 +212,14 @@ impl Raw {
         self.results().await.1
     }
 
+    /// Sends one message of type `tag` with `body` as given (malformed on purpose, say).
+    pub async fn send_raw(&mut self, tag: u8, body: &[u8]) {
+        let mut m = vec![tag];
+        m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        m.extend_from_slice(body);
+        self.s.write_all(&m).await.expect("write message");
+    }
+
     /// Sends a simple Query without waiting for its results.
     pub async fn send_query(&mut self, sql: &str) {
         let mut q = vec![b'Q'];
@@ -475,4 +483,62 @@ async fn wire_function_calls_of_writer_functions_are_refused_and_others_reread_t
         .expect("count")
         .get(0);
     assert_eq!(n, 0, "nothing reached the rules table");
+}
+
+/// A malformed message in an encrypted session gets an ERROR and the session goes on, as
+/// PostgreSQL answers it (it used to be FATAL and closed the session): a Query without its NUL,
+/// a Bind whose counts lie, a Describe and a Close of an unknown kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_malformed_messages_are_errors_and_the_session_goes_on() {
+    let db = DevDb::start(DevDbOptions::default()).await.expect("DevDb");
+    let app = db
+        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        .await
+        .expect("direct login");
+    app.batch_execute("CREATE TABLE wire_m (id int PRIMARY KEY, v bytea)")
+        .await
+        .expect("setup");
+    let rules = "[tables.wire_m]\nv = { type = \"text\", mode = \"randomized\" }\n";
+    let (env, _, _) = start_encrypted(db, rules).await;
+    let params = [("user", APP_USER), ("database", APP_DATABASE)];
+    let direct: SocketAddr = format!("127.0.0.1:{}", env.db.port())
+        .parse()
+        .expect("direct address");
+    for addr in [env.proxy_addr(), direct] {
+        let mut c = Raw::login(addr, &env.db, &params, APP_PASSWORD)
+            .await
+            .expect("login");
+        c.send_raw(b'Q', b"SELECT 1").await;
+        let (_, err) = c.results().await;
+        assert_eq!(
+            err.and_then(|e| e.sqlstate()).as_deref(),
+            Some("08P01"),
+            "{addr}"
+        );
+        // Bind of a statement with one parameter: two parameter formats, one parameter.
+        c.send_raw(b'P', b"\0SELECT $1::text\0\0\0").await;
+        let mut bind = b"\0\0".to_vec();
+        bind.extend_from_slice(&[0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, b'x', 0, 0]);
+        c.send_raw(b'B', &bind).await;
+        c.send_raw(b'S', b"").await;
+        let (_, err) = c.results().await;
+        assert_eq!(
+            err.and_then(|e| e.sqlstate()).as_deref(),
+            Some("08P01"),
+            "{addr}"
+        );
+        for (tag, body) in [(b'D', &b"X\0"[..]), (b'C', &b"X\0"[..])] {
+            c.send_raw(tag, body).await;
+            c.send_raw(b'S', b"").await;
+            let (_, err) = c.results().await;
+            assert_eq!(
+                err.and_then(|e| e.sqlstate()).as_deref(),
+                Some("08P01"),
+                "{addr}"
+            );
+        }
+        let (rows, err) = c.query("SELECT count(*) FROM wire_m").await;
+        assert!(err.is_none(), "{addr}: {:?}", err.map(|e| e.fields()));
+        assert_eq!(rows, vec![Some("0".to_owned())]);
+    }
 }

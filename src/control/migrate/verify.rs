@@ -75,7 +75,10 @@ impl Side {
     }
 
     fn finish(self) -> String {
-        hex::encode(&self.hash.finalize()[..16])
+        self.hash.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 

@@ -10,26 +10,26 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use super::arrays::{encrypt_coerced, encrypt_store_array};
+use super::json_records::encrypt_json_records;
 use super::matching::{MatchParams, Refused, expand_extended, expand_simple, parse_types};
 use super::refuse::{raise_extended, raise_query};
 use super::search_path::{PathState, may_change_path};
 use super::state::{Expect, Portal, SessionCrypto, Statement};
-use super::values::{ValueError, encrypt_array, encrypt_value, literal_replacement};
+use super::values::{ValueError, encrypt_array, literal_replacement};
 use crate::protocol::extended::{
     Bind, Execute, FORMAT_BINARY, Named, Parse, Target, decode_query, format_of, query,
 };
-use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED};
-use crate::protocol::{DecodeError, Frame, FrontendTag};
+use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, PROTOCOL_VIOLATION};
+use crate::protocol::{Frame, FrontendTag};
 use crate::rewrite::{self, Analysis, AnalysisContext, CatalogView, Plan, Refusal};
 use crate::session::SessionError;
 use crate::session::handlers::Outputs;
 
 /// SQLSTATE 26000 invalid_sql_statement_name.
 const INVALID_STATEMENT_NAME: &str = "26000";
-
-fn proto(e: DecodeError) -> SessionError {
-    SessionError::Protocol(e.to_string())
-}
+/// The ERROR a Query message that does not decode gets (no NUL, not UTF-8).
+const MALFORMED_QUERY: &str = "pgcloak: invalid Query message";
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
     hay.as_bytes()
@@ -86,9 +86,9 @@ impl SessionCrypto {
             FrontendTag::Query => return self.on_query(&frame, out),
             FrontendTag::Parse => return self.on_parse(&frame, out),
             FrontendTag::Bind => return self.on_bind(&frame, out),
-            FrontendTag::Describe => self.on_describe(&frame)?,
-            FrontendTag::Execute => self.on_execute(&frame, out)?,
-            FrontendTag::Close => self.on_close(&frame)?,
+            FrontendTag::Describe => return self.on_describe(&frame, out),
+            FrontendTag::Execute => return self.on_execute(&frame, out),
+            FrontendTag::Close => return self.on_close(&frame, out),
             FrontendTag::FunctionCall => return self.on_function_call(&frame, out),
             FrontendTag::Sync => self.expect.push_back(Expect::Sync),
             FrontendTag::CopyData | FrontendTag::CopyDone | FrontendTag::CopyFail => {
@@ -125,10 +125,8 @@ impl SessionCrypto {
                  change, in the same request as a statement naming a rules table",
             )));
         }
-        // The epoch before the catalog: a plan made from a catalog replaced meanwhile is not
-        // cached (a stale plan of a column just migrated would pass its plaintext on).
-        let epoch = self.enc.plans.epoch();
-        let catalog = Arc::clone(self.catalog.get());
+        let (catalog, generation) = self.catalog.get_with_generation();
+        let catalog = Arc::clone(catalog);
         // Pending columns (still plaintext in the database) are served as plain columns.
         let rules = catalog.serving_rules().unwrap_or(&self.enc.rules);
         let ctx = AnalysisContext {
@@ -137,7 +135,7 @@ impl SessionCrypto {
             catalog: &*catalog,
             qualify: true,
         };
-        self.enc.plans.get_or_analyze_since(sql, &ctx, epoch)
+        self.enc.plans.get_or_analyze_at(sql, &ctx, generation)
     }
 
     /// A session setting that changes how the server reads this statement or renders its
@@ -268,11 +266,20 @@ impl SessionCrypto {
             Ok(sql) => sql,
             // Another client_encoding: analysed as far as its ASCII goes (which is where a
             // rules table's name would be), and forwarded as it came when it names none.
-            Err(e) if !self.text.is_utf8() => {
-                lossy = lossy_query(frame.body()).ok_or_else(|| proto(e))?;
+            Err(_) if !self.text.is_utf8() && lossy_query(frame.body()).is_some() => {
+                lossy = lossy_query(frame.body()).unwrap_or_default();
                 lossy.as_str()
             }
-            Err(e) => return Err(proto(e)),
+            // PostgreSQL answers a malformed message with an ERROR; the session goes on.
+            Err(_) => {
+                out.to_upstream
+                    .extend_from_slice(&raise_query(PROTOCOL_VIOLATION, MALFORMED_QUERY));
+                self.expect.push_back(Expect::Query {
+                    ddl: false,
+                    copies: VecDeque::new(),
+                });
+                return Ok(());
+            }
         };
         let ddl = is_ddl(sql);
         if contains_ci(sql, "deallocate") {
@@ -304,13 +311,23 @@ impl SessionCrypto {
 
     /// SQL-level DEALLOCATE: forget the statements it may name, so a later Bind to them is
     /// refused rather than bound with a stale plan.
+    /// The names come from the parse tree (`DEALLOCATE _pg3_10` forgets `_pg3_10` only); a text
+    /// that does not parse forgets every named statement.
     fn forget_deallocated(&mut self, sql: &str) {
-        let lower = sql.to_ascii_lowercase();
-        if contains_ci(sql, "all") {
+        use pg_query::NodeEnum;
+        let Ok(tree) = pg_query::parse(sql, 0) else {
             self.statements.retain(|name, _| name.is_empty());
-        } else {
-            self.statements
-                .retain(|name, _| name.is_empty() || !lower.contains(&name.to_ascii_lowercase()));
+            return;
+        };
+        for s in &tree.protobuf.stmts {
+            if let Some(NodeEnum::DeallocateStmt(d)) = s.stmt.as_ref().and_then(|n| n.node.as_ref())
+            {
+                if d.isall || d.name.is_empty() {
+                    self.statements.retain(|name, _| name.is_empty());
+                } else {
+                    self.statements.retain(|name, _| *name != d.name);
+                }
+            }
         }
     }
 
@@ -325,7 +342,9 @@ impl SessionCrypto {
     }
 
     fn on_parse(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let p = Parse::decode(frame.body()).map_err(proto)?;
+        let Ok(p) = Parse::decode(frame.body()) else {
+            return self.malformed(out, "Parse");
+        };
         let ddl = is_ddl(p.query);
         let via = Via::Parse(p.param_types.len());
         let (plan, matching, bytes) = match self.rewrite(p.query, via) {
@@ -366,16 +385,19 @@ impl SessionCrypto {
     }
 
     fn on_bind(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let b = Bind::decode(frame.body()).map_err(proto)?;
+        let Ok(b) = Bind::decode(frame.body()) else {
+            return self.malformed(out, "Bind");
+        };
         let Some(stmt) = self.statement(b.statement) else {
             let msg = format!("prepared statement \"{}\" does not exist", b.statement);
             self.refuse_extended(out, INVALID_STATEMENT_NAME, &msg);
             return Ok(());
         };
-        let plan = stmt
-            .plan
-            .as_ref()
-            .filter(|p| p.params.iter().any(Option::is_some) || !p.matches.is_empty());
+        let plan = stmt.plan.as_ref().filter(|p| {
+            p.params.iter().any(Option::is_some)
+                || !p.matches.is_empty()
+                || !p.json_params.is_empty()
+        });
         let bytes = match plan {
             None => frame.bytes.clone(),
             Some(plan) => match self.encrypt_params(&b, plan, &stmt) {
@@ -417,13 +439,23 @@ impl SessionCrypto {
         let mut values: Vec<Option<Cow<'_, [u8]>>> = Vec::with_capacity(n);
         for (i, v) in b.params.iter().enumerate() {
             let fmt = format_of(&b.param_formats, i);
+            if let (Some(cols), Some(v)) = (plan.json_of(i), v) {
+                let d = stmt.declared(i);
+                let enc = encrypt_json_records(&ring, cols, v, fmt, d, &self.text);
+                formats.push(fmt);
+                values.push(Some(Cow::Owned(enc.map_err(refused)?)));
+                continue;
+            }
             match (plan.params.get(i).and_then(Option::as_ref), v) {
                 (Some(rule), Some(v)) => {
                     let d = stmt.declared(i);
-                    let enc = if plan.is_array_param(i) {
+                    let coerce = plan.coerce_of(i);
+                    let enc = if plan.is_store_array(i) {
+                        encrypt_store_array(&ring, rule, v, fmt, coerce, &self.text)
+                    } else if plan.is_array_param(i) {
                         encrypt_array(&ring, rule, v, fmt, &self.text)
                     } else {
-                        encrypt_value(&ring, rule, v, fmt, d, &self.text)
+                        encrypt_coerced(&ring, rule, v, fmt, d, coerce, &self.text)
                     };
                     let enc = enc.map_err(refused)?;
                     formats.push(FORMAT_BINARY);
@@ -450,8 +482,21 @@ impl SessionCrypto {
         Ok(b.encode_with(&formats, &refs))
     }
 
-    fn on_describe(&mut self, frame: &Frame) -> Result<(), SessionError> {
-        let d = Named::decode(frame.body()).map_err(proto)?;
+    /// A message that does not decode: an ERROR through the server, which then skips to Sync,
+    /// as PostgreSQL does with a malformed extended-protocol message.
+    fn malformed(&mut self, out: &mut Outputs<'_>, kind: &str) -> Result<(), SessionError> {
+        self.refuse_extended(
+            out,
+            PROTOCOL_VIOLATION,
+            &format!("pgcloak: invalid {kind} message"),
+        );
+        Ok(())
+    }
+
+    fn on_describe(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+        let Ok(d) = Named::decode(frame.body()) else {
+            return self.malformed(out, "Describe");
+        };
         let e = match d.target {
             Target::Statement => {
                 Expect::DescribeStatement(self.statement(d.name).unwrap_or_default())
@@ -462,6 +507,7 @@ impl SessionCrypto {
             },
         };
         self.expect.push_back(e);
+        out.to_upstream.extend_from_slice(&frame.bytes);
         Ok(())
     }
 
@@ -485,7 +531,9 @@ impl SessionCrypto {
     }
 
     fn on_execute(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let e = Execute::decode(frame.body()).map_err(proto)?;
+        let Ok(e) = Execute::decode(frame.body()) else {
+            return self.malformed(out, "Execute");
+        };
         let portal = self.portals.get(e.portal).cloned();
         if let Some(p) = &portal {
             if p.shape().is_none() && !self.shape_pending(p) {
@@ -505,16 +553,20 @@ impl SessionCrypto {
             self.path = PathState::Stale;
         }
         self.expect.push_back(Expect::Execute(portal));
+        out.to_upstream.extend_from_slice(&frame.bytes);
         Ok(())
     }
 
-    fn on_close(&mut self, frame: &Frame) -> Result<(), SessionError> {
-        let c = Named::decode(frame.body()).map_err(proto)?;
+    fn on_close(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+        let Ok(c) = Named::decode(frame.body()) else {
+            return self.malformed(out, "Close");
+        };
         match c.target {
             Target::Statement => self.statements.remove(c.name),
             Target::Portal => self.portals.remove(c.name).map(|_| Arc::default()),
         };
         self.expect.push_back(Expect::Close { swallow: false });
+        out.to_upstream.extend_from_slice(&frame.bytes);
         Ok(())
     }
 }

@@ -11,9 +11,11 @@
 //! to a database no rules file names, and every session when no rules are configured, relay
 //! raw.
 
+mod arrays;
 mod backend;
 mod copy;
 mod frontend;
+mod json_records;
 mod matching;
 mod redact;
 mod refuse;

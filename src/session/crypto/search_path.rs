@@ -34,6 +34,67 @@ pub enum PathState {
 /// has run, so a statement behind it in the same text or pipeline is refused until then).
 /// A cheap word check: a superset.
 pub fn may_change_path(sql: &str) -> bool {
+    mentions_path_words(sql) && changes_path(sql)
+}
+
+/// The settings whose change [`may_change_path`] reports (lower case).
+const PATH_SETTINGS: [&str; 8] = [
+    "search_path",
+    "bytea_output",
+    "datestyle",
+    "timezone",
+    "standard_conforming_strings",
+    "client_encoding",
+    "intervalstyle",
+    "extra_float_digits",
+];
+
+/// The precise check behind the word check: a statement that sets, resets or discards a
+/// setting (`SET`, `RESET`, `SET ROLE`, `SET SESSION AUTHORIZATION`, `DISCARD`), moves a
+/// relation to another schema (`ALTER … SET SCHEMA`), calls `set_config`, or has a string
+/// naming one of the settings (`set_config('search_path', …)` through any function). Column
+/// and table names that merely contain the words (`reset_at`, `SET role = …` of a column
+/// named `role`) do not count. A text that does not parse counts.
+fn changes_path(sql: &str) -> bool {
+    use pg_query::NodeEnum;
+    use pg_query::protobuf::Token;
+    let Ok(tree) = pg_query::parse(sql, 0) else {
+        return true;
+    };
+    let sets = tree.protobuf.stmts.iter().any(|s| {
+        matches!(
+            s.stmt.as_ref().and_then(|n| n.node.as_ref()),
+            Some(
+                NodeEnum::VariableSetStmt(_)
+                    | NodeEnum::DiscardStmt(_)
+                    | NodeEnum::AlterObjectSchemaStmt(_)
+            ) | None
+        )
+    });
+    if sets {
+        return true;
+    }
+    let Ok(scan) = pg_query::scan(sql) else {
+        return true;
+    };
+    scan.tokens.iter().any(|t| {
+        let text = usize::try_from(t.start)
+            .ok()
+            .zip(usize::try_from(t.end).ok())
+            .and_then(|(a, b)| sql.get(a..b))
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match Token::try_from(t.token) {
+            Ok(Token::Sconst | Token::Usconst) => PATH_SETTINGS.iter().any(|w| text.contains(w)),
+            Ok(Token::Ident) => text.trim_matches('"') == "set_config",
+            Ok(_) => false,
+            Err(_) => true,
+        }
+    })
+}
+
+/// A cheap word check, a superset of [`changes_path`]: most texts name none of the words.
+fn mentions_path_words(sql: &str) -> bool {
     let has = |w: &str| {
         sql.as_bytes()
             .windows(w.len())
@@ -48,6 +109,7 @@ pub fn may_change_path(sql: &str) -> bool {
         "extra_float_digits",
     ];
     has("search_path")
+        || has("set_config")
         || has("bytea_output")
         || has("reset")
         || has("discard")
@@ -195,12 +257,21 @@ mod tests {
             "select set_config('TimeZone', 'UTC', false)",
             "SET NAMES 'LATIN1'",
             "SET bytea_output = escape",
+            "ALTER TABLE people SET SCHEMA archive",
+            "SELECT set_config($1, $2, false)",
+            "SELECT f('DateStyle')",
+            "RESET ROLE",
+            "this is not sql; SET search_path = x",
         ] {
             assert!(may_change_path(s), "{s}");
         }
         for s in [
             "SELECT 1",
             "INSERT INTO t VALUES (1)",
+            "UPDATE staff SET role = 'admin' WHERE id = 1",
+            "SELECT reset_at, discarded FROM jobs",
+            "SELECT * FROM timezone_names",
+            "INSERT INTO notes (body) VALUES ('reset the role')",
             "SET work_mem = '64MB'",
         ] {
             assert!(!may_change_path(s), "{s}");

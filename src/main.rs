@@ -41,6 +41,9 @@ enum Command {
     /// Manage the data keys stored (wrapped) in `pgcloak.data_keys`.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Bring existing plaintext columns under their rules online (and back).
+    #[command(subcommand)]
+    Migrate(cli::migrate::MigrateCommand),
     /// Print a fresh base64 master key (32 random bytes).
     GenMasterKey,
     /// Start a throwaway TLS PostgreSQL, demo rules and data, and the proxy; Ctrl-C cleans up.
@@ -142,6 +145,7 @@ fn main() -> ExitCode {
                 "keys rewrap needs one of --new-keys FILE, --new-master-key-env VAR or --latest"
             )),
         },
+        Command::Migrate(m) => cli::migrate::run(m),
         Command::GenMasterKey => {
             println!("{}", pgcloak::crypto::gen_master_key());
             Ok(())

@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod devdb;
+pub mod migrate;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -165,6 +165,21 @@ impl Rules {
     pub fn table_names(&self) -> &[String] {
         &self.table_names
     }
+
+    /// These rules less the columns `drop` names (`schema.table.column`), the same rule
+    /// objects otherwise: what is served while those columns are still plaintext in the
+    /// database (*pending*, spec §3). Tables keep their entry even with no column left.
+    pub fn without(&self, drop: &std::collections::HashSet<String>) -> Rules {
+        let mut out = self.clone();
+        for t in out.tables.values_mut() {
+            t.columns.retain(|c| !drop.contains(&c.qualified()));
+        }
+        for cols in out.by_key.values_mut() {
+            cols.retain(|c| !drop.contains(&c.qualified()));
+        }
+        out.by_key.retain(|_, cols| !cols.is_empty());
+        out
+    }
 }
 
 #[cfg(test)]

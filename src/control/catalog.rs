@@ -8,6 +8,14 @@
 //! their rows carry ciphertext that pgcloak cannot map back to rules and writes through them
 //! would not be encrypted.
 //!
+//! A rules column whose storage type is not `bytea` yet is *pending* (spec §3: data that
+//! existed before its rule, awaiting `pgcloak migrate encrypt`): it is left out of the rules
+//! the session analysis uses ([`Catalog::serving_rules`]), so its values pass through as the
+//! plaintext they are. While `migrate encrypt` backfills its shadow column
+//! (`column$pgcloak`, `bytea`), that shadow's attnum maps to the rule, so results read from it
+//! are decrypted; after the switch renames the shadow to the column, a session still on this
+//! catalog therefore decrypts it too until the next poll.
+//!
 //! [`SharedCatalog`] swaps a reloaded catalog in while sessions run; a [`CatalogReader`] reads
 //! it with one atomic load per use (no lock on the hot path unless it changed).
 
@@ -21,11 +29,13 @@ use tokio_postgres::GenericClient;
 use crate::config::{ColumnRule, Rules};
 use crate::rewrite::CatalogView;
 
-const CATALOG_SQL: &str = "SELECT n.nspname::text, c.relname::text, c.oid, a.attnum, a.attname::text \
+const CATALOG_SQL: &str = "SELECT n.nspname::text, c.relname::text, c.oid, a.attnum, a.attname::text, \
+       coalesce(nullif(ty.typbasetype, 0), a.atttypid) = 'bytea'::regtype \
      FROM unnest($1::text[], $2::text[]) AS t(s, r) \
      JOIN pg_namespace n ON n.nspname = t.s \
      JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.r \
      JOIN pg_attribute a ON a.attrelid = c.oid \
+     JOIN pg_type ty ON ty.oid = a.atttypid \
      WHERE a.attnum > 0 AND NOT a.attisdropped \
      ORDER BY c.oid, a.attnum";
 
@@ -70,6 +80,7 @@ const WRITERS_SQL: &str = "SELECT n.nspname::text, p.proname::text, \
      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
      JOIN pg_language l ON l.oid = p.prolang \
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+       AND NOT (n.nspname = 'pgcloak' AND p.proname LIKE 'migrate\\_%') \
        AND l.lanname NOT IN ('c', 'internal') \
        AND (EXISTS (SELECT 1 FROM unnest($2::text[]) AS r(r) \
                     WHERE position(r.r IN lower(p.prosrc)) > 0) \
@@ -107,7 +118,14 @@ pub struct Catalog {
     writers: HashMap<String, String>,
     /// Their OIDs (a FunctionCall message names a function by OID).
     writer_oids: std::collections::HashSet<u32>,
+    /// Rules columns still stored as plaintext (`schema.table.column`): served as plain.
+    pending: std::collections::BTreeSet<String>,
+    /// The rules less the pending columns, when there are any.
+    serving: Option<Arc<Rules>>,
 }
+
+/// The suffix of the shadow column `pgcloak migrate` backfills (`email` → `email$pgcloak`).
+pub const SHADOW_SUFFIX: &str = "$pgcloak";
 
 impl PartialEq for Catalog {
     fn eq(&self, other: &Self) -> bool {
@@ -116,6 +134,7 @@ impl PartialEq for Catalog {
             && self.namesakes == other.namesakes
             && self.writers == other.writers
             && self.writer_oids == other.writer_oids
+            && self.pending == other.pending
             && self.by_attr.len() == other.by_attr.len()
             && self
                 .by_attr
@@ -125,21 +144,64 @@ impl PartialEq for Catalog {
 }
 
 impl Catalog {
-    /// Builds the catalog from rows of (schema, table, table OID, attnum, column name).
+    /// Builds the catalog from rows of (schema, table, table OID, attnum, column name), every
+    /// rules column stored as `bytea`.
     pub fn from_rows(
         rules: &Rules,
         rows: impl IntoIterator<Item = (String, String, u32, i16, String)>,
     ) -> Self {
+        let typed = rows
+            .into_iter()
+            .map(|(s, t, o, a, c)| (s, t, o, a, c, true));
+        Self::from_typed_rows(rules, typed)
+    }
+
+    /// As [`Catalog::from_rows`], each row also saying whether the column is stored as
+    /// `bytea`: rules columns that are not are pending, and a `bytea` shadow of a pending
+    /// column (`column$pgcloak`) maps to its rule.
+    pub fn from_typed_rows(
+        rules: &Rules,
+        rows: impl IntoIterator<Item = (String, String, u32, i16, String, bool)>,
+    ) -> Self {
         let mut cat = Catalog::default();
-        for (schema, table, oid, attnum, column) in rows {
+        let mut shadows = Vec::new();
+        for (schema, table, oid, attnum, column, bytea) in rows {
             if let Some(rule) = rules.column(&schema, &table, &column) {
-                cat.by_attr.insert((oid, attnum), rule.clone());
+                if bytea {
+                    cat.by_attr.insert((oid, attnum), rule.clone());
+                } else {
+                    cat.pending.insert(rule.qualified());
+                }
+            } else if let Some(base) = column.strip_suffix(SHADOW_SUFFIX)
+                && let (Some(rule), true) = (rules.column(&schema, &table, base), bytea)
+            {
+                shadows.push((oid, attnum, rule.clone()));
             }
             let entry = cat.tables.entry((schema, table)).or_default();
             entry.oid = oid;
             entry.columns.push(column);
         }
+        for (oid, attnum, rule) in shadows {
+            if cat.pending.contains(&rule.qualified()) {
+                cat.by_attr.insert((oid, attnum), rule);
+            }
+        }
+        if !cat.pending.is_empty() {
+            let drop = cat.pending.iter().cloned().collect();
+            cat.serving = Some(Arc::new(rules.without(&drop)));
+        }
         cat
+    }
+
+    /// The rules the analysis serves: the configured ones less the pending columns (`None`:
+    /// no column is pending, serve the configured rules).
+    pub fn serving_rules(&self) -> Option<&Arc<Rules>> {
+        self.serving.as_ref()
+    }
+
+    /// Rules columns still stored as plaintext (`schema.table.column`), sorted.
+    pub fn pending(&self) -> impl Iterator<Item = &str> {
+        self.pending.iter().map(String::as_str)
     }
 
     /// Reads the catalog of every rules table over `client`.
@@ -160,9 +222,10 @@ impl Catalog {
                 r.try_get::<_, u32>(2)?,
                 r.try_get::<_, i16>(3)?,
                 r.try_get::<_, String>(4)?,
+                r.try_get::<_, bool>(5)?,
             ));
         }
-        let mut cat = Self::from_rows(rules, out);
+        let mut cat = Self::from_typed_rows(rules, out);
         let oids: Vec<u32> = cat.tables.values().map(|t| t.oid).collect();
         let mut derived = Vec::new();
         for r in client.query(DERIVED_SQL, &[&oids]).await? {
@@ -356,6 +419,45 @@ mod tests {
 
     fn row(oid: u32, attnum: i16, col: &str) -> (String, String, u32, i16, String) {
         ("public".into(), "patients".into(), oid, attnum, col.into())
+    }
+
+    #[test]
+    fn pending_columns_are_served_plain_and_their_shadow_decrypted() {
+        let r = rules();
+        let typed = |attnum: i16, col: &str, bytea: bool| {
+            let (s, t, o, a, c) = row(100, attnum, col);
+            (s, t, o, a, c, bytea)
+        };
+        // ssn still text, its shadow bytea: pending, the shadow maps to the rule.
+        let cat = Catalog::from_typed_rows(
+            &r,
+            vec![
+                typed(1, "id", false),
+                typed(2, "ssn", false),
+                typed(3, "ssn$pgcloak", true),
+            ],
+        );
+        assert_eq!(cat.pending().collect::<Vec<_>>(), ["public.patients.ssn"]);
+        assert!(
+            cat.rule(100, 2).is_none(),
+            "the plaintext column is not decrypted"
+        );
+        assert_eq!(cat.rule(100, 3).unwrap().column, "ssn");
+        let serving = cat.serving_rules().expect("rules less the pending column");
+        assert!(serving.column("public", "patients", "ssn").is_none());
+        assert!(serving.table("public", "patients").is_some());
+        // After the switch: ssn is bytea (the renamed shadow's attnum), nothing pending.
+        let switched =
+            Catalog::from_typed_rows(&r, vec![typed(1, "id", false), typed(3, "ssn", true)]);
+        assert!(switched.serving_rules().is_none() && switched.pending().next().is_none());
+        assert!(switched.rule(100, 3).is_some());
+        assert!(switched != cat, "the switch changes the catalog");
+        // A bytea column named like a shadow of a column that is not pending maps to nothing.
+        let stray = Catalog::from_typed_rows(
+            &r,
+            vec![typed(2, "ssn", true), typed(3, "ssn$pgcloak", true)],
+        );
+        assert!(stray.rule(100, 3).is_none() && stray.rule(100, 2).is_some());
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum ProblemKind {
     MissingTable,
     MissingColumn,
     WrongStorageType,
+    /// A rules column still stored as its plaintext type: data that existed before its rule,
+    /// awaiting `pgcloak migrate encrypt` (served as plaintext until then, spec §3).
+    Pending,
     MissingKey,
     KeyAlgorithm,
     WrongMasterKey,
@@ -50,6 +53,7 @@ impl ProblemKind {
             Self::MissingTable => "missing-table",
             Self::MissingColumn => "missing-column",
             Self::WrongStorageType => "wrong-storage-type",
+            Self::Pending => "pending",
             Self::MissingKey => "missing-key",
             Self::KeyAlgorithm => "key-algorithm",
             Self::WrongMasterKey => "wrong-master-key",
@@ -74,10 +78,12 @@ impl Problem {
         }
     }
 
-    /// Whether `serve` refuses to start over this problem. Only a rules table that does not
-    /// exist yet is not (DDL through pgcloak will create it with `bytea` rules columns).
+    /// Whether `serve` refuses to start over this problem. A rules table that does not
+    /// exist yet does not (DDL through pgcloak will create it with `bytea` rules columns), nor
+    /// does a pending column (served as the plaintext it holds until `pgcloak migrate
+    /// encrypt` switches it; a loud warning).
     pub fn blocks_serving(&self) -> bool {
-        self.kind != ProblemKind::MissingTable
+        !matches!(self.kind, ProblemKind::MissingTable | ProblemKind::Pending)
     }
 }
 
@@ -165,10 +171,11 @@ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f
 /// What the table checks of one database found.
 #[derive(Debug, Default)]
 pub struct TableReport {
-    /// Missing tables (warnings), missing columns and wrong storage types, in table order.
+    /// Missing tables (warnings), missing columns and pending columns (warnings), in table
+    /// order.
     pub problems: Vec<Problem>,
-    /// The data keys of the columns that are missing or have the wrong storage type (`keys
-    /// init` creates none of them).
+    /// The data keys of the columns that are missing (`keys init` creates none of them;
+    /// pending columns get theirs: `migrate encrypt` needs it).
     pub wrong_keys: BTreeSet<String>,
 }
 
@@ -206,10 +213,16 @@ pub async fn check_tables(client: &Client, rules: &Rules) -> TableReport {
                     ProblemKind::MissingColumn,
                     format!("column {rule} does not exist"),
                 ),
-                Some((ty, false)) => Problem::new(
-                    ProblemKind::WrongStorageType,
-                    format!("column {rule} is stored as {ty}; encrypted columns must be bytea"),
-                ),
+                Some((ty, false)) => {
+                    report.problems.push(Problem::new(
+                        ProblemKind::Pending,
+                        format!(
+                            "column {rule} is stored as {ty}, not yet encrypted: its values pass \
+                             through as plaintext; run `pgcloak migrate encrypt --column {rule}`"
+                        ),
+                    ));
+                    continue;
+                }
                 Some(_) => continue,
             };
             report.problems.push(problem);
@@ -360,17 +373,12 @@ x = { type = "int4", mode = "randomized" }
 
         let ps = check_online(&c, &all, &master).await;
         use ProblemKind::{
-            KeyAlgorithm, MissingColumn, MissingKey, MissingKeyTable, MissingTable, WrongMasterKey,
-            WrongStorageType,
+            KeyAlgorithm, MissingColumn, MissingKey, MissingKeyTable, MissingTable, Pending,
+            WrongMasterKey,
         };
         assert_eq!(
             kinds(&ps),
-            [
-                MissingTable,
-                WrongStorageType,
-                MissingColumn,
-                MissingKeyTable
-            ],
+            [MissingTable, Pending, MissingColumn, MissingKeyTable],
             "{ps:?}"
         );
         let text: Vec<String> = ps.iter().map(ToString::to_string).collect();
@@ -380,13 +388,14 @@ x = { type = "int4", mode = "randomized" }
             text[1].contains("public.patients.dx") && text[1].contains("text"),
             "{text:?}"
         );
-        assert!(!ps[0].blocks_serving() && ps[1].blocks_serving() && ps[2].blocks_serving());
+        assert!(text[1].contains("pgcloak migrate encrypt"), "{text:?}");
+        assert!(!ps[0].blocks_serving() && !ps[1].blocks_serving() && ps[2].blocks_serving());
         let wrong: Vec<String> = check_tables(&c, &all)
             .await
             .wrong_keys
             .into_iter()
             .collect();
-        assert_eq!(wrong, ["public.patients.dx", "public.patients.email"]);
+        assert_eq!(wrong, ["public.patients.email"], "pending columns get keys");
 
         // Keys for a subset of the rules: the rest are reported missing.
         let some = rules("[tables.patients]\nssn = { type = \"text\", mode = \"deterministic\" }");

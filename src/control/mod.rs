@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 pub mod catalog;
 pub mod check;
 pub mod keys;
+pub mod migrate;
 pub mod providers;
 pub mod reencrypt;
 pub mod verifiers;

@@ -10,7 +10,8 @@
 //! hits a UNIQUE violation (the same plaintext stored under two versions), the batch is retried
 //! row by row under savepoints and the offending rows are counted and left as they are. After
 //! the walk one more pass picks up values written meanwhile by proxies that had not yet
-//! reloaded the keys. Values that do not decrypt are counted, never logged.
+//! reloaded the keys. Values that do not decrypt are counted, never logged. Progress (rows
+//! read / estimated rows, rate, ETA) is shown as `migrate` shows it (migrate/progress.rs).
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
 use super::keys::{KeysError, column_rule};
+use super::migrate::progress::Progress;
 use crate::config::{ColumnRule, Mode, Rules};
 use crate::crypto::{KeyEntry, KeyRing};
 
@@ -166,10 +168,22 @@ async fn reencrypt_column(
     if partitioned {
         return Err(KeysError::Partitioned(rule.qualified()));
     }
-    let first = walk(client, &sql, key, rule.mode).await?;
+    let estimate: i64 = client
+        .query_one(
+            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::text::regclass",
+            &[&sql.table],
+        )
+        .await?
+        .try_get(0)?;
+    let mut progress = match cfg!(test) {
+        true => Progress::hidden(),
+        false => Progress::new(rule.qualified(), 2 * estimate.max(0) as u64),
+    };
+    let first = walk(client, &sql, key, rule.mode, &mut progress).await?;
     // Stragglers: values written during the walk by proxies still on the old ring. What is
     // unreadable or conflicting is seen again here, so this pass's counts are what is left.
-    let last = walk(client, &sql, key, rule.mode).await?;
+    let last = walk(client, &sql, key, rule.mode, &mut progress).await?;
+    progress.finish();
     Ok(ColumnReport {
         column: rule.qualified(),
         version: key.current_version(),
@@ -185,6 +199,7 @@ async fn walk(
     sql: &ColumnSql,
     key: &KeyEntry,
     mode: Mode,
+    progress: &mut Progress,
 ) -> Result<Pass, KeysError> {
     let current = key.current_version().to_be_bytes().to_vec();
     let blocks: i64 = client
@@ -206,6 +221,7 @@ async fn walk(
             let rows = client.query(&sql.select, &[&after, &hi, &current]).await?;
             let Some(last) = rows.last() else { break };
             after = last.try_get(0)?;
+            progress.inc(rows.len() as u64);
             let mut items = Vec::with_capacity(rows.len());
             for row in &rows {
                 let old: Vec<u8> = row.try_get(1)?;

@@ -127,8 +127,10 @@ impl SessionCrypto {
         }
         let (catalog, generation) = self.catalog.get_with_generation();
         let catalog = Arc::clone(catalog);
+        // Pending columns (still plaintext in the database) are served as plain columns.
+        let rules = catalog.serving_rules().unwrap_or(&self.enc.rules);
         let ctx = AnalysisContext {
-            rules: &self.enc.rules,
+            rules,
             search_path: &self.search_path,
             catalog: &*catalog,
             qualify: true,

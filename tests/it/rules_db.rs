@@ -356,7 +356,7 @@ async fn serve_refuses_wrong_columns_and_missing_keys_with_checks_messages() {
     assert_eq!(out.code, 1, "{}", out.text);
     has(
         &out,
-        "database app: missing-key: data key public.patients.dx does not exist: run `pgcloak keys init`",
+        "database app: missing-key-table: table pgcloak.data_keys does not exist: run `pgcloak keys init`",
     );
     assert!(!out.text.contains("database app: pending"), "{}", out.text);
 

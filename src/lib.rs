@@ -11,6 +11,7 @@
 //! shutdown future, so tests run it in-process on port 0.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod codec;
 pub mod config;
@@ -61,7 +62,7 @@ impl std::fmt::Debug for Secrets {
 impl Secrets {
     /// Reads the secrets named by `cfg` from the environment.
     pub fn from_env(cfg: &config::Config) -> Result<Secrets, SecretsError> {
-        let master_key = if cfg.rules.is_empty() {
+        let master_key = if cfg.rules.is_empty() && cfg.audit.is_none() {
             None
         } else {
             Some(crypto::master_key_source(&cfg.keys)?.load()?)
@@ -91,6 +92,8 @@ pub enum RunError {
     Rules(#[from] config::RulesError),
     #[error("field encryption: {0}")]
     Encryption(#[from] session::crypto::EncryptionError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
     #[error("cannot start the session workers: {0}")]
     Workers(std::io::Error),
 }
@@ -152,6 +155,45 @@ fn login_context(
     })
 }
 
+/// Starts `/metrics`, `/healthz` and `/readyz` on `[metrics] address`, when set.
+async fn metrics_endpoint(
+    config: &config::Config,
+    instance: &Arc<net::metrics::Instance>,
+) -> Result<Option<AbortOnDrop>, RunError> {
+    let Some(m) = &config.metrics else {
+        return Ok(None);
+    };
+    let l = TcpListener::bind(&m.address)
+        .await
+        .map_err(|source| RunError::Metrics {
+            address: m.address.clone(),
+            source,
+        })?;
+    let shown = l.local_addr().map_or(m.address.clone(), |a| a.to_string());
+    info!(address = %shown, "metrics at http://{shown}/metrics (health: /healthz, /readyz)");
+    Ok(Some(AbortOnDrop(tokio::spawn(net::metrics::http::serve(
+        l,
+        Arc::clone(instance),
+    )))))
+}
+
+/// Opens the audit trail (`[audit]`) with the key derived from the master key.
+fn open_audit(
+    config: &config::Config,
+    secrets: &Secrets,
+) -> Result<Option<Arc<audit::Audit>>, RunError> {
+    let Some(cfg) = &config.audit else {
+        return Ok(None);
+    };
+    let master = secrets
+        .master_key
+        .as_ref()
+        .ok_or(session::crypto::EncryptionError::NoMasterKey)?;
+    let audit = audit::Audit::open(cfg, audit::AuditKey::from_master(master))?;
+    audit.record("start", vec![("pid", std::process::id().into())]);
+    Ok(Some(audit))
+}
+
 /// Aborts a background task when dropped (so `run` leaves nothing behind).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -180,6 +222,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     let mut secrets = secrets;
+    let audit = open_audit(&config, &secrets)?;
     let (encryption, lookup_db) = encryption(&config, &mut secrets).await?;
     let server_tls = net::tls::server_config(&config.listen)?;
     let upstream = net::upstream::UpstreamConnector::new(&config.upstream)?;
@@ -189,23 +232,9 @@ pub async fn run(
             warn!(error = %e, "control login failed; will retry when a client connects");
         }
     }
-    let metrics = Arc::new(net::metrics::Metrics::default());
-    let _metrics_task = match &config.metrics {
-        Some(m) => {
-            let l = TcpListener::bind(&m.address)
-                .await
-                .map_err(|source| RunError::Metrics {
-                    address: m.address.clone(),
-                    source,
-                })?;
-            info!(address = %m.address, "metrics at /metrics");
-            Some(AbortOnDrop(tokio::spawn(net::metrics::serve(
-                l,
-                Arc::clone(&metrics),
-            ))))
-        }
-        None => None,
-    };
+    let instance = Arc::new(net::metrics::Instance::default());
+    *instance.encryption.write() = encryption.clone();
+    let _metrics_task = metrics_endpoint(&config, &instance).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(session::Shared {
         acceptor: tokio_rustls::TlsAcceptor::from(server_tls.config),
@@ -213,7 +242,7 @@ pub async fn run(
         cancels: Arc::default(),
         login,
         shutdown: stop_rx.clone(),
-        metrics,
+        audit,
         encryption,
     });
     if let Some(enc) = &shared.encryption {
@@ -222,6 +251,9 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "pgcloak listening");
     }
+    instance
+        .listening
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let mut workers = session::workers::Workers::start().map_err(RunError::Workers)?;
     let mut sessions = JoinSet::new();
     let mut next_id = 0u64;

@@ -43,6 +43,9 @@ enum Command {
     Keys(KeysCommand),
     /// Print a fresh base64 master key (32 random bytes).
     GenMasterKey,
+    /// The audit trail (`[audit]`).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Start a throwaway TLS PostgreSQL, demo rules and data, and the proxy; Ctrl-C cleans up.
     Demo {
         /// Where the proxy listens.
@@ -59,6 +62,18 @@ enum Command {
         /// The address the config tells `pgcloak serve` to listen on.
         #[arg(long)]
         listen: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit trail's HMAC chain (key from the config's key provider); print the
+    /// first broken record and exit 1 if there is one.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The audit file (JSON lines).
+        file: PathBuf,
     },
 }
 
@@ -123,6 +138,9 @@ fn main() -> ExitCode {
         Command::GenMasterKey => {
             println!("{}", pgcloak::crypto::gen_master_key());
             Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { config, file }) => {
+            cli::audit::verify(&config.config, &file)
         }
         Command::Demo { listen } => cli::demo::run(&listen),
         Command::Devdb { env_file, listen } => cli::devdb::run(&env_file, &listen),

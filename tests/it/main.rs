@@ -26,6 +26,8 @@ mod enc_types;
 mod encryption;
 mod harness;
 mod leak;
+mod ops_metrics;
+mod ops_util;
 mod psql;
 mod queries;
 mod relay_smoke;

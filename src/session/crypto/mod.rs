@@ -35,6 +35,7 @@ use crate::config::rules_file::MAX_DATABASE_NAME;
 use crate::config::{Config, DatabaseRules, Rules};
 use crate::control::catalog::{Catalog, SharedCatalog};
 use crate::control::check::{Problem, check_online};
+use crate::control::health::PollHealth;
 use crate::control::keys::{KeysError, keys_fingerprint, load_keyring};
 use crate::control::{ControlError, ControlLink};
 use crate::crypto::{MasterKey, SharedKeyRing};
@@ -81,6 +82,8 @@ pub struct Encryption {
     control: ControlLink,
     master: Arc<MasterKey>,
     fingerprint: tokio::sync::Mutex<String>,
+    /// The last poll's outcome (`/readyz`).
+    health: PollHealth,
 }
 
 impl std::fmt::Debug for Encryption {
@@ -152,6 +155,7 @@ impl Encryption {
             control,
             master,
             fingerprint: tokio::sync::Mutex::new(fingerprint),
+            health: ready_health(),
         }))
     }
 
@@ -178,32 +182,63 @@ impl Encryption {
         if changed {
             self.plans.clear();
             info!(database = %self.database, "catalog of rules tables changed; plan cache cleared");
+            crate::control::listen::notify(&client, crate::control::listen::CATALOG).await;
         }
         Ok(changed)
     }
 
     /// Runs [`Encryption::reload_keys`] / [`Encryption::refresh_catalog`] every
-    /// [`POLL_INTERVAL`] until shutdown.
+    /// [`POLL_INTERVAL`], and at once when another replica or the CLI notifies a change
+    /// (`LISTEN`, see [`crate::control::listen`]), until shutdown.
     pub fn spawn_watcher(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let enc = Arc::clone(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(POLL_INTERVAL);
+            let every = Duration::from_secs(enc.control.config().control.poll_interval_secs.max(1));
+            let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut listener = None;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
+                    n = next_notification(&mut listener) => {
+                        if n.is_none() {
+                            listener = None;
+                            continue;
+                        }
+                    }
                     r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
                 }
-                if let Err(e) = enc.reload_keys(false).await {
-                    warn!(database = %enc.database, error = %e, "data key poll failed");
-                    enc.control.reset().await;
-                    continue;
+                if listener.is_none() {
+                    listener = enc.control.listen().await.ok();
                 }
-                if let Err(e) = enc.refresh_catalog().await {
-                    warn!(database = %enc.database, error = %e, "catalog poll failed");
-                }
+                enc.poll_once().await;
             }
         });
+    }
+
+    /// One poll: keys, then catalog; the outcome goes to [`Encryption::health`].
+    async fn poll_once(&self) {
+        if let Err(e) = self.reload_keys(false).await {
+            warn!(database = %self.database, error = %e, "data key poll failed");
+            if matches!(e, EncryptionError::Keys(_)) {
+                crate::net::metrics::provider_error("local");
+            }
+            self.health.failed(&e.to_string());
+            self.control.reset().await;
+            return;
+        }
+        match self.refresh_catalog().await {
+            Ok(_) => self.health.ok(),
+            Err(e) => {
+                warn!(database = %self.database, error = %e, "catalog poll failed");
+                self.health.failed(&e.to_string());
+            }
+        }
+    }
+
+    /// The outcome of the last poll.
+    pub fn health(&self) -> &PollHealth {
+        &self.health
     }
 
     /// Runs one piece of a session's asynchronous work; failures are logged (the session then
@@ -237,6 +272,7 @@ impl Encryption {
             control: ControlLink::new(Arc::new(config), Zeroizing::new(String::new()), "app"),
             master: Arc::new(MasterKey::generate()),
             fingerprint: tokio::sync::Mutex::new(String::new()),
+            health: ready_health(),
         })
     }
 
@@ -244,6 +280,22 @@ impl Encryption {
     /// not this one (compared as the server compares it: see [`same_database`]).
     pub fn session(self: &Arc<Self>, database: &str) -> Option<SessionCrypto> {
         same_database(database, &self.database).then(|| SessionCrypto::new(Arc::clone(self)))
+    }
+}
+
+/// A poll health that starts as just loaded.
+fn ready_health() -> PollHealth {
+    let h = PollHealth::default();
+    h.ok();
+    h
+}
+
+/// The next notification of a listening connection; pending forever without one, `None`
+/// when it closed.
+async fn next_notification(l: &mut Option<crate::control::listen::Listener>) -> Option<String> {
+    match l {
+        Some(l) => l.rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

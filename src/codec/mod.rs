@@ -49,7 +49,7 @@ mod scalar;
 mod types;
 
 pub use context::{DateOrder, TextContext, Zone};
-pub use error::CodecError;
+pub use error::{CHARACTER_NOT_IN_REPERTOIRE, CodecError, NUMERIC_VALUE_OUT_OF_RANGE};
 pub use types::{BYTEA_OID, LogicalType};
 
 use datetime::Kind;

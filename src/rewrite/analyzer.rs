@@ -27,7 +27,19 @@ pub(crate) enum Wrap {
         coerce: Option<Coerce>,
         /// The type's name as PostgreSQL normalises it (`int4`, `varchar`, `bpchar`), lower-case.
         ty: String,
+        /// An array type (`varchar(254)[]`): `coerce` and `ty` are its element's.
+        array: bool,
     },
+    /// A cast on an expression around the value (`(CASE WHEN … THEN $1 … END)::varchar(254)`,
+    /// Django's `bulk_update`): it applies to the value, and its `::type` (at `loc`) is removed
+    /// from the text when the value is encrypted.
+    Outer {
+        loc: i32,
+        coerce: Option<Coerce>,
+        ty: String,
+    },
+    /// The value is an array whose elements are the values (`UNNEST($1::text[])` in FROM).
+    Element,
     /// A unary `+` at this location.
     Sign(i32),
     /// The value reached its use through a `VALUES` column in FROM: nothing written at the
@@ -55,6 +67,15 @@ pub(crate) enum Bind {
         site: Site,
     },
     Default,
+    /// An array of constants whose elements are the values (`UNNEST('{a,b}'::text[])`,
+    /// `UNNEST(ARRAY['a', 'b'])` in FROM): the elements (any casts on the array applied by
+    /// `bind`), the byte range of the whole array expression, and its casts (innermost first).
+    Array {
+        elements: Vec<Option<String>>,
+        range: (usize, usize),
+        casts: Vec<(Option<Coerce>, String)>,
+        loc: i32,
+    },
 }
 
 /// What an expression evaluates to, as far as encryption is concerned.
@@ -75,6 +96,8 @@ enum ParamUse {
     Enc(Arc<ColumnRule>),
     /// An array of the column's values (`col = ANY($n)`).
     EncArray(Arc<ColumnRule>),
+    /// An array of values to store in the column (`UNNEST($n)`).
+    StoreArray(Arc<ColumnRule>),
 }
 
 /// Highest `$n` accepted (the protocol's limit).
@@ -88,6 +111,8 @@ pub(crate) struct Analyzer<'a, 'c> {
     params: Vec<ParamUse>,
     literals: Vec<LiteralSite>,
     casts: Vec<ParamCast>,
+    /// Type-modifier casts applied to parameters (see `Plan::param_coerce`).
+    coerces: Vec<(usize, Coerce)>,
     ref_casts: Vec<RefCast>,
     /// Deterministic columns compared with values (see `matching`).
     pub matches: Vec<MatchSite>,
@@ -113,6 +138,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             params: Vec::new(),
             literals: Vec::new(),
             casts: Vec::new(),
+            coerces: Vec::new(),
             ref_casts: Vec::new(),
             matches: Vec::new(),
             copies: Vec::new(),
@@ -145,7 +171,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
     /// Records one use of a `VALUES`-column literal (`key`: the key it is encrypted under, None:
     /// plaintext). False when it was already used otherwise; true for a first use (record it)
     /// — the caller skips a repeated, identical encrypted use.
-    fn sealed_use(&mut self, site: &Site, key: Option<&ColumnRule>) -> R<bool> {
+    pub(crate) fn sealed_use(&mut self, site: &Site, key: Option<&ColumnRule>) -> R<bool> {
         let want = key.map(|r| format!("{}|{:?}|{:?}", r.key, r.mode, r.ty));
         match self.sealed_uses.get(&site.loc) {
             None => {
@@ -223,11 +249,13 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                     start = usize::try_from(loc).map_err(|_| bad())?.min(start);
                     end = toks.sign_end(loc).map_or(end, |e| e.max(end));
                 }
-                Wrap::Sealed => {}
+                Wrap::Sealed | Wrap::Element | Wrap::Outer { .. } => {}
                 Wrap::Cast { loc, type_loc, .. } if loc < 0 => {
                     start = usize::try_from(type_loc).map_err(|_| bad())?.min(start);
                 }
                 Wrap::Cast { loc, .. } => {
+                    // `($1)::text`: the cast's operand in parentheses.
+                    (start, end) = toks.widen_parens(start, end);
                     end = toks.cast_end(loc).ok_or_else(bad)?.max(end);
                     if toks.kind_at(loc) == Some(pg_query::protobuf::Token::Cast) {
                         start = usize::try_from(loc).map_err(|_| bad())?.min(start);
@@ -279,12 +307,13 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             (ParamUse::Plain, ParamUse::Plain) => return Ok(()),
             (ParamUse::Enc(a), ParamUse::Enc(b))
             | (ParamUse::EncArray(a), ParamUse::EncArray(b))
+            | (ParamUse::StoreArray(a), ParamUse::StoreArray(b))
                 if same(a, b) =>
             {
                 return Ok(());
             }
-            (ParamUse::Enc(a) | ParamUse::EncArray(a), _) => a.clone(),
-            (_, ParamUse::Enc(a) | ParamUse::EncArray(a)) => a.clone(),
+            (ParamUse::Enc(a) | ParamUse::EncArray(a) | ParamUse::StoreArray(a), _) => a.clone(),
+            (_, ParamUse::Enc(a) | ParamUse::EncArray(a) | ParamUse::StoreArray(a)) => a.clone(),
             _ => return Ok(()),
         };
         Err(Refusal::column(
@@ -323,7 +352,11 @@ impl<'a, 'c> Analyzer<'a, 'c> {
     /// Records a cast written on parameter `number` (the range of `site` with its wraps), to be
     /// replaced by plain `$n` since the parameter's type changes.
     pub(crate) fn param_cast(&mut self, number: usize, site: &Site, rule: &ColumnRule) -> R<()> {
-        if site.wraps.iter().any(|w| !matches!(w, Wrap::Sealed)) {
+        if site
+            .wraps
+            .iter()
+            .any(|w| matches!(w, Wrap::Cast { .. } | Wrap::Sign(_)))
+        {
             let (start, end) = self.range(site, rule)?;
             // A `VALUES` column used twice records its parameter's cast once.
             if self.casts.iter().any(|c| c.start == start && c.end == end) {
@@ -342,18 +375,25 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                 // bytea (DDL through pgcloak cannot give an encrypted column a default).
                 Bind::Default => {}
                 Bind::Param { number, site } => {
-                    if site.wraps.iter().any(|w| {
-                        matches!(w, Wrap::Cast { coerce: Some(c), .. } if *c != Coerce::Integer)
-                    }) {
-                        return Err(Refusal::column(
-                            rule,
-                            "a cast with a type modifier on a parameter (cast it in the \
-                             application, or drop the modifier)",
-                        ));
+                    let casts = site.wraps.iter().filter_map(cast_of);
+                    let coerce = self.cast_coerce(casts, is_element(&site), rule)?;
+                    if is_element(&site) {
+                        self.use_param_as(number, ParamUse::StoreArray(rule.clone()))?;
+                    } else {
+                        self.use_param(number, Some(rule))?;
                     }
-                    self.use_param(number, Some(rule))?;
+                    if let Some(c) = coerce {
+                        self.coerce_param(number, c, rule)?;
+                    }
                     self.param_cast(number, &site, rule)?;
+                    self.strip_outer(&site, rule)?;
                 }
+                Bind::Array {
+                    elements,
+                    range,
+                    casts,
+                    loc,
+                } => self.bind_array(elements, range, &casts, loc, rule)?,
                 Bind::Lit { value, site } => {
                     if is_sealed(&site) && !self.sealed_use(&site, Some(rule))? {
                         continue;
@@ -362,6 +402,7 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                     let value = self.decode_unicode(value, &site, rule)?;
                     let value = self.coerce_literal(value, &site, rule)?;
                     let (start, end) = self.range(&site, rule)?;
+                    self.strip_outer(&site, rule)?;
                     self.literals.push(LiteralSite {
                         start,
                         end,
@@ -370,6 +411,77 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                         kind: LiteralKind::Value,
                     });
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the casts on a parameter bound for `rule` (each must be one PostgreSQL assigns as
+    /// the same value; an array cast only on an array of values) and returns the type-modifier
+    /// coercion to apply to it at Bind, if any.
+    pub(crate) fn cast_coerce<'w>(
+        &self,
+        casts: impl Iterator<Item = (Option<Coerce>, &'w str, bool)>,
+        element: bool,
+        rule: &ColumnRule,
+    ) -> R<Option<Coerce>> {
+        let mut out = None;
+        for (coerce, ty, array) in casts {
+            if array != element {
+                return Err(Refusal::column(
+                    rule,
+                    if element {
+                        "an unnested array cast to a scalar type"
+                    } else {
+                        "an array cast on a single value"
+                    },
+                ));
+            }
+            if !coerce::cast_fits(ty, coerce, rule.ty) {
+                return Err(Refusal::column(
+                    rule,
+                    format!(
+                        "a value cast to {ty} (PostgreSQL would convert it on assignment; cast \
+                         it to the column's own type, {})",
+                        rule.ty.name()
+                    ),
+                ));
+            }
+            match coerce {
+                None | Some(Coerce::Integer) => {}
+                Some(Coerce::Unsupported) => {
+                    return Err(Refusal::column(rule, "a cast with this type modifier"));
+                }
+                Some(_) if out.is_some() => {
+                    return Err(Refusal::column(rule, "two casts with type modifiers"));
+                }
+                Some(c) => out = Some(c),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that parameter `n` is coerced by `c` before it is encrypted.
+    fn coerce_param(&mut self, n: usize, c: Coerce, rule: &ColumnRule) -> R<()> {
+        match self.coerces.iter().find(|x| x.0 == n - 1) {
+            Some(x) if x.1 == c => Ok(()),
+            Some(_) => Err(Refusal::column(
+                rule,
+                format!("parameter ${n} under two different type-modifier casts"),
+            )),
+            None => {
+                self.coerces.push((n - 1, c));
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes the `::type` of each cast around an expression holding the value (see
+    /// `Wrap::Outer`): the expression's values become `bytea`.
+    fn strip_outer(&mut self, site: &Site, rule: &ColumnRule) -> R<()> {
+        for w in &site.wraps {
+            if let Wrap::Outer { loc, .. } = w {
+                self.strip_ref_cast(*loc, rule)?;
             }
         }
         Ok(())
@@ -388,12 +500,12 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             CoerceError::Overflow => Refusal::column(rule, "a value that overflows its cast"),
             CoerceError::Unsupported => Refusal::column(rule, "a cast with this type modifier"),
         };
-        for w in &site.wraps {
-            let Wrap::Cast { coerce, ty, .. } = w else {
-                continue;
-            };
+        for (coerce, ty, array) in site.wraps.iter().filter_map(cast_of) {
+            if array {
+                return Err(Refusal::column(rule, "an array cast on a single value"));
+            }
             // Only casts whose result PostgreSQL assigns to the column as the same value.
-            if !coerce::cast_fits(ty, *coerce, rule.ty) {
+            if !coerce::cast_fits(ty, coerce, rule.ty) {
                 return Err(Refusal::column(
                     rule,
                     format!(
@@ -404,8 +516,8 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                 ));
             }
             if let Some(c) = coerce {
-                if *c != Coerce::Integer {
-                    v = coerce::apply(*c, &v).map_err(refuse)?;
+                if c != Coerce::Integer {
+                    v = coerce::apply(c, &v).map_err(refuse)?;
                 }
             }
         }
@@ -487,6 +599,15 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                         Bind::Lit { site, .. } if is_sealed(&site) => {
                             self.sealed_use(&site, None)?;
                         }
+                        Bind::Array { loc, .. } => {
+                            self.sealed_use(
+                                &Site {
+                                    loc,
+                                    wraps: Vec::new(),
+                                },
+                                None,
+                            )?;
+                        }
                         _ => {}
                     }
                 }
@@ -549,6 +670,12 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             }
             (Ev::Enc { rule, .. }, Ev::Val(binds)) | (Ev::Val(binds), Ev::Enc { rule, .. }) => {
                 det(&rule)?;
+                if binds.iter().any(is_array_bind) {
+                    return Err(Refusal::column(
+                        &rule,
+                        format!("{op} with the elements of an unnested array (use = ANY($n))"),
+                    ));
+                }
                 self.bind(binds, &rule)
             }
             (Ev::Enc { rule, .. }, Ev::Plain) | (Ev::Plain, Ev::Enc { rule, .. }) => {
@@ -573,7 +700,9 @@ impl<'a, 'c> Analyzer<'a, 'c> {
     pub(crate) fn first_bound(&self) -> Option<Arc<ColumnRule>> {
         self.literals.first().map(|l| l.rule.clone()).or_else(|| {
             self.params.iter().find_map(|p| match p {
-                ParamUse::Enc(r) | ParamUse::EncArray(r) => Some(r.clone()),
+                ParamUse::Enc(r) | ParamUse::EncArray(r) | ParamUse::StoreArray(r) => {
+                    Some(r.clone())
+                }
                 _ => None,
             })
         })
@@ -645,19 +774,26 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             self.tokens().map_or(0, |t| t.max_param(sql))
         };
         let array_params = (self.params.iter().enumerate())
-            .filter(|(_, p)| matches!(p, ParamUse::EncArray(_)))
+            .filter(|(_, p)| matches!(p, ParamUse::EncArray(_) | ParamUse::StoreArray(_)))
             .map(|(i, _)| i)
             .collect();
+        let store_arrays = (self.params.iter().enumerate())
+            .filter(|(_, p)| matches!(p, ParamUse::StoreArray(_)))
+            .map(|(i, _)| i)
+            .collect();
+        self.coerces.sort_unstable_by_key(|c| c.0);
         let plan = Plan {
             params: self
                 .params
                 .into_iter()
                 .map(|p| match p {
-                    ParamUse::Enc(r) | ParamUse::EncArray(r) => Some(r),
+                    ParamUse::Enc(r) | ParamUse::EncArray(r) | ParamUse::StoreArray(r) => Some(r),
                     _ => None,
                 })
                 .collect(),
             array_params,
+            store_arrays,
+            param_coerce: self.coerces,
             no_params: !self.copies.is_empty(),
             copies: if self.copies.iter().any(Option::is_some) {
                 self.copies
@@ -683,4 +819,29 @@ impl<'a, 'c> Analyzer<'a, 'c> {
 /// True when the value reached its use through a `VALUES` column (see `Wrap::Sealed`).
 pub(crate) fn is_sealed(site: &Site) -> bool {
     site.wraps.iter().any(|w| matches!(w, Wrap::Sealed))
+}
+
+/// True when the bound value is an array of the values (see `Wrap::Element`).
+pub(crate) fn is_element(site: &Site) -> bool {
+    site.wraps.iter().any(|w| matches!(w, Wrap::Element))
+}
+
+/// True when `b` is an array whose elements are the values (`UNNEST` in FROM).
+pub(crate) fn is_array_bind(b: &Bind) -> bool {
+    match b {
+        Bind::Param { site, .. } => is_element(site),
+        Bind::Array { .. } => true,
+        Bind::Lit { .. } | Bind::Default => false,
+    }
+}
+
+/// A cast that applies to a value: (its type modifier's coercion, its type, an array type).
+fn cast_of(w: &Wrap) -> Option<(Option<Coerce>, &str, bool)> {
+    match w {
+        Wrap::Cast {
+            coerce, ty, array, ..
+        } => Some((*coerce, ty.as_str(), *array)),
+        Wrap::Outer { coerce, ty, .. } => Some((*coerce, ty.as_str(), false)),
+        Wrap::Sign(_) | Wrap::Sealed | Wrap::Element => None,
+    }
 }

@@ -110,7 +110,7 @@ impl Analyzer<'_, '_> {
                 });
                 Ok(())
             }
-            Bind::Default => Err(bad()),
+            Bind::Default | Bind::Array { .. } => Err(bad()),
         }
     }
 

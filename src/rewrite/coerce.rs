@@ -12,7 +12,7 @@ use super::expr::sval;
 
 /// A value coercion a cast asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Coerce {
+pub enum Coerce {
     /// `varchar(n)`: at most n characters (an explicit cast truncates).
     Chars(usize),
     /// `char(n)`: at most n characters, then trailing spaces removed (its text form).
@@ -27,7 +27,7 @@ pub(crate) enum Coerce {
 
 /// Why a coercion cannot be applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CoerceError {
+pub enum CoerceError {
     /// The value does not fit (SQLSTATE 22003 in PostgreSQL): refused.
     Overflow,
     /// Not modelled: refused.
@@ -127,7 +127,7 @@ pub(crate) fn pg15_number(text: &str) -> bool {
 }
 
 /// Applies `c` to the text of a constant.
-pub(crate) fn apply(c: Coerce, value: &str) -> Result<String, CoerceError> {
+pub fn apply(c: Coerce, value: &str) -> Result<String, CoerceError> {
     match c {
         Coerce::Chars(n) => Ok(value.chars().take(n).collect()),
         Coerce::BpChars(n) => {

@@ -33,7 +33,7 @@ fn negate(v: &str) -> String {
     }
 }
 
-fn const_value(c: &AConst) -> Result<Option<String>, &'static str> {
+pub(crate) fn const_value(c: &AConst) -> Result<Option<String>, &'static str> {
     if c.isnull {
         return Ok(None);
     }
@@ -202,6 +202,21 @@ impl Analyzer<'_, '_> {
 
     fn type_cast(&mut self, tc: &TypeCast) -> R<Ev> {
         let inner = self.opt_expr(tc.arg.as_deref())?;
+        // The cast is written on the value itself (`$1::text`, `'a'::text::varchar(3)`,
+        // `(-5)::int`), not on an expression around it (`(CASE … END)::text`).
+        let direct = match tc.arg.as_deref().and_then(|n| n.node.as_ref()) {
+            Some(NodeEnum::ParamRef(_) | NodeEnum::AConst(_)) => true,
+            Some(NodeEnum::TypeCast(_) | NodeEnum::AExpr(_)) => match &inner {
+                Ev::Val(binds) => binds.iter().all(|b| match b {
+                    Bind::Param { site, .. } | Bind::Lit { site, .. } => {
+                        !matches!(site.wraps.last(), Some(Wrap::Outer { .. }))
+                    }
+                    _ => true,
+                }),
+                _ => true,
+            },
+            _ => false,
+        };
         let type_loc = tc.type_name.as_ref().map_or(-1, |t| t.location);
         let ty = tc
             .type_name
@@ -212,7 +227,7 @@ impl Analyzer<'_, '_> {
                 self.plain_use(Ev::Val(binds), String::new)?;
                 Ok(Ev::Plain)
             }
-            Ev::Val(mut binds) if binds.len() == 1 => {
+            Ev::Val(mut binds) if binds.len() == 1 && direct => {
                 match binds.first_mut() {
                     Some(Bind::Param { site, .. } | Bind::Lit { site, .. }) => {
                         site.wraps.push(Wrap::Cast {
@@ -220,9 +235,26 @@ impl Analyzer<'_, '_> {
                             type_loc,
                             coerce: tc.type_name.as_ref().and_then(super::coerce::of_type),
                             ty: ty.to_ascii_lowercase(),
+                            array: tc
+                                .type_name
+                                .as_ref()
+                                .is_some_and(|t| !t.array_bounds.is_empty()),
                         });
                     }
                     _ => return Ok(Ev::Plain),
+                }
+                Ok(Ev::Val(binds))
+            }
+            // A cast around an expression of several values (`(CASE … END)::varchar(254)`).
+            Ev::Val(mut binds) if binds.iter().all(outer_castable) => {
+                for b in &mut binds {
+                    if let Bind::Param { site, .. } | Bind::Lit { site, .. } = b {
+                        site.wraps.push(Wrap::Outer {
+                            loc: tc.location,
+                            coerce: tc.type_name.as_ref().and_then(super::coerce::of_type),
+                            ty: ty.to_ascii_lowercase(),
+                        });
+                    }
                 }
                 Ok(Ev::Val(binds))
             }
@@ -346,6 +378,7 @@ impl Analyzer<'_, '_> {
     fn case_expr(&mut self, c: &pg_query::protobuf::CaseExpr) -> R<Ev> {
         let arg = self.opt_expr(c.arg.as_deref())?;
         let simple = c.arg.is_some();
+        let mut results = Vec::with_capacity(c.args.len() + 1);
         for w in &c.args {
             let Some(NodeEnum::CaseWhen(w)) = w.node.as_ref() else {
                 continue;
@@ -357,12 +390,33 @@ impl Analyzer<'_, '_> {
             } else {
                 self.cond(w.expr.as_deref())?;
             }
-            self.plain_expr(w.result.as_deref(), "CASE")?;
+            results.push(self.opt_expr(w.result.as_deref())?);
         }
         if let Ev::Val(_) = arg {
             self.plain_use(arg, String::new)?;
         }
-        self.plain_then(c.defresult.as_deref(), "CASE")
+        if let Some(d) = c.defresult.as_deref() {
+            results.push(self.expr(d)?);
+        }
+        // Results that are all values (Django's `bulk_update`: `CASE WHEN id = $1 THEN $2 …
+        // ELSE NULL END`): the CASE's value is one of them, bound where it is used.
+        if results
+            .iter()
+            .all(|r| matches!(r, Ev::Val(b) if !b.iter().any(sealed)))
+        {
+            let binds = results
+                .into_iter()
+                .flat_map(|r| match r {
+                    Ev::Val(b) => b,
+                    _ => Vec::new(),
+                })
+                .collect();
+            return Ok(Ev::Val(binds));
+        }
+        for r in results {
+            self.plain_use(r, || "CASE".to_owned())?;
+        }
+        Ok(Ev::Plain)
     }
 
     pub(crate) fn func_call(&mut self, f: &FuncCall) -> R<Ev> {
@@ -559,6 +613,12 @@ impl Found {
 fn sealed(b: &Bind) -> bool {
     match b {
         Bind::Param { site, .. } | Bind::Lit { site, .. } => super::analyzer::is_sealed(site),
+        Bind::Array { .. } => true,
         Bind::Default => false,
     }
+}
+
+/// True when a cast around an expression can apply to `b` (see `Wrap::Outer`).
+fn outer_castable(b: &Bind) -> bool {
+    matches!(b, Bind::Param { .. } | Bind::Lit { .. })
 }

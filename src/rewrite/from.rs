@@ -60,6 +60,10 @@ impl Analyzer<'_, '_> {
                 self.cond(j.quals.as_deref())?;
             }
             Some(NodeEnum::RangeFunction(rf)) => {
+                if let Some(rel) = self.unnest_rel(rf)? {
+                    self.scopes.add(rel);
+                    return Ok(());
+                }
                 for f in &rf.functions {
                     self.plain_expr(Some(f), "a function in FROM")?;
                 }

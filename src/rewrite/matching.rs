@@ -14,7 +14,7 @@ use std::sync::Arc;
 use pg_query::NodeEnum;
 use pg_query::protobuf::Node;
 
-use super::analyzer::{Analyzer, Bind, Ev};
+use super::analyzer::{Analyzer, Bind, Ev, Wrap};
 use crate::config::{ColumnRule, Mode};
 
 /// The comparison of a match site.
@@ -241,7 +241,19 @@ impl Analyzer<'_, '_> {
         let [bind] = binds.as_slice() else {
             return None;
         };
+        // Values the Bind changes before it encrypts them (a cast's type modifier) or that are
+        // not the operand itself are matched under the current key version only.
+        let around = |site: &super::analyzer::Site| {
+            (site.wraps.iter()).any(|w| match w {
+                Wrap::Outer { .. } | Wrap::Element => true,
+                Wrap::Cast { coerce, .. } => {
+                    !matches!(coerce, None | Some(super::coerce::Coerce::Integer))
+                }
+                Wrap::Sign(_) | Wrap::Sealed => false,
+            })
+        };
         match bind {
+            Bind::Param { site, .. } | Bind::Lit { site, .. } if around(site) => None,
             Bind::Param { number, site } => {
                 let range = self.range(site, rule).ok()?;
                 Some((MatchItem::Param(*number), range))
@@ -252,7 +264,7 @@ impl Analyzer<'_, '_> {
                 let range = self.range(site, rule).ok()?;
                 Some((MatchItem::Literal(value), range))
             }
-            Bind::Default => None,
+            Bind::Default | Bind::Array { .. } => None,
         }
     }
 }

@@ -31,10 +31,12 @@ mod scope;
 mod select;
 mod span;
 mod stmt;
+mod unnest;
 
 use std::sync::Arc;
 
 pub use cache::PlanCache;
+pub use coerce::{Coerce, CoerceError, apply as apply_coerce};
 pub use matching::{MatchItem, MatchOp, MatchSite, MatchSpan};
 
 use crate::config::{ColumnRule, Rules};
@@ -113,6 +115,14 @@ pub struct Plan {
     /// column's values (`col = ANY($n)`, `col <> ALL($n)`): sent as `bytea[]` with every
     /// element encrypted under every key version.
     pub array_params: Vec<usize>,
+    /// Indexes (n-1, ascending) of the parameters in `array_params` whose elements are values
+    /// to store (`INSERT … SELECT * FROM UNNEST($1::text[], …)`): each element encrypted under
+    /// the current key version only, order and NULLs kept.
+    pub store_arrays: Vec<usize>,
+    /// Type-modifier casts on encrypted parameters (`$1::varchar(3)`, `($1)::varchar(254)[]`),
+    /// by index (n-1, ascending): applied to the value (each element of an array) before it is
+    /// encrypted, as PostgreSQL applies the cast.
+    pub param_coerce: Vec<(usize, Coerce)>,
     /// Literals bound for encrypted columns, in text order. Each covers the whole value
     /// expression including a cast or sign on the value.
     pub literals: Vec<LiteralSite>,
@@ -183,6 +193,10 @@ pub enum LiteralKind {
     /// An array literal (`'{a,b}'`) in `col = ANY('{…}')`: `ARRAY[…]::bytea[]` of every
     /// element under every key version.
     Array,
+    /// An array of values to store (`UNNEST('{a,b}'::text[])`, `UNNEST(ARRAY['a', 'b'])`; the
+    /// value is the array's text with casts already applied to its elements):
+    /// `ARRAY[…]::bytea[]` of each element under the current key version.
+    Stored,
 }
 
 /// A cast on an encrypted parameter that must be removed from the forwarded text.
@@ -397,6 +411,17 @@ impl Plan {
         self.array_params.binary_search(&i).is_ok()
     }
 
+    /// True when parameter index `i` is an array of values to store (see `store_arrays`).
+    pub fn is_store_array(&self, i: usize) -> bool {
+        self.store_arrays.binary_search(&i).is_ok()
+    }
+
+    /// The type-modifier cast to apply to parameter index `i`, if any.
+    pub fn coerce_of(&self, i: usize) -> Option<Coerce> {
+        let at = self.param_coerce.binary_search_by_key(&i, |c| c.0).ok()?;
+        self.param_coerce.get(at).map(|c| c.1)
+    }
+
     /// The text to forward: literal sites replaced by `literal_replacements` (one per site, in
     /// order), casts on encrypted parameters replaced by plain `$n` and casts on column
     /// references carrying encrypted values removed.
@@ -473,3 +498,5 @@ fn splice_ranges(sql: &str, mut ranges: Vec<(usize, usize, &str)>) -> String {
 mod ddl_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unnest_tests;

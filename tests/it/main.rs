@@ -6,6 +6,7 @@ mod adversarial;
 mod adversarial_deep;
 mod adversarial_fixed;
 mod adversarial_more;
+mod adversarial_orm;
 mod adversarial_paths;
 mod adversarial_stmts;
 mod adversarial_values;

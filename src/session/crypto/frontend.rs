@@ -10,11 +10,12 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use super::arrays::{encrypt_coerced, encrypt_store_array};
 use super::matching::{MatchParams, Refused, expand_extended, expand_simple, parse_types};
 use super::refuse::{raise_extended, raise_query};
 use super::search_path::{PathState, may_change_path};
 use super::state::{Expect, Portal, SessionCrypto, Statement};
-use super::values::{ValueError, encrypt_array, encrypt_value, literal_replacement};
+use super::values::{ValueError, encrypt_array, literal_replacement};
 use crate::protocol::extended::{
     Bind, Execute, FORMAT_BINARY, Named, Parse, Target, decode_query, format_of, query,
 };
@@ -427,10 +428,13 @@ impl SessionCrypto {
             match (plan.params.get(i).and_then(Option::as_ref), v) {
                 (Some(rule), Some(v)) => {
                     let d = stmt.declared(i);
-                    let enc = if plan.is_array_param(i) {
+                    let coerce = plan.coerce_of(i);
+                    let enc = if plan.is_store_array(i) {
+                        encrypt_store_array(&ring, rule, v, fmt, coerce, &self.text)
+                    } else if plan.is_array_param(i) {
                         encrypt_array(&ring, rule, v, fmt, &self.text)
                     } else {
-                        encrypt_value(&ring, rule, v, fmt, d, &self.text)
+                        encrypt_coerced(&ring, rule, v, fmt, d, coerce, &self.text)
                     };
                     let enc = enc.map_err(refused)?;
                     formats.push(FORMAT_BINARY);

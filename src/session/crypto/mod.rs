@@ -11,6 +11,7 @@
 //! to a database no rules file names, and every session when no rules are configured, relay
 //! raw.
 
+mod arrays;
 mod backend;
 mod copy;
 mod frontend;

@@ -45,6 +45,9 @@ pub enum ValueError {
          (send it as text, or declare the column's type)"
     )]
     DeclaredType { column: String, oid: u32 },
+    /// A parameter under a type-modifier cast does not fit it (`numeric(3,0)` of 1234).
+    #[error("value for encrypted column {column} overflows its cast")]
+    CastOverflow { column: String },
 }
 
 impl ValueError {
@@ -54,6 +57,7 @@ impl ValueError {
             ValueError::Codec { source, .. } => source.sqlstate(),
             ValueError::Encrypt { .. } => INTERNAL_ERROR,
             ValueError::DeclaredType { .. } => FEATURE_NOT_SUPPORTED,
+            ValueError::CastOverflow { .. } => codec::NUMERIC_VALUE_OUT_OF_RANGE,
             ValueError::Corrupt { .. } | ValueError::UnknownVersion { .. } => DATA_CORRUPTED,
             ValueError::RateLimited { .. } => {
                 crate::protocol::sqlstate::CONFIGURATION_LIMIT_EXCEEDED
@@ -215,7 +219,8 @@ pub fn literal_replacement(
         (LiteralKind::Value, v) => encrypted_literal(ring, rule, v, ctx),
         (LiteralKind::Element, None) => Ok("NULL::bytea".to_owned()),
         (LiteralKind::Element, Some(v)) => all(v.as_bytes()),
-        (LiteralKind::Array, None) => Ok("NULL::bytea[]".to_owned()),
+        (LiteralKind::Array | LiteralKind::Stored, None) => Ok("NULL::bytea[]".to_owned()),
+        (LiteralKind::Stored, Some(v)) => super::arrays::stored_array_literal(ring, rule, v, ctx),
         (LiteralKind::Array, Some(v)) => {
             let elements =
                 codec::array::parse_text(v.as_bytes()).map_err(|source| ValueError::Codec {

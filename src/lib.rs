@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
@@ -221,7 +221,68 @@ pub async fn run(
     secrets: Secrets,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    run_with_reload(listener, config, secrets, shutdown, None).await
+}
+
+/// The next reload request (pending forever without a channel).
+async fn next_reload(reload: &mut Option<mpsc::UnboundedReceiver<()>>) -> Option<()> {
+    match reload {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Applies a reload request ([`control::reload`]): new rules for new sessions at once, old
+/// sessions of replaced rules drained; a rejected reload changes nothing.
+async fn reload_now(
+    config: &Arc<config::Config>,
+    password: &Zeroizing<String>,
+    shared: &session::Shared,
+    instance: &net::metrics::Instance,
+    stop: &watch::Receiver<bool>,
+) {
+    info!(config = %config.path.display(), "reload requested (SIGHUP)");
+    let running = shared.encryption.read().clone();
+    let r = match control::reload::reload(config, password, running.as_ref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "reload rejected; the running config and rules stay");
+            return;
+        }
+    };
+    if let Some(all) = &r.encryption {
+        let old = |e: &Arc<session::crypto::Encryption>| {
+            running
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|x| Arc::ptr_eq(x, e)))
+        };
+        for e in all.iter().filter(|e| !old(e)) {
+            e.spawn_watcher(stop.clone());
+        }
+    }
+    *shared.encryption.write() = r.encryption.clone();
+    *instance.encryption.write() = r.encryption;
+    for e in &r.retired {
+        e.retire();
+    }
+    if r.changes.is_empty() {
+        info!("reloaded: nothing changed");
+    }
+    for change in &r.changes {
+        info!(%change, "reloaded");
+    }
+}
+
+/// [`run`], reloading config and rules whenever `reload` yields (SIGHUP in `pgcloak serve`).
+pub async fn run_with_reload(
+    listener: TcpListener,
+    config: Arc<config::Config>,
+    secrets: Secrets,
+    shutdown: impl Future<Output = ()> + Send,
+    mut reload: Option<mpsc::UnboundedReceiver<()>>,
+) -> Result<(), RunError> {
     let mut secrets = secrets;
+    let password = secrets.control_password.clone();
     let audit = open_audit(&config, &secrets)?;
     let (encryption, lookup_db) = encryption(&config, &mut secrets).await?;
     let server_tls = net::tls::server_config(&config.listen)?;
@@ -243,11 +304,12 @@ pub async fn run(
         login,
         shutdown: stop_rx.clone(),
         audit,
-        encryption,
+        encryption: parking_lot::RwLock::new(encryption.clone()),
     });
-    if let Some(enc) = &shared.encryption {
+    if let Some(enc) = &encryption {
         enc.spawn_watchers(&stop_rx);
     }
+    drop(encryption);
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "pgcloak listening");
     }
@@ -261,6 +323,9 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            Some(()) = next_reload(&mut reload) => {
+                reload_now(&config, &password, &shared, &instance, &stop_rx).await;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     next_id += 1;
@@ -298,6 +363,9 @@ pub async fn run(
     // Sessions close at their next idle point (FATAL 57P01); after the timeout the rest
     // are aborted.
     let _ = stop_tx.send(true);
+    if let Some(all) = shared.encryption.read().as_ref() {
+        all.iter().for_each(|e| e.retire());
+    }
     let grace = Duration::from_secs(config.listen.shutdown_timeout_secs);
     if !drain(&mut sessions, grace).await {
         warn!(

@@ -182,9 +182,25 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&cfg.listen.address)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen.address))?;
-        pgcloak::run(listener, cfg, secrets, shutdown_signal()).await?;
+        pgcloak::run_with_reload(listener, cfg, secrets, shutdown_signal(), Some(hangups()?))
+            .await?;
         Ok(())
     })
+}
+
+/// SIGHUP, as reload requests (config and rules are read again, validated first).
+fn hangups() -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -18,6 +18,7 @@ pub mod health;
 pub mod keys;
 pub mod listen;
 pub mod reencrypt;
+pub mod reload;
 pub mod verifiers;
 
 use crate::config;

@@ -138,7 +138,8 @@ pub struct Shared {
     /// The audit trail, when `[audit]` is set.
     pub audit: Option<Arc<crate::audit::Audit>>,
     /// Field encryption, when rules are configured.
-    pub encryption: Option<Arc<crypto::Encryptions>>,
+    /// Swapped by a reload (SIGHUP); sessions take the current one when they start.
+    pub encryption: parking_lot::RwLock<Option<Arc<crypto::Encryptions>>>,
 }
 
 /// Reads one tagged frame during login, keeping any extra bytes in `buf`.
@@ -273,8 +274,8 @@ async fn serve_inner(
     fields.extend(tls_fields(&client));
     obs.login(fields);
     let _registration = done.registration;
-    let crypto = shared
-        .encryption
+    let encryption = shared.encryption.read().clone();
+    let crypto = encryption
         .as_ref()
         .and_then(|e| e.session(startup.database().unwrap_or_default()))
         .map(|mut c| {
@@ -282,12 +283,16 @@ async fn serve_inner(
             c
         });
     let mut relay = Relay::new(*client, done.upstream, done.to_client, done.upstream_in);
+    // Sessions under rules drain when the proxy stops or their rules are reloaded.
+    let mut shutdown = match &crypto {
+        Some(c) => c.encryption().drain_signal(),
+        None => shared.shutdown.clone(),
+    };
     if let Some(c) = crypto {
         relay.set_crypto(c);
     }
     relay.obs = Some(Box::new(obs));
     relay.push_client_input(&done.client_in);
-    let mut shutdown = shared.shutdown.clone();
     let result = relay.run(&mut shutdown).await;
     let end = match &result {
         Ok(end) => Some(*end),

@@ -309,7 +309,8 @@ where
             if self.draining && self.handlers.is_idle() && self.to_client.idle() {
                 let msg = PgError::fatal(
                     ADMIN_SHUTDOWN,
-                    "terminating connection because pgcloak is shutting down",
+                    "terminating connection because pgcloak is shutting down or reloaded the rules of \
+                     this database",
                 );
                 self.to_client.buf.extend_from_slice(&msg.encode());
                 self.to_upstream

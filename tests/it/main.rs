@@ -27,6 +27,7 @@ mod enc_types;
 mod encryption;
 mod harness;
 mod leak;
+mod ops_audit;
 mod ops_metrics;
 mod ops_util;
 mod psql;

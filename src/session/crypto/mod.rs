@@ -85,6 +85,8 @@ pub struct Encryption {
     fingerprint: tokio::sync::Mutex<String>,
     /// The last poll's outcome (`/readyz`).
     health: PollHealth,
+    /// Set when the proxy stops or a reload replaced this instance: its sessions drain.
+    drain: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Encryption {
@@ -157,6 +159,7 @@ impl Encryption {
             master,
             fingerprint: tokio::sync::Mutex::new(fingerprint),
             health: ready_health(),
+            drain: watch::channel(false).0,
         }))
     }
 
@@ -199,6 +202,10 @@ impl Encryption {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut listener = None;
             loop {
+                // Retired by a reload and no session left: stop polling.
+                if Arc::strong_count(&enc) == 1 {
+                    return;
+                }
                 tokio::select! {
                     _ = tick.tick() => {}
                     n = next_notification(&mut listener) => {
@@ -242,6 +249,17 @@ impl Encryption {
         &self.health
     }
 
+    /// Becomes true when this instance's sessions must end at their next idle point.
+    pub fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.drain.subscribe()
+    }
+
+    /// Drains this instance's sessions (shutdown, or its rules were reloaded); its watcher
+    /// stops once nothing else holds it.
+    pub fn retire(&self) {
+        self.drain.send_replace(true);
+    }
+
     /// Runs one piece of a session's asynchronous work; failures are logged (the session then
     /// works with what it has, and decrypt failures still fail closed).
     pub async fn run(&self, work: &AsyncWork) {
@@ -274,6 +292,7 @@ impl Encryption {
             master: Arc::new(MasterKey::generate()),
             fingerprint: tokio::sync::Mutex::new(String::new()),
             health: ready_health(),
+            drain: watch::channel(false).0,
         })
     }
 

@@ -29,6 +29,8 @@ mod harness;
 mod leak;
 mod ops_audit;
 mod ops_metrics;
+mod ops_reload;
+mod ops_replicas;
 mod ops_util;
 mod psql;
 mod queries;

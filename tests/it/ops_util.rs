@@ -100,3 +100,37 @@ where
 pub fn free_addr() -> SocketAddr {
     crate::serve::free_addr()
 }
+
+/// An app-role client of the proxy at `addr` (verify-full TLS against `db`'s CA).
+pub async fn app_at(
+    db: &DevDb,
+    addr: SocketAddr,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("localhost")
+        .hostaddr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        .port(addr.port())
+        .user(pgcloak::devdb::APP_USER)
+        .password(pgcloak::devdb::APP_PASSWORD)
+        .dbname(pgcloak::devdb::APP_DATABASE)
+        .connect_timeout(Duration::from_secs(20))
+        .ssl_mode(tokio_postgres::config::SslMode::Require);
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(db.tls_client_config().unwrap());
+    let (c, conn) = cfg.connect(tls).await?;
+    tokio::spawn(conn);
+    Ok(c)
+}
+
+/// The key version in the stored envelope of `column` in row `id` of `table`, read directly.
+pub async fn stored_version(
+    direct: &tokio_postgres::Client,
+    table: &str,
+    column: &str,
+    id: i32,
+) -> Option<u32> {
+    let sql = format!("select {column} from {table} where id = $1");
+    let row = direct.query_opt(&sql, &[&id]).await.unwrap()?;
+    let v: Option<Vec<u8>> = row.get(0);
+    let v = v?;
+    (v.len() > 6 && v[0] == 1).then(|| u32::from_be_bytes([v[2], v[3], v[4], v[5]]))
+}

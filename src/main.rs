@@ -148,10 +148,24 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pgcloak: {e:#}");
+            eprintln!("pgcloak: {}", report(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each printed once: many of our errors (and tokio-postgres's)
+/// already include their source in their message, which `{:#}` would repeat.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 /// Logs to stderr in the configured format; `RUST_LOG` overrides `log.level`.
@@ -164,7 +178,12 @@ fn init_tracing(cfg: &Config) {
         .with_writer(std::io::stderr);
     match cfg.log.format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // One list of the enclosing spans per line (not also the innermost one again).
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
     }
 }
 

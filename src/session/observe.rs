@@ -55,9 +55,7 @@ thread_local! {
 /// Puts `obs` in this thread's slot; hand the result to [`exit`].
 #[inline]
 pub fn enter(obs: Option<Box<SessionObs>>) -> Option<Box<SessionObs>> {
-    if obs.is_none() {
-        return None;
-    }
+    obs.as_ref()?;
     CURRENT.with(|c| c.replace(obs))
 }
 

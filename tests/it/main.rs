@@ -28,6 +28,7 @@ mod encryption;
 mod harness;
 mod leak;
 mod ops_audit;
+mod ops_deploy;
 mod ops_metrics;
 mod ops_reload;
 mod ops_replicas;

@@ -194,6 +194,36 @@ fn open_audit(
     Ok(Some(audit))
 }
 
+/// Audits the data keys each rules database's key ring unwrapped (names and versions, never
+/// key bytes) and the provider that unwrapped them.
+fn audit_keys<'a>(
+    audit: &audit::Audit,
+    all: impl Iterator<Item = &'a Arc<session::crypto::Encryption>>,
+    when: &str,
+) {
+    for enc in all {
+        let ring = enc.keys.current();
+        let keys: serde_json::Map<String, serde_json::Value> = ring
+            .keys()
+            .map(|k| {
+                (
+                    k.name().to_owned(),
+                    k.versions().collect::<Vec<u32>>().into(),
+                )
+            })
+            .collect();
+        audit.record(
+            "keys_unwrapped",
+            vec![
+                ("when", when.into()),
+                ("database", enc.database.clone().into()),
+                ("provider", "local".into()),
+                ("keys", serde_json::Value::Object(keys)),
+            ],
+        );
+    }
+}
+
 /// Aborts a background task when dropped (so `run` leaves nothing behind).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -259,6 +289,9 @@ async fn reload_now(
         for e in all.iter().filter(|e| !old(e)) {
             e.spawn_watcher(stop.clone());
         }
+        if let Some(a) = &shared.audit {
+            audit_keys(a, all.iter().filter(|e| !old(e)), "reload");
+        }
     }
     *shared.encryption.write() = r.encryption.clone();
     *instance.encryption.write() = r.encryption;
@@ -292,6 +325,9 @@ pub async fn run_with_reload(
         if let Err(e) = control.client().await {
             warn!(error = %e, "control login failed; will retry when a client connects");
         }
+    }
+    if let (Some(a), Some(e)) = (&audit, &encryption) {
+        audit_keys(a, e.iter(), "start");
     }
     let instance = Arc::new(net::metrics::Instance::default());
     *instance.encryption.write() = encryption.clone();

@@ -106,6 +106,13 @@ async fn audit_trail_records_sessions_and_verify_detects_an_edit() {
             .find(|r| r["event"] == ev)
             .unwrap_or_else(|| panic!("no {ev}: {text}"))
     };
+    let keys = find("keys_unwrapped");
+    assert_eq!(
+        keys["keys"]["public.ops_a.secret"],
+        serde_json::json!([1]),
+        "{keys}"
+    );
+    assert_eq!(keys["provider"], "local");
     let login = find("login");
     assert_eq!(
         (login["role"].as_str(), login["database"].as_str()),

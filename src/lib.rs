@@ -11,6 +11,7 @@
 //! shutdown future, so tests run it in-process on port 0.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod codec;
 pub mod config;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
@@ -67,10 +68,13 @@ impl Secrets {
     /// Reads the secrets named by `cfg` from the environment.
     pub fn from_env(cfg: &config::Config) -> Result<Secrets, SecretsError> {
         let local = cfg.keys.kind() == config::keys::ProviderKind::Local;
-        let (master_key, key_provider) = match (cfg.rules.is_empty(), local) {
-            (true, _) => (None, None),
-            (false, true) => (Some(crypto::master_key_source(&cfg.keys)?.load()?), None),
-            (false, false) => (None, Some(control::providers::from_config(&cfg.keys)?)),
+        // The audit trail's key derives from the local master key (another provider's audit
+        // key is not wired yet: an `[audit]` table then runs without a master key).
+        let needs_keys = !cfg.rules.is_empty() || (local && cfg.audit.is_some());
+        let (master_key, key_provider) = match (needs_keys, local) {
+            (false, _) => (None, None),
+            (true, true) => (Some(crypto::master_key_source(&cfg.keys)?.load()?), None),
+            (true, false) => (None, Some(control::providers::from_config(&cfg.keys)?)),
         };
         Ok(Secrets {
             control_password: Zeroizing::new(cfg.control_password()?),
@@ -98,6 +102,8 @@ pub enum RunError {
     Rules(#[from] config::RulesError),
     #[error("field encryption: {0}")]
     Encryption(#[from] session::crypto::EncryptionError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
     #[error("cannot start the session workers: {0}")]
     Workers(std::io::Error),
 }
@@ -169,6 +175,75 @@ fn login_context(
     })
 }
 
+/// Starts `/metrics`, `/healthz` and `/readyz` on `[metrics] address`, when set.
+async fn metrics_endpoint(
+    config: &config::Config,
+    instance: &Arc<net::metrics::Instance>,
+) -> Result<Option<AbortOnDrop>, RunError> {
+    let Some(m) = &config.metrics else {
+        return Ok(None);
+    };
+    let l = TcpListener::bind(&m.address)
+        .await
+        .map_err(|source| RunError::Metrics {
+            address: m.address.clone(),
+            source,
+        })?;
+    let shown = l.local_addr().map_or(m.address.clone(), |a| a.to_string());
+    info!(address = %shown, "metrics at http://{shown}/metrics (health: /healthz, /readyz)");
+    Ok(Some(AbortOnDrop(tokio::spawn(net::metrics::http::serve(
+        l,
+        Arc::clone(instance),
+    )))))
+}
+
+/// Opens the audit trail (`[audit]`) with the key derived from the master key.
+fn open_audit(
+    config: &config::Config,
+    secrets: &Secrets,
+) -> Result<Option<Arc<audit::Audit>>, RunError> {
+    let Some(cfg) = &config.audit else {
+        return Ok(None);
+    };
+    let master = secrets
+        .master_key
+        .as_ref()
+        .ok_or(session::crypto::EncryptionError::NoMasterKey)?;
+    let audit = audit::Audit::open(cfg, audit::AuditKey::from_master(master))?;
+    audit.record("start", vec![("pid", std::process::id().into())]);
+    Ok(Some(audit))
+}
+
+/// Audits the data keys each rules database's key ring unwrapped (names and versions, never
+/// key bytes) and the provider that unwrapped them.
+fn audit_keys<'a>(
+    audit: &audit::Audit,
+    all: impl Iterator<Item = &'a Arc<session::crypto::Encryption>>,
+    when: &str,
+) {
+    for enc in all {
+        let ring = enc.keys.current();
+        let keys: serde_json::Map<String, serde_json::Value> = ring
+            .keys()
+            .map(|k| {
+                (
+                    k.name().to_owned(),
+                    k.versions().collect::<Vec<u32>>().into(),
+                )
+            })
+            .collect();
+        audit.record(
+            "keys_unwrapped",
+            vec![
+                ("when", when.into()),
+                ("database", enc.database.clone().into()),
+                ("provider", "local".into()),
+                ("keys", serde_json::Value::Object(keys)),
+            ],
+        );
+    }
+}
+
 /// Aborts a background task when dropped (so `run` leaves nothing behind).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -196,7 +271,72 @@ pub async fn run(
     secrets: Secrets,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    run_with_reload(listener, config, secrets, shutdown, None).await
+}
+
+/// The next reload request (pending forever without a channel).
+async fn next_reload(reload: &mut Option<mpsc::UnboundedReceiver<()>>) -> Option<()> {
+    match reload {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Applies a reload request ([`control::reload`]): new rules for new sessions at once, old
+/// sessions of replaced rules drained; a rejected reload changes nothing.
+async fn reload_now(
+    config: &Arc<config::Config>,
+    password: &Zeroizing<String>,
+    shared: &session::Shared,
+    instance: &net::metrics::Instance,
+    stop: &watch::Receiver<bool>,
+) {
+    info!(config = %config.path.display(), "reload requested (SIGHUP)");
+    let running = shared.encryption.read().clone();
+    let r = match control::reload::reload(config, password, running.as_ref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "reload rejected; the running config and rules stay");
+            return;
+        }
+    };
+    if let Some(all) = &r.encryption {
+        let old = |e: &Arc<session::crypto::Encryption>| {
+            running
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|x| Arc::ptr_eq(x, e)))
+        };
+        for e in all.iter().filter(|e| !old(e)) {
+            e.spawn_watcher(stop.clone());
+        }
+        if let Some(a) = &shared.audit {
+            audit_keys(a, all.iter().filter(|e| !old(e)), "reload");
+        }
+    }
+    *shared.encryption.write() = r.encryption.clone();
+    *instance.encryption.write() = r.encryption;
+    for e in &r.retired {
+        e.retire();
+    }
+    if r.changes.is_empty() {
+        info!("reloaded: nothing changed");
+    }
+    for change in &r.changes {
+        info!(%change, "reloaded");
+    }
+}
+
+/// [`run`], reloading config and rules whenever `reload` yields (SIGHUP in `pgcloak serve`).
+pub async fn run_with_reload(
+    listener: TcpListener,
+    config: Arc<config::Config>,
+    secrets: Secrets,
+    shutdown: impl Future<Output = ()> + Send,
+    mut reload: Option<mpsc::UnboundedReceiver<()>>,
+) -> Result<(), RunError> {
     let mut secrets = secrets;
+    let password = secrets.control_password.clone();
+    let audit = open_audit(&config, &secrets)?;
     let (encryption, lookup_db) = encryption(&config, &mut secrets).await?;
     let server_tls = net::tls::server_config(&config.listen)?;
     let upstream = net::upstream::UpstreamConnector::new(&config.upstream)?;
@@ -206,23 +346,12 @@ pub async fn run(
             warn!(error = %e, "control login failed; will retry when a client connects");
         }
     }
-    let metrics = Arc::new(net::metrics::Metrics::default());
-    let _metrics_task = match &config.metrics {
-        Some(m) => {
-            let l = TcpListener::bind(&m.address)
-                .await
-                .map_err(|source| RunError::Metrics {
-                    address: m.address.clone(),
-                    source,
-                })?;
-            info!(address = %m.address, "metrics at /metrics");
-            Some(AbortOnDrop(tokio::spawn(net::metrics::serve(
-                l,
-                Arc::clone(&metrics),
-            ))))
-        }
-        None => None,
-    };
+    if let (Some(a), Some(e)) = (&audit, &encryption) {
+        audit_keys(a, e.iter(), "start");
+    }
+    let instance = Arc::new(net::metrics::Instance::default());
+    *instance.encryption.write() = encryption.clone();
+    let _metrics_task = metrics_endpoint(&config, &instance).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(session::Shared {
         acceptor: tokio_rustls::TlsAcceptor::from(server_tls.config),
@@ -230,15 +359,19 @@ pub async fn run(
         cancels: Arc::default(),
         login,
         shutdown: stop_rx.clone(),
-        metrics,
-        encryption,
+        audit,
+        encryption: parking_lot::RwLock::new(encryption.clone()),
     });
-    if let Some(enc) = &shared.encryption {
+    if let Some(enc) = &encryption {
         enc.spawn_watchers(&stop_rx);
     }
+    drop(encryption);
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "pgcloak listening");
     }
+    instance
+        .listening
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let mut workers = session::workers::Workers::start().map_err(RunError::Workers)?;
     let mut sessions = JoinSet::new();
     let mut next_id = 0u64;
@@ -246,6 +379,9 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            Some(()) = next_reload(&mut reload) => {
+                reload_now(&config, &password, &shared, &instance, &stop_rx).await;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     next_id += 1;
@@ -283,6 +419,9 @@ pub async fn run(
     // Sessions close at their next idle point (FATAL 57P01); after the timeout the rest
     // are aborted.
     let _ = stop_tx.send(true);
+    if let Some(all) = shared.encryption.read().as_ref() {
+        all.iter().for_each(|e| e.retire());
+    }
     let grace = Duration::from_secs(config.listen.shutdown_timeout_secs);
     if !drain(&mut sessions, grace).await {
         warn!(

@@ -46,6 +46,9 @@ enum Command {
     Migrate(cli::migrate::MigrateCommand),
     /// Print a fresh base64 master key (32 random bytes).
     GenMasterKey,
+    /// The audit trail (`[audit]`).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Start a throwaway TLS PostgreSQL, demo rules and data, and the proxy; Ctrl-C cleans up.
     Demo {
         /// Where the proxy listens.
@@ -62,6 +65,18 @@ enum Command {
         /// The address the config tells `pgcloak serve` to listen on.
         #[arg(long)]
         listen: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit trail's HMAC chain (key from the config's key provider); print the
+    /// first broken record and exit 1 if there is one.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The audit file (JSON lines).
+        file: PathBuf,
     },
 }
 
@@ -150,16 +165,33 @@ fn main() -> ExitCode {
             println!("{}", pgcloak::crypto::gen_master_key());
             Ok(())
         }
+        Command::Audit(AuditCommand::Verify { config, file }) => {
+            cli::audit::verify(&config.config, &file)
+        }
         Command::Demo { listen } => cli::demo::run(&listen),
         Command::Devdb { env_file, listen } => cli::devdb::run(&env_file, &listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pgcloak: {e:#}");
+            eprintln!("pgcloak: {}", report(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each printed once: many of our errors (and tokio-postgres's)
+/// already include their source in their message, which `{:#}` would repeat.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 /// Logs to stderr in the configured format; `RUST_LOG` overrides `log.level`.
@@ -172,7 +204,12 @@ fn init_tracing(cfg: &Config) {
         .with_writer(std::io::stderr);
     match cfg.log.format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // One list of the enclosing spans per line (not also the innermost one again).
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
     }
 }
 
@@ -190,9 +227,25 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&cfg.listen.address)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen.address))?;
-        pgcloak::run(listener, cfg, secrets, shutdown_signal()).await?;
+        pgcloak::run_with_reload(listener, cfg, secrets, shutdown_signal(), Some(hangups()?))
+            .await?;
         Ok(())
     })
+}
+
+/// SIGHUP, as reload requests (config and rules are read again, validated first).
+fn hangups() -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// Resolves on SIGINT or SIGTERM.

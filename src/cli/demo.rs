@@ -56,8 +56,14 @@ pub(super) fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 }
 
 /// Writes certificates, rules, the master key and a config into the devdb's scratch dir.
-fn write_demo_files(db: &DevDb, listen: &str) -> anyhow::Result<Config> {
-    write_proxy_files(db, listen, ("demo.toml", DEMO_RULES), "PGCLOAK_DEMO_UNUSED")
+fn write_demo_files(db: &DevDb, listen: &str, extra: &str) -> anyhow::Result<Config> {
+    write_proxy_files(
+        db,
+        listen,
+        ("demo.toml", DEMO_RULES),
+        "PGCLOAK_DEMO_UNUSED",
+        extra,
+    )
 }
 
 /// Writes a proxy certificate, one rules file (`rules`: file name and text), a fresh master
@@ -68,6 +74,7 @@ pub(super) fn write_proxy_files(
     listen: &str,
     rules: (&str, &str),
     password_env: &str,
+    extra: &str,
 ) -> anyhow::Result<Config> {
     let dir = db.dir();
     let (cert, key) = db.ca().issue(&["localhost", "127.0.0.1"])?;
@@ -90,7 +97,7 @@ user = "{control}"
 password_env = "{password_env}"
 [keys]
 master_key_file = "master.key"
-"#,
+{extra}"#,
         rules_file = rules.0,
         port = db.port(),
         ca = db.ca_cert_path().display(),
@@ -160,22 +167,55 @@ fn print_instructions(db: &DevDb, proxy_port: u16) {
     println!("Press Ctrl-C to stop and clean up.");
 }
 
-/// Runs the demo until SIGINT/SIGTERM.
+/// Binds `listen`, with a hint when the port is taken.
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (is another pgcloak demo or a PostgreSQL pooler running? pick another address \
+             with --listen 127.0.0.1:6433)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot listen on {listen}: {e}{hint}")
+    })
+}
+
+/// Logs pgcloak's own events (refusals, reloads, metrics address) at info to stderr.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,pgcloak=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the demo until SIGINT/SIGTERM; everything it made (database, template, files) is
+/// removed on the way out, also after an error.
 pub fn run(listen: &str) -> anyhow::Result<()> {
+    init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(demo(listen));
+    pgcloak::devdb::remove_template();
+    result
+}
+
+async fn demo(listen: &str) -> anyhow::Result<()> {
+    {
+        let listener = bind(listen).await?;
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let metrics_url = format!("http://{metrics}/metrics");
         let db = DevDb::start(DevDbOptions::default())
             .await
             .context("starting a throwaway PostgreSQL")?;
-        let cfg = Arc::new(write_demo_files(&db, listen)?);
+        let extra = format!("[metrics]\naddress = \"{metrics}\"\n");
+        let cfg = Arc::new(write_demo_files(&db, listen, &extra)?);
         let master = pgcloak::crypto::master_key_source(&cfg.keys)?.load()?;
         prepare_database(&db, &cfg, &master).await?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
         let port = listener.local_addr()?.port();
         let secrets = pgcloak::Secrets {
             control_password: Zeroizing::new(devdb::CONTROL_PASSWORD.to_owned()),
@@ -187,11 +227,12 @@ pub fn run(listen: &str) -> anyhow::Result<()> {
             let _ = stop_rx.await;
         }));
         insert_rows(&db, port).await?;
+        println!("Metrics: {metrics_url}  (health: /healthz, /readyz); refusals are logged below.");
         print_instructions(&db, port);
         crate::shutdown_signal().await;
         let _ = stop_tx.send(());
         let _ = proxy.await;
-        println!("stopped; the throwaway database is removed");
-        Ok(())
-    })
+    }
+    println!("stopped; the throwaway database is removed");
+    Ok(())
 }

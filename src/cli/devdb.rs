@@ -52,7 +52,8 @@ pub fn run(env_file: &Path, listen: &str) -> anyhow::Result<()> {
             .batch_execute(TABLE)
             .await
             .context("creating the rules table")?;
-        let cfg = super::demo::write_proxy_files(&db, listen, ("peer.toml", RULES), PASSWORD_ENV)?;
+        let cfg =
+            super::demo::write_proxy_files(&db, listen, ("peer.toml", RULES), PASSWORD_ENV, "")?;
         let master = pgcloak::crypto::master_key_source(&cfg.keys)?.load()?;
         for rules in load_rules(&cfg.rules)? {
             let mut c = control::connect(&cfg, devdb::CONTROL_PASSWORD, &rules.database).await?;

@@ -3,6 +3,7 @@
 //! report — per database a rules file names, each line starting `database NAME: `; anyhow is
 //! allowed here (the binary), never in the library.
 
+pub mod audit;
 pub mod demo;
 pub mod devdb;
 pub mod migrate;
@@ -83,6 +84,7 @@ pub fn keys_init(path: &Path) -> anyhow::Result<()> {
             }
             let created =
                 keys::init_except(&mut client, &db.rules, &*master, &report.wrong_keys).await?;
+            control::listen::notify(&client, control::listen::KEYS).await;
             for name in &report.wrong_keys {
                 println!(
                     "{}no data key created for {name}: fix its column(s) first",
@@ -136,6 +138,7 @@ pub fn keys_rotate(path: &Path, column: Option<&str>, reencrypt: bool) -> anyhow
         for db in with_column(&databases, column)? {
             let mut client = control_client(&cfg, &db.database).await?;
             let rotated = keys::rotate(&mut client, &db.rules, &*master, column).await?;
+            control::listen::notify(&client, control::listen::KEYS).await;
             for (name, version) in &rotated {
                 println!("{}data key {name}: new writes use v{version}", tag(db));
             }
@@ -335,6 +338,7 @@ pub fn keys_rewrap(path: &Path, target: RewrapTarget<'_>) -> anyhow::Result<()> 
             match &new {
                 Some(new) => {
                     let n = keys::rewrap(&mut client, &*old, &**new).await?;
+                    control::listen::notify(&client, control::listen::KEYS).await;
                     println!(
                         "{}re-wrapped {n} data key version(s) under {}",
                         tag(db),
@@ -343,6 +347,7 @@ pub fn keys_rewrap(path: &Path, target: RewrapTarget<'_>) -> anyhow::Result<()> 
                 }
                 None => {
                     let (n, same) = keys::rewrap_latest(&mut client, &*old).await?;
+                    control::listen::notify(&client, control::listen::KEYS).await;
                     println!(
                         "{}re-wrapped {n} data key version(s) onto the latest {} ({same} already were)",
                         tag(db),

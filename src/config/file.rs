@@ -43,6 +43,9 @@ pub struct Config {
     pub metrics: Option<Metrics>,
     #[serde(default)]
     pub log: Log,
+    /// The audit trail (spec §8), when set.
+    #[serde(default)]
+    pub audit: Option<Audit>,
     /// Where the file was read from (not a key in the file).
     #[serde(skip)]
     pub path: PathBuf,
@@ -159,6 +162,14 @@ pub struct Control {
     /// the setting went (see [`Config::validate`]).
     #[serde(default)]
     pub database: Option<toml::Value>,
+    /// Seconds between polls of `pgcloak.data_keys` and the catalog, the fallback to the
+    /// notifications replicas and the CLI send (default 2).
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval_secs: u64,
+}
+
+fn default_poll_interval() -> u64 {
+    2
 }
 
 pub use super::keys::Keys;
@@ -167,6 +178,21 @@ pub use super::keys::Keys;
 #[serde(deny_unknown_fields)]
 pub struct Metrics {
     pub address: String,
+}
+
+/// `[audit]`: where the HMAC-chained JSON-lines audit trail goes (exactly one of `file`,
+/// `stdout`, `syslog`), and the optional per-role decrypt tripwire.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    #[serde(default)]
+    pub stdout: bool,
+    #[serde(default)]
+    pub syslog: bool,
+    #[serde(default)]
+    pub max_decrypts_per_minute: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -229,6 +255,9 @@ impl Config {
         resolve(&mut cfg.upstream.tls_ca);
         cfg.auth.users_file.iter_mut().for_each(resolve);
         cfg.keys.resolve(&base);
+        if let Some(a) = cfg.audit.as_mut() {
+            a.file.iter_mut().for_each(resolve);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -265,6 +294,20 @@ impl Config {
                 return Err(self.invalid(
                     "metrics.address",
                     format!("{:?} is not an address:port", m.address),
+                ));
+            }
+        }
+        if let Some(a) = &self.audit {
+            if usize::from(a.file.is_some()) + usize::from(a.stdout) + usize::from(a.syslog) != 1 {
+                return Err(self.invalid(
+                    "audit",
+                    "set exactly one of file, stdout = true, syslog = true",
+                ));
+            }
+            if self.keys.master_key_env.is_none() && self.keys.master_key_file.is_none() {
+                return Err(self.invalid(
+                    "audit",
+                    "the audit key is derived from the key provider: set [keys]",
                 ));
             }
         }

@@ -369,6 +369,11 @@ impl SharedCatalog {
         true
     }
 
+    /// Bumped by every change swapped in.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// A per-session reader.
     pub fn reader(self: &Arc<Self>) -> CatalogReader {
         CatalogReader {

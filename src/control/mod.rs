@@ -14,10 +14,13 @@ use zeroize::Zeroizing;
 
 pub mod catalog;
 pub mod check;
+pub mod health;
 pub mod keys;
+pub mod listen;
 pub mod migrate;
 pub mod providers;
 pub mod reencrypt;
+pub mod reload;
 pub mod verifiers;
 
 use crate::config;
@@ -41,7 +44,7 @@ pub enum ControlError {
 /// tokio-postgres TLS that checks the certificate against `upstream.tls_server_name` (which
 /// may differ from the host tokio-postgres connects to).
 #[derive(Clone)]
-struct NamedTls {
+pub(crate) struct NamedTls {
     inner: MakeRustlsConnect,
     name: String,
 }
@@ -66,6 +69,31 @@ pub async fn connect(
     password: &str,
     database: &str,
 ) -> Result<tokio_postgres::Client, ControlError> {
+    connect_with(cfg, password, database, |connection| async move {
+        if let Err(e) = connection.await {
+            warn!(error = %e, "control connection ended");
+        }
+    })
+    .await
+}
+
+/// The connection task of a control login.
+type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <NamedTls as MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
+
+/// [`connect`], with `drive` spawned to run the connection (e.g. to receive notifications).
+pub(crate) async fn connect_with<F, Fut>(
+    cfg: &config::Config,
+    password: &str,
+    database: &str,
+    drive: F,
+) -> Result<tokio_postgres::Client, ControlError>
+where
+    F: FnOnce(Connection) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let up = &cfg.upstream;
     let tls = NamedTls {
         inner: MakeRustlsConnect::new(client_config(up)?),
@@ -88,11 +116,7 @@ pub async fn connect(
         source,
     };
     let (client, connection) = pg.connect(tls).await.map_err(err)?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            warn!(error = %e, "control connection ended");
-        }
-    });
+    tokio::spawn(drive(connection));
     Ok(client)
 }
 
@@ -121,6 +145,11 @@ impl ControlLink {
         }
     }
 
+    /// The config it connects with.
+    pub fn config(&self) -> &config::Config {
+        &self.config
+    }
+
     /// The database this link connects to.
     pub fn database(&self) -> &str {
         &self.database
@@ -136,6 +165,11 @@ impl ControlLink {
         info!(database = %self.database, "control login established");
         *slot = Some(Arc::clone(&c));
         Ok(c)
+    }
+
+    /// A new connection that LISTENs for changes made by other replicas and the CLI.
+    pub async fn listen(&self) -> Result<listen::Listener, listen::ListenError> {
+        listen::listen(&self.config, &self.password, &self.database).await
     }
 
     /// Drops the connection so the next [`ControlLink::client`] reconnects.

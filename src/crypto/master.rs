@@ -78,6 +78,12 @@ impl MasterKey {
         }
     }
 
+    /// A 32-byte key for another purpose, derived with HKDF-SHA256 under `label` (e.g. the
+    /// audit trail's HMAC key): the master key itself never leaves this type.
+    pub fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        crate::crypto::derive_key(self.0.as_ref(), label)
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(self.0.as_ref().into())
     }

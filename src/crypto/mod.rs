@@ -23,3 +23,13 @@ pub use keyring::{KeyEntry, KeyRing, KeyRingView, SharedKeyRing};
 pub use master::{
     EnvMasterKey, FileMasterKey, MasterKey, MasterKeySource, gen_master_key, master_key_source,
 };
+
+/// HKDF-SHA256 of `material` (no salt) expanded under `label` to 32 bytes: a key for another
+/// purpose from a key provider's secret, e.g. the audit trail's HMAC key.
+pub fn derive_key(material: &[u8], label: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
+    hkdf::Hkdf::<sha2::Sha256>::new(None, material)
+        .expand(label, out.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    out
+}

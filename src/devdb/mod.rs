@@ -21,6 +21,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use ca::TestCa;
+
+/// Removes the process-wide `initdb` template (see `template`); for `pgcloak demo` at exit,
+/// after every [`DevDb`] is dropped.
+pub fn remove_template() {
+    template::remove();
+}
 use cluster::Layout;
 use pgbin::{PgBin, log_tail};
 

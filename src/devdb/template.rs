@@ -40,6 +40,15 @@ async fn make(pg: &PgBin) -> Result<PathBuf, DevDbError> {
     Ok(layout.data())
 }
 
+/// Removes this process's template directory, if it made one (`pgcloak demo` on exit, so
+/// nothing is left in the temp dir; a test binary leaves it to the reaper). No `DevDb` may
+/// be started afterwards.
+pub(crate) fn remove() {
+    if let Some(root) = TEMPLATE.get().and_then(|d| d.parent()) {
+        let _ = std::fs::remove_dir_all(root);
+    }
+}
+
 /// Fills `layout`'s (empty, server-owned) data directory with a copy of the template.
 pub(crate) async fn copy_into(pg: &PgBin, layout: &Layout) -> Result<(), DevDbError> {
     let template = data_dir(pg).await?;

@@ -20,6 +20,8 @@ pub const INVALID_AUTHORIZATION: &str = "28000";
 pub const INVALID_PASSWORD: &str = "28P01";
 /// 53300 too_many_connections.
 pub const TOO_MANY_CONNECTIONS: &str = "53300";
+/// 53400 configuration_limit_exceeded (`[audit] max_decrypts_per_minute`).
+pub const CONFIGURATION_LIMIT_EXCEEDED: &str = "53400";
 /// 57P01 admin_shutdown (the proxy is shutting down).
 pub const ADMIN_SHUTDOWN: &str = "57P01";
 /// 57014 query_canceled.

@@ -114,6 +114,7 @@ impl Handlers {
             c.frontend(frame, out)?;
             return Ok(Flow::Continue);
         }
+        crate::net::metrics::plain_statement(&frame);
         out.to_upstream.extend_from_slice(&frame.bytes);
         Ok(Flow::Continue)
     }

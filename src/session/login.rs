@@ -94,7 +94,12 @@ pub async fn login(
             .upstream_secret()
             .map_err(|e| SessionError::UpstreamLogin(e.to_string()))?,
     };
+    let connecting = std::time::Instant::now();
     let mut upstream = shared.upstream.connect().await?;
+    crate::net::metrics::observe(
+        crate::net::metrics::Hist::UpstreamConnect,
+        connecting.elapsed(),
+    );
     let mut upstream_in = BytesMut::new();
     let mut to_client = BytesMut::with_capacity(1024);
     to_client.extend_from_slice(&Authentication::SaslFinal(Bytes::from(server_final)).encode());
@@ -133,6 +138,19 @@ pub async fn login(
     })
 }
 
+/// The control login failed: when the server could not be reached at all (no answer from
+/// PostgreSQL), the upstream database is down, and the client is told so.
+fn control_unusable(e: crate::control::ControlError) -> SessionError {
+    match &e {
+        crate::control::ControlError::Connect { source, .. }
+            if std::error::Error::source(source).is_some_and(|s| s.is::<std::io::Error>()) =>
+        {
+            SessionError::UpstreamDown(e.to_string())
+        }
+        _ => SessionError::Control(e.to_string()),
+    }
+}
+
 /// The role's verifier, or a dummy (`fake = true`) for an unknown or non-SCRAM role.
 async fn find_verifier(
     ctx: &LoginContext,
@@ -149,7 +167,7 @@ async fn find_verifier(
                 Ok(c) => c,
                 Err(e) => match cache.fallback(user, &e) {
                     Some(v) => return Ok((v, false)),
-                    None => return Err(SessionError::Control(e.to_string())),
+                    None => return Err(control_unusable(e)),
                 },
             };
             match cache.lookup(&client, query, user).await {

@@ -7,6 +7,7 @@ pub mod cancel;
 pub mod crypto;
 pub mod handlers;
 pub mod login;
+pub mod observe;
 pub mod relay;
 pub mod startup;
 pub mod workers;
@@ -66,6 +67,8 @@ pub enum SessionError {
     UpstreamRefused { code: String, message: String },
     #[error("control login unusable: {0}")]
     Control(String),
+    #[error("the upstream database is down or unreachable: {0}")]
+    UpstreamDown(String),
     #[error("the upstream server closed the connection")]
     UpstreamClosed,
     #[error("the client closed the connection")]
@@ -111,6 +114,11 @@ impl SessionError {
                 "pgcloak cannot reach its control login to authenticate you",
             )
             .with_hint("see the pgcloak log for the cause"),
+            SessionError::UpstreamDown(_) => PgError::fatal(
+                CONNECTION_FAILURE,
+                "pgcloak cannot reach the upstream database: it is down or unreachable",
+            )
+            .with_hint("see the pgcloak log for the cause"),
             SessionError::UpstreamClosed => PgError::fatal(
                 CONNECTION_FAILURE,
                 "the upstream server closed the connection",
@@ -127,9 +135,11 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     pub login: login::LoginContext,
     pub shutdown: watch::Receiver<bool>,
-    pub metrics: Arc<crate::net::metrics::Metrics>,
+    /// The audit trail, when `[audit]` is set.
+    pub audit: Option<Arc<crate::audit::Audit>>,
     /// Field encryption, when rules are configured.
-    pub encryption: Option<Arc<crypto::Encryptions>>,
+    /// Swapped by a reload (SIGHUP); sessions take the current one when they start.
+    pub encryption: parking_lot::RwLock<Option<Arc<crypto::Encryptions>>>,
 }
 
 /// Reads one tagged frame during login, keeping any extra bytes in `buf`.
@@ -161,12 +171,8 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared
         db = tracing::field::Empty
     );
     async move {
-        let _active = shared.metrics.connection();
-        if let Err(e) = serve_inner(tcp, &shared).await {
-            shared
-                .metrics
-                .sessions_failed_total
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _active = crate::net::metrics::session_started();
+        if let Err(e) = serve_inner(tcp, peer, &shared).await {
             match &e {
                 SessionError::Io(_) | SessionError::ClientClosed => debug!(error = %e, "closed"),
                 _ => warn!(error = %e, "session failed"),
@@ -177,7 +183,50 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared
     .await
 }
 
-async fn serve_inner(tcp: TcpStream, shared: &Shared) -> Result<(), SessionError> {
+/// The `pgcloak_logins_failed` reason of a login error.
+fn login_failure(e: &SessionError) -> &'static str {
+    match e {
+        SessionError::AuthFailed { .. } => "auth",
+        SessionError::ClientTls(_) | SessionError::TlsRequired => "tls",
+        SessionError::Upstream(_)
+        | SessionError::UpstreamLogin(_)
+        | SessionError::UpstreamRefused { .. }
+        | SessionError::UpstreamDown(_)
+        | SessionError::UpstreamClosed
+        | SessionError::UpstreamProtocol(_) => "upstream",
+        SessionError::Control(_) => "control",
+        SessionError::Timeout => "timeout",
+        _ => "protocol",
+    }
+}
+
+/// The audit trail's view of the client leg: TLS version and the client certificate's
+/// SHA-256 fingerprint (when one was presented).
+fn tls_fields(client: &crate::net::ClientStream) -> Vec<(&'static str, serde_json::Value)> {
+    let conn = client.get_ref().1;
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "other",
+    };
+    let cert = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| hex::encode(ring::digest::digest(&ring::digest::SHA256, c.as_ref())));
+    vec![
+        ("tls_version", version.into()),
+        (
+            "client_cert_sha256",
+            cert.map_or(serde_json::Value::Null, Into::into),
+        ),
+    ]
+}
+
+async fn serve_inner(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Result<(), SessionError> {
     let _ = tcp.set_nodelay(true);
     let opened = tokio::time::timeout(LOGIN_TIMEOUT, startup::open(tcp, &shared.acceptor))
         .await
@@ -196,20 +245,37 @@ async fn serve_inner(tcp: TcpStream, shared: &Shared) -> Result<(), SessionError
     let span = tracing::Span::current();
     span.record("user", startup.user().unwrap_or_default());
     span.record("db", startup.database().unwrap_or_default());
+    let started = std::time::Instant::now();
     let login = tokio::time::timeout(LOGIN_TIMEOUT, login::login(&mut client, &startup, shared))
         .await
         .unwrap_or(Err(SessionError::Timeout));
     let done = match login {
         Ok(done) => done,
         Err(e) => {
+            crate::net::metrics::login_failed(login_failure(&e));
             startup::send_fatal(&mut client, &e).await;
             return Err(e);
         }
     };
+    crate::net::metrics::observe(crate::net::metrics::Hist::Login, started.elapsed());
     info!("session started");
+    let (role, database) = (
+        startup.user().unwrap_or_default(),
+        startup.database().unwrap_or_default(),
+    );
+    let obs = observe::SessionObs::new(role, database, shared.audit.clone());
+    let mut fields = vec![
+        (
+            "application_name",
+            startup.get("application_name").unwrap_or_default().into(),
+        ),
+        ("client_addr", peer.to_string().into()),
+    ];
+    fields.extend(tls_fields(&client));
+    obs.login(fields);
     let _registration = done.registration;
-    let crypto = shared
-        .encryption
+    let encryption = shared.encryption.read().clone();
+    let crypto = encryption
         .as_ref()
         .and_then(|e| e.session(startup.database().unwrap_or_default()))
         .map(|mut c| {
@@ -217,11 +283,16 @@ async fn serve_inner(tcp: TcpStream, shared: &Shared) -> Result<(), SessionError
             c
         });
     let mut relay = Relay::new(*client, done.upstream, done.to_client, done.upstream_in);
+    // Sessions under rules drain when the proxy stops or their rules are reloaded.
+    let mut shutdown = match &crypto {
+        Some(c) => c.encryption().drain_signal(),
+        None => shared.shutdown.clone(),
+    };
     if let Some(c) = crypto {
         relay.set_crypto(c);
     }
+    relay.obs = Some(Box::new(obs));
     relay.push_client_input(&done.client_in);
-    let mut shutdown = shared.shutdown.clone();
     let result = relay.run(&mut shutdown).await;
     let end = match &result {
         Ok(end) => Some(*end),
@@ -233,13 +304,16 @@ async fn serve_inner(tcp: TcpStream, shared: &Shared) -> Result<(), SessionError
         }
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, relay.close(end)).await;
-    let (from_client, from_upstream) = relay.bytes_in;
-    let m = &shared.metrics;
-    m.bytes_from_clients_total
-        .fetch_add(from_client, std::sync::atomic::Ordering::Relaxed);
-    m.bytes_from_upstream_total
-        .fetch_add(from_upstream, std::sync::atomic::Ordering::Relaxed);
-    info!(end = ?end, "session ended");
+    let outcome = match end {
+        Some(relay::End::Shutdown) => "shutdown",
+        Some(_) => "ok",
+        None => "error",
+    };
+    crate::net::metrics::session_ended(database, outcome);
+    if let Some(obs) = relay.obs.take() {
+        obs.logout(end.map_or("error", relay::End::name));
+    }
+    info!(end = end.map_or("error", relay::End::name), "session ended");
     result.map(|_| ())
 }
 

@@ -15,6 +15,8 @@ use tokio::sync::watch;
 
 use super::SessionError;
 use super::handlers::{Flow, Handlers, Outputs};
+use super::observe;
+use crate::net::metrics::{self, Hist};
 use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PgError};
 use crate::protocol::{MAX_FRAME_LEN, frontend, split_frame};
 
@@ -89,6 +91,18 @@ pub enum End {
     Shutdown,
 }
 
+impl End {
+    /// For logs and the audit trail.
+    pub fn name(self) -> &'static str {
+        match self {
+            End::ClientTerminated => "client_terminated",
+            End::ClientClosed => "client_closed",
+            End::UpstreamClosed => "upstream_closed",
+            End::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// The two legs of a session and everything in flight between them.
 pub struct Relay<C, U> {
     client: C,
@@ -101,8 +115,10 @@ pub struct Relay<C, U> {
     scratch: Box<[u8]>,
     upstream_first: bool,
     draining: bool,
-    /// Bytes read from the client and from upstream (for metrics).
+    /// Bytes read from the client and from upstream.
     pub bytes_in: (u64, u64),
+    /// What the session tells the metrics and the audit trail (see `session::observe`).
+    pub obs: Option<Box<super::observe::SessionObs>>,
 }
 
 impl<C, U> Relay<C, U>
@@ -130,6 +146,7 @@ where
             upstream_first: false,
             draining: false,
             bytes_in: (0, 0),
+            obs: None,
         }
     }
 
@@ -200,7 +217,29 @@ where
         )
     }
 
+    /// Handles the client's frames with the session's observation in scope, timed.
     fn on_client_data(&mut self) -> Result<Flow, SessionError> {
+        let started = std::time::Instant::now();
+        let had = self.obs.is_some();
+        let displaced = observe::enter(self.obs.take());
+        let r = self.client_frames();
+        self.obs = observe::exit(displaced, had);
+        metrics::observe(Hist::AddedToUpstream, started.elapsed());
+        r
+    }
+
+    /// Handles the server's frames with the session's observation in scope, timed.
+    fn on_upstream_data(&mut self) -> Result<(), SessionError> {
+        let started = std::time::Instant::now();
+        let had = self.obs.is_some();
+        let displaced = observe::enter(self.obs.take());
+        let r = self.upstream_frames();
+        self.obs = observe::exit(displaced, had);
+        metrics::observe(Hist::AddedToClient, started.elapsed());
+        r
+    }
+
+    fn client_frames(&mut self) -> Result<Flow, SessionError> {
         while !self.handlers.client_held()
             && let Some(frame) = split_frame(&mut self.client_in, MAX_FRAME_LEN)
                 .map_err(|e| SessionError::Protocol(e.to_string()))?
@@ -213,7 +252,7 @@ where
         Ok(Flow::Continue)
     }
 
-    fn on_upstream_data(&mut self) -> Result<(), SessionError> {
+    fn upstream_frames(&mut self) -> Result<(), SessionError> {
         if self.handlers.stalled() {
             return Ok(());
         }
@@ -235,9 +274,13 @@ where
         while let Some((work, enc)) = self.handlers.take_work() {
             enc.run(&work).await;
             if let super::crypto::AsyncWork::ReloadKeys(frame) = work {
+                let had = self.obs.is_some();
+                let displaced = observe::enter(self.obs.take());
                 let (mut out, h) = self.outputs();
-                h.backend(frame, &mut out)?;
-                if !h.stalled() {
+                let r = h.backend(frame, &mut out);
+                self.obs = observe::exit(displaced, had);
+                r?;
+                if !self.handlers.stalled() {
                     self.on_upstream_data()?;
                 }
             }
@@ -266,7 +309,8 @@ where
             if self.draining && self.handlers.is_idle() && self.to_client.idle() {
                 let msg = PgError::fatal(
                     ADMIN_SHUTDOWN,
-                    "terminating connection because pgcloak is shutting down",
+                    "terminating connection because pgcloak is shutting down or reloaded the rules of \
+                     this database",
                 );
                 self.to_client.buf.extend_from_slice(&msg.encode());
                 self.to_upstream
@@ -288,6 +332,7 @@ where
                 Event::Upstream(0) => return Ok(End::UpstreamClosed),
                 Event::Client(n) => {
                     self.bytes_in.0 += n as u64;
+                    metrics::bytes(true, n);
                     self.do_work().await?;
                     if self.on_client_data()? == Flow::Terminate {
                         return Ok(End::ClientTerminated);
@@ -295,6 +340,7 @@ where
                 }
                 Event::Upstream(n) => {
                     self.bytes_in.1 += n as u64;
+                    metrics::bytes(false, n);
                     self.on_upstream_data()?;
                     self.do_work().await?;
                     // Client input held for the proxy's own question, now answered.

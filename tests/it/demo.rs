@@ -33,12 +33,16 @@ async fn demo_serves_decrypted_rows_and_cleans_up() {
         .expect("start demo");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut conninfos = Vec::new();
+    let mut metrics = None;
     let t0 = Instant::now();
     while let Ok(Ok(Some(line))) =
         tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await
     {
         if let Some(rest) = line.trim().strip_prefix("psql \"") {
             conninfos.push(rest.trim_end_matches('"').to_owned());
+        }
+        if let Some(rest) = line.trim().strip_prefix("Metrics: http://") {
+            metrics = rest.split('/').next().map(str::to_owned);
         }
         if line.contains("Ctrl-C") {
             break;
@@ -82,6 +86,19 @@ async fn demo_serves_decrypted_rows_and_cleans_up() {
         .map(|ca| std::path::PathBuf::from(ca).parent().unwrap().to_owned())
         .unwrap();
     assert!(dir.exists());
+    // The demo serves its metrics; the refusal above moved a counter.
+    let metrics: std::net::SocketAddr = metrics
+        .expect("demo printed its metrics URL")
+        .parse()
+        .unwrap();
+    let (status, body) = crate::ops_util::get(metrics, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        crate::ops_util::sample(&body, "pgcloak_refusals_total", &[("sqlstate", "0A000")])
+            .is_some(),
+        "{body}"
+    );
+    let pid = child.id().unwrap();
     kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGINT).unwrap();
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
@@ -89,4 +106,15 @@ async fn demo_serves_decrypted_rows_and_cleans_up() {
         .unwrap();
     assert!(status.success(), "{status}");
     assert!(!dir.exists(), "the throwaway database was not removed");
+    // Nor is the initdb template left behind (a directory claimed by the demo's pid).
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("owner.pid"))
+                .is_ok_and(|p| p.trim() == pid.to_string())
+        })
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -50,6 +50,8 @@ pub struct ProxyOptions {
     pub more_rules: Vec<String>,
     /// The master key (base64) handed to the proxy when `rules` is set.
     pub master_key_b64: Option<String>,
+    /// TOML appended to the config (e.g. `[metrics]`, `[audit]`).
+    pub extra_toml: Option<String>,
 }
 
 /// `text` with `database = "app"` in front when it names no database at top level (before its
@@ -114,7 +116,8 @@ pub fn config_toml(db: &DevDb, listen: SocketAddr, opts: &ProxyOptions) -> Strin
          [upstream]\nhost = \"{host}\"\nport = {port}\ntls_ca = {ca}\n{upstream_extra}\n\
          [auth]\n{auth}\n\
          [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n\n\
-         [log]\nlevel = \"warn\"\n",
+         [log]\nlevel = \"warn\"\n{extra}",
+        extra = opts.extra_toml.as_deref().unwrap_or(""),
         host = opts.upstream_host.as_deref().unwrap_or("localhost"),
         port = opts.upstream_port.unwrap_or(db.port()),
         ca = toml_str(db.ca_cert_path()),

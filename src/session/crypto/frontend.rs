@@ -171,6 +171,7 @@ impl SessionCrypto {
     /// comparisons on deterministic columns made to match every key version.
     fn rewrite(&mut self, sql: &str, via: Via) -> Rewritten {
         let analysis = self.analyze(sql);
+        crate::session::observe::statement(sql, &analysis);
         if contains_ci(sql, "prepare") {
             let plain = matches!(*analysis, Analysis::Passthrough);
             for name in rewrite::prepared_names(sql) {
@@ -190,10 +191,21 @@ impl SessionCrypto {
             {
                 Rewritten::Same
             }
-            Analysis::Refuse(r) => Rewritten::Refused(r.sqlstate(), r.message()),
+            Analysis::Refuse(r) => {
+                crate::session::observe::refusal(sql, r);
+                Rewritten::Refused(r.sqlstate(), r.message())
+            }
             Analysis::Rewrite(plan) => match self.rewrite_plan(sql, plan, via) {
                 Ok((text, mp)) => Rewritten::Text(text, Some(plan.clone()), mp),
-                Err((code, msg)) => Rewritten::Refused(code, msg),
+                Err((code, msg)) => {
+                    crate::session::observe::refused(
+                        sql,
+                        code,
+                        "-",
+                        "a value pgcloak cannot encrypt",
+                    );
+                    Rewritten::Refused(code, msg)
+                }
             },
         }
     }

@@ -37,6 +37,7 @@ use crate::config::rules_file::MAX_DATABASE_NAME;
 use crate::config::{Config, DatabaseRules, Rules};
 use crate::control::catalog::{Catalog, SharedCatalog};
 use crate::control::check::{Problem, check_online};
+use crate::control::health::PollHealth;
 use crate::control::keys::{KeysError, keys_fingerprint, load_keyring};
 use crate::control::providers::{KeyProvider, ProviderError};
 use crate::control::{ControlError, ControlLink};
@@ -86,6 +87,10 @@ pub struct Encryption {
     control: ControlLink,
     provider: Arc<dyn KeyProvider>,
     fingerprint: tokio::sync::Mutex<String>,
+    /// The last poll's outcome (`/readyz`).
+    health: PollHealth,
+    /// Set when the proxy stops or a reload replaced this instance: its sessions drain.
+    drain: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Encryption {
@@ -161,6 +166,8 @@ impl Encryption {
             control,
             provider,
             fingerprint: tokio::sync::Mutex::new(fingerprint),
+            health: ready_health(),
+            drain: watch::channel(false).0,
         }))
     }
 
@@ -187,42 +194,91 @@ impl Encryption {
         if changed {
             self.plans.clear();
             info!(database = %self.database, "catalog of rules tables changed; plan cache cleared");
+            crate::control::listen::notify(&client, crate::control::listen::CATALOG).await;
         }
         Ok(changed)
     }
 
     /// Runs [`Encryption::reload_keys`] / [`Encryption::refresh_catalog`] every
-    /// [`POLL_INTERVAL`] until shutdown.
+    /// [`POLL_INTERVAL`], and at once when another replica or the CLI notifies a change
+    /// (`LISTEN`, see [`crate::control::listen`]), until shutdown.
     pub fn spawn_watcher(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let enc = Arc::clone(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(POLL_INTERVAL);
+            let every = Duration::from_secs(enc.control.config().control.poll_interval_secs.max(1));
+            let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            // After failed key loads (database or key provider down), polls back off:
-            // 1, 2, 4 … up to 16 intervals are skipped; the loaded key ring keeps serving.
             let (mut failures, mut skip) = (0u32, 0u32);
+            let mut listener = None;
             loop {
+                // Retired by a reload and no session left: stop polling.
+                if Arc::strong_count(&enc) == 1 {
+                    return;
+                }
                 tokio::select! {
                     _ = tick.tick() => {}
+                    n = next_notification(&mut listener) => {
+                        if n.is_none() {
+                            listener = None;
+                            continue;
+                        }
+                    }
                     r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
                 }
+                if listener.is_none() {
+                    listener = enc.control.listen().await.ok();
+                }
+                // After failed key loads (database or key provider down), polls back off:
+                // 1, 2, 4 … up to 16 intervals are skipped; the loaded key ring keeps serving.
                 if skip > 0 {
                     skip -= 1;
                     continue;
                 }
-                if let Err(e) = enc.reload_keys(false).await {
+                if enc.poll_once().await {
+                    failures = 0;
+                } else {
                     failures = failures.saturating_add(1);
                     skip = (1u32 << failures.min(5)) / 2;
-                    warn!(database = %enc.database, error = %e, failures, "data key poll failed; keeping the loaded keys");
-                    enc.control.reset().await;
-                    continue;
-                }
-                failures = 0;
-                if let Err(e) = enc.refresh_catalog().await {
-                    warn!(database = %enc.database, error = %e, "catalog poll failed");
                 }
             }
         });
+    }
+
+    /// One poll: keys, then catalog; the outcome goes to [`Encryption::health`].
+    async fn poll_once(&self) -> bool {
+        if let Err(e) = self.reload_keys(false).await {
+            warn!(database = %self.database, error = %e, "data key poll failed; keeping the loaded keys");
+            if matches!(e, EncryptionError::Keys(_)) {
+                crate::net::metrics::provider_error("local");
+            }
+            self.health.failed(&e.to_string());
+            self.control.reset().await;
+            return false;
+        }
+        match self.refresh_catalog().await {
+            Ok(_) => self.health.ok(),
+            Err(e) => {
+                warn!(database = %self.database, error = %e, "catalog poll failed");
+                self.health.failed(&e.to_string());
+            }
+        }
+        true
+    }
+
+    /// The outcome of the last poll.
+    pub fn health(&self) -> &PollHealth {
+        &self.health
+    }
+
+    /// Becomes true when this instance's sessions must end at their next idle point.
+    pub fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.drain.subscribe()
+    }
+
+    /// Drains this instance's sessions (shutdown, or its rules were reloaded); its watcher
+    /// stops once nothing else holds it.
+    pub fn retire(&self) {
+        self.drain.send_replace(true);
     }
 
     /// Runs one piece of a session's asynchronous work; failures are logged (the session then
@@ -256,6 +312,8 @@ impl Encryption {
             control: ControlLink::new(Arc::new(config), Zeroizing::new(String::new()), "app"),
             provider: Arc::new(crate::crypto::MasterKey::generate()),
             fingerprint: tokio::sync::Mutex::new(String::new()),
+            health: ready_health(),
+            drain: watch::channel(false).0,
         })
     }
 
@@ -263,6 +321,22 @@ impl Encryption {
     /// not this one (compared as the server compares it: see [`same_database`]).
     pub fn session(self: &Arc<Self>, database: &str) -> Option<SessionCrypto> {
         same_database(database, &self.database).then(|| SessionCrypto::new(Arc::clone(self)))
+    }
+}
+
+/// A poll health that starts as just loaded.
+fn ready_health() -> PollHealth {
+    let h = PollHealth::default();
+    h.ok();
+    h
+}
+
+/// The next notification of a listening connection; pending forever without one, `None`
+/// when it closed.
+async fn next_notification(l: &mut Option<crate::control::listen::Listener>) -> Option<String> {
+    match l {
+        Some(l) => l.rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! envelope (as the server sent it, text `\x…` or binary) → canonical → the client's format.
 //! Errors name the column, never the value.
 
+use crate::session::observe;
 use std::fmt::Write as _;
 
 use crate::codec::{self, BYTEA_OID, CodecError, LogicalType, TextContext};
@@ -28,6 +29,16 @@ pub enum ValueError {
     /// The stored value names a key version the ring does not hold (yet).
     #[error("stored value in encrypted column {column} uses an unknown data key version")]
     UnknownVersion { column: String },
+    /// `[audit] max_decrypts_per_minute` is spent for this role.
+    #[error(
+        "decrypt rate limit of {limit} values per minute reached for role {role} (column {column}); \
+         see [audit] max_decrypts_per_minute"
+    )]
+    RateLimited {
+        column: String,
+        role: String,
+        limit: u64,
+    },
     /// A binary parameter declared with a type pgcloak cannot decode.
     #[error(
         "binary parameter of type OID {oid} for encrypted column {column} is not supported \
@@ -48,6 +59,9 @@ impl ValueError {
             ValueError::DeclaredType { .. } => FEATURE_NOT_SUPPORTED,
             ValueError::CastOverflow { .. } => codec::NUMERIC_VALUE_OUT_OF_RANGE,
             ValueError::Corrupt { .. } | ValueError::UnknownVersion { .. } => DATA_CORRUPTED,
+            ValueError::RateLimited { .. } => {
+                crate::protocol::sqlstate::CONFIGURATION_LIMIT_EXCEEDED
+            }
         }
     }
 
@@ -87,6 +101,7 @@ pub fn encrypt_value(
 ) -> Result<Vec<u8>, ValueError> {
     let canonical = to_canonical(rule, value, format, declared, ctx)?;
     ring.encrypt(&rule.key, rule.mode, &canonical)
+        .inspect(|stored| observe::encrypted(rule, stored))
         .map_err(|source| ValueError::Encrypt {
             column: rule.qualified(),
             source,
@@ -297,7 +312,17 @@ pub fn decrypt_cell(
             .map_err(|_| corrupt("not a bytea value"))?;
         &stored_owned
     };
-    let canonical = match ring.decrypt(&rule.key, stored) {
+    observe::may_decrypt(rule).map_err(|l| ValueError::RateLimited {
+        column: rule.qualified(),
+        role: l.role,
+        limit: l.limit,
+    })?;
+    let decrypted = ring.decrypt(&rule.key, stored);
+    let unknown = matches!(decrypted, Err(CryptoError::UnknownKeyVersion { .. }));
+    if !unknown {
+        observe::decrypted(rule, stored, decrypted.is_ok());
+    }
+    let canonical = match decrypted {
         Ok(c) => c,
         Err(CryptoError::UnknownKeyVersion { .. }) => {
             return Err(ValueError::UnknownVersion {

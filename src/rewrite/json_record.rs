@@ -124,8 +124,8 @@ impl Analyzer<'_, '_> {
     }
 }
 
-/// The one function of a plain `FROM f(…)`.
-fn single_call(rf: &RangeFunction) -> Option<&FuncCall> {
+/// The one function of a plain `FROM f(…)` (no `ROWS FROM`, no column definition list).
+pub(super) fn single_call(rf: &RangeFunction) -> Option<&FuncCall> {
     if rf.is_rowsfrom || rf.functions.len() != 1 || !rf.coldeflist.is_empty() {
         return None;
     }
@@ -141,7 +141,8 @@ fn single_call(rf: &RangeFunction) -> Option<&FuncCall> {
     }
 }
 
-fn plain_call(f: &FuncCall) -> bool {
+/// A call without aggregate or window decorations and without `VARIADIC`.
+pub(super) fn plain_call(f: &FuncCall) -> bool {
     f.agg_order.is_empty()
         && f.agg_filter.is_none()
         && f.over.is_none()

@@ -35,19 +35,9 @@ impl Analyzer<'_, '_> {
     /// The relation of `UNNEST(a1, a2, …)` over parameters and array constants; None for any
     /// other function in FROM.
     pub(crate) fn unnest_rel(&mut self, rf: &RangeFunction) -> R<Option<Rel>> {
-        if rf.is_rowsfrom || rf.functions.len() != 1 || !rf.coldeflist.is_empty() {
-            return Ok(None);
-        }
-        let Some(NodeEnum::List(l)) = rf.functions.first().and_then(|n| n.node.as_ref()) else {
+        let Some(f) = super::json_record::single_call(rf).filter(|f| is_unnest(f)) else {
             return Ok(None);
         };
-        let coldefs = l.items.get(1).is_some_and(|n| n.node.is_some());
-        let Some(NodeEnum::FuncCall(f)) = l.items.first().and_then(|n| n.node.as_ref()) else {
-            return Ok(None);
-        };
-        if coldefs || !is_unnest(f) {
-            return Ok(None);
-        }
         let mut binds = Vec::with_capacity(f.args.len());
         for a in &f.args {
             match self.unnest_arg(a)? {
@@ -315,14 +305,9 @@ impl Analyzer<'_, '_> {
 /// True for `unnest(…)` / `pg_catalog.unnest(…)` called plainly.
 fn is_unnest(f: &FuncCall) -> bool {
     let names: Vec<&str> = f.funcname.iter().filter_map(sval).collect();
-    let plain = f.agg_order.is_empty()
-        && f.agg_filter.is_none()
-        && f.over.is_none()
-        && !f.agg_star
-        && !f.agg_distinct
-        && !f.func_variadic
-        && !f.args.is_empty();
-    plain && matches!(names.as_slice(), ["unnest"] | ["pg_catalog", "unnest"])
+    super::json_record::plain_call(f)
+        && !f.args.is_empty()
+        && matches!(names.as_slice(), ["unnest"] | ["pg_catalog", "unnest"])
 }
 
 /// A cast to an array type.

@@ -529,9 +529,7 @@ fn run_encrypted(rt: &tokio::runtime::Runtime, db: &DevDb, bouncer: (u32, u16), 
     let limit = ["-f", limit.as_str()];
     let mut rows = Vec::new();
     for mode in ["extended", "prepared"] {
-        eprintln!(
-            "e2e enc: -M {mode}: direct, pgbouncer, pgcloak plain, pgcloak encrypted, limit"
-        );
+        eprintln!("e2e enc: -M {mode}: direct, pgbouncer, pgcloak plain, pgcloak encrypted, limit");
         let mut runs: [Vec<Run>; 5] = Default::default();
         for _ in 0..repeat() {
             // Every run inserts rows; start each round from vacuumed tables so that later

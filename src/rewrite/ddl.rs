@@ -14,9 +14,10 @@ use pg_query::protobuf::{
     IndexStmt, ObjectType, RangeVar, RenameStmt, TypeName,
 };
 
-use super::Refusal;
-use super::analyzer::{Analyzer, R};
-use super::expr::sval;
+use super::analyzer::Analyzer;
+use super::ast::sval;
+use super::bind::R;
+use super::plan::Refusal;
 use crate::config::TableRules;
 
 /// What the client is told to do instead of DDL that would break an encrypted column.

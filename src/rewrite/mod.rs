@@ -72,6 +72,13 @@ pub trait CatalogView: Send + Sync {
     fn relation_exists(&self, schema: &str, name: &str) -> bool {
         self.columns(schema, name).is_some()
     }
+
+    /// For a rules column still stored as plaintext (*pending*, spec §3; left out of the
+    /// served rules) or its migration shadow (`column$pgcloak`): its rule. DDL on either is
+    /// refused.
+    fn pending_rule(&self, _schema: &str, _table: &str, _column: &str) -> Option<Arc<ColumnRule>> {
+        None
+    }
 }
 
 /// A catalog that knows no table (tests, or before the control login loaded one).

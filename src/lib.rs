@@ -19,6 +19,8 @@ pub mod control;
 pub mod copy;
 pub mod crypto;
 pub mod devdb;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod net;
 pub mod protocol;
 pub mod rewrite;

@@ -15,7 +15,7 @@
 
 mod cbind;
 mod client;
-mod message;
+pub(crate) mod message;
 mod server;
 pub mod userlist;
 mod verifier;

@@ -134,12 +134,7 @@ impl<'a> Bind<'a> {
         }
         let mut params = Vec::with_capacity(np);
         for _ in 0..np {
-            let len = c.i32()?;
-            params.push(if len < 0 {
-                None
-            } else {
-                Some(c.take(len as usize)?)
-            });
+            params.push(c.value()?);
         }
         let nr = count(&mut c)?;
         let mut result_formats = Vec::with_capacity(nr);
@@ -311,12 +306,7 @@ pub fn decode_data_row(body: &[u8]) -> Result<Vec<Option<&[u8]>>, DecodeError> {
     let n = count(&mut c)?;
     let mut cells = Vec::with_capacity(n);
     for _ in 0..n {
-        let len = c.i32()?;
-        cells.push(if len < 0 {
-            None
-        } else {
-            Some(c.take(len as usize)?)
-        });
+        cells.push(c.value()?);
     }
     done(&c, cells)
 }

@@ -18,12 +18,7 @@ impl<'a> SaslInitialResponse<'a> {
     pub fn decode(body: &'a [u8]) -> Result<Self, DecodeError> {
         let mut c = Cursor::new(body, "SASLInitialResponse");
         let mechanism = c.cstr()?;
-        let len = c.i32()?;
-        let data = if len < 0 {
-            None
-        } else {
-            Some(c.take(len as usize)?)
-        };
+        let data = c.value()?;
         if !c.is_empty() {
             return Err(c.err());
         }

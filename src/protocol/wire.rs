@@ -76,6 +76,16 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
+    /// A length-prefixed value (Bind parameter, DataRow cell, SASL data): length -1 is NULL
+    /// (`None`); any other negative length is malformed, as in PostgreSQL.
+    pub(crate) fn value(&mut self) -> Result<Option<&'a [u8]>, DecodeError> {
+        match self.i32()? {
+            -1 => Ok(None),
+            len if len < 0 => Err(self.err()),
+            len => self.take(len as usize).map(Some),
+        }
+    }
+
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)
     }

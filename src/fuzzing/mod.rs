@@ -16,8 +16,11 @@ pub use codec::codecs;
 pub use sql::{analyzer, copy_stream};
 pub use wire::{frame_splitter, messages, scram, startup};
 
+/// A harness: its target name and the function fed one input.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every harness by target name (the file names in `fuzz/fuzz_targets/` and `fuzz/corpus/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("frame_splitter", frame_splitter),
     ("startup", startup),
     ("messages", messages),

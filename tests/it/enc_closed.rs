@@ -58,6 +58,25 @@ async fn stored_anywhere(direct: &Client, table: &str, needle: &str) -> bool {
     row.get::<_, i64>(0) > 0
 }
 
+/// Waits until pgcloak's catalog knows `hr.people`, created straight in PostgreSQL (its
+/// watcher learns of it a moment later; before that, `people` on the path (hr, public) is the
+/// rules table `public.people` to pgcloak and a write is encrypted): a write through pgcloak
+/// lands as plaintext in hr.people.
+async fn catalog_knows_hr_people(app: &Client, direct: &Client) {
+    within(HANG, async {
+        loop {
+            let sql = "INSERT INTO people (id, ssn) VALUES (0, 'probe')";
+            if run(app, Proto::Simple, sql, &[]).await.is_ok()
+                && stored_anywhere(direct, "hr.people", "probe").await
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_path_pgcloak_did_not_see_cannot_move_a_write_onto_a_rules_table() {
     let env = EncEnv::start().await;
@@ -74,6 +93,7 @@ async fn a_search_path_pgcloak_did_not_see_cannot_move_a_write_onto_a_rules_tabl
     let app = env.app().await;
     // pgcloak reads the path (hr, public): `people` is hr.people, a plain table.
     ok(&app, Proto::Simple, "SET search_path = hr, public", &[]).await;
+    catalog_knows_hr_people(&app, &direct).await;
     // A function changes the path behind pgcloak's back.
     ok(&app, Proto::Simple, "SELECT hr.go('public')", &[]).await;
     let s1 = sentinel();

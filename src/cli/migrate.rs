@@ -72,32 +72,14 @@ fn columns(args: &MigrateArgs, direction: Direction) -> anyhow::Result<()> {
         vacuum: args.vacuum,
         verify_only: args.verify_only,
     };
+    for column in &args.column {
+        with_column(&databases, Some(column))?;
+    }
     runtime()?.block_on(async {
         let mut advise = false;
-        for column in &args.column {
-            for db in with_column(&databases, Some(column))? {
-                let mut client = control_client(&cfg, &db.database).await?;
-                if !opts.dry_run && !opts.verify_only {
-                    // The column's data key (pending columns get theirs from `keys init` too).
-                    let report = check::check_tables(&client, &db.rules).await;
-                    keys::init_except(&mut client, &db.rules, &*master, &report.wrong_keys).await?;
-                }
-                let ring = match keys::load_keyring(&client, &*master).await {
-                    Ok(ring) => ring,
-                    // A dry run creates nothing, not even the data keys.
-                    Err(keys::KeysError::NotInitialized) if opts.dry_run => Default::default(),
-                    Err(e) => return Err(e.into()),
-                };
-                let rule = keys::column_rule(&db.rules, column)?.clone();
-                let label = format!("{}{}", tag(db), rule.qualified());
-                let mut progress = Progress::new(label, 0);
-                let outcome =
-                    migrate::migrate(&mut client, &ring, &rule, direction, &opts, &mut progress)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{}{e}", tag(db)))?;
-                let t = format!("{}{}", tag(db), rule.qualified());
-                advise |= print_outcome(&t, direction, outcome);
-            }
+        // Per database, every column asked for that its rules have: they switch together.
+        for db in &databases {
+            advise |= database_columns(&cfg, db, &*master, args, direction, &opts).await?;
         }
         if advise {
             println!(
@@ -110,6 +92,58 @@ fn columns(args: &MigrateArgs, direction: Direction) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The columns of `args` that `db`'s rules have, migrated together; true when the
+/// leftover-plaintext advice applies.
+async fn database_columns(
+    cfg: &pgcloak::config::Config,
+    db: &pgcloak::config::DatabaseRules,
+    master: &dyn pgcloak::control::providers::KeyProvider,
+    args: &MigrateArgs,
+    direction: Direction,
+    opts: &Options,
+) -> anyhow::Result<bool> {
+    let mut rules = Vec::new();
+    for c in &args.column {
+        if let Ok(rule) = keys::column_rule(&db.rules, c) {
+            if !rules.contains(rule) {
+                rules.push(rule.clone());
+            }
+        }
+    }
+    if rules.is_empty() {
+        return Ok(false);
+    }
+    let mut client = control_client(cfg, &db.database).await?;
+    if !opts.dry_run && !opts.verify_only {
+        // The columns' data keys (pending columns get theirs from `keys init` too).
+        let report = check::check_tables(&client, &db.rules).await;
+        keys::init_except(&mut client, &db.rules, master, &report.wrong_keys).await?;
+    }
+    let ring = match keys::load_keyring(&client, master).await {
+        Ok(ring) => ring,
+        // A dry run creates nothing, not even the data keys.
+        Err(keys::KeysError::NotInitialized) if opts.dry_run => Default::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut progress: Vec<Progress> = rules
+        .iter()
+        .map(|r| Progress::new(format!("{}{}", tag(db), r.qualified()), 0))
+        .collect();
+    let outcomes =
+        migrate::migrate_together(&mut client, &ring, &rules, direction, opts, &mut progress)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}{e}", tag(db)))?;
+    let mut advise = false;
+    for (rule, outcome) in rules.iter().zip(outcomes) {
+        advise |= print_outcome(
+            &format!("{}{}", tag(db), rule.qualified()),
+            direction,
+            outcome,
+        );
+    }
+    Ok(advise)
 }
 
 /// Prints one column's outcome; true when the leftover-plaintext advice applies.

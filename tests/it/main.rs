@@ -33,6 +33,7 @@ mod keys_servers;
 mod keys_vault;
 mod leak;
 mod migrate;
+mod migrate_group;
 mod migrate_more;
 mod migrate_refuse;
 mod migrate_stale;

@@ -1,7 +1,8 @@
 //! A proxy that planned a statement before a migration's switch: `decrypt` refuses the
 //! envelopes such a statement still sends into the column that holds plaintext again (a
 //! prepared statement keeps its plan, so no catalog reload can fix it), and the switch itself
-//! tells every proxy (`NOTIFY pgcloak, 'catalog'`, delivered when it commits).
+//! tells every proxy (`NOTIFY pgcloak, 'catalog'`, delivered when it commits). While a column
+//! is pending, `/metrics` counts it and `/readyz` names it (still ready).
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tokio_postgres::Client;
 
 use crate::harness::start_encrypted;
 use crate::migrate::{column_type, run};
+use crate::ops_util::{free_addr, get, sample, start_with_extra, until};
 
 /// `email` and `nick` of row `id` read through the proxy, once it decrypts them (its catalog
 /// has the encrypted columns); `None` after 20 s.
@@ -144,4 +146,68 @@ async fn decrypt_refuses_envelopes_from_a_statement_planned_before_the_switch() 
         .map(|r| (r.get(0), r.get(1)))
         .unwrap();
     assert_eq!(fresh, ("fresh".to_owned(), "fresh".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_columns_are_a_metric_and_readyz_detail_until_migrated() {
+    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
+    let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    su.batch_execute(
+        "CREATE TABLE pend (id int PRIMARY KEY, a text, b int, c bytea); GRANT ALL ON pend TO app; \
+         INSERT INTO pend VALUES (1, 'x', 2, NULL)",
+    )
+    .await
+    .unwrap();
+    let rules_text = "[tables.pend]\na = { type = \"text\", mode = \"deterministic\" }\n\
+                      b = { type = \"int4\", mode = \"randomized\" }\n\
+                      c = { type = \"text\", mode = \"randomized\" }\n";
+    let maddr = free_addr();
+    let extra = format!("\n[metrics]\naddress = \"{maddr}\"\n");
+    let (env, key_text) = start_with_extra(db, rules_text, extra).await;
+    let master = pgcloak::crypto::MasterKey::from_base64(&key_text, "test").unwrap();
+    let text = crate::harness::with_database(rules_text);
+    let file =
+        pgcloak::config::parse_rules_file(&text, std::path::Path::new("rules.toml")).unwrap();
+    let rules = pgcloak::config::Rules::from_columns(file.columns).unwrap();
+    let pending = |m: &str| sample(m, "pgcloak_pending_columns", &[("database", "app")]);
+    until("the metrics endpoint listens", || async {
+        tokio::net::TcpStream::connect(maddr).await.is_ok()
+    })
+    .await;
+    let (_, m) = get(maddr, "/metrics").await;
+    assert_eq!(pending(&m), Some(2.0), "{m}");
+    let (status, body) = get(maddr, "/readyz").await;
+    assert_eq!(
+        status, 200,
+        "pending columns do not make it unready: {body}"
+    );
+    assert!(body.starts_with("ready, degraded:"), "{body}");
+    for c in ["public.pend.a", "public.pend.b"] {
+        assert!(
+            body.contains(&format!("column {c} is pending")),
+            "{c}: {body}"
+        );
+    }
+    assert!(!body.contains("public.pend.c"), "c is bytea: {body}");
+    let out = run(
+        &env.db,
+        &rules,
+        &master,
+        "public.pend.a",
+        Direction::Encrypt,
+        &Options::default(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(out, Outcome::Done(_)), "{out:?}");
+    until("one pending column left", || async {
+        pending(&get(maddr, "/metrics").await.1) == Some(1.0)
+    })
+    .await;
+    let (status, body) = get(maddr, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("column public.pend.b is pending") && !body.contains("public.pend.a"),
+        "{body}"
+    );
 }

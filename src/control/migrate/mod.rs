@@ -35,7 +35,7 @@ pub mod switch;
 pub mod verify;
 
 pub use plan::{Direction, Plan};
-pub use run::{Options, Outcome, migrate};
+pub use run::{Options, Outcome, migrate, migrate_together};
 pub use state::{MigrationRow, status};
 
 use crate::codec::CodecError;

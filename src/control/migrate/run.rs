@@ -1,6 +1,7 @@
 //! One column's migration from wherever its state row says it is: plan, prepare (shadow
 //! column, capture trigger and state row in one transaction), backfill, drain, indexes,
-//! verification, switch, `NOT NULL`, verification of what is stored, and `--vacuum`.
+//! verification, switch, `NOT NULL`, verification of what is stored, and `--vacuum`; several
+//! columns go through it together ([`migrate_together`]) and share one switch transaction.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,6 +79,90 @@ pub async fn migrate(
     opts: &Options,
     progress: &mut Progress,
 ) -> Result<Outcome, MigrateError> {
+    let rules = std::slice::from_ref(rule);
+    let progress = std::slice::from_mut(progress);
+    let mut out = migrate_together(client, ring, rules, direction, opts, progress).await?;
+    Ok(out.pop().expect("one outcome per column"))
+}
+
+/// Migrates several columns (of one table, or sharing a key across tables) together: each is
+/// backfilled, indexed and verified on its own (its own state row, shadow, capture trigger),
+/// then all switch in one transaction, so the application never sees some of them switched
+/// and not the others (equality and joins between columns that share a key keep working).
+/// `progress` has one entry per rule. Returns one outcome per rule, in order.
+pub async fn migrate_together(
+    client: &mut Client,
+    ring: &KeyRing,
+    rules: &[Arc<ColumnRule>],
+    direction: Direction,
+    opts: &Options,
+    progress: &mut [Progress],
+) -> Result<Vec<Outcome>, MigrateError> {
+    let mut outcomes = Vec::with_capacity(rules.len());
+    let mut ready = Vec::new();
+    for (i, (rule, progress)) in rules.iter().zip(progress.iter_mut()).enumerate() {
+        match advance(client, ring, rule, direction, opts, progress).await? {
+            Step::Finished(o) => outcomes.push(Some(o)),
+            Step::Ready(r) => {
+                outcomes.push(None);
+                ready.push((i, r));
+            }
+        }
+    }
+    if !ready.is_empty() {
+        let walkers: Vec<Walker<'_>> = ready
+            .iter()
+            .map(|(_, r)| Walker::new(&r.plan, r.key, r.row.id, opts.batch_rows.max(1)))
+            .collect();
+        let cols: Vec<switch::Switching<'_>> = ready
+            .iter()
+            .zip(&walkers)
+            .map(|((_, r), walker)| switch::Switching {
+                plan: &r.plan,
+                walker,
+                id: r.row.id,
+            })
+            .collect();
+        let switched = switch::switch_all(client, &cols).await?;
+        drop(cols);
+        drop(walkers);
+        for (i, mut r) in ready {
+            r.report.switch = switched;
+            r.report.elapsed = r.started.elapsed();
+            let plan = Plan::switched(client, &r.plan.rule, r.plan.direction).await?;
+            outcomes[i] = Some(finish(client, &plan, r.key, &r.row, opts, r.report).await?);
+        }
+    }
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// A column brought up to its switch.
+struct Ready<'k> {
+    plan: Plan,
+    key: &'k crate::crypto::KeyEntry,
+    row: MigrationRow,
+    report: Report,
+    started: Instant,
+}
+
+/// Where [`advance`] left a column.
+enum Step<'k> {
+    /// Nothing left to do in this run (a dry run, a verification, a finished column, or one
+    /// that had switched before and is now finished).
+    Finished(Outcome),
+    /// Backfilled, indexed and verified: ready for the switch.
+    Ready(Box<Ready<'k>>),
+}
+
+/// One column from wherever its state row says it is, up to its switch.
+async fn advance<'k>(
+    client: &mut Client,
+    ring: &'k KeyRing,
+    rule: &Arc<ColumnRule>,
+    direction: Direction,
+    opts: &Options,
+    progress: &mut Progress,
+) -> Result<Step<'k>, MigrateError> {
     let name = rule.qualified();
     client
         .batch_execute(SESSION_SQL)
@@ -120,20 +205,21 @@ pub async fn migrate(
             let plan = Plan::switched(client, rule, direction).await?;
             let s = verify::stored(client, &plan, key()?).await?;
             state::set_verified(&*client, &name, &s.to_string()).await?;
-            return Ok(Outcome::Verified(s));
+            return Ok(Step::Finished(Outcome::Verified(s)));
         }
-        return Ok(Outcome::AlreadyDone {
+        return Ok(Step::Finished(Outcome::AlreadyDone {
             phase_done_at: r.finished_at.clone(),
-        });
+        }));
     }
     if let Some(r) = same.filter(|r| r.phase == "finish") {
         let plan = Plan::switched(client, rule, direction).await?;
-        return finish(client, &plan, key()?, r, opts, Report::default()).await;
+        let done = finish(client, &plan, key()?, r, opts, Report::default()).await?;
+        return Ok(Step::Finished(done));
     }
     let plain_type = row.as_ref().map(|r| r.plain_type.clone());
     let plan = Plan::inspect(client, rule, direction, plain_type.as_deref()).await?;
     if opts.dry_run {
-        return Ok(Outcome::Planned(plan.describe()));
+        return Ok(Step::Finished(Outcome::Planned(plan.describe())));
     }
     let key = key()?;
     if opts.verify_only {
@@ -144,13 +230,21 @@ pub async fn migrate(
             )
         })?;
         let s = verify::before_switch(client, &plan, key, r.id).await?;
-        return Ok(Outcome::Verified(s));
+        return Ok(Step::Finished(Outcome::Verified(s)));
     }
     let row = match same {
         Some(r) => r.clone(),
         None => prepare(client, &plan).await?,
     };
-    run_phases(client, &plan, key, row, opts, progress).await
+    let started = Instant::now();
+    let report = run_phases(client, &plan, key, &row, opts, progress).await?;
+    Ok(Step::Ready(Box::new(Ready {
+        plan,
+        key,
+        row,
+        report,
+        started,
+    })))
 }
 
 /// One run per column at a time: a session-level advisory lock on the column's name. A run
@@ -216,16 +310,16 @@ async fn prepare(client: &mut Client, plan: &Plan) -> Result<MigrationRow, Migra
     Ok(row)
 }
 
+/// Backfill, drain, indexes and the verification before the switch.
 async fn run_phases(
     client: &mut Client,
     plan: &Plan,
     key: &crate::crypto::KeyEntry,
-    row: MigrationRow,
+    row: &MigrationRow,
     opts: &Options,
     progress: &mut Progress,
-) -> Result<Outcome, MigrateError> {
+) -> Result<Report, MigrateError> {
     let name = plan.rule.qualified();
-    let started = Instant::now();
     let walker = Walker::new(plan, key, row.id, opts.batch_rows.max(1));
     let mut report = Report::default();
     if row.phase == "backfill" {
@@ -253,10 +347,7 @@ async fn run_phases(
     let before = verify::before_switch(client, plan, key, row.id).await?;
     state::set_verified(&*client, &name, &format!("before switch: {before}")).await?;
     report.before = Some(before);
-    report.switch = switch::switch(client, plan, &walker, row.id).await?;
-    report.elapsed = started.elapsed();
-    let plan = Plan::switched(client, &plan.rule, plan.direction).await?;
-    finish(client, &plan, key, &row, opts, report).await
+    Ok(report)
 }
 
 /// Each index of the column, built on the shadow without blocking writes. A build that fails

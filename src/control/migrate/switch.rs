@@ -1,4 +1,4 @@
-//! The switch: one short transaction under `lock_timeout` (retried with a growing pause, so an
+//! The switch (of one column, or of several together): one short transaction under `lock_timeout` (retried with a growing pause, so an
 //! application statement never queues behind it for long): lock the table, drain what is left
 //! in the queue, drop the plaintext column, rename the shadow, attach the rebuilt indexes as the
 //! old constraints, add the guard trigger and drop the capture trigger, and `NOTIFY pgcloak`
@@ -74,50 +74,60 @@ pub async fn with_lock_retry(
     })
 }
 
-/// The switch of `plan` (migration `id`), draining the queue with `walker`.
+/// One column of a switch: its plan, the walker that drains its queue, its migration id.
+pub struct Switching<'a> {
+    pub plan: &'a Plan,
+    pub walker: &'a Walker<'a>,
+    pub id: i32,
+}
+
+/// The switch of one column `plan` (migration `id`), draining the queue with `walker`.
 pub async fn switch(
     client: &mut Client,
     plan: &Plan,
     walker: &Walker<'_>,
     id: i32,
 ) -> Result<Switched, MigrateError> {
-    let name = plan.rule.qualified();
-    let clear_first = plan.indexes.iter().any(|i| i.unique);
+    switch_all(client, &[Switching { plan, walker, id }]).await
+}
+
+/// The switch of every column in `cols` in one transaction: their tables locked together (in
+/// name order), every queue drained, every column's switch statements, one notification.
+pub async fn switch_all(
+    client: &mut Client,
+    cols: &[Switching<'_>],
+) -> Result<Switched, MigrateError> {
+    let names: Vec<String> = cols.iter().map(|c| c.plan.rule.qualified()).collect();
+    let name = names.join(", ");
+    let mut tables: Vec<&str> = cols.iter().map(|c| c.plan.table.as_str()).collect();
+    tables.sort_unstable();
+    tables.dedup();
+    let lock = format!(
+        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+        tables.join(", ")
+    );
     for tries in 1..=MAX_TRIES {
         // Keep what is left for the locked part small.
-        walker.drain(client, 100).await?;
+        for c in cols {
+            c.walker.drain(client, 100).await?;
+        }
         let mut held = Duration::ZERO;
         let r = async {
             let tx = client
                 .transaction()
                 .await
                 .map_err(MigrateError::db(&name))?;
-            let lock = format!(
-                "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
-                plan.table
-            );
             tx.batch_execute(&lock)
                 .await
                 .map_err(MigrateError::db(&name))?;
             let locked = Instant::now();
-            while walker.drain_in(&tx, clear_first).await? > 0 {}
-            for s in plan.switch_sql() {
-                tx.batch_execute(&s)
-                    .await
-                    .map_err(MigrateError::db(&name))?;
+            for c in cols {
+                let clear_first = c.plan.indexes.iter().any(|i| i.unique);
+                while c.walker.drain_in(&tx, clear_first).await? > 0 {}
             }
-            tx.execute(
-                "DELETE FROM pgcloak.migrate_queue WHERE migration = $1",
-                &[&id],
-            )
-            .await
-            .map_err(MigrateError::db(&name))?;
-            tx.execute(
-                "UPDATE pgcloak.migrations SET phase = 'finish' WHERE column_name = $1",
-                &[&name],
-            )
-            .await
-            .map_err(MigrateError::db(&name))?;
+            for (c, column) in cols.iter().zip(&names) {
+                switch_in(&tx, c, column).await?;
+            }
             // Delivered at commit: every proxy reloads its catalog at once, not at its poll.
             tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &CATALOG])
                 .await
@@ -137,6 +147,30 @@ pub async fn switch(
         column: name,
         tries: MAX_TRIES,
     })
+}
+
+/// One column's switch statements and state, inside the switch transaction.
+async fn switch_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    c: &Switching<'_>,
+    name: &str,
+) -> Result<(), MigrateError> {
+    for s in c.plan.switch_sql() {
+        tx.batch_execute(&s).await.map_err(MigrateError::db(name))?;
+    }
+    tx.execute(
+        "DELETE FROM pgcloak.migrate_queue WHERE migration = $1",
+        &[&c.id],
+    )
+    .await
+    .map_err(MigrateError::db(name))?;
+    tx.execute(
+        "UPDATE pgcloak.migrations SET phase = 'finish' WHERE column_name = $1",
+        &[&name],
+    )
+    .await
+    .map_err(MigrateError::db(name))?;
+    Ok(())
 }
 
 /// `NOT NULL` again after the switch: the `NOT VALID` check added by the switch is validated

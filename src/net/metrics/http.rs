@@ -1,8 +1,8 @@
 //! The HTTP endpoint on `[metrics] address` (hyper 1, HTTP/1.1): `GET /metrics` (Prometheus
 //! text format), `GET /healthz` (the process is alive: always 200) and `GET /readyz` (200
 //! when listening with every rules database's key ring loaded, its control connection
-//! healthy and its last poll recent; else 503 with the reasons, one a line). Anything else
-//! is a 404.
+//! healthy and its last poll recent; else 503 with the reasons, one a line; a ready proxy
+//! with pending columns says `ready, degraded:` and names them). Anything else is a 404.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -62,8 +62,12 @@ fn respond(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/healthz" => text(StatusCode::OK, PLAIN, "ok\n".into()),
         "/readyz" => {
             let why = state.instance.not_ready();
-            if why.is_empty() {
+            let degraded = state.instance.degraded();
+            if why.is_empty() && degraded.is_empty() {
                 text(StatusCode::OK, PLAIN, "ready\n".into())
+            } else if why.is_empty() {
+                let body = format!("ready, degraded:\n{}\n", degraded.join("\n"));
+                text(StatusCode::OK, PLAIN, body)
             } else {
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,

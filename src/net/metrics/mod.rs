@@ -173,6 +173,24 @@ impl Instance {
         }
         why
     }
+
+    /// What is degraded without making the proxy unready: every pending column (a rules
+    /// column still stored as plaintext, served unencrypted until `pgcloak migrate encrypt`).
+    pub fn degraded(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(all) = self.encryption.read().as_ref() {
+            for enc in all.iter() {
+                for c in enc.catalog.current().pending() {
+                    out.push(format!(
+                        "database {}: column {c} is pending (stored as plaintext, served \
+                         unencrypted): run pgcloak migrate encrypt --column {c}",
+                        enc.database
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Renders process-wide shards and one [`Instance`].

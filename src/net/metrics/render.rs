@@ -207,6 +207,7 @@ impl Collected {
     fn encode_databases(&self, e: &mut DescriptorEncoder) -> Fmt {
         let (mut keys, mut cat, mut age, mut pending): (Rows, Rows, Rows, Rows) =
             Default::default();
+        let mut plain: Rows = Default::default();
         if let Some(all) = self.0.encryption.read().as_ref() {
             for enc in all.iter() {
                 let db = || vec![("database", enc.database.clone())];
@@ -216,6 +217,8 @@ impl Collected {
                 let since = health.since_last_poll().unwrap_or(Duration::MAX);
                 age.push((db(), since.as_secs_f64().min(1e9)));
                 pending.push((db(), enc.rules.columns().count() as f64));
+                let waiting = enc.catalog.current().pending().count();
+                plain.push((db(), waiting as f64));
             }
         }
         family(
@@ -253,6 +256,16 @@ impl Collected {
                 G,
             ),
             &pending,
+        )?;
+        family(
+            e,
+            (
+                "pgcloak_pending_columns",
+                "Rules columns still stored as plaintext (pending: run pgcloak migrate \
+                 encrypt), per rules database.",
+                G,
+            ),
+            &plain,
         )
     }
 }

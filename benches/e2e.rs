@@ -8,7 +8,9 @@
 //! deterministic column and UPDATE over `bench_enc` (three encrypted columns,
 //! `schema-rules/bench.toml`) through an encrypting pgcloak, and the same script over the
 //! plaintext twin `bench_plain` directly, through PgBouncer and through pgcloak, in extended
-//! and prepared modes, with the ratio encrypted-through-pgcloak / plaintext-through-PgBouncer.
+//! and prepared modes, with the ratio encrypted-through-pgcloak / plaintext-through-PgBouncer,
+//! and a "limit" run: the same statements directly against PostgreSQL on `bench_limit`, whose
+//! columns hold random `bytea` of envelope size (the server's cost of envelopes, no proxy).
 //!
 //! `cargo bench --bench e2e`; `PGCLOAK_BENCH_SECS` sets the seconds per run (default 15);
 //! `PGCLOAK_BENCH_WORKLOAD=select|enc` runs only one of the two (default both);
@@ -365,12 +367,32 @@ const ENC_SCRIPT: &str = "\\set k random(1, 10000)\n\\set a random(100000, 10000
     SELECT note, balance FROM {T} WHERE acct = :k;\n\
     UPDATE {T} SET balance = :b, note = :a WHERE acct = :k;\n";
 
+/// The "limit" workload: the same three statements run directly against PostgreSQL on
+/// `bench_limit`, whose columns hold random `bytea` of the envelope sizes pgcloak stores for
+/// these values (spec §6: 6-byte header; `acct` int8 deterministic 6+16+8 = 30 bytes, `note`
+/// ~12-digit text randomized 6+12+12+16 = 46, `balance` int8 randomized 6+12+8+16 = 42). The
+/// server derives the bytes with `sha256`/`sha512` (a few µs per statement), so this row is the
+/// server's cost of storing and indexing envelopes with no proxy at all: encrypted/limit
+/// separates pgcloak's own cost from the server's extra cost of wider values.
+const LIMIT_SCRIPT: &str = "\\set k random(1, 10000)\n\\set a random(100000, 1000000000000)\n\
+    \\set b random(-1000000, 1000000)\n\
+    INSERT INTO bench_limit (acct, note, balance) VALUES (substr(sha256(int8send(:a)), 1, 30), \
+    substr(sha512(int8send(:a)), 1, 46), substr(sha512(int8send(:b)), 1, 42));\n\
+    SELECT note, balance FROM bench_limit WHERE acct = substr(sha256(int8send(:k)), 1, 30);\n\
+    UPDATE bench_limit SET balance = substr(sha512(int8send(:b)), 1, 42), \
+    note = substr(sha512(int8send(:a)), 1, 46) WHERE acct = substr(sha256(int8send(:k)), 1, 30);\n";
+
 const ENC_DDL: &str = "
     CREATE TABLE bench_enc (id bigserial PRIMARY KEY, acct bytea, note bytea, balance bytea);
     CREATE INDEX ON bench_enc (acct);
     CREATE TABLE bench_plain (id bigserial PRIMARY KEY, acct int8, note text, balance int8);
     CREATE INDEX ON bench_plain (acct);
-    INSERT INTO bench_plain (acct, note, balance) SELECT g, g::text, g FROM generate_series(1, 10000) g;";
+    INSERT INTO bench_plain (acct, note, balance) SELECT g, g::text, g FROM generate_series(1, 10000) g;
+    CREATE TABLE bench_limit (id bigserial PRIMARY KEY, acct bytea, note bytea, balance bytea);
+    CREATE INDEX ON bench_limit (acct);
+    INSERT INTO bench_limit (acct, note, balance) SELECT substr(sha256(int8send(g)), 1, 30),
+        substr(sha512(int8send(g)), 1, 46), substr(sha512(int8send(-g)), 1, 42)
+        FROM generate_series(1::int8, 10000) g;";
 
 /// Creates both tables, data keys under a fresh master key (written to a file), and returns
 /// (rules path, master key path).
@@ -381,7 +403,7 @@ async fn vacuum(db: &DevDb) {
         .await
         .expect("app login");
     // One statement per call: a multi-statement string is one transaction, which VACUUM refuses.
-    for t in ["bench_enc", "bench_plain"] {
+    for t in ["bench_enc", "bench_plain", "bench_limit"] {
         app.batch_execute(&format!("VACUUM ANALYZE {t}"))
             .await
             .expect("vacuum");
@@ -458,31 +480,33 @@ async fn enc_fill(db: &DevDb, port: u16) {
     }
 }
 
-fn print_enc_table(rows: &[(&str, [Run; 4])], secs: &str) {
+fn print_enc_table(rows: &[(&str, [Run; 5])], secs: &str) {
     println!();
     println!(
         "encrypted workload (INSERT; SELECT by deterministic acct; UPDATE — 3 encrypted columns) \
          -c {CLIENTS} -j {THREADS} -T {secs}, sslmode=require"
     );
     println!(
-        "| mode     | direct plain TPS | PgBouncer plain TPS | pgcloak plain TPS | pgcloak encrypted TPS | enc/PgBouncer | enc/direct | CPU ms/1k tx: PgBouncer plain / pgcloak plain / pgcloak enc |"
+        "| mode     | direct plain TPS | PgBouncer plain TPS | pgcloak plain TPS | pgcloak encrypted TPS | limit TPS | enc/PgBouncer | enc/direct | enc/limit | CPU ms/1k tx: PgBouncer plain / pgcloak plain / pgcloak enc |"
     );
     println!(
-        "|----------|-----------------:|--------------------:|------------------:|----------------------:|--------------:|-----------:|------------------------------------------------------------:|"
+        "|----------|-----------------:|--------------------:|------------------:|----------------------:|----------:|--------------:|-----------:|----------:|------------------------------------------------------------:|"
     );
-    for (mode, [d, b, p, e]) in rows {
+    for (mode, [d, b, p, e, l]) in rows {
         let cpu = format!(
             "{:.1} / {:.1} / {:.1}",
             b.cpu_per_k, p.cpu_per_k, e.cpu_per_k
         );
         println!(
-            "| {mode:<8} | {:>16.0} | {:>19.0} | {:>17.0} | {:>21.0} | {:>13.2} | {:>10.2} | {cpu:>59} |",
+            "| {mode:<8} | {:>16.0} | {:>19.0} | {:>17.0} | {:>21.0} | {:>9.0} | {:>13.2} | {:>10.2} | {:>9.2} | {cpu:>59} |",
             d.tps,
             b.tps,
             p.tps,
             e.tps,
+            l.tps,
             e.tps / b.tps,
             e.tps / d.tps,
+            e.tps / l.tps,
         );
     }
 }
@@ -498,11 +522,15 @@ fn run_encrypted(rt: &tokio::runtime::Runtime, db: &DevDb, bouncer: (u32, u16), 
         path.display().to_string()
     };
     let (plain, enc) = (script("bench_plain"), script("bench_enc"));
+    let limit = db.dir().join("bench_limit.sql");
+    std::fs::write(&limit, LIMIT_SCRIPT).expect("write limit script");
+    let limit = limit.display().to_string();
     let (plain, enc) = (["-f", plain.as_str()], ["-f", enc.as_str()]);
+    let limit = ["-f", limit.as_str()];
     let mut rows = Vec::new();
     for mode in ["extended", "prepared"] {
-        eprintln!("e2e enc: -M {mode}: direct, pgbouncer, pgcloak plain, pgcloak encrypted");
-        let mut runs: [Vec<Run>; 4] = Default::default();
+        eprintln!("e2e enc: -M {mode}: direct, pgbouncer, pgcloak plain, pgcloak encrypted, limit");
+        let mut runs: [Vec<Run>; 5] = Default::default();
         for _ in 0..repeat() {
             // Every run inserts rows; start each round from vacuumed tables so that later
             // rounds do not measure more bloat than earlier ones.
@@ -518,6 +546,7 @@ fn run_encrypted(rt: &tokio::runtime::Runtime, db: &DevDb, bouncer: (u32, u16), 
             ));
             runs[2].push(bench_one(db, port, &plain, mode, secs, Some(cloak.pid())));
             runs[3].push(bench_one(db, port, &enc, mode, secs, Some(cloak.pid())));
+            runs[4].push(bench_one(db, db.port(), &limit, mode, secs, None));
         }
         rows.push((mode, runs.map(median)));
     }

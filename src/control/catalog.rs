@@ -120,6 +120,8 @@ pub struct Catalog {
     writer_oids: std::collections::HashSet<u32>,
     /// Rules columns still stored as plaintext (`schema.table.column`): served as plain.
     pending: std::collections::BTreeSet<String>,
+    /// Their rules by (schema, table, column), for the DDL analysis (which refuses DDL on them).
+    pending_rules: HashMap<(String, String, String), Arc<ColumnRule>>,
     /// The rules less the pending columns, when there are any.
     serving: Option<Arc<Rules>>,
 }
@@ -171,6 +173,8 @@ impl Catalog {
                     cat.by_attr.insert((oid, attnum), rule.clone());
                 } else {
                     cat.pending.insert(rule.qualified());
+                    let at = (schema.clone(), table.clone(), column.clone());
+                    cat.pending_rules.insert(at, rule.clone());
                 }
             } else if let Some(base) = column.strip_suffix(SHADOW_SUFFIX)
                 && let (Some(rule), true) = (rules.column(&schema, &table, base), bytea)
@@ -327,6 +331,12 @@ impl CatalogView for Catalog {
 
     fn writer_function(&self, name: &str) -> Option<String> {
         self.writers.get(name).cloned()
+    }
+
+    fn pending_rule(&self, schema: &str, table: &str, column: &str) -> Option<Arc<ColumnRule>> {
+        let base = column.strip_suffix(SHADOW_SUFFIX).unwrap_or(column);
+        let at = (schema.to_owned(), table.to_owned(), base.to_owned());
+        self.pending_rules.get(&at).cloned()
     }
 
     fn relation_exists(&self, schema: &str, name: &str) -> bool {

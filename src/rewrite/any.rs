@@ -15,8 +15,9 @@
 use pg_query::NodeEnum;
 use pg_query::protobuf::Node;
 
-use super::analyzer::{Analyzer, Bind, Ev, R};
-use super::{LiteralKind, LiteralSite, Refusal};
+use super::analyzer::Analyzer;
+use super::bind::{Bind, Ev, R};
+use super::plan::{LiteralKind, LiteralSite, Refusal};
 use crate::config::{ColumnRule, Mode};
 use std::sync::Arc;
 

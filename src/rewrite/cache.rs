@@ -9,7 +9,9 @@ use std::sync::Arc;
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::{Analysis, AnalysisContext, analyze};
+use super::context::AnalysisContext;
+use super::entry::analyze;
+use super::plan::Analysis;
 
 const SHARDS: usize = 16;
 

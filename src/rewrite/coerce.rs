@@ -8,31 +8,8 @@
 use pg_query::NodeEnum;
 use pg_query::protobuf::{TypeName, a_const};
 
-use super::expr::sval;
-
-/// A value coercion a cast asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Coerce {
-    /// `varchar(n)`: at most n characters (an explicit cast truncates).
-    Chars(usize),
-    /// `char(n)`: at most n characters, then trailing spaces removed (its text form).
-    BpChars(usize),
-    /// `numeric(p, s)`: rounded to s decimals; more than p − s integer digits is 22003.
-    Numeric { precision: u32, scale: u32 },
-    /// `int2` / `int4` / `int8`: a fractional value is rounded (half away from zero).
-    Integer,
-    /// Any other type modifier (`timestamp(0)`, `bit(3)`, …): not modelled.
-    Unsupported,
-}
-
-/// Why a coercion cannot be applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CoerceError {
-    /// The value does not fit (SQLSTATE 22003 in PostgreSQL): refused.
-    Overflow,
-    /// Not modelled: refused.
-    Unsupported,
-}
+use super::ast::sval;
+use super::plan::{Coerce, CoerceError};
 
 /// The coercion a cast to `t` applies, if any.
 pub(crate) fn of_type(t: &TypeName) -> Option<Coerce> {

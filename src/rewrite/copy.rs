@@ -15,10 +15,11 @@ use std::sync::Arc;
 use pg_query::NodeEnum;
 use pg_query::protobuf::{CopyStmt, DefElem, Node};
 
-use super::analyzer::{Analyzer, R};
-use super::expr::sval;
+use super::analyzer::Analyzer;
+use super::ast::sval;
+use super::bind::R;
+use super::plan::{CopyDirection, CopyPlan, Refusal};
 use super::scope::{ColKind, Lookup, Rel};
-use super::{CopyDirection, CopyPlan, Refusal};
 use crate::config::ColumnRule;
 use crate::copy::{CopyOptions, Format};
 

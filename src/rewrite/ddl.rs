@@ -14,14 +14,25 @@ use pg_query::protobuf::{
     IndexStmt, ObjectType, RangeVar, RenameStmt, TypeName,
 };
 
-use super::Refusal;
-use super::analyzer::{Analyzer, R};
-use super::expr::sval;
-use crate::config::TableRules;
+use super::analyzer::Analyzer;
+use super::ast::sval;
+use super::bind::R;
+use super::plan::Refusal;
+use crate::config::{ColumnRule, TableRules};
 
 /// What the client is told to do instead of DDL that would break an encrypted column.
 const DDL_HINT: &str = "encrypted columns are bytea; change them only with pgcloak's own \
                         commands or directly against PostgreSQL";
+
+/// The construct of a refusal of `what` on a pending column (still plaintext in the database,
+/// spec §3) or on its migration shadow: only `pgcloak migrate encrypt` changes either.
+fn pending_construct(rule: &ColumnRule, what: &str) -> String {
+    format!(
+        "{what} of column {rule}, which is pending (a rules column still stored as plaintext: \
+         bring it under its rule with `pgcloak migrate encrypt --column {rule}`, not with DDL \
+         through pgcloak)"
+    )
+}
 
 impl Analyzer<'_, '_> {
     /// A statement kind that `statement` does not model as a query.
@@ -72,6 +83,22 @@ impl Analyzer<'_, '_> {
     /// True when `name` is the name of some rules table (in any schema).
     fn is_rules_table_name(&self, name: &str) -> bool {
         self.ctx.rules.table_names().iter().any(|n| n == name)
+    }
+
+    /// Refuses `what` when `column` of the rules table is pending or the shadow of one (the
+    /// served rules leave pending columns out, so the checks below would take them as plain).
+    fn refuse_pending(&self, rules: &TableRules, column: &str, what: &str) -> R<()> {
+        match self
+            .ctx
+            .catalog
+            .pending_rule(&rules.schema, &rules.table, column)
+        {
+            Some(rule) => Err(Refusal::table(
+                format!("{}.{}", rules.schema, rules.table),
+                pending_construct(&rule, what),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn create_table(&mut self, c: &CreateStmt) -> R<()> {
@@ -127,6 +154,7 @@ impl Analyzer<'_, '_> {
 
     /// A column definition (CREATE TABLE, ALTER TABLE ADD COLUMN) on a rules table.
     fn column_def(&mut self, rules: &TableRules, cd: &ColumnDef) -> R<()> {
+        self.refuse_pending(rules, &cd.colname, "a column definition")?;
         let Some(rule) = rules.column(&cd.colname).cloned() else {
             return Ok(());
         };
@@ -207,6 +235,9 @@ impl Analyzer<'_, '_> {
         use AlterTableType as T;
         let rule = rules.column(&cmd.name).cloned();
         let table = format!("{}.{}", rules.schema, rules.table);
+        if let Some(what) = column_subcommand(cmd.subtype()) {
+            self.refuse_pending(rules, &cmd.name, what)?;
+        }
         match cmd.subtype() {
             T::AtAddColumn => match cmd.def.as_deref().and_then(|d| d.node.as_ref()) {
                 Some(NodeEnum::ColumnDef(cd)) => self.column_def(rules, cd),
@@ -289,6 +320,8 @@ impl Analyzer<'_, '_> {
                          PostgreSQL while pgcloak is stopped)";
         match (r.rename_type(), rules) {
             (ObjectType::ObjectColumn, Some(rules)) => {
+                self.refuse_pending(&rules, &r.subname, "RENAME COLUMN")?;
+                self.refuse_pending(&rules, &r.newname, "RENAME COLUMN onto the name")?;
                 match rules.column(&r.subname).or(rules.column(&r.newname)) {
                     Some(rule) => Err(Refusal::column(rule, construct)),
                     None => Ok(()),
@@ -344,6 +377,27 @@ impl Analyzer<'_, '_> {
         self.opaque_node(i.where_clause.as_deref(), "a partial-index predicate on it")?;
         Ok(())
     }
+}
+
+/// For an `ALTER TABLE` subcommand that names a column (`cmd.name`): what it does, for a
+/// refusal; `None` for subcommands whose name is a constraint's, an index's, or empty.
+fn column_subcommand(t: AlterTableType) -> Option<&'static str> {
+    use AlterTableType as T;
+    Some(match t {
+        T::AtAlterColumnType => "ALTER COLUMN … TYPE",
+        T::AtDropColumn => "DROP COLUMN",
+        T::AtColumnDefault | T::AtCookedColumnDefault => "ALTER COLUMN … SET/DROP DEFAULT",
+        T::AtDropNotNull | T::AtSetNotNull => "ALTER COLUMN … SET/DROP NOT NULL",
+        T::AtSetExpression | T::AtDropExpression => "ALTER COLUMN … EXPRESSION",
+        T::AtAddIdentity | T::AtSetIdentity | T::AtDropIdentity => "ALTER COLUMN … IDENTITY",
+        T::AtSetStatistics
+        | T::AtSetOptions
+        | T::AtResetOptions
+        | T::AtSetStorage
+        | T::AtSetCompression
+        | T::AtAlterColumnGenericOptions => "ALTER COLUMN … SET",
+        _ => return None,
+    })
 }
 
 /// True for `bytea` / `pg_catalog.bytea` without array bounds or modifiers.

@@ -302,3 +302,93 @@ fn names_that_could_resolve_to_a_rules_table_are_sent_qualified() {
 fn run_q(sql: &str) -> Analysis {
     super::tests::run(sql)
 }
+
+// ---- pending columns (still plaintext in the database) ----
+
+/// Analyses `sql` as a session does while `public.patients.email` is still `text` (pending)
+/// and its shadow `email$pgcloak` exists: the served rules are the real catalog's.
+fn run_pending(sql: &str) -> Analysis {
+    let rules = rules();
+    let cols = [
+        ("id", false),
+        ("name", false),
+        ("ssn", true),
+        ("email", false),
+        ("diagnosis", true),
+        ("birth_date", true),
+        ("age", true),
+        ("email$pgcloak", true),
+    ];
+    let rows = cols.iter().zip(1i16..).map(|((c, bytea), attnum)| {
+        let (s, t) = ("public".to_owned(), "patients".to_owned());
+        (s, t, 7u32, attnum, (*c).to_owned(), *bytea)
+    });
+    let cat = crate::control::catalog::Catalog::from_typed_rows(&rules, rows);
+    let serving = cat.serving_rules().expect("email is pending").clone();
+    let path = vec!["public".to_owned()];
+    let ctx = AnalysisContext {
+        rules: &serving,
+        search_path: &path,
+        catalog: &cat,
+        qualify: false,
+    };
+    analyze(sql, &ctx)
+}
+
+#[test]
+fn ddl_on_a_pending_column_or_its_shadow_is_refused_pointing_at_migrate() {
+    for sql in [
+        "ALTER TABLE patients ALTER COLUMN email TYPE bytea USING convert_to(email, 'UTF8')",
+        "ALTER TABLE patients ALTER email SET DATA TYPE bytea USING email::bytea",
+        "ALTER TABLE public.patients ALTER COLUMN email TYPE varchar(300)",
+        "ALTER TABLE patients ALTER COLUMN email SET DEFAULT 'x'",
+        "ALTER TABLE patients ALTER COLUMN email DROP NOT NULL",
+        "ALTER TABLE patients ALTER COLUMN email SET STORAGE EXTERNAL",
+        "ALTER TABLE patients DROP COLUMN email",
+        "ALTER TABLE patients DROP COLUMN IF EXISTS email CASCADE",
+        "ALTER TABLE patients ADD COLUMN IF NOT EXISTS email text",
+        "ALTER TABLE patients ADD COLUMN x int, DROP COLUMN email",
+        "ALTER TABLE patients RENAME COLUMN email TO email_plain",
+        "ALTER TABLE patients RENAME email TO x",
+        "ALTER TABLE patients RENAME COLUMN name TO email",
+        "ALTER TABLE patients ALTER COLUMN \"email$pgcloak\" TYPE text",
+        "ALTER TABLE patients DROP COLUMN \"email$pgcloak\"",
+        "ALTER TABLE patients RENAME COLUMN \"email$pgcloak\" TO email2",
+        "ALTER TABLE patients RENAME COLUMN name TO \"email$pgcloak\"",
+        "CREATE TABLE patients (id int, email text)",
+    ] {
+        let Analysis::Refuse(r) = run_pending(sql) else {
+            panic!("{sql}: not refused");
+        };
+        assert_eq!(r.column, "public.patients", "{sql}");
+        assert!(
+            r.construct
+                .contains("public.patients.email, which is pending")
+                && r.construct
+                    .contains("pgcloak migrate encrypt --column public.patients.email"),
+            "{sql}: {r:?}"
+        );
+        assert!(r.message().contains("migrate encrypt"), "{sql}");
+    }
+    // Other columns of the same table keep their rules; plain columns stay free.
+    for sql in [
+        "ALTER TABLE patients ALTER COLUMN name TYPE varchar(100)",
+        "ALTER TABLE patients DROP COLUMN name",
+        "ALTER TABLE patients RENAME COLUMN name TO full_name",
+        "ALTER TABLE patients ADD CONSTRAINT email UNIQUE (id)",
+        "ALTER TABLE patients DROP CONSTRAINT email",
+        "ALTER TABLE patients ALTER COLUMN ssn SET NOT NULL",
+        "ALTER TABLE patients ALTER COLUMN ssn TYPE bytea",
+    ] {
+        assert!(!matches!(run_pending(sql), Analysis::Refuse(_)), "{sql}");
+    }
+    let Analysis::Refuse(r) = run_pending("ALTER TABLE patients ALTER COLUMN ssn TYPE text") else {
+        panic!("an encrypted column's TYPE change passed");
+    };
+    assert_eq!(r.column, "public.patients.ssn");
+    // The same DDL with no column pending is judged as before (the configured rules).
+    assert!(!matches!(
+        run_q("ALTER TABLE patients DROP COLUMN email"),
+        Analysis::Refuse(_)
+    ));
+}

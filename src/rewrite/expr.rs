@@ -6,19 +6,12 @@ use pg_query::protobuf::{
     AConst, AExpr, AExprKind, ColumnRef, FuncCall, Node, SubLink, SubLinkType, TypeCast, a_const,
 };
 
-use super::Refusal;
-use super::analyzer::{Analyzer, Bind, Ev, R, Site, Wrap};
-use super::matching::MatchOp;
+use super::analyzer::Analyzer;
+use super::ast::sval;
+use super::bind::{Bind, Ev, R, Site, Wrap};
+use super::plan::{MatchOp, Refusal};
 use super::scope::Resolved;
 use crate::config::Mode;
-
-/// The string of a `String` node.
-pub(crate) fn sval(n: &Node) -> Option<&str> {
-    match n.node.as_ref() {
-        Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
-        _ => None,
-    }
-}
 
 /// The last name of a qualified name list (`pg_catalog.lower` → `lower`).
 fn last_name(names: &[Node]) -> String {
@@ -615,7 +608,7 @@ impl Found {
 /// True when `b` reached its use through a `VALUES` column (see `Wrap::Sealed`).
 fn sealed(b: &Bind) -> bool {
     match b {
-        Bind::Param { site, .. } | Bind::Lit { site, .. } => super::analyzer::is_sealed(site),
+        Bind::Param { site, .. } | Bind::Lit { site, .. } => super::bind::is_sealed(site),
         Bind::Array { .. } => true,
         Bind::Default => false,
     }

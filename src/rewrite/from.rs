@@ -4,9 +4,10 @@
 use pg_query::NodeEnum;
 use pg_query::protobuf::{Alias, Node, RangeVar};
 
-use super::Refusal;
-use super::analyzer::{Analyzer, R};
-use super::expr::sval;
+use super::analyzer::Analyzer;
+use super::ast::sval;
+use super::bind::R;
+use super::plan::Refusal;
 use super::scope::{Col, ColKind, Lookup, Rel};
 use super::select::Output;
 

@@ -18,9 +18,10 @@ use std::sync::Arc;
 use pg_query::NodeEnum;
 use pg_query::protobuf::{Node, SelectStmt, SetOperation};
 
-use super::Refusal;
-use super::analyzer::{Analyzer, R};
-use super::expr::sval;
+use super::analyzer::Analyzer;
+use super::ast::sval;
+use super::bind::R;
+use super::plan::Refusal;
 use crate::config::ColumnRule;
 
 /// What each VALUES column is stored into: `None` plaintext (or unused), else that column.

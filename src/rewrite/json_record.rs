@@ -11,9 +11,10 @@ use std::sync::Arc;
 use pg_query::NodeEnum;
 use pg_query::protobuf::{FuncCall, Node, RangeFunction, TypeCast};
 
-use super::Refusal;
-use super::analyzer::{Analyzer, R};
-use super::expr::sval;
+use super::analyzer::Analyzer;
+use super::ast::sval;
+use super::bind::R;
+use super::plan::Refusal;
 use super::scope::{ColKind, Rel};
 use crate::config::ColumnRule;
 use crate::config::ident::quote_ident;

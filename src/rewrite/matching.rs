@@ -14,83 +14,10 @@ use std::sync::Arc;
 use pg_query::NodeEnum;
 use pg_query::protobuf::Node;
 
-use super::analyzer::{Analyzer, Bind, Ev, Wrap};
+use super::analyzer::Analyzer;
+use super::bind::{Bind, Ev, Site, Wrap};
+use super::plan::{Coerce, MatchItem, MatchOp, MatchSite, MatchSpan};
 use crate::config::{ColumnRule, Mode};
-
-/// The comparison of a match site.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchOp {
-    /// `=` or `IN (…)`.
-    Eq,
-    /// `<>` or `NOT IN (…)`.
-    Ne,
-    /// `IS NOT DISTINCT FROM`.
-    NotDistinct,
-    /// `IS DISTINCT FROM`.
-    Distinct,
-}
-
-/// One value a deterministic column is compared with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MatchItem {
-    /// `$n`.
-    Param(usize),
-    /// A literal's decoded text (None: NULL).
-    Literal(Option<String>),
-    /// Another column of the same key (in an IN list): its text range.
-    Column(usize, usize),
-}
-
-/// Where a rewritable comparison sits in the text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatchSpan {
-    /// The whole comparison (replaced as a whole).
-    pub start: usize,
-    pub end: usize,
-    /// The encrypted column reference.
-    pub column: (usize, usize),
-    pub items: Vec<MatchItem>,
-}
-
-/// A deterministic column compared with one or more values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatchSite {
-    pub rule: Arc<ColumnRule>,
-    pub op: MatchOp,
-    /// None: the text cannot be rewritten.
-    pub span: Option<MatchSpan>,
-}
-
-impl MatchSpan {
-    /// The replacement text, given the `bytea[]` expression of each value item (`$3::bytea[]`,
-    /// `ARRAY[…]`). Other columns of an IN list become one-element arrays.
-    pub fn render<E>(
-        &self,
-        sql: &str,
-        op: MatchOp,
-        mut array_of: impl FnMut(&MatchItem) -> Result<String, E>,
-    ) -> Result<String, E> {
-        let text = |(s, e): (usize, usize)| sql.get(s..e).unwrap_or("NULL");
-        let col = text(self.column);
-        let mut arrays = Vec::with_capacity(self.items.len());
-        for item in &self.items {
-            arrays.push(match item {
-                MatchItem::Column(s, e) => format!("ARRAY[{}]", text((*s, *e))),
-                other => array_of(other)?,
-            });
-        }
-        let arr = arrays.join(" || ");
-        let not_distinct = || {
-            format!("COALESCE({col} = ANY({arr}), false) OR ({col} IS NULL AND ({arr})[1] IS NULL)")
-        };
-        Ok(match op {
-            MatchOp::Eq => format!("({col} = ANY({arr}))"),
-            MatchOp::Ne => format!("({col} <> ALL({arr}))"),
-            MatchOp::NotDistinct => format!("({})", not_distinct()),
-            MatchOp::Distinct => format!("(NOT ({}))", not_distinct()),
-        })
-    }
-}
 
 /// The deterministic rule of an encrypted operand.
 fn det_rule(ev: &Ev) -> Option<&Arc<ColumnRule>> {
@@ -243,12 +170,10 @@ impl Analyzer<'_, '_> {
         };
         // Values the Bind changes before it encrypts them (a cast's type modifier) or that are
         // not the operand itself are matched under the current key version only.
-        let around = |site: &super::analyzer::Site| {
+        let around = |site: &Site| {
             (site.wraps.iter()).any(|w| match w {
                 Wrap::Outer { .. } | Wrap::Element => true,
-                Wrap::Cast { coerce, .. } => {
-                    !matches!(coerce, None | Some(super::coerce::Coerce::Integer))
-                }
+                Wrap::Cast { coerce, .. } => !matches!(coerce, None | Some(Coerce::Integer)),
                 Wrap::Sign(_) | Wrap::Sealed => false,
             })
         };

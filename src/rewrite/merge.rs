@@ -5,7 +5,8 @@
 use pg_query::NodeEnum;
 use pg_query::protobuf::{CmdType, MergeStmt, MergeWhenClause};
 
-use super::analyzer::{Analyzer, R};
+use super::analyzer::Analyzer;
+use super::bind::R;
 use super::scope::Rel;
 use super::select::Output;
 use super::stmt::insert_targets;

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::analyzer::Bind;
+use super::bind::Bind;
 use crate::config::ColumnRule;
 
 /// What a column holds.

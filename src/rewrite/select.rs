@@ -4,9 +4,10 @@
 use pg_query::NodeEnum;
 use pg_query::protobuf::{Node, ResTarget, SelectStmt, SetOperation, WithClause};
 
-use super::Refusal;
-use super::analyzer::{Analyzer, Bind, Ev, R, Wrap};
-use super::expr::sval;
+use super::analyzer::Analyzer;
+use super::ast::sval;
+use super::bind::{Bind, Ev, R, Wrap};
+use super::plan::Refusal;
 use super::scope::{Col, ColKind, Rel};
 use crate::config::Mode;
 

@@ -8,10 +8,12 @@ use pg_query::protobuf::{
     DeleteStmt, InsertStmt, Node, OnConflictClause, ResTarget, ReturningClause, UpdateStmt,
 };
 
-use super::analyzer::{Analyzer, Ev, R};
+use super::analyzer::Analyzer;
+use super::bind::{Ev, R};
+use super::context::AnalysisContext;
+use super::plan::{Analysis, Refusal};
 use super::scope::{ColKind, Lookup, Rel};
 use super::select::Output;
-use super::{Analysis, AnalysisContext, Refusal};
 use crate::config::ColumnRule;
 
 /// Parses and analyses a whole text.

@@ -14,11 +14,13 @@
 use pg_query::NodeEnum;
 use pg_query::protobuf::{FuncCall, Node, RangeFunction, TypeCast};
 
-use super::analyzer::{Analyzer, Bind, R, Site, Wrap};
-use super::coerce::{self, Coerce, CoerceError};
-use super::expr::sval;
+use super::analyzer::Analyzer;
+use super::ast::sval;
+use super::bind::{Bind, R, Site, Wrap};
+use super::coerce;
+use super::plan::{Coerce, CoerceError};
+use super::plan::{LiteralKind, LiteralSite, Refusal};
 use super::scope::{Col, ColKind, Rel};
-use super::{LiteralKind, LiteralSite, Refusal};
 use crate::config::ColumnRule;
 use std::sync::Arc;
 

@@ -35,6 +35,7 @@ mod leak;
 mod migrate;
 mod migrate_more;
 mod migrate_refuse;
+mod migrate_stale;
 mod ops_audit;
 mod ops_deploy;
 mod ops_metrics;

@@ -1,5 +1,5 @@
 //! The SQL a migration runs, built from its [`Plan`]: the shadow column, the capture and
-//! guard triggers, the index builds, the switch's statements, and `--dry-run`'s description.
+//! guard triggers (both directions), the index builds, the switch's statements, and `--dry-run`'s description.
 
 use super::plan::{Direction, IndexPlan, Plan};
 use super::{literal, quote};
@@ -68,6 +68,31 @@ impl Plan {
         )
     }
 
+    /// `CREATE TRIGGER` of the guard of a column decrypted back to `text`/`varchar`: a value
+    /// that is the text form of an envelope of the rule (`\x0102…`) is refused. A statement a
+    /// proxy planned before the switch (a prepared one keeps its plan) still sends envelopes as
+    /// `bytea`, which PostgreSQL's assignment cast to a string type would store as that text;
+    /// other plaintext types have no such cast, so the write fails without this guard.
+    pub fn plain_guard_sql(&self) -> Option<String> {
+        use crate::codec::LogicalType as L;
+        if !matches!(self.rule.ty, L::Text | L::Varchar) {
+            return None;
+        }
+        let (mode, rest) = match self.rule.mode {
+            Mode::Randomized => ("0101", 64),
+            Mode::Deterministic => ("0102", 40),
+        };
+        let c = &self.column;
+        Some(format!(
+            "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OF {c} ON {} FOR EACH ROW \
+             WHEN (NEW.{c} IS NOT NULL AND NEW.{c}::text ~ '^\\\\x{mode}[0-9a-f]{{{rest},}}$') \
+             EXECUTE FUNCTION pgcloak.migrate_plain_guard({})",
+            self.guard_trigger(),
+            self.table,
+            literal(&self.rule.column)
+        ))
+    }
+
     /// `CREATE INDEX CONCURRENTLY` of the shadow's copy of `ix`.
     pub fn index_sql(&self, ix: &IndexPlan) -> String {
         format!(
@@ -121,8 +146,9 @@ impl Plan {
                 self.column
             ));
         }
-        if self.direction == Direction::Encrypt {
-            out.push(self.guard_sql());
+        match self.direction {
+            Direction::Encrypt => out.push(self.guard_sql()),
+            Direction::Decrypt => out.extend(self.plain_guard_sql()),
         }
         out
     }

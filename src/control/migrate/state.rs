@@ -1,7 +1,8 @@
 //! The migration state in the database: `pgcloak.migrations` (one row per column: direction,
 //! phase, last primary key done, counts, times), `pgcloak.migrate_queue` (primary keys of rows
 //! written while a migration runs) and the two trigger functions: `migrate_capture` (records
-//! `NEW`'s key) and `migrate_guard` (refuses a value that is not an envelope). The catalog poll
+//! `NEW`'s key), `migrate_guard` (refuses a value that is not an envelope) and
+//! `migrate_plain_guard` (refuses an envelope's text in a decrypted column). The catalog poll
 //! does not count these functions as writers of rules tables (control/catalog.rs).
 //! `migrate_capture` runs as its owner (the control role), so application roles need no
 //! privilege on the queue.
@@ -51,6 +52,15 @@ BEGIN
     'pgcloak: column %s.%s.%s stores encrypted values, and this write carried a value that is '
     'not one (a statement planned before the column was migrated): retry it',
     TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV[0]);
+END
+$fn$;
+CREATE OR REPLACE FUNCTION pgcloak.migrate_plain_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = format(
+    'pgcloak: column %s.%s.%s stores plaintext again (pgcloak migrate decrypt), and this write '
+    'carried an encrypted value (a statement planned before the column was migrated back): '
+    'retry it', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV[0]);
 END
 $fn$;
 "#;

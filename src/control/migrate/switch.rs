@@ -1,7 +1,8 @@
 //! The switch: one short transaction under `lock_timeout` (retried with a growing pause, so an
 //! application statement never queues behind it for long): lock the table, drain what is left
 //! in the queue, drop the plaintext column, rename the shadow, attach the rebuilt indexes as the
-//! old constraints, add the guard trigger (encrypt) and drop the capture trigger. Afterwards,
+//! old constraints, add the guard trigger and drop the capture trigger, and `NOTIFY pgcloak`
+//! (delivered at commit, so proxies reload their catalog at once). Afterwards,
 //! `NOT NULL` is re-established from a validated check ([`restore_not_null`]).
 
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use tokio_postgres::error::SqlState;
 use super::MigrateError;
 use super::backfill::Walker;
 use super::plan::Plan;
+use crate::control::listen::{CATALOG, CHANNEL};
 
 /// Longest an application statement can queue behind one attempt to take the lock.
 pub const LOCK_TIMEOUT: &str = "200ms";
@@ -116,6 +118,10 @@ pub async fn switch(
             )
             .await
             .map_err(MigrateError::db(&name))?;
+            // Delivered at commit: every proxy reloads its catalog at once, not at its poll.
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &CATALOG])
+                .await
+                .map_err(MigrateError::db(&name))?;
             tx.commit().await.map_err(MigrateError::db(&name))?;
             held = locked.elapsed();
             Ok::<_, MigrateError>(())

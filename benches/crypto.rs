@@ -1,7 +1,9 @@
 //! Criterion micro-benches for the sans-IO crypto core: encrypt and decrypt of 16 B, 256 B
 //! and 4 KiB values in each mode through a [`KeyRing`] (no database).
 
-use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pgcloak::config::Mode;
 use pgcloak::crypto::{Algorithm, DataKey, KeyRing};
 

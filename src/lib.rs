@@ -256,6 +256,9 @@ impl Drop for AbortOnDrop {
 }
 
 /// Waits for every session to end, up to `limit`; true if they all did.
+/// After the shutdown timeout: time the remaining sessions get to send `57P01` and close.
+const SESSION_CLOSE_GRACE: Duration = Duration::from_secs(6);
+
 async fn drain(sessions: &mut JoinSet<()>, limit: Duration) -> bool {
     tokio::time::timeout(limit, async {
         while sessions.join_next().await.is_some() {}
@@ -363,6 +366,7 @@ pub async fn run_with_reload(
         shutdown: stop_rx.clone(),
         audit,
         encryption: parking_lot::RwLock::new(encryption.clone()),
+        limits: net::limits::Limits::new(&config.listen),
     });
     if let Some(enc) = &encryption {
         enc.spawn_watchers(&stop_rx);
@@ -430,7 +434,12 @@ pub async fn run_with_reload(
             sessions = sessions.len(),
             "shutdown timeout: closing remaining sessions"
         );
-        sessions.shutdown().await;
+        // Each is told FATAL 57P01 and closed with close_notify; what cannot even do that in
+        // the time a close gets is dropped.
+        shared.limits.reach_deadline();
+        if !drain(&mut sessions, SESSION_CLOSE_GRACE).await {
+            sessions.shutdown().await;
+        }
     }
     info!("pgcloak stopped");
     Ok(())

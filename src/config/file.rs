@@ -62,10 +62,25 @@ pub struct Listen {
     /// Seconds sessions may take to finish after SIGINT/SIGTERM.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout_secs: u64,
+    /// Most client sessions open at once (PostgreSQL's `max_connections`); beyond it a client
+    /// gets FATAL 53300. Read at start.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Largest client message a session buffers whole; a longer one closes the session.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
 }
 
 fn default_shutdown_timeout() -> u64 {
     30
+}
+
+fn default_max_connections() -> usize {
+    1000
+}
+
+fn default_max_message_bytes() -> usize {
+    128 << 20
 }
 
 /// How the upstream certificate is verified. There is no plaintext mode.
@@ -281,6 +296,14 @@ impl Config {
                      control.database (the control login connects to every database a rules \
                      file names)"
                 ),
+            ));
+        }
+        if self.listen.max_connections == 0 || self.listen.max_message_bytes < 1024 {
+            return Err(self.invalid(
+                "listen.max_connections",
+                "listen.max_connections must be at least 1 and listen.max_message_bytes at \
+                 least 1024"
+                    .to_owned(),
             ));
         }
         if self.listen.address.parse::<SocketAddr>().is_err() {

@@ -213,6 +213,7 @@ mod tests {
         let expiring = VerifierCache::new(Duration::from_millis(20), 4);
         expiring.insert("app", v());
         assert!(expiring.cached("app").is_some());
+        #[allow(clippy::disallowed_methods)] // a plain unit test: no runtime to block
         std::thread::sleep(Duration::from_millis(30));
         assert!(expiring.cached("app").is_none());
 

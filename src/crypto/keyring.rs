@@ -21,6 +21,8 @@ pub struct KeyEntry {
     mode: Mode,
     /// Ascending by version; never empty.
     versions: Vec<(u32, Arc<FieldCipher>)>,
+    /// Randomized keys: the GCM nonce budget of the current version.
+    nonces: Option<Arc<super::nonce_budget::NonceBudget>>,
 }
 
 impl KeyEntry {
@@ -62,6 +64,9 @@ impl KeyEntry {
             .versions
             .last()
             .ok_or(CryptoError::UnknownKey(self.name.clone()))?;
+        if let Some(budget) = &self.nonces {
+            budget.spend();
+        }
         cipher.encrypt(*version, plaintext)
     }
 
@@ -121,6 +126,7 @@ impl KeyRing {
                     name: key.name.clone(),
                     mode,
                     versions: Vec::new(),
+                    nonces: None,
                 });
             if entry.mode != mode {
                 return Err(CryptoError::ModeMismatch {
@@ -132,6 +138,10 @@ impl KeyRing {
             entry.versions.retain(|v| v.0 != key.version);
             entry.versions.push((key.version, cipher));
             entry.versions.sort_by_key(|v| v.0);
+            if mode == Mode::Randomized {
+                let current = entry.current_version();
+                entry.nonces = Some(super::nonce_budget::NonceBudget::of(&entry.name, current));
+            }
         }
         Ok(ring)
     }

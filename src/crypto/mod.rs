@@ -11,6 +11,7 @@ mod envelope;
 mod error;
 mod keyring;
 mod master;
+pub mod nonce_budget;
 mod siv;
 
 pub use datakey::{Algorithm, DataKey, KekRef, WrappedKey};

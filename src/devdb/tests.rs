@@ -222,6 +222,7 @@ async fn orphans_of_dead_processes_are_reaped() {
     // Pretend the creating process died without running Drop.
     std::fs::write(root.join(reap::OWNER_FILE), "2147483000").unwrap();
     let pg = db.pg.clone();
+    #[allow(clippy::disallowed_methods)] // the point: no Drop runs, as when a process dies
     std::mem::forget(db);
     reap::reap_orphans(&pg, root.parent().unwrap()).await;
     assert!(!root.exists(), "{} still exists", root.display());

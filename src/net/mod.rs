@@ -1,7 +1,8 @@
 //! Networking: TLS configurations ([`tls`]), the upstream connection ([`upstream`]: TCP →
 //! SSLRequest → TLS, and cancel requests), the stream types sessions run on, and the
-//! Prometheus endpoint ([`metrics`]).
+//! Prometheus endpoint ([`metrics`]), and the limits every session shares ([`limits`]).
 
+pub mod limits;
 pub mod metrics;
 pub mod tls;
 pub mod upstream;

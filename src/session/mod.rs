@@ -75,6 +75,10 @@ pub enum SessionError {
     ClientClosed,
     #[error("login timed out")]
     Timeout,
+    #[error("too many connections (listen.max_connections = {max})")]
+    TooManyConnections { max: usize },
+    #[error("client message of {len} bytes exceeds listen.max_message_bytes ({max})")]
+    MessageTooLong { len: usize, max: usize },
 }
 
 impl SessionError {
@@ -124,6 +128,16 @@ impl SessionError {
                 "the upstream server closed the connection",
             ),
             SessionError::Timeout => PgError::fatal(CONNECTION_FAILURE, "login timed out"),
+            // PostgreSQL's own words, so clients and poolers recognise it.
+            SessionError::TooManyConnections { .. } => PgError::fatal(
+                crate::protocol::sqlstate::TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already",
+            ),
+            SessionError::MessageTooLong { len, max } => PgError::fatal(
+                PROTOCOL_VIOLATION,
+                format!("message of {len} bytes is longer than pgcloak accepts ({max} bytes)"),
+            )
+            .with_hint("raise listen.max_message_bytes in pgcloak.toml, or send smaller values"),
         })
     }
 }
@@ -140,6 +154,8 @@ pub struct Shared {
     /// Field encryption, when rules are configured.
     /// Swapped by a reload (SIGHUP); sessions take the current one when they start.
     pub encryption: parking_lot::RwLock<Option<Arc<crypto::Encryptions>>>,
+    /// `listen.max_connections`, `listen.max_message_bytes` and the shutdown deadline.
+    pub limits: crate::net::limits::Limits,
 }
 
 /// Reads one tagged frame during login, keeping any extra bytes in `buf`.
@@ -242,6 +258,15 @@ async fn serve_inner(
         }
         Opened::Session(client, startup) => (client, startup),
     };
+    let Some(_slot) = shared.limits.admit() else {
+        let e = SessionError::TooManyConnections {
+            max: shared.limits.max_connections(),
+        };
+        let mut client = client;
+        startup::send_fatal(&mut client, &e).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, startup::close_cancel(&mut client)).await;
+        return Err(e);
+    };
     let span = tracing::Span::current();
     span.record("user", startup.user().unwrap_or_default());
     span.record("db", startup.database().unwrap_or_default());
@@ -291,6 +316,7 @@ async fn serve_inner(
     if let Some(c) = crypto {
         relay.set_crypto(c);
     }
+    relay.set_limits(shared.limits.max_message_bytes(), shared.limits.deadline());
     relay.obs = Some(Box::new(obs));
     relay.push_client_input(&done.client_in);
     let result = relay.run(&mut shutdown).await;

@@ -18,7 +18,7 @@ use super::handlers::{Flow, Handlers, Outputs};
 use super::observe;
 use crate::net::metrics::{self, Hist};
 use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PgError};
-use crate::protocol::{MAX_FRAME_LEN, frontend, split_frame};
+use crate::protocol::{FrameError, MAX_FRAME_LEN, frontend, split_frame};
 
 /// Size of each read buffer, and the least free room a read gets.
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -119,6 +119,9 @@ pub struct Relay<C, U> {
     pub bytes_in: (u64, u64),
     /// What the session tells the metrics and the audit trail (see `session::observe`).
     pub obs: Option<Box<super::observe::SessionObs>>,
+    /// `listen.max_message_bytes`, and the shutdown deadline (see `net::limits`).
+    max_message: usize,
+    deadline: Option<watch::Receiver<bool>>,
 }
 
 impl<C, U> Relay<C, U>
@@ -147,6 +150,8 @@ where
             draining: false,
             bytes_in: (0, 0),
             obs: None,
+            max_message: MAX_FRAME_LEN,
+            deadline: None,
         }
     }
 
@@ -241,8 +246,8 @@ where
 
     fn client_frames(&mut self) -> Result<Flow, SessionError> {
         while !self.handlers.client_held()
-            && let Some(frame) = split_frame(&mut self.client_in, MAX_FRAME_LEN)
-                .map_err(|e| SessionError::Protocol(e.to_string()))?
+            && let Some(frame) =
+                split_frame(&mut self.client_in, self.max_message).map_err(too_long)?
         {
             let (mut out, h) = self.outputs();
             if h.frontend(frame, &mut out)? == Flow::Terminate {
@@ -288,6 +293,12 @@ where
         Ok(())
     }
 
+    /// The largest client message to buffer whole, and the shutdown deadline.
+    pub fn set_limits(&mut self, max_message: usize, deadline: watch::Receiver<bool>) {
+        self.max_message = max_message;
+        self.deadline = Some(deadline);
+    }
+
     /// Turns on field encryption for this session.
     pub fn set_crypto(&mut self, crypto: super::crypto::SessionCrypto) {
         self.handlers.set_crypto(crypto, &mut self.to_upstream.buf);
@@ -305,6 +316,13 @@ where
         // Created once: registering with the shared watch channel takes its lock, which must
         // not happen per message. After it fires the branch is disabled for good.
         let mut stop_signal = std::pin::pin!(shutdown.changed());
+        let mut deadline = self.deadline.take();
+        let mut deadline_signal = std::pin::pin!(async move {
+            match deadline.as_mut() {
+                Some(rx) => drop(rx.wait_for(|reached| *reached).await),
+                None => std::future::pending().await,
+            }
+        });
         loop {
             if self.draining && self.handlers.is_idle() && self.to_client.idle() {
                 let msg = PgError::fatal(
@@ -325,6 +343,19 @@ where
                 _ = &mut stop_signal, if !self.draining => {
                     self.draining = true;
                     continue;
+                }
+                // The shutdown timeout passed with the session still busy: end it now, as
+                // PostgreSQL's fast shutdown does.
+                () = &mut deadline_signal => {
+                    let msg = PgError::fatal(
+                        ADMIN_SHUTDOWN,
+                        "terminating connection due to administrator command",
+                    );
+                    self.to_client.buf.extend_from_slice(&msg.encode());
+                    self.to_upstream
+                        .buf
+                        .extend_from_slice(&frontend::terminate());
+                    return Ok(End::Shutdown);
                 }
             };
             match event {
@@ -382,6 +413,15 @@ where
         }
         let _ = self.client.shutdown().await;
         let _ = self.upstream.shutdown().await;
+    }
+}
+
+/// A client message over `listen.max_message_bytes` is its own error (the client is told
+/// which setting); any other framing error is a protocol violation.
+fn too_long(e: FrameError) -> SessionError {
+    match e {
+        FrameError::TooLong { len, max } => SessionError::MessageTooLong { len, max },
+        e => SessionError::Protocol(e.to_string()),
     }
 }
 

@@ -52,6 +52,8 @@ pub struct ProxyOptions {
     pub master_key_b64: Option<String>,
     /// TOML appended to the config (e.g. `[metrics]`, `[audit]`).
     pub extra_toml: Option<String>,
+    /// More `[listen]` keys (e.g. `max_connections = 2`).
+    pub listen_toml: Option<String>,
 }
 
 /// `text` with `database = "app"` in front when it names no database at top level (before its
@@ -83,6 +85,10 @@ pub fn config_toml(db: &DevDb, listen: SocketAddr, opts: &ProxyOptions) -> Strin
         "shutdown_timeout_secs = {}\n",
         opts.shutdown_timeout_secs.unwrap_or(5)
     );
+    if let Some(more) = &opts.listen_toml {
+        listen_extra.push_str(more);
+        listen_extra.push('\n');
+    }
     if let Some(ca) = &opts.tls_client_ca {
         listen_extra.push_str(&format!("tls_client_ca = {}\n", toml_str(ca)));
     }

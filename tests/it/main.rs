@@ -51,3 +51,4 @@ mod rules_db;
 mod security;
 mod serve;
 mod wire;
+mod limits;

@@ -159,6 +159,22 @@ impl Collector for Collected {
             ),
             &f.gcm,
         )?;
+        let budget: Rows = crate::crypto::nonce_budget::snapshot()
+            .into_iter()
+            .map(|(key, version, used)| {
+                let labels = vec![("key", key), ("key_version", version.to_string())];
+                (labels, used as f64 / crate::crypto::nonce_budget::LIMIT as f64)
+            })
+            .collect();
+        family(
+            e,
+            (
+                "pgcloak_gcm_nonce_budget_used",
+                "Share of the 2^32 AES-GCM nonce budget a data key version has used in this process (warns at 0.5; rotate well before 1).",
+                G,
+            ),
+            &budget,
+        )?;
         family(
             e,
             (

@@ -41,6 +41,8 @@ impl Pki {
             tls_key: self.path("server.key"),
             tls_client_ca: None,
             shutdown_timeout_secs: 1,
+            max_connections: 10,
+            max_message_bytes: 1 << 20,
         }
     }
 }

@@ -52,8 +52,9 @@ impl NonceBudget {
     pub fn of(key: &str, version: u32) -> Arc<NonceBudget> {
         let mut reg = REGISTRY.lock();
         Arc::clone(
-            reg.entry((key.to_owned(), version))
-                .or_insert_with(|| Arc::new(Self::with_thresholds(key, version, WARN_AT, WARN_EVERY))),
+            reg.entry((key.to_owned(), version)).or_insert_with(|| {
+                Arc::new(Self::with_thresholds(key, version, WARN_AT, WARN_EVERY))
+            }),
         )
     }
 
@@ -120,6 +121,10 @@ mod tests {
     #[test]
     fn default_thresholds_are_well_inside_the_nist_limit() {
         assert!(WARN_AT <= LIMIT / 2);
-        assert_eq!((LIMIT - WARN_AT) / WARN_EVERY, 8, "eight warnings before the limit");
+        assert_eq!(
+            (LIMIT - WARN_AT) / WARN_EVERY,
+            8,
+            "eight warnings before the limit"
+        );
     }
 }

@@ -52,7 +52,10 @@ async fn connections_beyond_max_connections_get_53300_and_a_freed_slot_is_reused
     drop(a);
     let c = connect_when_free(&env).await;
     let n: i32 = c.query_one("select 2", &[]).await.unwrap().get(0);
-    assert_eq!(n, 2, "the slot of a closed session is given to the next client");
+    assert_eq!(
+        n, 2,
+        "the slot of a closed session is given to the next client"
+    );
     let e = must_fail(env.proxy_client(APP_USER, APP_PASSWORD, APP_DATABASE).await);
     assert_eq!(sqlstate(&e).as_deref(), Some("53300"), "still two at most");
 }
@@ -61,19 +64,33 @@ async fn connections_beyond_max_connections_get_53300_and_a_freed_slot_is_reused
 async fn a_message_over_max_message_bytes_closes_only_its_session() {
     let env = TestEnv::start_with(listen("max_message_bytes = 65536")).await;
     let other = env.app().await;
-    let ok = env.app().await;
+    // Our own connection task: the FATAL that closes the session arrives there, not at the
+    // query that caused it (that one only sees the connection end).
+    let cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let (ok, conn) = cfg.connect(env.tls()).await.expect("proxy login");
+    let conn = tokio::spawn(conn);
     let fits = format!("select length('{}')", "x".repeat(60_000));
     let n: i32 = ok.query_one(&fits, &[]).await.unwrap().get(0);
     assert_eq!(n, 60_000, "a message under the limit passes");
     let big = format!("select length('{}')", "y".repeat(100_000));
-    let e = ok.simple_query(&big).await.unwrap_err();
+    assert!(
+        ok.simple_query(&big).await.is_err(),
+        "the message over the limit is not run"
+    );
+    let ended = within(HANG, conn).await.expect("connection task");
+    let e = ended.expect_err("the proxy ended the session");
     assert_eq!(sqlstate(&e).as_deref(), Some("08P01"), "{}", describe(&e));
     let db = e.as_db_error().unwrap();
     assert!(
-        db.hint().unwrap_or_default().contains("listen.max_message_bytes"),
+        db.hint()
+            .unwrap_or_default()
+            .contains("listen.max_message_bytes"),
         "the client is told which setting: {db:?}"
     );
-    assert!(ok.simple_query("select 1").await.is_err(), "that session is closed");
+    assert!(
+        ok.simple_query("select 1").await.is_err(),
+        "that session is closed"
+    );
     // The process and every other session live on.
     let n: i32 = other.query_one("select 3", &[]).await.unwrap().get(0);
     assert_eq!(n, 3);
@@ -92,8 +109,13 @@ async fn sessions_open_at_the_shutdown_timeout_get_57p01_before_the_close() {
     let cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
     let (client, conn) = cfg.connect(env.tls()).await.expect("proxy login");
     let conn = tokio::spawn(conn);
+    // The table in its own transaction: only the insert is left unfinished.
     client
-        .batch_execute("create table dl(id int); begin; insert into dl values (1)")
+        .batch_execute("create table dl(id int)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("begin; insert into dl values (1)")
         .await
         .unwrap();
     env.begin_shutdown();
@@ -107,6 +129,10 @@ async fn sessions_open_at_the_shutdown_timeout_get_57p01_before_the_close() {
         describe(&e)
     );
     let d = env.direct_app().await;
-    let n: i64 = d.query_one("select count(*) from dl", &[]).await.unwrap().get(0);
+    let n: i64 = d
+        .query_one("select count(*) from dl", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0, "the unfinished transaction is rolled back");
 }

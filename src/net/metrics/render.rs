@@ -163,7 +163,10 @@ impl Collector for Collected {
             .into_iter()
             .map(|(key, version, used)| {
                 let labels = vec![("key", key), ("key_version", version.to_string())];
-                (labels, used as f64 / crate::crypto::nonce_budget::LIMIT as f64)
+                (
+                    labels,
+                    used as f64 / crate::crypto::nonce_budget::LIMIT as f64,
+                )
             })
             .collect();
         family(

@@ -134,7 +134,10 @@ mod tests {
             tag: b'Q',
             bytes: Bytes::from_static(b"Q\0"),
         };
-        assert!(short.body().is_empty(), "a short frame has no body, and no panic");
+        assert!(
+            short.body().is_empty(),
+            "a short frame has no body, and no panic"
+        );
     }
 
     fn msg(tag: u8, body: &[u8]) -> Vec<u8> {

@@ -5,7 +5,8 @@
 //!   ciphers, key wrapping), [`codec`] (logical value codecs), [`copy`] (COPY data streams),
 //!   [`rewrite`] (SQL analysis → plan), [`auth`] (SCRAM-SHA-256 both sides);
 //! - IO: [`net`] (listener, TLS, upstream connect), [`session`] (the per-connection state
-//!   machine), [`control`] (the proxy's own login), [`devdb`] (throwaway PostgreSQL).
+//!   machine), [`control`] (the proxy's own login), `devdb` (throwaway PostgreSQL; cargo
+//!   feature `devdb`, on by default, for the demo and the tests).
 //!
 //! [`run`] is the whole proxy: it takes a bound listener, the config, the secrets and a
 //! shutdown future, so tests run it in-process on port 0.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod control;
 pub mod copy;
 pub mod crypto;
+#[cfg(feature = "devdb")]
 pub mod devdb;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -26,6 +26,7 @@ pub mod fuzzing;
 pub mod net;
 pub mod protocol;
 pub mod rewrite;
+pub mod rules;
 pub mod session;
 
 use std::future::Future;
@@ -77,7 +78,10 @@ impl Secrets {
         let needs_keys = !cfg.rules.is_empty() || (local && cfg.audit.is_some());
         let (master_key, key_provider) = match (needs_keys, local) {
             (false, _) => (None, None),
-            (true, true) => (Some(crypto::master_key_source(&cfg.keys)?.load()?), None),
+            (true, true) => (
+                Some(config::secrets::master_key_source(&cfg.keys)?.load()?),
+                None,
+            ),
             (true, false) => (None, Some(control::providers::from_config(&cfg.keys)?)),
         };
         Ok(Secrets {

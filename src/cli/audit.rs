@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use pgcloak::audit::{AuditKey, chain};
 use pgcloak::config::Config;
-use pgcloak::crypto::master_key_source;
+use pgcloak::config::secrets::master_key_source;
 
 /// Verifies `file`; exit 1 (an error) naming the first broken record.
 pub fn verify(config: &Path, file: &Path) -> anyhow::Result<()> {

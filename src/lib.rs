@@ -28,6 +28,7 @@ pub mod protocol;
 pub mod rewrite;
 pub mod rules;
 pub mod session;
+pub mod sqlstate;
 
 use std::future::Future;
 use std::sync::Arc;

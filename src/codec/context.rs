@@ -218,7 +218,7 @@ impl Zone {
 /// the same calendar (same weekday of January 1st, same leap-ness: the 400-year cycle, then
 /// the 28-year cycle), where chrono-tz applies that same rule.
 fn fold_far_future(secs: i64) -> i64 {
-    use super::datetime::{civil_from_days, days_from_civil};
+    use super::calendar::{civil_from_days, days_from_civil};
     let days = secs.div_euclid(86_400);
     let (y, _, _) = civil_from_days(days);
     if y < 2100 {
@@ -289,9 +289,9 @@ mod tests {
         let gap = 1_615_689_000;
         assert_eq!(ny.offset_for_local(gap), -5 * 3600);
         // PostgreSQL keeps applying the DST rule far in the future.
-        let july_54345 = super::super::datetime::days_from_civil(54_345, 7, 1) * 86_400;
+        let july_54345 = super::super::calendar::days_from_civil(54_345, 7, 1) * 86_400;
         assert_eq!(ny.offset_at_utc(july_54345), -4 * 3600);
-        let jan_2150 = super::super::datetime::days_from_civil(2150, 1, 15) * 86_400;
+        let jan_2150 = super::super::calendar::days_from_civil(2150, 1, 15) * 86_400;
         assert_eq!(ny.offset_at_utc(jan_2150), -5 * 3600);
     }
 }

@@ -4,6 +4,7 @@
 //! the same instant written with any offset or zone encrypts the same. ±infinity are the
 //! i32/i64 extremes. Text output is DateStyle ISO in the session TimeZone.
 
+use super::calendar::{civil_from_days, days_from_civil};
 use super::context::TextContext;
 use super::dtparse::{DtError, ParsedZone, Special, parse};
 use super::error::{CodecError, DATETIME_FIELD_OVERFLOW};
@@ -42,31 +43,6 @@ impl Kind {
     fn width(self) -> usize {
         if self == Kind::Date { 4 } else { 8 }
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (astronomical year).
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of a day count since 1970-01-01.
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 fn range_error(kind: Kind, text: &[u8]) -> CodecError {

@@ -3,6 +3,7 @@
 //! `a/b/c` and `a-b-c`, `T` or space before `HH:MM[:SS[.ffffff]]`, a zone (`Z`, `±HH[:MM[:SS]]`,
 //! `±HHMM`, an IANA name), `BC`/`AD`, and `infinity`, `-infinity`, `epoch`.
 
+use super::calendar::days_in_month;
 use super::context::{DateOrder, Zone, parse_zone};
 
 /// Why a date/time text did not parse (the caller words the message for its type).
@@ -194,17 +195,6 @@ fn parse_date(c: &mut Cursor<'_>, order: DateOrder) -> Result<(i64, u32, u32), D
         return Err(DtError::FieldRange);
     }
     Ok((year, month as u32, day as u32))
-}
-
-/// Days in a month of an (astronomical) year in the proleptic Gregorian calendar.
-pub(crate) fn days_in_month(year: i64, month: u32) -> u32 {
-    let leap = year.rem_euclid(4) == 0 && (year.rem_euclid(100) != 0 || year.rem_euclid(400) == 0);
-    match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
 }
 
 fn parse_time(c: &mut Cursor<'_>) -> Result<i64, DtError> {

@@ -38,6 +38,7 @@
 //! session TimeZone, and the session `extra_float_digits`; bytea output is hex.
 
 pub mod array;
+mod calendar;
 mod context;
 mod datetime;
 mod dtparse;

@@ -1,15 +1,19 @@
 //! Expressions: what each evaluates to (an encrypted column, a value to bind, or plaintext), and
-//! the refusals for every operator, function or cast applied to an encrypted column.
+//! the refusals for every operator, function or cast applied to an encrypted column. Operators
+//! and `CASE` are in `operators`, nodes pgcloak does not model in `opaque`.
+
+mod opaque;
+mod operators;
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::{
-    AConst, AExpr, AExprKind, ColumnRef, FuncCall, Node, SubLink, SubLinkType, TypeCast, a_const,
+    AConst, ColumnRef, FuncCall, Node, SubLink, SubLinkType, TypeCast, a_const,
 };
 
 use super::analyzer::Analyzer;
 use super::ast::sval;
 use super::bind::{Bind, Ev, R, Site, Wrap};
-use super::plan::{MatchOp, Refusal};
+use super::plan::Refusal;
 use super::scope::Resolved;
 use crate::rules::Mode;
 
@@ -259,159 +263,6 @@ impl Analyzer<'_, '_> {
         }
     }
 
-    fn a_expr(&mut self, a: &AExpr) -> R<Ev> {
-        let op = last_name(&a.name);
-        let kind = AExprKind::try_from(a.kind).unwrap_or(AExprKind::Undefined);
-        let (l, r) = (a.lexpr.as_deref(), a.rexpr.as_deref());
-        match kind {
-            AExprKind::AexprOp if l.is_none() => self.prefix_op(&op, r, a.location),
-            AExprKind::AexprOp if op == "=" || op == "<>" => {
-                if let (Some(NodeEnum::RowExpr(lr)), Some(NodeEnum::RowExpr(rr))) = (
-                    l.and_then(|n| n.node.as_ref()),
-                    r.and_then(|n| n.node.as_ref()),
-                ) {
-                    if lr.args.len() == rr.args.len() {
-                        for (x, y) in lr.args.iter().zip(&rr.args) {
-                            let (x, y) = (self.expr(x)?, self.expr(y)?);
-                            self.note_unrewritable(&x, &y);
-                            self.compare(x, y, &op)?;
-                        }
-                        return Ok(Ev::Plain);
-                    }
-                }
-                let (x, y) = (self.opt_expr(l)?, self.opt_expr(r)?);
-                let m = if op == "=" { MatchOp::Eq } else { MatchOp::Ne };
-                self.note_pair(m, (l, r), &x, &y);
-                self.compare(x, y, &op)?;
-                Ok(Ev::Plain)
-            }
-            AExprKind::AexprDistinct | AExprKind::AexprNotDistinct => {
-                let (x, y) = (self.opt_expr(l)?, self.opt_expr(r)?);
-                let m = if kind == AExprKind::AexprDistinct {
-                    MatchOp::Distinct
-                } else {
-                    MatchOp::NotDistinct
-                };
-                self.note_pair(m, (l, r), &x, &y);
-                self.compare(x, y, "IS DISTINCT FROM")?;
-                Ok(Ev::Plain)
-            }
-            AExprKind::AexprIn => {
-                let label = if op == "<>" { "NOT IN" } else { "IN" };
-                let x = self.opt_expr(l)?;
-                let nodes: Vec<&Node> = match r.and_then(|n| n.node.as_ref()) {
-                    Some(NodeEnum::List(list)) => list.items.iter().collect(),
-                    _ => r.into_iter().collect(),
-                };
-                let mut items = Vec::with_capacity(nodes.len());
-                for node in nodes {
-                    let y = self.expr(node)?;
-                    items.push((node, y.clone()));
-                    self.compare(x.clone(), y, label)?;
-                }
-                let m = if op == "<>" { MatchOp::Ne } else { MatchOp::Eq };
-                self.note_in(m, a.location, l, &x, &items);
-                self.any_use(x)?;
-                Ok(Ev::Plain)
-            }
-            AExprKind::AexprOpAny => self.any_all(&op, false, l, r),
-            AExprKind::AexprOpAll => self.any_all(&op, true, l, r),
-            _ => {
-                let construct = match kind {
-                    AExprKind::AexprLike => "LIKE".to_owned(),
-                    AExprKind::AexprIlike => "ILIKE".to_owned(),
-                    AExprKind::AexprSimilar => "SIMILAR TO".to_owned(),
-                    AExprKind::AexprBetween
-                    | AExprKind::AexprNotBetween
-                    | AExprKind::AexprBetweenSym
-                    | AExprKind::AexprNotBetweenSym => "BETWEEN".to_owned(),
-                    AExprKind::AexprNullif => "NULLIF".to_owned(),
-                    _ => format!("operator {op}"),
-                };
-                self.plain_expr(l, &construct)?;
-                self.plain_then(r, &construct)
-            }
-        }
-    }
-
-    /// `+x` / `-x` on a numeric constant, bare or cast (`+7`, `-5::int4`, which PostgreSQL
-    /// parses as `-(5::int4)`): the sign belongs to the value. PostgreSQL already folds a
-    /// `-` directly before a numeric constant into the constant.
-    fn prefix_op(&mut self, op: &str, r: Option<&Node>, loc: i32) -> R<Ev> {
-        let constant = match r.and_then(|n| n.node.as_ref()) {
-            Some(NodeEnum::TypeCast(tc)) => tc.arg.as_deref().and_then(|n| n.node.as_ref()),
-            other => other,
-        };
-        let numeric = matches!(
-            constant,
-            Some(NodeEnum::AConst(AConst {
-                val: Some(a_const::Val::Ival(_) | a_const::Val::Fval(_)),
-                ..
-            }))
-        );
-        if (op == "+" || op == "-") && numeric {
-            if let Ev::Val(mut binds) = self.opt_expr(r)? {
-                if let Some(Bind::Lit { site, value }) = binds.first_mut() {
-                    site.wraps.push(Wrap::Sign(loc));
-                    if op == "-" {
-                        if let Ok(Some(v)) = value {
-                            *v = negate(v);
-                        }
-                    }
-                }
-                return Ok(Ev::Val(binds));
-            }
-        }
-        self.plain_then(r, &format!("operator {op}"))
-    }
-
-    /// `CASE [arg] WHEN … THEN … END`: with an argument, each WHEN value is compared with it
-    /// (`CASE ssn WHEN 'a' THEN …` on a deterministic column encrypts `'a'`; such a comparison
-    /// cannot be spelled for every key version, so it is refused after a rotation).
-    fn case_expr(&mut self, c: &pg_query::protobuf::CaseExpr) -> R<Ev> {
-        let arg = self.opt_expr(c.arg.as_deref())?;
-        let simple = c.arg.is_some();
-        let mut results = Vec::with_capacity(c.args.len() + 1);
-        for w in &c.args {
-            let Some(NodeEnum::CaseWhen(w)) = w.node.as_ref() else {
-                continue;
-            };
-            if simple {
-                let when = self.opt_expr(w.expr.as_deref())?;
-                self.note_unrewritable(&arg, &when);
-                self.compare(arg.clone(), when, "CASE … WHEN")?;
-            } else {
-                self.cond(w.expr.as_deref())?;
-            }
-            results.push(self.opt_expr(w.result.as_deref())?);
-        }
-        if let Ev::Val(_) = arg {
-            self.plain_use(arg, String::new)?;
-        }
-        if let Some(d) = c.defresult.as_deref() {
-            results.push(self.expr(d)?);
-        }
-        // Results that are all values (Django's `bulk_update`: `CASE WHEN id = $1 THEN $2 …
-        // ELSE NULL END`): the CASE's value is one of them, bound where it is used.
-        if results
-            .iter()
-            .all(|r| matches!(r, Ev::Val(b) if !b.iter().any(sealed)))
-        {
-            let binds = results
-                .into_iter()
-                .flat_map(|r| match r {
-                    Ev::Val(b) => b,
-                    _ => Vec::new(),
-                })
-                .collect();
-            return Ok(Ev::Val(binds));
-        }
-        for r in results {
-            self.plain_use(r, || "CASE".to_owned())?;
-        }
-        Ok(Ev::Plain)
-    }
-
     pub(crate) fn func_call(&mut self, f: &FuncCall) -> R<Ev> {
         let name = last_name(&f.funcname).to_ascii_lowercase();
         if let Some(base) = self.ctx.catalog.writer_function(&name) {
@@ -516,92 +367,6 @@ impl Analyzer<'_, '_> {
                 Ok(Ev::Plain)
             }
         }
-    }
-
-    pub(crate) fn opaque_node(&mut self, n: Option<&Node>, construct: &str) -> R<Ev> {
-        match n.and_then(|n| n.node.as_ref()) {
-            Some(n) => self.opaque(n, construct),
-            None => Ok(Ev::Plain),
-        }
-    }
-
-    /// Fallback for constructs the analysis does not model: refuses when the construct names a
-    /// rules table or a column name that is encrypted anywhere; its parameters become plaintext.
-    pub(crate) fn opaque(&mut self, n: &NodeEnum, construct: &str) -> R<Ev> {
-        // A node that cannot be serialised cannot be searched: refused, never counted plain.
-        let Ok(json) = serde_json::to_value(n) else {
-            return Err(self.refuse_text(format!("{construct} (not analysable)")));
-        };
-        let mut found = Found::default();
-        found.walk(&json);
-        for t in &found.tables {
-            if self.ctx.rules.table_names().iter().any(|n| n == t) {
-                return Err(self.refuse_text(construct.to_owned()));
-            }
-        }
-        for c in &found.columns {
-            if let Some(rule) = self.is_rules_column_name(c) {
-                return Err(Refusal::column(&rule, construct.to_owned()));
-            }
-        }
-        for (number, loc) in found.params {
-            let ev = self.param(number, loc)?;
-            self.plain_use(ev, String::new)?;
-        }
-        Ok(Ev::Plain)
-    }
-}
-
-/// Names and parameters found anywhere inside an opaque node.
-#[derive(Default)]
-struct Found {
-    tables: Vec<String>,
-    columns: Vec<String>,
-    params: Vec<(i32, i32)>,
-}
-
-impl Found {
-    fn walk(&mut self, v: &serde_json::Value) {
-        use serde_json::Value;
-        match v {
-            Value::Object(map) => {
-                // A RangeVar or a column name held in a typed field rather than in a Node
-                // (`CREATE TRIGGER … ON t`, `CREATE STATISTICS … ON col`).
-                self.push_str(map.get("relname"), true);
-                for field in ["colname", "name"] {
-                    self.push_str(map.get(field), false);
-                }
-                for (k, inner) in map {
-                    match k.as_str() {
-                        "ColumnRef" | "String" => self.push_col(inner),
-                        "ParamRef" => {
-                            let get = |f: &str| inner.get(f).and_then(Value::as_i64).unwrap_or(0);
-                            let n = i32::try_from(get("number")).unwrap_or(0);
-                            self.params
-                                .push((n, i32::try_from(get("location")).unwrap_or(-1)));
-                        }
-                        _ => {}
-                    }
-                    self.walk(inner);
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|i| self.walk(i)),
-            _ => {}
-        }
-    }
-
-    fn push_str(&mut self, v: Option<&serde_json::Value>, table: bool) {
-        if let Some(s) = v.and_then(serde_json::Value::as_str) {
-            if table {
-                self.tables.push(s.to_owned());
-            } else {
-                self.columns.push(s.to_owned());
-            }
-        }
-    }
-
-    fn push_col(&mut self, v: &serde_json::Value) {
-        self.push_str(v.get("sval"), false);
     }
 }
 

@@ -81,6 +81,8 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+// The bench's main thread polls (no tokio worker is blocked).
+#[allow(clippy::disallowed_methods)]
 fn wait_listening(port: u16, guard: &mut Guard) {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let t0 = Instant::now();

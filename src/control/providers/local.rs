@@ -52,6 +52,10 @@ impl KeyProvider for LocalProvider {
         self.master.kek_ref()
     }
 
+    fn audit_key(&self) -> Option<crate::audit::AuditKey> {
+        Some(crate::audit::AuditKey::from_master(&self.master))
+    }
+
     fn wrap<'a>(&'a self, key: &'a DataKey) -> ProviderFuture<'a, WrappedKey> {
         let wrapped = self.master.wrap(key);
         Box::pin(async move { Ok(wrapped) })
@@ -93,6 +97,10 @@ impl KeyProvider for MasterKey {
 
     fn kek(&self) -> KekRef {
         self.kek_ref()
+    }
+
+    fn audit_key(&self) -> Option<crate::audit::AuditKey> {
+        Some(crate::audit::AuditKey::from_master(self))
     }
 
     fn wrap<'a>(&'a self, key: &'a DataKey) -> ProviderFuture<'a, WrappedKey> {

@@ -209,7 +209,7 @@ async fn open_audit(
         return Ok(None);
     };
     let key = match (&secrets.key_provider, &secrets.master_key) {
-        (Some(p), _) => audit::key::resolve(config, &secrets.control_password, &**p)
+        (Some(p), _) => audit::key::resolve(config, &secrets.control_password, &**p, true)
             .await
             .map_err(|e| RunError::AuditKey(Box::new(e)))?,
         (None, Some(master)) => audit::AuditKey::from_master(master),

@@ -50,6 +50,11 @@ pub enum AuditKeyError {
          names no rules file: add one (`rules = [...]`) or use provider local"
     )]
     NoDatabase(&'static str),
+    #[error(
+        "no audit key is stored in pgcloak.audit_key of database {0}: no process with this \
+         config has written an audit record there yet (or the row was deleted)"
+    )]
+    NotStored(String),
     #[error(transparent)]
     Rules(#[from] crate::config::RulesError),
     #[error("audit key: {0}")]
@@ -63,11 +68,13 @@ pub enum AuditKeyError {
 }
 
 /// The audit key for `provider`: the derived one for `local`, else the stored one of the
-/// first rules database (created there if absent) over the control login.
+/// first rules database over the control login — created there if absent when `create`
+/// (writers), an error otherwise (`audit verify` changes nothing).
 pub async fn resolve(
     cfg: &Config,
     password: &str,
     provider: &dyn KeyProvider,
+    create: bool,
 ) -> Result<AuditKey, AuditKeyError> {
     if let Some(k) = provider.audit_key() {
         return Ok(k);
@@ -78,7 +85,13 @@ pub async fn resolve(
         .ok_or(AuditKeyError::NoDatabase(provider.kind().name()))?
         .database;
     let client = crate::control::connect(cfg, password, &database).await?;
-    load_or_create(&client, provider).await
+    if create {
+        return load_or_create(&client, provider).await;
+    }
+    let row = stored(&client)
+        .await?
+        .ok_or(AuditKeyError::NotStored(database))?;
+    unwrap(provider, &row).await
 }
 
 fn to_wrapped(row: &tokio_postgres::Row) -> WrappedKey {
@@ -161,10 +174,7 @@ pub async fn load_or_create(
     }
     let row = stored(client)
         .await?
-        .ok_or(crate::crypto::CryptoError::KeyLength {
-            key: AUDIT_KEY_NAME.to_owned(),
-            expected: 32,
-        })?;
+        .ok_or_else(|| AuditKeyError::NotStored("(its control login)".to_owned()))?;
     unwrap(provider, &row).await
 }
 

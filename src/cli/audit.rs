@@ -14,8 +14,12 @@ use pgcloak::control::providers::KeyProvider;
 use serde_json::{Map, Value};
 
 /// The audit key of `cfg` (`local`: derived offline; any other provider: the stored one of
-/// the first rules database, over the control login).
-pub fn audit_key(cfg: &Config, provider: &dyn KeyProvider) -> anyhow::Result<AuditKey> {
+/// the first rules database, over the control login, created there when `create`).
+pub fn audit_key(
+    cfg: &Config,
+    provider: &dyn KeyProvider,
+    create: bool,
+) -> anyhow::Result<AuditKey> {
     if let Some(k) = provider.audit_key() {
         return Ok(k);
     }
@@ -23,7 +27,7 @@ pub fn audit_key(cfg: &Config, provider: &dyn KeyProvider) -> anyhow::Result<Aud
     super::runtime()?.block_on(async {
         // PKCS#11: the token's wrapping key may not exist before the first `keys init`.
         provider.prepare().await?;
-        Ok(key::resolve(cfg, &password, provider).await?)
+        Ok(key::resolve(cfg, &password, provider, create).await?)
     })
 }
 
@@ -54,7 +58,7 @@ pub fn audited<T>(
     let Some(audit_cfg) = &cfg.audit else {
         return f(&mut counts);
     };
-    let key = audit_key(cfg, provider).context("the audit trail ([audit]) has no key")?;
+    let key = audit_key(cfg, provider, true).context("the audit trail ([audit]) has no key")?;
     let audit: Arc<Audit> = Audit::open(audit_cfg, key)?;
     let pid = Value::from(std::process::id());
     let mut start = vec![("command", Value::from(command)), ("pid", pid.clone())];
@@ -87,7 +91,7 @@ pub fn audited<T>(
 pub fn verify(config: &Path, file: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let provider = super::key_provider(&cfg.keys)?;
-    let key = audit_key(&cfg, &*provider)?;
+    let key = audit_key(&cfg, &*provider, false)?;
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read audit file {}", file.display()))?;
     match chain::verify(&key, &text) {

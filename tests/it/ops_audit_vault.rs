@@ -77,11 +77,21 @@ async fn audit_with_vault_transit_keeps_one_wrapped_key_across_restarts() {
     let out = s.run(&["audit", "verify", "-c", c, f]).await;
     ok(&out, &format!("{} record(s), chain intact", recs.len()));
 
-    // Without the stored key the trail does not verify: a fresh random key replaces it.
+    // Without the stored key nothing vouches for the trail, and verify creates no new one.
     su.batch_execute("delete from pgcloak.audit_key")
         .await
         .unwrap();
     let out = s.run(&["audit", "verify", "-c", c, f]).await;
     assert_eq!(out.code, 1, "{}", out.text);
-    assert!(out.text.contains("line 1: broken record"), "{}", out.text);
+    assert!(
+        out.text.contains("no audit key is stored in pgcloak.audit_key"),
+        "{}",
+        out.text
+    );
+    let n: i64 = su
+        .query_one("select count(*) from pgcloak.audit_key", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
 }

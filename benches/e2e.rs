@@ -81,8 +81,6 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-// The bench's main thread polls (no tokio worker is blocked).
-#[allow(clippy::disallowed_methods)]
 fn wait_listening(port: u16, guard: &mut Guard) {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let t0 = Instant::now();
@@ -95,6 +93,8 @@ fn wait_listening(port: u16, guard: &mut Guard) {
             "{} did not listen",
             guard.name
         );
+        // A plain thread polling a child process's port (no tokio runtime here).
+        #[allow(clippy::disallowed_methods)]
         std::thread::sleep(Duration::from_millis(50));
     }
 }

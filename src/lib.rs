@@ -5,7 +5,8 @@
 //!   ciphers, key wrapping), [`codec`] (logical value codecs), [`copy`] (COPY data streams),
 //!   [`rewrite`] (SQL analysis → plan), [`auth`] (SCRAM-SHA-256 both sides);
 //! - IO: [`net`] (listener, TLS, upstream connect), [`session`] (the per-connection state
-//!   machine), [`control`] (the proxy's own login), [`devdb`] (throwaway PostgreSQL).
+//!   machine), [`control`] (the proxy's own login), `devdb` (throwaway PostgreSQL; cargo
+//!   feature `devdb`, on by default, for the demo and the tests).
 //!
 //! [`run`] is the whole proxy: it takes a bound listener, the config, the secrets and a
 //! shutdown future, so tests run it in-process on port 0.
@@ -18,13 +19,16 @@ pub mod config;
 pub mod control;
 pub mod copy;
 pub mod crypto;
+#[cfg(feature = "devdb")]
 pub mod devdb;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod net;
 pub mod protocol;
 pub mod rewrite;
+pub mod rules;
 pub mod session;
+pub mod sqlstate;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -74,7 +78,10 @@ impl Secrets {
         let needs_keys = !cfg.rules.is_empty() || cfg.audit.is_some();
         let (master_key, key_provider) = match (needs_keys, local) {
             (false, _) => (None, None),
-            (true, true) => (Some(crypto::master_key_source(&cfg.keys)?.load()?), None),
+            (true, true) => (
+                Some(config::secrets::master_key_source(&cfg.keys)?.load()?),
+                None,
+            ),
             (true, false) => (None, Some(control::providers::from_config(&cfg.keys)?)),
         };
         Ok(Secrets {

@@ -50,6 +50,7 @@ enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Start a throwaway TLS PostgreSQL, demo rules and data, and the proxy; Ctrl-C cleans up.
+    #[cfg(feature = "devdb")]
     Demo {
         /// Where the proxy listens.
         #[arg(long, default_value = "127.0.0.1:6432")]
@@ -58,6 +59,7 @@ enum Command {
     /// Test support (tests/peer): a throwaway TLS PostgreSQL with a database without rules and
     /// one with a rules file, and a config for `pgcloak serve`; see src/cli/devdb.rs.
     #[command(hide = true)]
+    #[cfg(feature = "devdb")]
     Devdb {
         /// Shell-sourceable file to write once everything is ready.
         #[arg(long)]
@@ -168,7 +170,9 @@ fn main() -> ExitCode {
         Command::Audit(AuditCommand::Verify { config, file }) => {
             cli::audit::verify(&config.config, &file)
         }
+        #[cfg(feature = "devdb")]
         Command::Demo { listen } => cli::demo::run(&listen),
+        #[cfg(feature = "devdb")]
         Command::Devdb { env_file, listen } => cli::devdb::run(&env_file, &listen),
     };
     match result {

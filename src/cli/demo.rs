@@ -214,7 +214,7 @@ async fn demo(listen: &str) -> anyhow::Result<()> {
             .context("starting a throwaway PostgreSQL")?;
         let extra = format!("[metrics]\naddress = \"{metrics}\"\n");
         let cfg = Arc::new(write_demo_files(&db, listen, &extra)?);
-        let master = pgcloak::crypto::master_key_source(&cfg.keys)?.load()?;
+        let master = pgcloak::config::secrets::master_key_source(&cfg.keys)?.load()?;
         prepare_database(&db, &cfg, &master).await?;
         let port = listener.local_addr()?.port();
         let secrets = pgcloak::Secrets {

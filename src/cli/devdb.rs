@@ -54,7 +54,7 @@ pub fn run(env_file: &Path, listen: &str) -> anyhow::Result<()> {
             .context("creating the rules table")?;
         let cfg =
             super::demo::write_proxy_files(&db, listen, ("peer.toml", RULES), PASSWORD_ENV, "")?;
-        let master = pgcloak::crypto::master_key_source(&cfg.keys)?.load()?;
+        let master = pgcloak::config::secrets::master_key_source(&cfg.keys)?.load()?;
         for rules in load_rules(&cfg.rules)? {
             let mut c = control::connect(&cfg, devdb::CONTROL_PASSWORD, &rules.database).await?;
             keys::init(&mut c, &rules.rules, &master).await?;

@@ -4,7 +4,9 @@
 //! allowed here (the binary), never in the library.
 
 pub mod audit;
+#[cfg(feature = "devdb")]
 pub mod demo;
+#[cfg(feature = "devdb")]
 pub mod devdb;
 pub mod migrate;
 

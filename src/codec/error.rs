@@ -5,25 +5,12 @@
 
 use std::fmt;
 
-/// `22P02` invalid_text_representation.
-pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
-/// `22003` numeric_value_out_of_range.
-pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
-/// `22007` invalid_datetime_format.
-pub const INVALID_DATETIME_FORMAT: &str = "22007";
-/// `22008` datetime_field_overflow.
-pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
-/// `22P03` invalid_binary_representation.
-pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
-/// `22021` character_not_in_repertoire.
-pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
-/// `0A000` feature_not_supported (e.g. a multidimensional array where one dimension is handled).
-pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
-/// `54001` statement_too_complex (PostgreSQL's "stack depth limit exceeded").
-pub const STATEMENT_TOO_COMPLEX: &str = "54001";
-/// `XX001` data_corrupted: a canonical value that does not decode (e.g. a decrypted value of
-/// the wrong shape).
-pub const DATA_CORRUPTED: &str = "XX001";
+/// The SQLSTATEs codec errors carry (from the generated [`crate::sqlstate`]).
+pub use crate::sqlstate::{
+    CHARACTER_NOT_IN_REPERTOIRE, DATA_CORRUPTED, DATETIME_FIELD_OVERFLOW, FEATURE_NOT_SUPPORTED,
+    INVALID_BINARY_REPRESENTATION, INVALID_DATETIME_FORMAT, INVALID_TEXT_REPRESENTATION,
+    NUMERIC_VALUE_OUT_OF_RANGE, STATEMENT_TOO_COMPLEX,
+};
 
 /// A value PostgreSQL would reject. `Display` includes the offending input; `Debug` does not.
 #[derive(Clone, PartialEq, Eq)]

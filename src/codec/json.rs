@@ -242,7 +242,7 @@ impl Parser<'_> {
         }
         if cp == 0 && self.jsonb {
             return Err(CodecError::plain(
-                "22P05",
+                crate::sqlstate::UNTRANSLATABLE_CHARACTER,
                 "unsupported Unicode escape sequence",
             ));
         }

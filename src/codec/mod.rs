@@ -214,6 +214,4 @@ fn unreachable_datetime<T>(ty: LogicalType) -> Result<T, CodecError> {
 }
 
 #[cfg(test)]
-mod pg_compare;
-#[cfg(test)]
 mod proptests;

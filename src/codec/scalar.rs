@@ -4,8 +4,8 @@
 
 use super::error::{CHARACTER_NOT_IN_REPERTOIRE, CodecError};
 
-/// `22023` invalid_parameter_value: PostgreSQL's code for bad hex in bytea input.
-const INVALID_PARAMETER_VALUE: &str = "22023";
+// `22023` invalid_parameter_value: PostgreSQL's code for bad hex in bytea input.
+use crate::sqlstate::INVALID_PARAMETER_VALUE;
 
 /// PostgreSQL's `isspace` set (C locale).
 pub(crate) fn is_pg_space(b: u8) -> bool {

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
 use super::ident::{parse_ident, parse_qualified};
-use super::rules::{ColumnRule, Mode, Rules, RulesIndexError};
 use crate::codec::LogicalType;
+use crate::rules::{ColumnRule, Mode, Rules, RulesIndexError};
 
 /// PostgreSQL's longest identifier (NAMEDATALEN - 1 bytes); longer database names are cut.
 pub const MAX_DATABASE_NAME: usize = 63;

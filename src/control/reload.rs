@@ -144,7 +144,7 @@ pub async fn reload(
         }
         if master.is_none() {
             master = Some(Arc::new(
-                crate::crypto::master_key_source(&current.keys)?.load()?,
+                crate::config::secrets::master_key_source(&current.keys)?.load()?,
             ));
         }
         let m = Arc::clone(master.as_ref().expect("loaded above"));

@@ -7,7 +7,7 @@
 use zeroize::Zeroizing;
 
 use super::CryptoError;
-use crate::config::Mode;
+use crate::rules::Mode;
 
 /// The algorithm a data key is for; stored in `pgcloak.data_keys.algorithm`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

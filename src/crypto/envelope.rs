@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use super::CryptoError;
 use super::datakey::Algorithm;
 use super::siv::Siv256;
-use crate::config::Mode;
+use crate::rules::Mode;
 
 /// The only envelope format version so far.
 pub const FORMAT_VERSION: u8 = 0x01;

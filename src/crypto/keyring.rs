@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::envelope::{FieldCipher, parse_header};
 use super::{CryptoError, DataKey, MasterKey, WrappedKey};
-use crate::config::Mode;
+use crate::rules::Mode;
 
 /// All versions of one data key. The newest version is current.
 #[derive(Debug)]

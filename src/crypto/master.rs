@@ -1,10 +1,8 @@
 //! The local master key (`[keys] provider = "local"`, for development): 32 bytes that never
-//! reach the database, read from an environment variable (base64) or a file (base64 text or 32
-//! raw bytes) through the [`MasterKeySource`] trait. It wraps and unwraps data keys with
-//! AES-256-GCM. Only the `local` key provider (`control::providers::local`) constructs one;
+//! reach the database, parsed here from base64 text or raw bytes; reading them from an
+//! environment variable or a file is `config::secrets`' job (the core does no I/O). It wraps
+//! and unwraps data keys with AES-256-GCM. Only the `local` key provider (`control::providers::local`) constructs one;
 //! the KMS and HSM providers wrap inside the provider and never hold a key-encryption key.
-
-use std::path::PathBuf;
 
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
@@ -16,7 +14,6 @@ use zeroize::Zeroizing;
 
 use super::CryptoError;
 use super::datakey::{Algorithm, DataKey, KekRef, WrappedKey};
-use crate::config::file::Keys;
 
 const WRAP_VERSION: u8 = 0x01;
 const NONCE_LEN: usize = 12;
@@ -49,6 +46,17 @@ impl MasterKey {
             }
         })?);
         Self::from_bytes(&bytes, source_name)
+    }
+
+    /// A master key from a key file's contents: exactly 32 raw bytes, else base64 text.
+    pub fn from_file_bytes(bytes: &[u8], source_name: &str) -> Result<Self, CryptoError> {
+        if bytes.len() == 32 {
+            return Self::from_bytes(bytes, source_name);
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::from_base64(text, source_name),
+            Err(_) => Self::from_bytes(bytes, source_name),
+        }
     }
 
     /// A fresh random key (tests, `gen-master-key`).
@@ -144,72 +152,6 @@ impl MasterKey {
     }
 }
 
-/// Where the master key comes from. Implement this for a KMS or HSM provider.
-pub trait MasterKeySource: Send + Sync {
-    /// Reads and validates the key.
-    fn load(&self) -> Result<MasterKey, CryptoError>;
-    /// A human description for messages (e.g. "environment variable PGCLOAK_MASTER_KEY").
-    fn describe(&self) -> String;
-}
-
-/// Base64 master key in an environment variable.
-#[derive(Clone, Debug)]
-pub struct EnvMasterKey {
-    pub var: String,
-}
-
-impl MasterKeySource for EnvMasterKey {
-    fn load(&self) -> Result<MasterKey, CryptoError> {
-        let value = Zeroizing::new(
-            std::env::var(&self.var)
-                .map_err(|_| CryptoError::MasterKeyEnvUnset(self.var.clone()))?,
-        );
-        MasterKey::from_base64(&value, &self.describe())
-    }
-
-    fn describe(&self) -> String {
-        format!("environment variable {}", self.var)
-    }
-}
-
-/// Master key in a file: base64 text, or exactly 32 raw bytes.
-#[derive(Clone, Debug)]
-pub struct FileMasterKey {
-    pub path: PathBuf,
-}
-
-impl MasterKeySource for FileMasterKey {
-    fn load(&self) -> Result<MasterKey, CryptoError> {
-        let bytes =
-            Zeroizing::new(
-                std::fs::read(&self.path).map_err(|e| CryptoError::MasterKeyFile {
-                    path: self.path.clone(),
-                    message: e.to_string(),
-                })?,
-            );
-        if bytes.len() == 32 {
-            return MasterKey::from_bytes(&bytes, &self.describe());
-        }
-        match std::str::from_utf8(&bytes) {
-            Ok(text) => MasterKey::from_base64(text, &self.describe()),
-            Err(_) => MasterKey::from_bytes(&bytes, &self.describe()),
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!("file {}", self.path.display())
-    }
-}
-
-/// The source the `[keys]` config table names.
-pub fn master_key_source(keys: &Keys) -> Result<Box<dyn MasterKeySource>, CryptoError> {
-    match (&keys.master_key_env, &keys.master_key_file) {
-        (Some(var), _) => Ok(Box::new(EnvMasterKey { var: var.clone() })),
-        (None, Some(path)) => Ok(Box::new(FileMasterKey { path: path.clone() })),
-        (None, None) => Err(CryptoError::NoMasterKeySource),
-    }
-}
-
 /// A fresh master key as base64 (32 bytes from the OS RNG), for `pgcloak gen-master-key`.
 pub fn gen_master_key() -> String {
     let mut k = Zeroizing::new([0u8; 32]);
@@ -296,30 +238,17 @@ mod tests {
             MasterKey::from_base64("not base64!", "x"),
             Err(CryptoError::MasterKeyBase64 { .. })
         ));
-        let env = EnvMasterKey {
-            var: "PGCLOAK_TEST_SURELY_UNSET_VAR".into(),
-        };
-        assert!(matches!(env.load(), Err(CryptoError::MasterKeyEnvUnset(_))));
-
-        let dir = tempfile::tempdir().unwrap();
-        let text = dir.path().join("k.b64");
-        std::fs::write(&text, format!("{b64}\n")).unwrap();
-        let raw = dir.path().join("k.bin");
-        std::fs::write(&raw, [5u8; 32]).unwrap();
-        let bad = dir.path().join("k.bad");
-        std::fs::write(&bad, [5u8; 31]).unwrap();
-        let keys = |p: &std::path::Path| Keys {
-            master_key_file: Some(p.to_owned()),
-            ..Keys::default()
-        };
-        for ok in [&text, &raw] {
-            assert!(master_key_source(&keys(ok)).unwrap().load().is_ok());
-        }
-        assert!(master_key_source(&keys(&bad)).unwrap().load().is_err());
-        let missing = master_key_source(&keys(&dir.path().join("none")))
-            .unwrap()
-            .load();
-        assert!(matches!(missing, Err(CryptoError::MasterKeyFile { .. })));
-        assert!(master_key_source(&Keys::default()).is_err());
+        let raw = MasterKey::from_file_bytes(&[5u8; 32], "f").unwrap();
+        assert_eq!(
+            raw.key_id(),
+            MasterKey::from_bytes(&[5u8; 32], "f").unwrap().key_id()
+        );
+        let text = MasterKey::from_file_bytes(format!("{b64}\n").as_bytes(), "f").unwrap();
+        assert_eq!(
+            text.key_id(),
+            MasterKey::from_base64(&b64, "f").unwrap().key_id()
+        );
+        assert!(MasterKey::from_file_bytes(&[5u8; 31], "f").is_err());
+        assert!(MasterKey::from_file_bytes(&[0xff; 40], "f").is_err());
     }
 }

@@ -21,9 +21,7 @@ pub use envelope::{
 };
 pub use error::CryptoError;
 pub use keyring::{KeyEntry, KeyRing, KeyRingView, SharedKeyRing};
-pub use master::{
-    EnvMasterKey, FileMasterKey, MasterKey, MasterKeySource, gen_master_key, master_key_source,
-};
+pub use master::{MasterKey, gen_master_key};
 
 /// HKDF-SHA256 of `material` (no salt) expanded under `label` to 32 bytes: a key for another
 /// purpose from a key provider's secret, e.g. the audit trail's HMAC key.

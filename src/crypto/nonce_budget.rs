@@ -33,10 +33,10 @@ pub struct NonceBudget {
     warn_every: u64,
 }
 
-/// Every registered budget by (key name, version).
-type Registry = Mutex<HashMap<(String, u32), Arc<NonceBudget>>>;
+/// Every budget, by data key name and version.
+type Registry = HashMap<(String, u32), Arc<NonceBudget>>;
 
-static REGISTRY: LazyLock<Registry> = LazyLock::new(Mutex::default);
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
 
 impl NonceBudget {
     /// A budget with its own thresholds (not registered; for tests).

@@ -12,8 +12,6 @@ mod cluster;
 mod pgbin;
 mod reap;
 mod template;
-#[cfg(test)]
-mod tests;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -21,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use ca::TestCa;
+pub use pgbin::BINDIR_ENV;
 
 /// Removes the process-wide `initdb` template (see `template`); for `pgcloak demo` at exit,
 /// after every [`DevDb`] is dropped.
@@ -29,6 +28,26 @@ pub fn remove_template() {
 }
 use cluster::Layout;
 use pgbin::{PgBin, log_tail};
+
+/// File in every DevDb directory holding the creating process's PID (for the reaper's tests).
+#[doc(hidden)]
+pub const OWNER_FILE: &str = reap::OWNER_FILE;
+
+/// Stops and removes the DevDbs under `tmp` whose creating process is gone (what
+/// [`DevDb::start`] does for the system temp dir); for the reaper's tests.
+#[doc(hidden)]
+pub async fn reap_orphans_in(tmp: &Path) -> Result<(), DevDbError> {
+    let pg = PgBin::locate().await?;
+    reap::reap_orphans(&pg, tmp).await;
+    Ok(())
+}
+
+/// The process-wide template data directory (made on first use); for the template's tests.
+#[doc(hidden)]
+pub async fn template_data_dir() -> Result<&'static Path, DevDbError> {
+    let pg = PgBin::locate().await?;
+    template::data_dir(&pg).await
+}
 
 /// The bootstrap superuser (initdb `-U`).
 pub const SUPERUSER: &str = "postgres";

@@ -1,6 +1,7 @@
-//! Locating PostgreSQL's server binaries (`pg_config --bindir`, else the highest
-//! `/usr/lib/postgresql/*/bin`) and running them as the right OS user: directly, or through
-//! `runuser -u postgres --` when this process is root (PostgreSQL refuses to run as root).
+//! Locating PostgreSQL's server binaries (`$PGCLOAK_PG_BINDIR`, else `pg_config --bindir`,
+//! else the highest `/usr/lib/postgresql/*/bin`) and running them as the right OS user:
+//! directly, or through `runuser -u postgres --` when this process is root (PostgreSQL
+//! refuses to run as root).
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
@@ -138,9 +139,22 @@ impl PgBin {
     }
 }
 
-/// `pg_config --bindir` if it names a directory holding `initdb`, else the highest-numbered
+/// The environment variable naming the binaries' directory; when set, nothing else is tried.
+pub const BINDIR_ENV: &str = "PGCLOAK_PG_BINDIR";
+
+/// `$PGCLOAK_PG_BINDIR` when set (it must hold `initdb`: no fallback), else `pg_config
+/// --bindir` if it names a directory holding `initdb`, else the highest-numbered
 /// `/usr/lib/postgresql/*/bin` holding `initdb`.
 async fn find_bindir() -> Result<PathBuf, DevDbError> {
+    if let Some(dir) = std::env::var_os(BINDIR_ENV).filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        if dir.join("initdb").is_file() {
+            return Ok(dir);
+        }
+        return Err(DevDbError::BinariesNotFound {
+            looked_for: format!("{BINDIR_ENV}={}/initdb", dir.display()),
+        });
+    }
     let from_pg_config = tokio::process::Command::new("pg_config")
         .arg("--bindir")
         .stdin(Stdio::null())

@@ -59,20 +59,3 @@ pub(crate) async fn copy_into(pg: &PgBin, layout: &Layout) -> Result<(), DevDbEr
         .await
         .map(|_| ())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn template_is_made_once_and_reused() {
-        let pg = PgBin::locate().await.unwrap();
-        let a = data_dir(&pg).await.unwrap();
-        let b = data_dir(&pg).await.unwrap();
-        assert_eq!(a, b);
-        assert!(a.join("PG_VERSION").is_file());
-        // Claimed by this process, so the reaper leaves it alone while we live.
-        let owner = std::fs::read_to_string(a.parent().unwrap().join(reap::OWNER_FILE)).unwrap();
-        assert_eq!(owner.trim(), std::process::id().to_string());
-    }
-}

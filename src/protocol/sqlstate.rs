@@ -1,35 +1,20 @@
-//! SQLSTATE codes the proxy reports, and [`PgError`]: THE one place an error becomes an
-//! `ErrorResponse` (or `NoticeResponse`). Every layer's error type maps itself to a `PgError`;
-//! only [`PgError::encode`] writes the bytes.
+//! The SQLSTATE codes the proxy reports (re-exported from the generated [`crate::sqlstate`]),
+//! and [`PgError`]: THE one place an error becomes an `ErrorResponse` (or `NoticeResponse`).
+//! Every layer's error type maps itself to a `PgError`; only [`PgError::encode`] writes the
+//! bytes.
 
 use bytes::Bytes;
 
 use super::wire::Builder;
 
-/// 08006 connection_failure (upstream refused TLS, failed verification, went away).
-pub const CONNECTION_FAILURE: &str = "08006";
-/// 08P01 protocol_violation.
-pub const PROTOCOL_VIOLATION: &str = "08P01";
-/// 0A000 feature_not_supported (also the fail-closed refusal of issue 4).
-pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
-/// 42601 syntax_error (a statement naming a rules table that pg_query cannot parse).
-pub const SYNTAX_ERROR: &str = "42601";
-/// 28000 invalid_authorization_specification (e.g. TLS required).
-pub const INVALID_AUTHORIZATION: &str = "28000";
-/// 28P01 invalid_password: every failed login, whatever the cause.
-pub const INVALID_PASSWORD: &str = "28P01";
-/// 53300 too_many_connections.
-pub const TOO_MANY_CONNECTIONS: &str = "53300";
-/// 53400 configuration_limit_exceeded (`[audit] max_decrypts_per_minute`).
-pub const CONFIGURATION_LIMIT_EXCEEDED: &str = "53400";
-/// 57P01 admin_shutdown (the proxy is shutting down).
-pub const ADMIN_SHUTDOWN: &str = "57P01";
-/// 57014 query_canceled.
-pub const QUERY_CANCELED: &str = "57014";
-/// XX000 internal_error.
-pub const INTERNAL_ERROR: &str = "XX000";
-/// XX001 data_corrupted (a stored value failed to decrypt).
-pub const DATA_CORRUPTED: &str = "XX001";
+// The codes themselves are the generated leaf module `crate::sqlstate` (every SQLSTATE
+// PostgreSQL defines); these are the ones the proxy reports, under their old paths.
+pub use crate::sqlstate::INVALID_AUTHORIZATION_SPECIFICATION as INVALID_AUTHORIZATION;
+pub use crate::sqlstate::{
+    ADMIN_SHUTDOWN, CONFIGURATION_LIMIT_EXCEEDED, CONNECTION_FAILURE, DATA_CORRUPTED,
+    FEATURE_NOT_SUPPORTED, INTERNAL_ERROR, INVALID_PASSWORD, PROTOCOL_VIOLATION, QUERY_CANCELED,
+    SYNTAX_ERROR, TOO_MANY_CONNECTIONS,
+};
 
 /// Severity of an error or notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

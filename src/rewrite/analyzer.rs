@@ -12,7 +12,7 @@ use super::plan::{
 };
 use super::scope::{ColKind, Rel, Scopes};
 use super::span::{Tokens, decode_unicode};
-use crate::config::{ColumnRule, Mode};
+use crate::rules::{ColumnRule, Mode};
 
 #[derive(Debug, Clone)]
 enum ParamUse {

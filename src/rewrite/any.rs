@@ -18,7 +18,7 @@ use pg_query::protobuf::Node;
 use super::analyzer::Analyzer;
 use super::bind::{Bind, Ev, R};
 use super::plan::{LiteralKind, LiteralSite, Refusal};
-use crate::config::{ColumnRule, Mode};
+use crate::rules::{ColumnRule, Mode};
 use std::sync::Arc;
 
 impl Analyzer<'_, '_> {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::plan::{Coerce, Refusal};
-use crate::config::ColumnRule;
+use crate::rules::ColumnRule;
 /// Every analysis step returns either a value or the refusal that ends the analysis.
 pub(crate) type R<T> = Result<T, Refusal>;
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{ColumnRule, Rules};
+use crate::rules::{ColumnRule, Rules};
 
 /// What the analysis needs to know about the live database.
 pub trait CatalogView: Send + Sync {

@@ -20,8 +20,8 @@ use super::ast::sval;
 use super::bind::R;
 use super::plan::{CopyDirection, CopyPlan, Refusal};
 use super::scope::{ColKind, Lookup, Rel};
-use crate::config::ColumnRule;
 use crate::copy::{CopyOptions, Format};
+use crate::rules::ColumnRule;
 
 const SERVER_FILE: &str =
     "COPY to or from a server file or program (use STDIN/STDOUT, e.g. psql's \\copy)";

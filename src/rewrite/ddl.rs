@@ -18,7 +18,7 @@ use super::analyzer::Analyzer;
 use super::ast::sval;
 use super::bind::R;
 use super::plan::Refusal;
-use crate::config::{ColumnRule, TableRules};
+use crate::rules::{ColumnRule, TableRules};
 
 /// What the client is told to do instead of DDL that would break an encrypted column.
 const DDL_HINT: &str = "encrypted columns are bytea; change them only with pgcloak's own \

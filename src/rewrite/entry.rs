@@ -4,7 +4,7 @@
 
 use super::context::AnalysisContext;
 use super::plan::Analysis;
-use crate::config::Rules;
+use crate::rules::Rules;
 
 /// Analyses `sql` (one or more statements). Never panics on any input.
 pub fn analyze(sql: &str, ctx: &AnalysisContext) -> Analysis {

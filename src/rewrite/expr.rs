@@ -11,7 +11,7 @@ use super::ast::sval;
 use super::bind::{Bind, Ev, R, Site, Wrap};
 use super::plan::{MatchOp, Refusal};
 use super::scope::Resolved;
-use crate::config::Mode;
+use crate::rules::Mode;
 
 /// The last name of a qualified name list (`pg_catalog.lower` → `lower`).
 fn last_name(names: &[Node]) -> String {

@@ -186,7 +186,7 @@ impl Analyzer<'_, '_> {
                 rv.relname
             )));
         };
-        let text = format!("{}.", crate::config::ident::quote_ident(schema));
+        let text = format!("{}.", crate::rules::ident::quote_ident(schema));
         self.insert_text(at, text);
         Ok(())
     }

@@ -22,7 +22,7 @@ use super::analyzer::Analyzer;
 use super::ast::sval;
 use super::bind::R;
 use super::plan::Refusal;
-use crate::config::ColumnRule;
+use crate::rules::ColumnRule;
 
 /// What each VALUES column is stored into: `None` plaintext (or unused), else that column.
 type Dest = Option<Arc<ColumnRule>>;
@@ -200,7 +200,7 @@ impl Analyzer<'_, '_> {
 mod tests {
     use super::super::{Analysis, AnalysisContext, EmptyCatalog, Plan, analyze};
     use crate::codec::LogicalType;
-    use crate::config::{ColumnRule, Mode, Rules};
+    use crate::rules::{ColumnRule, Mode, Rules};
 
     fn run(sql: &str) -> Analysis {
         let col = |c: &str, ty| ColumnRule {

@@ -16,8 +16,8 @@ use super::ast::sval;
 use super::bind::R;
 use super::plan::Refusal;
 use super::scope::{ColKind, Rel};
-use crate::config::ColumnRule;
-use crate::config::ident::quote_ident;
+use crate::rules::ColumnRule;
+use crate::rules::ident::quote_ident;
 
 const FUNCTIONS: [&str; 4] = [
     "json_populate_record",

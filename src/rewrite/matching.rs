@@ -17,7 +17,7 @@ use pg_query::protobuf::Node;
 use super::analyzer::Analyzer;
 use super::bind::{Bind, Ev, Site, Wrap};
 use super::plan::{Coerce, MatchItem, MatchOp, MatchSite, MatchSpan};
-use crate::config::{ColumnRule, Mode};
+use crate::rules::{ColumnRule, Mode};
 
 /// The deterministic rule of an encrypted operand.
 fn det_rule(ev: &Ev) -> Option<&Arc<ColumnRule>> {

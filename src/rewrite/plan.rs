@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::config::ColumnRule;
+use crate::rules::ColumnRule;
 
 /// The outcome of analysing one SQL text (possibly several statements).
 #[derive(Debug, Clone, PartialEq, Eq)]

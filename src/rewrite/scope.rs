@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::bind::Bind;
-use crate::config::ColumnRule;
+use crate::rules::ColumnRule;
 
 /// What a column holds.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use super::ast::sval;
 use super::bind::{Bind, Ev, R, Wrap};
 use super::plan::Refusal;
 use super::scope::{Col, ColKind, Rel};
-use crate::config::Mode;
+use crate::rules::Mode;
 
 /// One output column of a query.
 #[derive(Debug, Clone)]

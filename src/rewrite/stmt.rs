@@ -14,7 +14,7 @@ use super::context::AnalysisContext;
 use super::plan::{Analysis, Refusal};
 use super::scope::{ColKind, Lookup, Rel};
 use super::select::Output;
-use crate::config::ColumnRule;
+use crate::rules::ColumnRule;
 
 /// Parses and analyses a whole text.
 pub(crate) fn analyze_text(sql: &str, ctx: &AnalysisContext) -> Analysis {

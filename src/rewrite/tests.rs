@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::codec::LogicalType;
-use crate::config::{ColumnRule, Mode, Rules};
+use crate::rules::{ColumnRule, Mode, Rules};
 
 pub(crate) struct Catalog(pub(crate) HashMap<(String, String), Vec<String>>);
 

@@ -21,7 +21,7 @@ use super::coerce;
 use super::plan::{Coerce, CoerceError};
 use super::plan::{LiteralKind, LiteralSite, Refusal};
 use super::scope::{Col, ColKind, Rel};
-use crate::config::ColumnRule;
+use crate::rules::ColumnRule;
 use std::sync::Arc;
 
 /// A cast on an unnested array: its `::`/`CAST` location, type name location, element

@@ -243,7 +243,7 @@ pub fn decrypted(rule: &ColumnRule, stored: &[u8], ok: bool) {
         if !ok {
             let fp = fingerprint(&o.last_sql);
             let version = envelope_version(stored);
-            warn!(sqlstate = "XX001", column = %rule, key_version = version, fingerprint = %fp, "stored value failed to decrypt");
+            warn!(sqlstate = crate::sqlstate::DATA_CORRUPTED, column = %rule, key_version = version, fingerprint = %fp, "stored value failed to decrypt");
             if let Some(a) = &o.audit {
                 a.record(
                     "decrypt_failed",

@@ -32,6 +32,7 @@ mod keys_scale;
 mod keys_servers;
 mod keys_vault;
 mod leak;
+mod lib_db;
 mod limits;
 mod migrate;
 mod migrate_group;

@@ -5,7 +5,8 @@
 
 use super::{FailureKind, KeyProvider, ProviderError, ProviderFuture, foreign};
 use crate::config::keys::{Keys, ProviderKind};
-use crate::crypto::{DataKey, KekRef, MasterKey, WrappedKey, master_key_source};
+use crate::config::secrets::master_key_source;
+use crate::crypto::{DataKey, KekRef, MasterKey, WrappedKey};
 
 /// Wraps under a local master key.
 #[derive(Debug)]

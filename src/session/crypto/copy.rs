@@ -24,8 +24,7 @@ use crate::protocol::sqlstate::{INTERNAL_ERROR, PROTOCOL_VIOLATION, PgError, Sev
 use crate::rewrite::{CopyDirection, CopyPlan};
 use crate::session::handlers::Outputs;
 
-/// SQLSTATE 22P04 bad_copy_file_format.
-const BAD_COPY_FILE_FORMAT: &str = "22P04";
+use crate::sqlstate::BAD_COPY_FILE_FORMAT;
 
 /// Most bytes of client COPY data held while waiting for the server to start the COPY.
 const MAX_HELD: usize = 64 << 20;

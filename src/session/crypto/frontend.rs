@@ -26,8 +26,7 @@ use crate::rewrite::{self, Analysis, AnalysisContext, CatalogView, Plan, Refusal
 use crate::session::SessionError;
 use crate::session::handlers::Outputs;
 
-/// SQLSTATE 26000 invalid_sql_statement_name.
-const INVALID_STATEMENT_NAME: &str = "26000";
+use crate::sqlstate::INVALID_SQL_STATEMENT_NAME as INVALID_STATEMENT_NAME;
 /// The ERROR a Query message that does not decode gets (no NUL, not UTF-8).
 const MALFORMED_QUERY: &str = "pgcloak: invalid Query message";
 

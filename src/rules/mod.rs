@@ -1,6 +1,10 @@
-//! The compiled rules index: which (schema, table, column) is encrypted, as which logical type,
-//! in which mode, under which data key. Parsing the TOML rules files lives in `rules_file.rs`;
-//! this file holds the types every other layer reads.
+//! The compiled rules index (sans-IO core): which (schema, table, column) is encrypted, as
+//! which logical type, in which mode, under which data key, and how SQL identifiers are read
+//! ([`ident`]). `config` parses the TOML rules files and builds [`Rules`] from them (and
+//! re-exports these types under their old `config` paths); `crypto` and `rewrite` read them
+//! from here, so the core never depends on `config`.
+
+pub mod ident;
 
 use std::collections::HashMap;
 use std::fmt;

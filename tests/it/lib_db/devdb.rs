@@ -1,8 +1,10 @@
-//! Tests of [`DevDb`] against the system's real PostgreSQL binaries.
+//! Tests of [`DevDb`] against the system's real PostgreSQL binaries (moved from
+//! `src/devdb/tests.rs` so that `cargo test --lib` needs no database).
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::*;
+use pgcloak::devdb::*;
 
 async fn start() -> DevDb {
     DevDb::start(DevDbOptions::default()).await.unwrap()
@@ -220,11 +222,10 @@ async fn orphans_of_dead_processes_are_reaped() {
     let root = db.dir().parent().unwrap().to_path_buf();
     let port = db.port();
     // Pretend the creating process died without running Drop.
-    std::fs::write(root.join(reap::OWNER_FILE), "2147483000").unwrap();
-    let pg = db.pg.clone();
+    std::fs::write(root.join(OWNER_FILE), "2147483000").unwrap();
     #[allow(clippy::disallowed_methods)] // the point: no Drop runs, as when a process dies
     std::mem::forget(db);
-    reap::reap_orphans(&pg, root.parent().unwrap()).await;
+    reap_orphans_in(root.parent().unwrap()).await.unwrap();
     assert!(!root.exists(), "{} still exists", root.display());
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
@@ -275,4 +276,15 @@ async fn extra_settings_are_applied_and_the_data_dir_is_exposed() {
         .unwrap();
     let log = std::fs::read_to_string(db.log_path()).unwrap();
     assert!(log.contains("logged_marker_1"), "{log}");
+}
+
+#[tokio::test]
+async fn template_is_made_once_and_reused() {
+    let a = template_data_dir().await.unwrap();
+    let b = template_data_dir().await.unwrap();
+    assert_eq!(a, b);
+    assert!(a.join("PG_VERSION").is_file());
+    // Claimed by this process, so the reaper leaves it alone while we live.
+    let owner = std::fs::read_to_string(a.parent().unwrap().join(OWNER_FILE)).unwrap();
+    assert_eq!(owner.trim(), std::process::id().to_string());
 }

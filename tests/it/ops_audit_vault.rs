@@ -84,7 +84,8 @@ async fn audit_with_vault_transit_keeps_one_wrapped_key_across_restarts() {
     let out = s.run(&["audit", "verify", "-c", c, f]).await;
     assert_eq!(out.code, 1, "{}", out.text);
     assert!(
-        out.text.contains("no audit key is stored in pgcloak.audit_key"),
+        out.text
+            .contains("no audit key is stored in pgcloak.audit_key"),
         "{}",
         out.text
     );

@@ -74,9 +74,8 @@ impl Secrets {
     /// Reads the secrets named by `cfg` from the environment.
     pub fn from_env(cfg: &config::Config) -> Result<Secrets, SecretsError> {
         let local = cfg.keys.kind() == config::keys::ProviderKind::Local;
-        // The audit trail's key derives from the local master key (another provider's audit
-        // key is not wired yet: an `[audit]` table then runs without a master key).
-        let needs_keys = !cfg.rules.is_empty() || (local && cfg.audit.is_some());
+        // The audit trail's key comes from the key provider (audit::key).
+        let needs_keys = !cfg.rules.is_empty() || cfg.audit.is_some();
         let (master_key, key_provider) = match (needs_keys, local) {
             (false, _) => (None, None),
             (true, true) => (
@@ -113,6 +112,8 @@ pub enum RunError {
     Encryption(#[from] session::crypto::EncryptionError),
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    #[error(transparent)]
+    AuditKey(Box<audit::key::AuditKeyError>),
     #[error("cannot start the session workers: {0}")]
     Workers(std::io::Error),
 }
@@ -206,19 +207,22 @@ async fn metrics_endpoint(
     )))))
 }
 
-/// Opens the audit trail (`[audit]`) with the key derived from the master key.
-fn open_audit(
+/// Opens the audit trail (`[audit]`) with the key provider's audit key ([`audit::key`]).
+async fn open_audit(
     config: &config::Config,
     secrets: &Secrets,
 ) -> Result<Option<Arc<audit::Audit>>, RunError> {
     let Some(cfg) = &config.audit else {
         return Ok(None);
     };
-    let master = secrets
-        .master_key
-        .as_ref()
-        .ok_or(session::crypto::EncryptionError::NoMasterKey)?;
-    let audit = audit::Audit::open(cfg, audit::AuditKey::from_master(master))?;
+    let key = match (&secrets.key_provider, &secrets.master_key) {
+        (Some(p), _) => audit::key::resolve(config, &secrets.control_password, &**p, true)
+            .await
+            .map_err(|e| RunError::AuditKey(Box::new(e)))?,
+        (None, Some(master)) => audit::AuditKey::from_master(master),
+        (None, None) => return Err(session::crypto::EncryptionError::NoMasterKey.into()),
+    };
+    let audit = audit::Audit::open(cfg, key)?;
     audit.record("start", vec![("pid", std::process::id().into())]);
     Ok(Some(audit))
 }
@@ -227,6 +231,7 @@ fn open_audit(
 /// key bytes) and the provider that unwrapped them.
 fn audit_keys<'a>(
     audit: &audit::Audit,
+    provider: config::keys::ProviderKind,
     all: impl Iterator<Item = &'a Arc<session::crypto::Encryption>>,
     when: &str,
 ) {
@@ -246,7 +251,7 @@ fn audit_keys<'a>(
             vec![
                 ("when", when.into()),
                 ("database", enc.database.clone().into()),
-                ("provider", "local".into()),
+                ("provider", provider.name().into()),
                 ("keys", serde_json::Value::Object(keys)),
             ],
         );
@@ -322,7 +327,12 @@ async fn reload_now(
             e.spawn_watcher(stop.clone());
         }
         if let Some(a) = &shared.audit {
-            audit_keys(a, all.iter().filter(|e| !old(e)), "reload");
+            audit_keys(
+                a,
+                config.keys.kind(),
+                all.iter().filter(|e| !old(e)),
+                "reload",
+            );
         }
     }
     *shared.encryption.write() = r.encryption.clone();
@@ -348,7 +358,7 @@ pub async fn run_with_reload(
 ) -> Result<(), RunError> {
     let mut secrets = secrets;
     let password = secrets.control_password.clone();
-    let audit = open_audit(&config, &secrets)?;
+    let audit = open_audit(&config, &secrets).await?;
     let (encryption, lookup_db) = encryption(&config, &mut secrets).await?;
     let server_tls = net::tls::server_config(&config.listen)?;
     let upstream = net::upstream::UpstreamConnector::new(&config.upstream)?;
@@ -359,7 +369,7 @@ pub async fn run_with_reload(
         }
     }
     if let (Some(a), Some(e)) = (&audit, &encryption) {
-        audit_keys(a, e.iter(), "start");
+        audit_keys(a, config.keys.kind(), e.iter(), "start");
     }
     let instance = Arc::new(net::metrics::Instance::default());
     *instance.encryption.write() = encryption.clone();

@@ -4,17 +4,19 @@
 //! Records are sealed into an HMAC chain ([`chain`]) so an edit or a deletion is detected by
 //! `pgcloak audit verify`.
 //!
-//! The HMAC key comes from the key provider: [`AuditKey::from_material`] takes secret material
-//! the provider supplies (for `local`, [`AuditKey::from_master`] derives it from the master key
-//! with HKDF under [`KEY_LABEL`]; a remote provider can hand over any stable secret, e.g. an
-//! HMAC it computes over [`KEY_LABEL`]). Records are written by one thread, in order, so the
-//! chain needs no lock on the sessions' side: they only send to a channel.
+//! The HMAC key comes from the key provider ([`key`]): for `local` it is derived from the
+//! master key ([`AuditKey::from_master`], HKDF under [`KEY_LABEL`]); for a KMS/HSM provider it
+//! is a random key the provider wraps, kept in the rules database. Records are written by one
+//! thread per process, in order, so sessions only send to a channel; a file shared by several
+//! processes (the server and CLI runs) is appended under an exclusive `flock` ([`sink`]).
 //!
 //! The optional per-role tripwire ([`Audit::budget`], `max_decrypts_per_minute`) counts values
 //! decrypted per role per minute in this process.
 
 pub mod chain;
+pub mod key;
 mod sink;
+pub mod subject;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,6 +68,8 @@ pub enum AuditError {
     Unreadable(std::path::PathBuf),
     #[error("syslog (/dev/log): {0}")]
     Syslog(std::io::Error),
+    #[error("audit record not written: {0}")]
+    Write(std::io::Error),
     #[error("cannot start the audit writer: {0}")]
     Thread(std::io::Error),
 }
@@ -91,11 +95,11 @@ impl Drop for Audit {
 impl Audit {
     /// Opens the sink `cfg` names (continuing an existing file's chain) and starts the writer.
     pub fn open(cfg: &AuditConfig, key: AuditKey) -> Result<Arc<Audit>, AuditError> {
-        let (sink, head) = sink::Sink::open(cfg)?;
+        let sink = sink::Sink::open(cfg)?;
         let (tx, rx) = std::sync::mpsc::channel::<Map<String, Value>>();
         let thread = std::thread::Builder::new()
             .name("pgcloak-audit".into())
-            .spawn(move || sink.run(key, head, rx))
+            .spawn(move || sink.run(key, rx))
             .map_err(AuditError::Thread)?;
         Ok(Arc::new(Audit {
             tx: Some(tx),

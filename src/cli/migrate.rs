@@ -75,11 +75,37 @@ fn columns(args: &MigrateArgs, direction: Direction) -> anyhow::Result<()> {
     for column in &args.column {
         with_column(&databases, Some(column))?;
     }
-    runtime()?.block_on(async {
+    let command = match direction {
+        Direction::Encrypt => "migrate encrypt",
+        Direction::Decrypt => "migrate decrypt",
+    };
+    let detail = vec![
+        ("columns", serde_json::Value::from(args.column.clone())),
+        ("dry_run", opts.dry_run.into()),
+        ("verify_only", opts.verify_only.into()),
+    ];
+    super::audit::audited(&cfg, &*master, command, detail, |counts| {
+        runtime()?.block_on(all_databases(
+            &cfg, &databases, &*master, args, direction, &opts, counts,
+        ))
+    })
+}
+
+/// [`columns`] for every database, then the leftover-plaintext advice.
+async fn all_databases(
+    cfg: &pgcloak::config::Config,
+    databases: &[pgcloak::config::DatabaseRules],
+    master: &dyn pgcloak::control::providers::KeyProvider,
+    args: &MigrateArgs,
+    direction: Direction,
+    opts: &Options,
+    counts: &mut super::audit::Counts,
+) -> anyhow::Result<()> {
+    {
         let mut advise = false;
         // Per database, every column asked for that its rules have: they switch together.
-        for db in &databases {
-            advise |= database_columns(&cfg, db, &*master, args, direction, &opts).await?;
+        for db in databases {
+            advise |= database_columns(cfg, db, master, args, direction, opts, counts).await?;
         }
         if advise {
             println!(
@@ -91,7 +117,7 @@ fn columns(args: &MigrateArgs, direction: Direction) -> anyhow::Result<()> {
             );
         }
         Ok(())
-    })
+    }
 }
 
 /// The columns of `args` that `db`'s rules have, migrated together; true when the
@@ -103,6 +129,7 @@ async fn database_columns(
     args: &MigrateArgs,
     direction: Direction,
     opts: &Options,
+    counts: &mut super::audit::Counts,
 ) -> anyhow::Result<bool> {
     let mut rules = Vec::new();
     for c in &args.column {
@@ -137,6 +164,11 @@ async fn database_columns(
             .map_err(|e| anyhow::anyhow!("{}{e}", tag(db)))?;
     let mut advise = false;
     for (rule, outcome) in rules.iter().zip(outcomes) {
+        if let Outcome::Done(r) = &outcome {
+            counts.add("columns_done", 1);
+            counts.add("rows_backfilled", r.rows);
+            counts.add("queued_writes_applied", r.queued);
+        }
         advise |= print_outcome(
             &format!("{}{}", tag(db), rule.qualified()),
             direction,

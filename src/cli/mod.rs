@@ -68,46 +68,56 @@ fn tag(db: &DatabaseRules) -> String {
 /// warning (its keys are created: the table may be created through pgcloak later).
 pub fn keys_init(path: &Path) -> anyhow::Result<()> {
     let (cfg, databases, master) = load(path)?;
-    runtime()?.block_on(async {
-        // PKCS#11: creates the token's non-extractable wrapping key if absent; the others
-        // check that the provider answers before any key is made.
-        master.prepare().await?;
-        let mut problems = 0usize;
-        for db in &databases {
-            let mut client = control_client(&cfg, &db.database).await?;
-            let report = check::check_tables(&client, &db.rules).await;
-            for p in &report.problems {
-                if p.blocks_serving() {
-                    problems += 1;
-                    println!("{}{p}", tag(db));
-                } else {
-                    println!("{}warning: {p}", tag(db));
+    audit::audited(&cfg, &*master, "keys init", vec![], |counts| {
+        runtime()?.block_on(async {
+            // PKCS#11: creates the token's non-extractable wrapping key if absent; the others
+            // check that the provider answers before any key is made.
+            master.prepare().await?;
+            let mut problems = 0usize;
+            for db in &databases {
+                let mut client = control_client(&cfg, &db.database).await?;
+                let report = check::check_tables(&client, &db.rules).await;
+                for p in &report.problems {
+                    if p.blocks_serving() {
+                        problems += 1;
+                        println!("{}{p}", tag(db));
+                    } else {
+                        println!("{}warning: {p}", tag(db));
+                    }
+                }
+                let created =
+                    keys::init_except(&mut client, &db.rules, &*master, &report.wrong_keys).await?;
+                control::listen::notify(&client, control::listen::KEYS).await;
+                for name in &report.wrong_keys {
+                    println!(
+                        "{}no data key created for {name}: fix its column(s) first",
+                        tag(db)
+                    );
+                }
+                if created.is_empty() && report.wrong_keys.is_empty() {
+                    println!(
+                        "{}every rules column already has a data key; nothing to do",
+                        tag(db)
+                    );
+                }
+                counts.add("keys_created", created.len() as u64);
+                for name in created {
+                    println!("{}created data key {name} v1", tag(db));
                 }
             }
-            let created =
-                keys::init_except(&mut client, &db.rules, &*master, &report.wrong_keys).await?;
-            control::listen::notify(&client, control::listen::KEYS).await;
-            for name in &report.wrong_keys {
-                println!(
-                    "{}no data key created for {name}: fix its column(s) first",
-                    tag(db)
-                );
+            if problems > 0 {
+                bail!("{problems} problem(s) found; fix them and run `pgcloak keys init` again");
             }
-            if created.is_empty() && report.wrong_keys.is_empty() {
-                println!(
-                    "{}every rules column already has a data key; nothing to do",
-                    tag(db)
-                );
-            }
-            for name in created {
-                println!("{}created data key {name} v1", tag(db));
-            }
-        }
-        if problems > 0 {
-            bail!("{problems} problem(s) found; fix them and run `pgcloak keys init` again");
-        }
-        Ok(())
+            Ok(())
+        })
     })
+}
+
+/// The start record's detail of a command with an optional `--column`.
+fn column_detail(column: Option<&str>) -> Vec<(&'static str, serde_json::Value)> {
+    column
+        .map(|c| vec![("column", serde_json::Value::from(c))])
+        .unwrap_or_default()
 }
 
 /// The databases a `--column` applies to: every one whose rules have it (error if none).
@@ -135,51 +145,60 @@ fn with_column<'a>(
 /// working).
 pub fn keys_rotate(path: &Path, column: Option<&str>, reencrypt: bool) -> anyhow::Result<()> {
     let (cfg, databases, master) = load(path)?;
-    runtime()?.block_on(async {
-        let mut todo = Vec::new();
-        for db in with_column(&databases, column)? {
-            let mut client = control_client(&cfg, &db.database).await?;
-            let rotated = keys::rotate(&mut client, &db.rules, &*master, column).await?;
-            control::listen::notify(&client, control::listen::KEYS).await;
-            for (name, version) in &rotated {
-                println!("{}data key {name}: new writes use v{version}", tag(db));
-            }
-            let columns = deterministic_of(&db.rules, &rotated);
-            if columns.is_empty() {
-                continue;
-            }
-            if !reencrypt {
-                for c in &columns {
-                    println!(
-                        "{}warning: {c} is deterministic: until rows written under older \
-                         versions are re-written, `=`/IN/UNIQUE compare only values of the same \
-                         version; run `pgcloak keys reencrypt` later",
-                        tag(db)
-                    );
+    audit::audited(
+        &cfg,
+        &*master,
+        "keys rotate",
+        column_detail(column),
+        |counts| {
+            runtime()?.block_on(async {
+            let mut todo = Vec::new();
+            for db in with_column(&databases, column)? {
+                let mut client = control_client(&cfg, &db.database).await?;
+                let rotated = keys::rotate(&mut client, &db.rules, &*master, column).await?;
+                control::listen::notify(&client, control::listen::KEYS).await;
+                counts.add("versions_created", rotated.len() as u64);
+                for (name, version) in &rotated {
+                    println!("{}data key {name}: new writes use v{version}", tag(db));
                 }
-                continue;
+                let columns = deterministic_of(&db.rules, &rotated);
+                if columns.is_empty() {
+                    continue;
+                }
+                if !reencrypt {
+                    for c in &columns {
+                        println!(
+                            "{}warning: {c} is deterministic: until rows written under older \
+                             versions are re-written, `=`/IN/UNIQUE compare only values of the same \
+                             version; run `pgcloak keys reencrypt` later",
+                            tag(db)
+                        );
+                    }
+                    continue;
+                }
+                todo.push((db, client, columns));
             }
-            todo.push((db, client, columns));
-        }
-        if todo.is_empty() {
-            return Ok(());
-        }
-        let wait = POLL_INTERVAL + Duration::from_secs(1);
-        let n: usize = todo.iter().map(|t| t.2.len()).sum();
-        println!(
-            "waiting {}s for running proxies to load the new key version(s), then \
-             re-encrypting {n} deterministic column(s)",
-            wait.as_secs(),
-        );
-        tokio::time::sleep(wait).await;
-        let mut reports = Vec::new();
-        for (db, mut client, columns) in todo {
-            let ring = keys::load_keyring(&client, &*master).await?;
-            let done = reencrypt::reencrypt_columns(&mut client, &ring, &columns).await?;
-            reports.push((db, done));
-        }
-        print_reports(&reports)
-    })
+            if todo.is_empty() {
+                return Ok(());
+            }
+            let wait = POLL_INTERVAL + Duration::from_secs(1);
+            let n: usize = todo.iter().map(|t| t.2.len()).sum();
+            println!(
+                "waiting {}s for running proxies to load the new key version(s), then \
+                 re-encrypting {n} deterministic column(s)",
+                wait.as_secs(),
+            );
+            tokio::time::sleep(wait).await;
+            let mut reports = Vec::new();
+            for (db, mut client, columns) in todo {
+                let ring = keys::load_keyring(&client, &*master).await?;
+                let done = reencrypt::reencrypt_columns(&mut client, &ring, &columns).await?;
+                reports.push((db, done));
+            }
+            print_reports(&reports, counts)
+        })
+        },
+    )
 }
 
 /// The deterministic columns whose keys were rotated, by name.
@@ -197,16 +216,25 @@ fn deterministic_of(rules: &Rules, rotated: &[(String, u32)]) -> Vec<Arc<ColumnR
 /// `pgcloak keys reencrypt [--column schema.table.column]`, per database.
 pub fn keys_reencrypt(path: &Path, column: Option<&str>) -> anyhow::Result<()> {
     let (cfg, databases, master) = load(path)?;
-    runtime()?.block_on(async {
-        let mut reports = Vec::new();
-        for db in with_column(&databases, column)? {
-            let mut client = control_client(&cfg, &db.database).await?;
-            let ring = keys::load_keyring(&client, &*master).await?;
-            let done = reencrypt::reencrypt(&mut client, &db.rules, &ring, column, false).await?;
-            reports.push((db, done));
-        }
-        print_reports(&reports)
-    })
+    audit::audited(
+        &cfg,
+        &*master,
+        "keys reencrypt",
+        column_detail(column),
+        |counts| {
+            runtime()?.block_on(async {
+                let mut reports = Vec::new();
+                for db in with_column(&databases, column)? {
+                    let mut client = control_client(&cfg, &db.database).await?;
+                    let ring = keys::load_keyring(&client, &*master).await?;
+                    let done =
+                        reencrypt::reencrypt(&mut client, &db.rules, &ring, column, false).await?;
+                    reports.push((db, done));
+                }
+                print_reports(&reports, counts)
+            })
+        },
+    )
 }
 
 /// `pgcloak keys list`: per database, every stored data key with its versions and columns.
@@ -247,9 +275,15 @@ pub fn keys_list(path: &Path) -> anyhow::Result<()> {
 }
 
 /// One line per column; an error (exit 1) saying what to do when values were left behind.
-fn print_reports(reports: &[(&DatabaseRules, Vec<ColumnReport>)]) -> anyhow::Result<()> {
+fn print_reports(
+    reports: &[(&DatabaseRules, Vec<ColumnReport>)],
+    counts: &mut audit::Counts,
+) -> anyhow::Result<()> {
     for (db, columns) in reports {
         for r in columns {
+            counts.add("values_reencrypted", r.rewritten);
+            counts.add("values_unreadable", r.unreadable);
+            counts.add("conflicts", r.conflicts);
             println!(
                 "{}{}: {} value(s) re-encrypted to v{}, {} unreadable, {} conflicts",
                 tag(db),
@@ -324,40 +358,15 @@ pub fn keys_rewrap(path: &Path, target: RewrapTarget<'_>) -> anyhow::Result<()> 
         RewrapTarget::Latest => None,
         _ => Some(rewrap_target(&target)?),
     };
-    runtime()?.block_on(async {
-        if let Some(new) = &new {
-            // PKCS#11: the new token's wrapping key is created if absent.
-            new.prepare().await?;
-        }
-        let mut clients = Vec::new();
-        for db in &databases {
-            let client = control_client(&cfg, &db.database).await?;
-            let rows = keys::read_wrapped(&client).await.with_context(|| tag(db))?;
-            providers::unwrap_all(&*old, &rows).await.with_context(|| tag(db))?;
-            clients.push((db, client));
-        }
-        for (db, mut client) in clients {
-            match &new {
-                Some(new) => {
-                    let n = keys::rewrap(&mut client, &*old, &**new).await?;
-                    control::listen::notify(&client, control::listen::KEYS).await;
-                    println!(
-                        "{}re-wrapped {n} data key version(s) under {}",
-                        tag(db),
-                        new.kek()
-                    );
-                }
-                None => {
-                    let (n, same) = keys::rewrap_latest(&mut client, &*old).await?;
-                    control::listen::notify(&client, control::listen::KEYS).await;
-                    println!(
-                        "{}re-wrapped {n} data key version(s) onto the latest {} ({same} already were)",
-                        tag(db),
-                        old.kek()
-                    );
-                }
-            }
-        }
+    let detail = vec![(
+        "to",
+        serde_json::Value::from(match &new {
+            Some(n) => n.kind().name(),
+            None => "latest",
+        }),
+    )];
+    audit::audited(&cfg, &*old, "keys rewrap", detail, |counts| {
+        runtime()?.block_on(rewrap_all(&cfg, &databases, &*old, new.as_deref(), counts))?;
         match (&target, &new) {
             (RewrapTarget::MasterKeyEnv(_), _) => println!("use the new master key from now on"),
             (_, Some(new)) => println!(
@@ -369,6 +378,67 @@ pub fn keys_rewrap(path: &Path, target: RewrapTarget<'_>) -> anyhow::Result<()> 
         }
         Ok(())
     })
+}
+
+/// [`keys_rewrap`]'s work: every database checked with `old` first, then re-wrapped (the data
+/// keys and the stored audit key, see `pgcloak::audit::key`).
+async fn rewrap_all(
+    cfg: &Config,
+    databases: &[DatabaseRules],
+    old: &dyn KeyProvider,
+    new: Option<&dyn KeyProvider>,
+    counts: &mut audit::Counts,
+) -> anyhow::Result<()> {
+    if let Some(new) = new {
+        // PKCS#11: the new token's wrapping key is created if absent.
+        new.prepare().await?;
+    }
+    let mut clients = Vec::new();
+    for db in databases {
+        let client = control_client(cfg, &db.database).await?;
+        let rows = keys::read_wrapped(&client).await.with_context(|| tag(db))?;
+        providers::unwrap_all(old, &rows)
+            .await
+            .with_context(|| tag(db))?;
+        clients.push((db, client));
+    }
+    for (i, (db, mut client)) in clients.into_iter().enumerate() {
+        // The audit key lives in the first rules database only.
+        let first = i == 0;
+        match new {
+            Some(new) => {
+                let n = keys::rewrap(&mut client, old, new).await?;
+                if first && pgcloak::audit::key::rewrap(&client, old, new).await? {
+                    println!("{}re-wrapped the audit key under {}", tag(db), new.kek());
+                }
+                control::listen::notify(&client, control::listen::KEYS).await;
+                counts.add("versions_rewrapped", n as u64);
+                println!(
+                    "{}re-wrapped {n} data key version(s) under {}",
+                    tag(db),
+                    new.kek()
+                );
+            }
+            None => {
+                let (n, same) = keys::rewrap_latest(&mut client, old).await?;
+                if first && pgcloak::audit::key::rewrap_latest(&client, old).await? {
+                    println!(
+                        "{}re-wrapped the audit key onto the latest {}",
+                        tag(db),
+                        old.kek()
+                    );
+                }
+                control::listen::notify(&client, control::listen::KEYS).await;
+                counts.add("versions_rewrapped", n as u64);
+                println!(
+                    "{}re-wrapped {n} data key version(s) onto the latest {} ({same} already were)",
+                    tag(db),
+                    old.kek()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `pgcloak check`: every problem, offline then online for each database the rules name;

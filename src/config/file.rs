@@ -327,7 +327,10 @@ impl Config {
                     "set exactly one of file, stdout = true, syslog = true",
                 ));
             }
-            if self.keys.master_key_env.is_none() && self.keys.master_key_file.is_none() {
+            if self.keys.kind() == super::keys::ProviderKind::Local
+                && self.keys.master_key_env.is_none()
+                && self.keys.master_key_file.is_none()
+            {
                 return Err(self.invalid(
                     "audit",
                     "the audit key is derived from the key provider: set [keys]",

@@ -217,7 +217,7 @@ fn login_failure(e: &SessionError) -> &'static str {
 }
 
 /// The audit trail's view of the client leg: TLS version and the client certificate's
-/// SHA-256 fingerprint (when one was presented).
+/// SHA-256 fingerprint and RFC 4514 subject (when one was presented).
 fn tls_fields(client: &crate::net::ClientStream) -> Vec<(&'static str, serde_json::Value)> {
     let conn = client.get_ref().1;
     let version = match conn.protocol_version() {
@@ -225,16 +225,14 @@ fn tls_fields(client: &crate::net::ClientStream) -> Vec<(&'static str, serde_jso
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
         _ => "other",
     };
-    let cert = conn
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| hex::encode(ring::digest::digest(&ring::digest::SHA256, c.as_ref())));
+    let cert = conn.peer_certificates().and_then(|c| c.first());
+    let sha256 = cert.map(|c| hex::encode(ring::digest::digest(&ring::digest::SHA256, c.as_ref())));
+    let subject = cert.and_then(|c| crate::audit::subject::subject_of(c.as_ref()));
+    let or_null = |v: Option<String>| v.map_or(serde_json::Value::Null, Into::into);
     vec![
         ("tls_version", version.into()),
-        (
-            "client_cert_sha256",
-            cert.map_or(serde_json::Value::Null, Into::into),
-        ),
+        ("client_cert_sha256", or_null(sha256)),
+        ("client_cert_subject", or_null(subject)),
     ]
 }
 

@@ -40,6 +40,8 @@ mod migrate_more;
 mod migrate_refuse;
 mod migrate_stale;
 mod ops_audit;
+mod ops_audit_cli;
+mod ops_audit_vault;
 mod ops_deploy;
 mod ops_metrics;
 mod ops_reload;

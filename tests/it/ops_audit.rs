@@ -28,7 +28,7 @@ async fn db_with_table() -> DevDb {
     db
 }
 
-fn records(path: &Path) -> Vec<Value> {
+pub(crate) fn records(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -209,4 +209,47 @@ async fn decrypt_rate_tripwire_refuses_with_53400_and_audits() {
             .any(|r| r["event"] == "rate_limited" && r["limit_per_minute"] == 4)
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_record_names_the_client_certificate_subject() {
+    let db = db_with_table().await;
+    let clients_ca = pgcloak::devdb::TestCa::new("pgcloak it clients CA").unwrap();
+    let ca_path = db.dir().join("clients-ca.crt");
+    std::fs::write(&ca_path, clients_ca.cert_pem()).unwrap();
+    let key_text = crate::ops_util::init_keys(&db, RULES).await;
+    let opts = crate::harness::ProxyOptions {
+        rules: Some(RULES.to_owned()),
+        master_key_b64: Some(key_text),
+        extra_toml: Some("\n[audit]\nfile = \"audit.jsonl\"\n".to_owned()),
+        tls_client_ca: Some(ca_path),
+        ..crate::harness::ProxyOptions::default()
+    };
+    let env = crate::harness::TestEnv::start_on(db, opts).await;
+    let (cert, key) = clients_ca.issue_client(pgcloak::devdb::APP_USER).unwrap();
+    let cfg = env.proxy_pg_config(
+        pgcloak::devdb::APP_USER,
+        pgcloak::devdb::APP_PASSWORD,
+        pgcloak::devdb::APP_DATABASE,
+    );
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(crate::security::client_auth_tls(
+        &env, &cert, &key,
+    ));
+    let (c, conn) = cfg.connect(tls).await.unwrap();
+    tokio::spawn(conn);
+    c.query_one("select 1", &[]).await.unwrap();
+    let file = env.db.dir().join("audit.jsonl");
+    until("the login record", || async {
+        records(&file).iter().any(|r| r["event"] == "login")
+    })
+    .await;
+    let recs = records(&file);
+    let login = recs.iter().find(|r| r["event"] == "login").unwrap();
+    assert_eq!(login["client_cert_subject"], "CN=app", "{login}");
+    let der = rustls_pemfile::certs(&mut cert.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, der.as_ref()));
+    assert_eq!(login["client_cert_sha256"], sha.as_str(), "{login}");
 }

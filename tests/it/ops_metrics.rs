@@ -129,3 +129,54 @@ async fn metrics_count_real_traffic_and_readyz_follows_the_database() {
     })
     .await;
 }
+
+/// A key provider failing while serving (OpenBao stopped, then a new key version to load) is
+/// counted under the configured provider's name, not `local`.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_provider_errors_are_labelled_with_the_configured_provider() {
+    use crate::keys_providers::{RULES, Setup, TABLE, VAULT_POLICY, insert, ok, vault_keys};
+    let mut bao = crate::keys_servers::Bao::start().await;
+    let s = Setup::start(RULES, TABLE).await;
+    let token = s.db.dir().join("vault.token");
+    std::fs::write(&token, bao.token(VAULT_POLICY, "1h").await).unwrap();
+    let maddr = free_addr();
+    let keys = vault_keys(&bao, &token, "pgcloak");
+    let cfg = s.config(
+        "vault-metrics.toml",
+        &format!("{keys}\n[metrics]\naddress = \"{maddr}\"\n"),
+    );
+    ok(
+        &s.run(&["keys", "init", "-c", cfg.to_str().unwrap()]).await,
+        "created data key public.patients.dx v1",
+    );
+    let (_guard, _log) = s.serve(&cfg).await;
+    insert(&s, 1).await;
+    let errors = |body: &str, provider: &str| {
+        sample(
+            body,
+            "pgcloak_key_provider_errors_total",
+            &[("provider", provider)],
+        )
+    };
+    assert_eq!(
+        errors(&get(maddr, "/metrics").await.1, "vault-transit"),
+        None
+    );
+    bao.stop().await;
+    let su =
+        s.db.superuser_client(pgcloak::devdb::APP_DATABASE)
+            .await
+            .unwrap();
+    su.batch_execute(
+        "insert into pgcloak.data_keys (key_name, version, algorithm, wrapped_key, provider, provider_key, provider_key_version) \
+         select key_name, version + 10, algorithm, wrapped_key, provider, provider_key, provider_key_version from pgcloak.data_keys where version = 1",
+    )
+    .await
+    .unwrap();
+    until("a key provider error counted for vault-transit", || async {
+        errors(&get(maddr, "/metrics").await.1, "vault-transit").is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    let body = get(maddr, "/metrics").await.1;
+    assert_eq!(errors(&body, "local"), None, "{body}");
+}

@@ -219,7 +219,11 @@ async fn channel_binding_require_works() {
 }
 
 /// A rustls client config presenting `cert_pem`/`key_pem`, trusting `env`'s CA.
-fn client_auth_tls(env: &TestEnv, cert_pem: &str, key_pem: &str) -> rustls::ClientConfig {
+pub(crate) fn client_auth_tls(
+    env: &TestEnv,
+    cert_pem: &str,
+    key_pem: &str,
+) -> rustls::ClientConfig {
     let certs: Vec<_> = rustls_pemfile::certs(&mut BufReader::new(cert_pem.as_bytes()))
         .collect::<Result<_, _>>()
         .unwrap();

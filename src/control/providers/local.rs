@@ -53,6 +53,10 @@ impl KeyProvider for LocalProvider {
         self.master.kek_ref()
     }
 
+    fn audit_key(&self) -> Option<crate::audit::AuditKey> {
+        Some(crate::audit::AuditKey::from_master(&self.master))
+    }
+
     fn wrap<'a>(&'a self, key: &'a DataKey) -> ProviderFuture<'a, WrappedKey> {
         let wrapped = self.master.wrap(key);
         Box::pin(async move { Ok(wrapped) })
@@ -94,6 +98,10 @@ impl KeyProvider for MasterKey {
 
     fn kek(&self) -> KekRef {
         self.kek_ref()
+    }
+
+    fn audit_key(&self) -> Option<crate::audit::AuditKey> {
+        Some(crate::audit::AuditKey::from_master(self))
     }
 
     fn wrap<'a>(&'a self, key: &'a DataKey) -> ProviderFuture<'a, WrappedKey> {

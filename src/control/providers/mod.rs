@@ -124,6 +124,13 @@ pub trait KeyProvider: Send + Sync {
     /// The least-privilege policy this configuration needs, for `check` and the README.
     fn policy(&self) -> String;
 
+    /// The audit trail's HMAC key, when the provider derives it itself (`local`: from the
+    /// master key); `None` for providers whose key never leaves the KMS/HSM: their audit key is
+    /// stored wrapped in the rules database ([`crate::audit::key`]).
+    fn audit_key(&self) -> Option<crate::audit::AuditKey> {
+        None
+    }
+
     /// `keys init`: creates the provider's key if the provider can and it is absent
     /// (PKCS#11); the others only verify.
     fn prepare(&self) -> ProviderFuture<'_, ()> {

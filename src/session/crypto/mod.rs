@@ -248,8 +248,8 @@ impl Encryption {
     async fn poll_once(&self) -> bool {
         if let Err(e) = self.reload_keys(false).await {
             warn!(database = %self.database, error = %e, "data key poll failed; keeping the loaded keys");
-            if matches!(e, EncryptionError::Keys(_)) {
-                crate::net::metrics::provider_error("local");
+            if matches!(e, EncryptionError::Keys(KeysError::Provider(_))) {
+                crate::net::metrics::provider_error(self.provider.kind().name());
             }
             self.health.failed(&e.to_string());
             self.control.reset().await;

@@ -11,6 +11,7 @@
 //! shutdown future, so tests run it in-process on port 0.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod audit;
 pub mod auth;
 pub mod codec;
@@ -19,6 +20,8 @@ pub mod control;
 pub mod copy;
 pub mod crypto;
 pub mod devdb;
+pub mod engine;
+pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod net;
@@ -103,7 +106,7 @@ pub enum RunError {
     #[error(transparent)]
     Rules(#[from] config::RulesError),
     #[error("field encryption: {0}")]
-    Encryption(#[from] session::crypto::EncryptionError),
+    Encryption(#[from] control::encryption::EncryptionError),
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
     #[error("cannot start the session workers: {0}")]
@@ -116,7 +119,7 @@ pub enum RunError {
 async fn encryption(
     config: &Arc<config::Config>,
     secrets: &mut Secrets,
-) -> Result<(Option<Arc<session::crypto::Encryptions>>, String), RunError> {
+) -> Result<(Option<Arc<control::encryption::Encryptions>>, String), RunError> {
     let databases: Vec<config::DatabaseRules> = config::load_rules(&config.rules)?
         .into_iter()
         .filter(|d| !d.rules.is_empty())
@@ -129,19 +132,23 @@ async fn encryption(
         match (secrets.key_provider.take(), secrets.master_key.take()) {
             (Some(p), _) => p,
             (None, Some(master)) => Arc::new(master),
-            (None, None) => return Err(session::crypto::EncryptionError::NoMasterKey.into()),
+            (None, None) => return Err(control::encryption::EncryptionError::NoMasterKey.into()),
         };
     // The provider must answer before anything is served (exit 1 naming it otherwise).
     if provider.kind() != config::keys::ProviderKind::Local {
         provider
             .verify()
             .await
-            .map_err(|e| session::crypto::EncryptionError::Provider(Box::new(e)))?;
+            .map_err(|e| control::encryption::EncryptionError::Provider(Box::new(e)))?;
         info!(provider = provider.kind().name(), address = %provider.address(), "key provider verified");
     }
-    let all =
-        session::crypto::Encryptions::load(config, &secrets.control_password, provider, databases)
-            .await?;
+    let all = control::encryption::Encryptions::load(
+        config,
+        &secrets.control_password,
+        provider,
+        databases,
+    )
+    .await?;
     Ok((Some(Arc::new(all)), lookup_db))
 }
 
@@ -210,7 +217,7 @@ fn open_audit(
     let master = secrets
         .master_key
         .as_ref()
-        .ok_or(session::crypto::EncryptionError::NoMasterKey)?;
+        .ok_or(control::encryption::EncryptionError::NoMasterKey)?;
     let audit = audit::Audit::open(cfg, audit::AuditKey::from_master(master))?;
     audit.record("start", vec![("pid", std::process::id().into())]);
     Ok(Some(audit))
@@ -220,7 +227,7 @@ fn open_audit(
 /// key bytes) and the provider that unwrapped them.
 fn audit_keys<'a>(
     audit: &audit::Audit,
-    all: impl Iterator<Item = &'a Arc<session::crypto::Encryption>>,
+    all: impl Iterator<Item = &'a Arc<control::encryption::Encryption>>,
     when: &str,
 ) {
     for enc in all {
@@ -306,7 +313,7 @@ async fn reload_now(
         }
     };
     if let Some(all) = &r.encryption {
-        let old = |e: &Arc<session::crypto::Encryption>| {
+        let old = |e: &Arc<control::encryption::Encryption>| {
             running
                 .as_ref()
                 .is_some_and(|o| o.iter().any(|x| Arc::ptr_eq(x, e)))

@@ -14,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::SessionError;
-use super::handlers::{Flow, Handlers, Outputs};
-use super::observe;
+use crate::engine::{AsyncWork, Flow, Handlers, Outputs, SessionCrypto};
+use crate::net::metrics::observe;
 use crate::net::metrics::{self, Hist};
 use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PgError};
 use crate::protocol::{FrameError, MAX_FRAME_LEN, frontend, split_frame};
@@ -117,8 +117,8 @@ pub struct Relay<C, U> {
     draining: bool,
     /// Bytes read from the client and from upstream.
     pub bytes_in: (u64, u64),
-    /// What the session tells the metrics and the audit trail (see `session::observe`).
-    pub obs: Option<Box<super::observe::SessionObs>>,
+    /// What the session tells the metrics and the audit trail (see `net::metrics::observe`).
+    pub obs: Option<Box<observe::SessionObs>>,
     /// `listen.max_message_bytes`, and the shutdown deadline (see `net::limits`).
     max_message: usize,
     deadline: Option<watch::Receiver<bool>>,
@@ -277,8 +277,8 @@ where
     /// retry of the held frame), then handles the rest of the upstream input.
     async fn do_work(&mut self) -> Result<(), SessionError> {
         while let Some((work, enc)) = self.handlers.take_work() {
-            enc.run(&work).await;
-            if let super::crypto::AsyncWork::ReloadKeys(frame) = work {
+            enc.refresh(work.refresh()).await;
+            if let AsyncWork::ReloadKeys(frame) = work {
                 let had = self.obs.is_some();
                 let displaced = observe::enter(self.obs.take());
                 let (mut out, h) = self.outputs();
@@ -300,7 +300,7 @@ where
     }
 
     /// Turns on field encryption for this session.
-    pub fn set_crypto(&mut self, crypto: super::crypto::SessionCrypto) {
+    pub fn set_crypto(&mut self, crypto: SessionCrypto) {
         self.handlers.set_crypto(crypto, &mut self.to_upstream.buf);
     }
 

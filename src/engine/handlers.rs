@@ -10,8 +10,9 @@ use bytes::BytesMut;
 use crate::protocol::backend::{TxStatus, decode_ready_for_query};
 use crate::protocol::{BackendTag, Frame, FrontendTag};
 
-use super::SessionError;
-use super::crypto::{AsyncWork, SessionCrypto};
+use super::state::{AsyncWork, SessionCrypto};
+use crate::control::encryption::Encryption;
+use crate::error::SessionError;
 
 /// Where handlers write: the two output buffers of the session.
 pub struct Outputs<'a> {
@@ -73,7 +74,7 @@ impl Handlers {
 
     /// Asynchronous work the relay must await (catalog refresh, key reload), with the
     /// encryption state to run it on.
-    pub fn take_work(&mut self) -> Option<(AsyncWork, std::sync::Arc<super::crypto::Encryption>)> {
+    pub fn take_work(&mut self) -> Option<(AsyncWork, std::sync::Arc<Encryption>)> {
         let c = self.crypto.as_mut()?;
         let work = c.take_work()?;
         Some((work, c.encryption().clone()))

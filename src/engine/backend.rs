@@ -9,9 +9,11 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::handlers::{Outputs, Pending};
 use super::state::{Current, Expect, SessionCrypto, Shape};
-use super::values::{ValueError, decrypt_cell};
+use crate::apply::values::{ValueError, decrypt_cell};
 use crate::config::ColumnRule;
+use crate::error::SessionError;
 use crate::protocol::backend::{TxStatus, decode_ready_for_query, ready_for_query};
 use crate::protocol::extended::{
     data_row, decode_data_row, decode_parameter_description, decode_row_description, format_of,
@@ -19,8 +21,6 @@ use crate::protocol::extended::{
 };
 use crate::protocol::sqlstate::{INTERNAL_ERROR, PgError, Severity};
 use crate::protocol::{BackendTag, DecodeError, Frame};
-use crate::session::SessionError;
-use crate::session::handlers::{Outputs, Pending};
 
 fn proto(e: DecodeError) -> SessionError {
     SessionError::UpstreamProtocol(e.to_string())
@@ -126,7 +126,7 @@ impl SessionCrypto {
         pending.pop_front();
         self.drop_orphaned_copy_data();
         if ddl && self.work.is_none() {
-            self.work = Some(super::AsyncWork::RefreshCatalog);
+            self.work = Some(super::state::AsyncWork::RefreshCatalog);
         }
         if std::mem::take(&mut self.discarding) && status == TxStatus::InTransaction {
             // The client was told of an error: its transaction must be failed too.
@@ -325,7 +325,7 @@ impl SessionCrypto {
         self.current = Current::Unknown;
         if let Some(Expect::Execute(portal)) = self.expect.front() {
             if portal.as_ref().is_some_and(|p| p.statement.ddl) && self.work.is_none() {
-                self.work = Some(super::AsyncWork::RefreshCatalog);
+                self.work = Some(super::state::AsyncWork::RefreshCatalog);
             }
             self.expect.pop_front();
         }

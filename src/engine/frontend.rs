@@ -1,33 +1,27 @@
 //! Client → server: Query and Parse texts are analysed (plan cache); literals bound for
 //! encrypted columns are replaced by encrypted `bytea` literals, parameter types of encrypted
 //! parameters become `bytea`, and Bind values for them are encrypted and sent as binary.
-//! Refusals (and values the codec rejects) are delivered through the server ([`super::refuse`]).
-//! Every message that owes a response is recorded in the expect FIFO.
+//! Refusals (and values the codec rejects) are delivered through the server
+//! ([`crate::apply::refuse`]). Every message that owes a response is recorded in the expect
+//! FIFO. This file has the dispatch, the simple Query and its analysis; the extended protocol's
+//! messages are [`super::extended`]'s.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use bytes::Bytes;
-
-use super::arrays::{encrypt_coerced, encrypt_store_array};
-use super::json_records::encrypt_json_records;
-use super::matching::{MatchParams, Refused, expand_extended, expand_simple, parse_types};
-use super::refuse::{raise_extended, raise_query};
-use super::search_path::{PathState, may_change_path};
-use super::state::{Expect, Portal, SessionCrypto, Statement};
-use super::values::{ValueError, encrypt_array, literal_replacement};
-use crate::protocol::extended::{
-    Bind, Execute, FORMAT_BINARY, Named, Parse, Target, decode_query, format_of, query,
-};
+use super::handlers::Outputs;
+use super::search_path::may_change_path;
+use super::state::{Expect, PathState, SessionCrypto};
+use crate::apply::literals::literal_replacement;
+use crate::apply::matching::{MatchParams, Refused, expand_extended, expand_simple};
+use crate::apply::refuse::raise_query;
+use crate::apply::values::ValueError;
+use crate::error::SessionError;
+use crate::protocol::extended::{decode_query, query};
 use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, PROTOCOL_VIOLATION};
 use crate::protocol::{Frame, FrontendTag};
 use crate::rewrite::{self, Analysis, AnalysisContext, CatalogView, Plan, Refusal};
-use crate::session::SessionError;
-use crate::session::handlers::Outputs;
 
-/// SQLSTATE 26000 invalid_sql_statement_name.
-const INVALID_STATEMENT_NAME: &str = "26000";
 /// The ERROR a Query message that does not decode gets (no NUL, not UTF-8).
 const MALFORMED_QUERY: &str = "pgcloak: invalid Query message";
 
@@ -38,7 +32,7 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
 }
 
 /// DDL (catalog refresh afterwards); a cheap word check first, the scanner only then.
-fn is_ddl(sql: &str) -> bool {
+pub(super) fn is_ddl(sql: &str) -> bool {
     (contains_ci(sql, "create") || contains_ci(sql, "alter") || contains_ci(sql, "drop"))
         && rewrite::is_ddl(sql)
 }
@@ -57,7 +51,7 @@ fn lossy_query(body: &[u8]) -> Option<String> {
 }
 
 /// What to send upstream for an analysed text.
-enum Rewritten {
+pub(super) enum Rewritten {
     Same,
     Text(String, Option<Arc<Plan>>, MatchParams),
     Refused(&'static str, String),
@@ -65,7 +59,7 @@ enum Rewritten {
 
 /// Which protocol a text came in.
 #[derive(Clone, Copy)]
-enum Via {
+pub(super) enum Via {
     Query,
     /// Parse, with the number of parameter types the client declared.
     Parse(usize),
@@ -169,9 +163,9 @@ impl SessionCrypto {
 
     /// Analyses and rewrites `sql`: literals encrypted, casts on encrypted parameters removed,
     /// comparisons on deterministic columns made to match every key version.
-    fn rewrite(&mut self, sql: &str, via: Via) -> Rewritten {
+    pub(super) fn rewrite(&mut self, sql: &str, via: Via) -> Rewritten {
         let analysis = self.analyze(sql);
-        crate::session::observe::statement(sql, &analysis);
+        crate::net::metrics::observe::statement(sql, &analysis);
         if contains_ci(sql, "prepare") {
             let plain = matches!(*analysis, Analysis::Passthrough);
             for name in rewrite::prepared_names(sql) {
@@ -192,13 +186,13 @@ impl SessionCrypto {
                 Rewritten::Same
             }
             Analysis::Refuse(r) => {
-                crate::session::observe::refusal(sql, r);
+                crate::net::metrics::observe::refusal(sql, r);
                 Rewritten::Refused(r.sqlstate(), r.message())
             }
             Analysis::Rewrite(plan) => match self.rewrite_plan(sql, plan, via) {
                 Ok((text, mp)) => Rewritten::Text(text, Some(plan.clone()), mp),
                 Err((code, msg)) => {
-                    crate::session::observe::refused(
+                    crate::net::metrics::observe::refused(
                         sql,
                         code,
                         "-",
@@ -315,7 +309,7 @@ impl SessionCrypto {
     }
 
     /// After a statement that may change the search_path: ask again at the next idle point.
-    fn note_path_change(&mut self, sql: &str) {
+    pub(super) fn note_path_change(&mut self, sql: &str) {
         if may_change_path(sql) {
             self.path = PathState::Stale;
         }
@@ -341,244 +335,5 @@ impl SessionCrypto {
                 }
             }
         }
-    }
-
-    /// Sends the raising statement in place of a refused extended-protocol message.
-    fn refuse_extended(&mut self, out: &mut Outputs<'_>, code: &str, msg: &str) {
-        tracing::debug!(sqlstate = code, "extended-protocol message refused");
-        raise_extended(out.to_upstream, code, msg);
-        self.expect.push_back(Expect::Close { swallow: true });
-        self.expect.push_back(Expect::Parse { swallow: true });
-        self.expect.push_back(Expect::Bind { swallow: true });
-        self.expect.push_back(Expect::Execute(None));
-    }
-
-    fn on_parse(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let Ok(p) = Parse::decode(frame.body()) else {
-            return self.malformed(out, "Parse");
-        };
-        let ddl = is_ddl(p.query);
-        let via = Via::Parse(p.param_types.len());
-        let (plan, matching, bytes) = match self.rewrite(p.query, via) {
-            Rewritten::Same => (None, MatchParams::default(), frame.bytes.clone()),
-            Rewritten::Text(text, plan, mp) => {
-                let types = match &plan {
-                    Some(plan) => parse_types(&p.param_types, plan, &mp),
-                    None => p.param_types.clone(),
-                };
-                let msg = Parse {
-                    name: p.name,
-                    query: &text,
-                    param_types: types,
-                };
-                (plan, mp, msg.encode())
-            }
-            Rewritten::Refused(code, msg) => {
-                self.refuse_extended(out, code, &msg);
-                return Ok(());
-            }
-        };
-        // A named statement that exists stays as it is (the server answers 42P05).
-        if p.name.is_empty() || !self.statements.contains_key(p.name) {
-            let stmt = Statement {
-                plan,
-                shape: OnceLock::new(),
-                ddl,
-                declared: p.param_types,
-                matching,
-                changes_path: may_change_path(p.query),
-            };
-            self.statements.insert(p.name.to_owned(), Arc::new(stmt));
-        }
-        out.to_upstream.extend_from_slice(&bytes);
-        self.expect.push_back(Expect::Parse { swallow: false });
-        self.note_path_change(p.query);
-        Ok(())
-    }
-
-    fn on_bind(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let Ok(b) = Bind::decode(frame.body()) else {
-            return self.malformed(out, "Bind");
-        };
-        let Some(stmt) = self.statement(b.statement) else {
-            let msg = format!("prepared statement \"{}\" does not exist", b.statement);
-            self.refuse_extended(out, INVALID_STATEMENT_NAME, &msg);
-            return Ok(());
-        };
-        let plan = stmt.plan.as_ref().filter(|p| {
-            p.params.iter().any(Option::is_some)
-                || !p.matches.is_empty()
-                || !p.json_params.is_empty()
-        });
-        let bytes = match plan {
-            None => frame.bytes.clone(),
-            Some(plan) => match self.encrypt_params(&b, plan, &stmt) {
-                Ok(bytes) => bytes,
-                Err((code, msg)) => {
-                    self.refuse_extended(out, code, &msg);
-                    return Ok(());
-                }
-            },
-        };
-        let portal = Portal {
-            statement: stmt,
-            formats: b.result_formats.clone(),
-            shape: OnceLock::new(),
-        };
-        self.portals.insert(b.portal.to_owned(), Arc::new(portal));
-        out.to_upstream.extend_from_slice(&bytes);
-        self.expect.push_back(Expect::Bind { swallow: false });
-        Ok(())
-    }
-
-    /// The Bind with every encrypted parameter encrypted and sent as binary `bytea`, and the
-    /// extra `bytea[]` parameters of comparisons appended.
-    fn encrypt_params(
-        &mut self,
-        b: &Bind<'_>,
-        plan: &Plan,
-        stmt: &Statement,
-    ) -> Result<Bytes, Refused> {
-        let ring = Arc::clone(self.keys.get());
-        let refused = |e: ValueError| (e.sqlstate(), e.message());
-        stmt.matching.check(&ring)?;
-        let extras = stmt
-            .matching
-            .values(&ring, b, |i| stmt.declared(i), &self.text)
-            .map_err(refused)?;
-        let n = b.params.len() + extras.len();
-        let mut formats = Vec::with_capacity(n);
-        let mut values: Vec<Option<Cow<'_, [u8]>>> = Vec::with_capacity(n);
-        for (i, v) in b.params.iter().enumerate() {
-            let fmt = format_of(&b.param_formats, i);
-            if let (Some(cols), Some(v)) = (plan.json_of(i), v) {
-                let d = stmt.declared(i);
-                let enc = encrypt_json_records(&ring, cols, v, fmt, d, &self.text);
-                formats.push(fmt);
-                values.push(Some(Cow::Owned(enc.map_err(refused)?)));
-                continue;
-            }
-            match (plan.params.get(i).and_then(Option::as_ref), v) {
-                (Some(rule), Some(v)) => {
-                    let d = stmt.declared(i);
-                    let coerce = plan.coerce_of(i);
-                    let enc = if plan.is_store_array(i) {
-                        encrypt_store_array(&ring, rule, v, fmt, coerce, &self.text)
-                    } else if plan.is_array_param(i) {
-                        encrypt_array(&ring, rule, v, fmt, &self.text)
-                    } else {
-                        encrypt_coerced(&ring, rule, v, fmt, d, coerce, &self.text)
-                    };
-                    let enc = enc.map_err(refused)?;
-                    formats.push(FORMAT_BINARY);
-                    values.push(Some(Cow::Owned(enc)));
-                }
-                (Some(_), None) => {
-                    formats.push(FORMAT_BINARY);
-                    values.push(None);
-                }
-                (None, v) => {
-                    formats.push(fmt);
-                    values.push(v.map(Cow::Borrowed));
-                }
-            }
-        }
-        // The client sent what its statement declares; extras follow exactly after them.
-        if b.params.len() == stmt.matching.base {
-            for e in extras {
-                formats.push(FORMAT_BINARY);
-                values.push(Some(Cow::Owned(e)));
-            }
-        }
-        let refs: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();
-        Ok(b.encode_with(&formats, &refs))
-    }
-
-    /// A message that does not decode: an ERROR through the server, which then skips to Sync,
-    /// as PostgreSQL does with a malformed extended-protocol message.
-    fn malformed(&mut self, out: &mut Outputs<'_>, kind: &str) -> Result<(), SessionError> {
-        self.refuse_extended(
-            out,
-            PROTOCOL_VIOLATION,
-            &format!("pgcloak: invalid {kind} message"),
-        );
-        Ok(())
-    }
-
-    fn on_describe(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let Ok(d) = Named::decode(frame.body()) else {
-            return self.malformed(out, "Describe");
-        };
-        let e = match d.target {
-            Target::Statement => {
-                Expect::DescribeStatement(self.statement(d.name).unwrap_or_default())
-            }
-            Target::Portal => Expect::DescribePortal {
-                portal: self.portal_or_unknown(d.name),
-                swallow: false,
-            },
-        };
-        self.expect.push_back(e);
-        out.to_upstream.extend_from_slice(&frame.bytes);
-        Ok(())
-    }
-
-    fn portal_or_unknown(&self, name: &str) -> Arc<Portal> {
-        self.portals.get(name).cloned().unwrap_or_else(|| {
-            Arc::new(Portal {
-                statement: Arc::default(),
-                formats: Vec::new(),
-                shape: OnceLock::new(),
-            })
-        })
-    }
-
-    /// True when a Describe already queued will tell the portal's result shape.
-    fn shape_pending(&self, p: &Arc<Portal>) -> bool {
-        self.expect.iter().any(|e| match e {
-            Expect::DescribeStatement(s) => Arc::ptr_eq(s, &p.statement),
-            Expect::DescribePortal { portal, .. } => Arc::ptr_eq(portal, p),
-            _ => false,
-        })
-    }
-
-    fn on_execute(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let Ok(e) = Execute::decode(frame.body()) else {
-            return self.malformed(out, "Execute");
-        };
-        let portal = self.portals.get(e.portal).cloned();
-        if let Some(p) = &portal {
-            if p.shape().is_none() && !self.shape_pending(p) {
-                // The client never asked: ask for it ourselves (answer swallowed).
-                let d = Named {
-                    target: Target::Portal,
-                    name: e.portal,
-                };
-                out.to_upstream.extend_from_slice(&d.encode(b'D'));
-                self.expect.push_back(Expect::DescribePortal {
-                    portal: p.clone(),
-                    swallow: true,
-                });
-            }
-        }
-        if portal.as_ref().is_some_and(|p| p.statement.changes_path) {
-            self.path = PathState::Stale;
-        }
-        self.expect.push_back(Expect::Execute(portal));
-        out.to_upstream.extend_from_slice(&frame.bytes);
-        Ok(())
-    }
-
-    fn on_close(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let Ok(c) = Named::decode(frame.body()) else {
-            return self.malformed(out, "Close");
-        };
-        match c.target {
-            Target::Statement => self.statements.remove(c.name),
-            Target::Portal => self.portals.remove(c.name).map(|_| Arc::default()),
-        };
-        self.expect.push_back(Expect::Close { swallow: false });
-        out.to_upstream.extend_from_slice(&frame.bytes);
-        Ok(())
     }
 }

@@ -10,11 +10,15 @@ use crate::codec::{self, LogicalType, TextContext};
 use crate::copy::{CopyError, CopyStream, Field, Format};
 use crate::crypto::KeyRing;
 use crate::protocol::extended::FORMAT_BINARY;
-use crate::protocol::sqlstate::{PgError, Severity};
 use crate::rewrite::{CopyDirection, CopyPlan};
 
-/// SQLSTATE 22P04 bad_copy_file_format.
-const BAD_COPY_FILE_FORMAT: &str = "22P04";
+/// A COPY row that could not be transformed (the client's error: `PgError::from`).
+#[derive(Debug)]
+pub struct CopyRowError {
+    /// `schema.table` of the COPY.
+    pub table: String,
+    pub source: CopyError<ValueError>,
+}
 
 /// A COPY data stream of a rules table in progress, in one direction.
 #[derive(Debug)]
@@ -39,13 +43,11 @@ impl CopyFlow {
             .map_or_else(String::new, |r| format!("{}.{}", r.schema, r.table))
     }
 
-    pub fn error(&self, e: CopyError<ValueError>) -> PgError {
-        match e {
-            CopyError::Malformed(m) => {
-                let msg = format!("pgcloak: {m} (COPY of table {})", self.table());
-                PgError::new(Severity::Error, BAD_COPY_FILE_FORMAT, msg)
-            }
-            CopyError::Value(v) => v.pg_error(),
+    /// The error of a row this stream could not transform, naming its table.
+    pub fn error(&self, source: CopyError<ValueError>) -> CopyRowError {
+        CopyRowError {
+            table: self.table(),
+            source,
         }
     }
 

@@ -9,9 +9,7 @@ use crate::config::ColumnRule;
 use crate::crypto::{CryptoError, KeyRing};
 use crate::net::metrics::observe;
 use crate::protocol::extended::FORMAT_BINARY;
-use crate::protocol::sqlstate::{
-    DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR, PgError, Severity,
-};
+use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR};
 
 /// A value could not be encrypted or decrypted.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +62,8 @@ impl ValueError {
         }
     }
 
-    /// The client's message: names the column, never a value or key.
+    /// The client's message: names the column, never a value or key (the client's
+    /// ErrorResponse is built in [`crate::error`]).
     pub fn message(&self) -> String {
         match self {
             ValueError::Corrupt { column, .. } | ValueError::UnknownVersion { column } => {
@@ -75,11 +74,6 @@ impl ValueError {
             }
             other => format!("pgcloak: {other}"),
         }
-    }
-
-    /// The ErrorResponse for the client.
-    pub fn pg_error(&self) -> PgError {
-        PgError::new(Severity::Error, self.sqlstate(), self.message())
     }
 }
 

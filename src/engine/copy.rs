@@ -17,9 +17,10 @@ use super::state::{CopyIn, Expect, SessionCrypto};
 use crate::apply::ValueError;
 use crate::apply::copy::CopyFlow;
 use crate::copy::{CopyError, Format};
+use crate::error::EngineError;
 use crate::protocol::Frame;
+use crate::protocol::PgError;
 use crate::protocol::copy::{copy_data, copy_done, copy_fail, response_is_binary};
-use crate::protocol::sqlstate::{INTERNAL_ERROR, PROTOCOL_VIOLATION, PgError, Severity};
 use crate::rewrite::{CopyDirection, CopyPlan};
 
 /// Most bytes of client COPY data held while waiting for the server to start the COPY.
@@ -51,12 +52,7 @@ impl SessionCrypto {
             out.to_upstream.extend_from_slice(&copy_fail(
                 "pgcloak: COPY data sent before an earlier COPY started was discarded",
             ));
-            self.copy_error = Some(PgError::new(
-                Severity::Error,
-                PROTOCOL_VIOLATION,
-                "pgcloak: COPY data was sent before the server started the COPY, and the COPY \
-                 it was sent for failed; this COPY is failed rather than given partial data",
-            ));
+            self.copy_error = Some(PgError::from(&EngineError::CopyPoisoned));
             self.copy_in = CopyIn::Dead;
             self.replay_held(out);
             return true;
@@ -70,12 +66,7 @@ impl SessionCrypto {
         };
         let binary = response_is_binary(frame.body());
         if plan.direction != direction || binary != (plan.options.format == Format::Binary) {
-            let e = PgError::new(
-                Severity::Error,
-                INTERNAL_ERROR,
-                "pgcloak: the server's COPY response does not match the statement",
-            );
-            self.fail_result(e, out);
+            self.fail_result(PgError::from(&EngineError::CopyMismatch), out);
             if direction == CopyDirection::In {
                 out.to_upstream
                     .extend_from_slice(&copy_fail("pgcloak: unexpected COPY response"));
@@ -157,7 +148,7 @@ impl SessionCrypto {
                 }
             }
             Err(e) => {
-                let err = flow.error(e);
+                let err = PgError::from(&flow.error(e));
                 tracing::debug!(sqlstate = err.code, "COPY row refused");
                 out.to_upstream
                     .extend_from_slice(&copy_fail("pgcloak: COPY data refused"));
@@ -218,7 +209,7 @@ impl SessionCrypto {
                 self.stall(frame.clone());
             }
             Err(e) => {
-                let err = flow.error(e);
+                let err = PgError::from(&flow.error(e));
                 tracing::warn!(sqlstate = err.code, "COPY TO: value withheld");
                 self.copy_out = None;
                 self.fail_result(err, out);

@@ -16,23 +16,20 @@ use super::search_path::may_change_path;
 use super::state::{Expect, PathState, Portal, SessionCrypto, Statement};
 use crate::apply::arrays::{encrypt_coerced, encrypt_store_array};
 use crate::apply::json_records::encrypt_json_records;
-use crate::apply::matching::{MatchParams, Refused, parse_types};
-use crate::apply::refuse::raise_extended;
-use crate::apply::values::{ValueError, encrypt_array};
-use crate::error::SessionError;
-use crate::protocol::Frame;
+use crate::apply::matching::{MatchParams, parse_types};
+use crate::apply::refuse::{Refused, raise_extended};
+use crate::apply::values::encrypt_array;
+use crate::error::{EngineError, SessionError};
 use crate::protocol::extended::{Bind, Execute, FORMAT_BINARY, Named, Parse, Target, format_of};
-use crate::protocol::sqlstate::PROTOCOL_VIOLATION;
+use crate::protocol::{Frame, PgError};
 use crate::rewrite::Plan;
-
-/// SQLSTATE 26000 invalid_sql_statement_name.
-const INVALID_STATEMENT_NAME: &str = "26000";
 
 impl SessionCrypto {
     /// Sends the raising statement in place of a refused extended-protocol message.
-    pub(super) fn refuse_extended(&mut self, out: &mut Outputs<'_>, code: &str, msg: &str) {
-        tracing::debug!(sqlstate = code, "extended-protocol message refused");
-        raise_extended(out.to_upstream, code, msg);
+    pub(super) fn refuse_extended(&mut self, out: &mut Outputs<'_>, e: impl Into<PgError>) {
+        let e = e.into();
+        tracing::debug!(sqlstate = e.code, "extended-protocol message refused");
+        raise_extended(out.to_upstream, &e);
         self.expect.push_back(Expect::Close { swallow: true });
         self.expect.push_back(Expect::Parse { swallow: true });
         self.expect.push_back(Expect::Bind { swallow: true });
@@ -63,8 +60,8 @@ impl SessionCrypto {
                 };
                 (plan, mp, msg.encode())
             }
-            Rewritten::Refused(code, msg) => {
-                self.refuse_extended(out, code, &msg);
+            Rewritten::Refused(r) => {
+                self.refuse_extended(out, &r);
                 return Ok(());
             }
         };
@@ -95,8 +92,8 @@ impl SessionCrypto {
             return self.malformed(out, "Bind");
         };
         let Some(stmt) = self.statement(b.statement) else {
-            let msg = format!("prepared statement \"{}\" does not exist", b.statement);
-            self.refuse_extended(out, INVALID_STATEMENT_NAME, &msg);
+            let e = EngineError::UnknownStatement(b.statement.to_owned());
+            self.refuse_extended(out, &e);
             return Ok(());
         };
         let plan = stmt.plan.as_ref().filter(|p| {
@@ -108,8 +105,8 @@ impl SessionCrypto {
             None => frame.bytes.clone(),
             Some(plan) => match self.encrypt_params(&b, plan, &stmt) {
                 Ok(bytes) => bytes,
-                Err((code, msg)) => {
-                    self.refuse_extended(out, code, &msg);
+                Err(r) => {
+                    self.refuse_extended(out, &r);
                     return Ok(());
                 }
             },
@@ -134,12 +131,10 @@ impl SessionCrypto {
         stmt: &Statement,
     ) -> Result<Bytes, Refused> {
         let ring = Arc::clone(self.keys.get());
-        let refused = |e: ValueError| (e.sqlstate(), e.message());
         stmt.matching.check(&ring)?;
         let extras = stmt
             .matching
-            .values(&ring, b, |i| stmt.declared(i), &self.text)
-            .map_err(refused)?;
+            .values(&ring, b, |i| stmt.declared(i), &self.text)?;
         let n = b.params.len() + extras.len();
         let mut formats = Vec::with_capacity(n);
         let mut values: Vec<Option<Cow<'_, [u8]>>> = Vec::with_capacity(n);
@@ -149,7 +144,7 @@ impl SessionCrypto {
                 let d = stmt.declared(i);
                 let enc = encrypt_json_records(&ring, cols, v, fmt, d, &self.text);
                 formats.push(fmt);
-                values.push(Some(Cow::Owned(enc.map_err(refused)?)));
+                values.push(Some(Cow::Owned(enc?)));
                 continue;
             }
             match (plan.params.get(i).and_then(Option::as_ref), v) {
@@ -163,7 +158,7 @@ impl SessionCrypto {
                     } else {
                         encrypt_coerced(&ring, rule, v, fmt, d, coerce, &self.text)
                     };
-                    let enc = enc.map_err(refused)?;
+                    let enc = enc?;
                     formats.push(FORMAT_BINARY);
                     values.push(Some(Cow::Owned(enc)));
                 }
@@ -193,13 +188,9 @@ impl SessionCrypto {
     pub(super) fn malformed(
         &mut self,
         out: &mut Outputs<'_>,
-        kind: &str,
+        kind: &'static str,
     ) -> Result<(), SessionError> {
-        self.refuse_extended(
-            out,
-            PROTOCOL_VIOLATION,
-            &format!("pgcloak: invalid {kind} message"),
-        );
+        self.refuse_extended(out, &EngineError::Malformed(kind));
         Ok(())
     }
 

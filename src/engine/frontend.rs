@@ -13,17 +13,15 @@ use super::handlers::Outputs;
 use super::search_path::may_change_path;
 use super::state::{Expect, PathState, SessionCrypto};
 use crate::apply::literals::literal_replacement;
-use crate::apply::matching::{MatchParams, Refused, expand_extended, expand_simple};
+use crate::apply::matching::{MatchParams, expand_extended, expand_simple};
+use crate::apply::refuse::Refused;
 use crate::apply::refuse::raise_query;
-use crate::apply::values::ValueError;
+use crate::error::EngineError;
 use crate::error::SessionError;
+use crate::protocol::PgError;
 use crate::protocol::extended::{decode_query, query};
-use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, PROTOCOL_VIOLATION};
 use crate::protocol::{Frame, FrontendTag};
 use crate::rewrite::{self, Analysis, AnalysisContext, CatalogView, Plan, Refusal};
-
-/// The ERROR a Query message that does not decode gets (no NUL, not UTF-8).
-const MALFORMED_QUERY: &str = "pgcloak: invalid Query message";
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
     hay.as_bytes()
@@ -54,7 +52,7 @@ fn lossy_query(body: &[u8]) -> Option<String> {
 pub(super) enum Rewritten {
     Same,
     Text(String, Option<Arc<Plan>>, MatchParams),
-    Refused(&'static str, String),
+    Refused(Refused),
 }
 
 /// Which protocol a text came in.
@@ -70,10 +68,8 @@ impl SessionCrypto {
     pub fn frontend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
         if self.abort_upstream {
             self.abort_upstream = false;
-            out.to_upstream.extend_from_slice(&raise_query(
-                DATA_CORRUPTED,
-                "pgcloak: transaction aborted after a decryption failure",
-            ));
+            let e = PgError::from(&EngineError::AbortedAfterDecryptFailure);
+            out.to_upstream.extend_from_slice(&raise_query(&e));
             self.expect.push_back(Expect::Injected);
         }
         match FrontendTag::from(frame.tag) {
@@ -187,18 +183,19 @@ impl SessionCrypto {
             }
             Analysis::Refuse(r) => {
                 crate::net::metrics::observe::refusal(sql, r);
-                Rewritten::Refused(r.sqlstate(), r.message())
+                Rewritten::Refused(Refused::Statement(r.clone()))
             }
             Analysis::Rewrite(plan) => match self.rewrite_plan(sql, plan, via) {
                 Ok((text, mp)) => Rewritten::Text(text, Some(plan.clone()), mp),
-                Err((code, msg)) => {
+                Err(refused) => {
+                    let code = PgError::from(&refused).code;
                     crate::net::metrics::observe::refused(
                         sql,
                         code,
                         "-",
                         "a value pgcloak cannot encrypt",
                     );
-                    Rewritten::Refused(code, msg)
+                    Rewritten::Refused(refused)
                 }
             },
         }
@@ -215,8 +212,7 @@ impl SessionCrypto {
             .literals
             .iter()
             .map(|l| literal_replacement(&ring, l, &self.text))
-            .collect::<Result<Vec<String>, ValueError>>()
-            .map_err(|e| (e.sqlstate(), e.message()))?;
+            .collect::<Result<Vec<String>, _>>()?;
         let (whole, mp) = match via {
             Via::Query => (
                 expand_simple(&ring, plan, sql, &self.text)?,
@@ -249,11 +245,9 @@ impl SessionCrypto {
                 SessionError::Protocol("a FunctionCall message without a function OID".into())
             })?;
         if self.catalog.get().writer_oid(oid) {
-            let msg = "pgcloak: a FunctionCall of a function whose body names a rules table or \
-                       runs dynamic SQL is not supported";
-            tracing::debug!(sqlstate = FEATURE_NOT_SUPPORTED, "function call refused");
-            out.to_upstream
-                .extend_from_slice(&raise_query(FEATURE_NOT_SUPPORTED, msg));
+            let e = PgError::from(&EngineError::FunctionCall);
+            tracing::debug!(sqlstate = e.code, "function call refused");
+            out.to_upstream.extend_from_slice(&raise_query(&e));
             self.expect.push_back(Expect::Query {
                 ddl: false,
                 copies: VecDeque::new(),
@@ -278,8 +272,8 @@ impl SessionCrypto {
             }
             // PostgreSQL answers a malformed message with an ERROR; the session goes on.
             Err(_) => {
-                out.to_upstream
-                    .extend_from_slice(&raise_query(PROTOCOL_VIOLATION, MALFORMED_QUERY));
+                let e = PgError::from(&EngineError::Malformed("Query"));
+                out.to_upstream.extend_from_slice(&raise_query(&e));
                 self.expect.push_back(Expect::Query {
                     ddl: false,
                     copies: VecDeque::new(),
@@ -298,9 +292,10 @@ impl SessionCrypto {
                 copies.extend(plan.iter().flat_map(|p| p.copies.iter().cloned()));
                 out.to_upstream.extend_from_slice(&query(&text));
             }
-            Rewritten::Refused(code, msg) => {
-                tracing::debug!(sqlstate = code, "statement refused");
-                out.to_upstream.extend_from_slice(&raise_query(code, &msg));
+            Rewritten::Refused(r) => {
+                let e = PgError::from(&r);
+                tracing::debug!(sqlstate = e.code, "statement refused");
+                out.to_upstream.extend_from_slice(&raise_query(&e));
             }
         }
         self.expect.push_back(Expect::Query { ddl, copies });

@@ -129,8 +129,8 @@ impl Handlers {
         }
         match BackendTag::from(frame.tag) {
             BackendTag::ReadyForQuery => {
-                self.tx = decode_ready_for_query(frame.body())
-                    .map_err(|e| SessionError::UpstreamProtocol(e.to_string()))?;
+                self.tx =
+                    decode_ready_for_query(frame.body()).map_err(SessionError::UpstreamDecode)?;
                 self.pending.pop_front();
             }
             // The real key never reaches the client (it got the proxy's own at startup).

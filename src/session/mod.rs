@@ -58,9 +58,7 @@ pub(crate) async fn read_frame<S: AsyncRead + Unpin>(
     closed: fn() -> SessionError,
 ) -> Result<Frame, SessionError> {
     loop {
-        if let Some(f) =
-            split_frame(buf, MAX_LOGIN_FRAME).map_err(|e| SessionError::Protocol(e.to_string()))?
-        {
+        if let Some(f) = split_frame(buf, MAX_LOGIN_FRAME).map_err(SessionError::ClientFrame)? {
             return Ok(f);
         }
         buf.reserve(4096);
@@ -99,11 +97,14 @@ fn login_failure(e: &SessionError) -> &'static str {
         SessionError::ClientTls(_) | SessionError::TlsRequired => "tls",
         SessionError::Upstream(_)
         | SessionError::UpstreamLogin(_)
+        | SessionError::UpstreamAuth(_)
         | SessionError::UpstreamRefused { .. }
         | SessionError::UpstreamDown(_)
         | SessionError::UpstreamClosed
-        | SessionError::UpstreamProtocol(_) => "upstream",
-        SessionError::Control(_) => "control",
+        | SessionError::UpstreamProtocol(_)
+        | SessionError::UpstreamFrame(_)
+        | SessionError::UpstreamDecode(_) => "upstream",
+        SessionError::Control(_) | SessionError::VerifierLookup(_) => "control",
         SessionError::Timeout => "timeout",
         _ => "protocol",
     }

@@ -262,7 +262,7 @@ where
             return Ok(());
         }
         while let Some(frame) = split_frame(&mut self.upstream_in, MAX_FRAME_LEN)
-            .map_err(|e| SessionError::UpstreamProtocol(e.to_string()))?
+            .map_err(SessionError::UpstreamFrame)?
         {
             let (mut out, h) = self.outputs();
             h.backend(frame, &mut out)?;
@@ -421,7 +421,7 @@ where
 fn too_long(e: FrameError) -> SessionError {
     match e {
         FrameError::TooLong { len, max } => SessionError::MessageTooLong { len, max },
-        e => SessionError::Protocol(e.to_string()),
+        e => SessionError::ClientFrame(e),
     }
 }
 

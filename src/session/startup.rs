@@ -36,14 +36,14 @@ async fn read_startup<S: AsyncRead + Unpin>(s: &mut S) -> Result<Option<Bytes>, 
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.into()),
     }
-    let len = startup_len(word).map_err(|e| SessionError::Protocol(e.to_string()))?;
+    let len = startup_len(word).map_err(SessionError::ClientFrame)?;
     let mut body = vec![0u8; len - 4];
     s.read_exact(&mut body).await?;
     Ok(Some(Bytes::from(body)))
 }
 
 fn decode(body: &[u8]) -> Result<StartupRequest, SessionError> {
-    StartupRequest::decode(body).map_err(|e| SessionError::Protocol(e.to_string()))
+    StartupRequest::decode(body).map_err(SessionError::ClientDecode)
 }
 
 /// Negotiates the client leg up to (and including) the StartupMessage.

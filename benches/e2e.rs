@@ -93,6 +93,8 @@ fn wait_listening(port: u16, guard: &mut Guard) {
             "{} did not listen",
             guard.name
         );
+        // A plain thread polling a child process's port (no tokio runtime here).
+        #[allow(clippy::disallowed_methods)]
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -161,8 +161,12 @@ fn parse_hms_offset(s: &str) -> Option<i32> {
         if i > 2 || part.is_empty() || part.len() > 2 && i > 0 {
             return None;
         }
+        if !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        // Checked: a long first part (fuzzed `TimeZone`) must not overflow.
         let n: i32 = part.parse().ok()?;
-        total += n * [3600, 60, 1][i];
+        total = total.checked_add(n.checked_mul([3600, 60, 1][i])?)?;
         parts += 1;
     }
     (parts > 0 && total <= 15 * 3600 + 59 * 60 + 59).then_some(sign * total)
@@ -242,6 +246,15 @@ fn before_gap(tz: Tz, naive: NaiveDateTime) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_or_signed_offset_parts_are_not_offsets() {
+        // A fuzzed TimeZone: the hours part times 3600 overflowed i32 (debug panic).
+        assert_eq!(parse_hms_offset("999999999"), None);
+        assert_eq!(parse_hms_offset("-2147483647:00"), None);
+        assert_eq!(parse_hms_offset("1:+5"), None);
+        assert_eq!(parse_hms_offset("-05:30"), Some(-(5 * 3600 + 30 * 60)));
+    }
 
     #[test]
     fn parses_postgres_zone_reports() {

@@ -33,8 +33,10 @@ pub struct NonceBudget {
     warn_every: u64,
 }
 
-static REGISTRY: LazyLock<Mutex<HashMap<(String, u32), Arc<NonceBudget>>>> =
-    LazyLock::new(Mutex::default);
+/// Every budget, by data key name and version.
+type Registry = HashMap<(String, u32), Arc<NonceBudget>>;
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
 
 impl NonceBudget {
     /// A budget with its own thresholds (not registered; for tests).
@@ -120,7 +122,7 @@ mod tests {
 
     #[test]
     fn default_thresholds_are_well_inside_the_nist_limit() {
-        assert!(WARN_AT <= LIMIT / 2);
+        const { assert!(WARN_AT <= LIMIT / 2) };
         assert_eq!(
             (LIMIT - WARN_AT) / WARN_EVERY,
             8,

@@ -84,13 +84,15 @@ fn changes_path(sql: &str) -> bool {
 }
 
 /// A cheap word check, a superset of [`changes_path`]: most texts name none of the words.
+/// One lower-casing pass, then substring searches (this runs for every simple and extended
+/// statement, so it must stay far cheaper than the parse it saves).
 fn mentions_path_words(sql: &str) -> bool {
-    let has = |w: &str| {
-        sql.as_bytes()
-            .windows(w.len())
-            .any(|x| x.eq_ignore_ascii_case(w.as_bytes()))
-    };
-    const SETTINGS: [&str; 6] = [
+    const WORDS: [&str; 11] = [
+        "search_path",
+        "set_config",
+        "bytea_output",
+        "reset",
+        "discard",
         "datestyle",
         "timezone",
         "standard_conforming_strings",
@@ -98,16 +100,10 @@ fn mentions_path_words(sql: &str) -> bool {
         "intervalstyle",
         "extra_float_digits",
     ];
-    has("search_path")
-        || has("set_config")
-        || has("bytea_output")
-        || has("reset")
-        || has("discard")
-        || SETTINGS.iter().any(|w| has(w))
-        || (has("set")
-            && ["role", "authorization", "schema", "names", "time zone"]
-                .iter()
-                .any(|w| has(w)))
+    const AFTER_SET: [&str; 5] = ["role", "authorization", "schema", "names", "time zone"];
+    let lower = sql.to_ascii_lowercase();
+    let has = |w: &str| lower.contains(w);
+    WORDS.iter().any(|w| has(w)) || (has("set") && AFTER_SET.iter().any(|w| has(w)))
 }
 
 /// Parses a text `name[]` such as `{app,"My Schema",public}`.

@@ -33,9 +33,22 @@ pub struct Frame {
 
 impl Frame {
     /// The message body (after the tag and the length).
+    /// Empty for a frame too short to have one (never panics).
     pub fn body(&self) -> &[u8] {
-        let header = if self.tag == 0 { 4 } else { 5 };
-        &self.bytes[header..]
+        let header = if self.is_startup() { 4 } else { 5 };
+        self.bytes.get(header..).unwrap_or_default()
+    }
+
+    /// A startup-phase message: no tag, and its length word (counting itself) is the whole
+    /// message. A normal message may carry the tag byte 0 (a fuzzed client sent one); its
+    /// length word starts one byte later, so the two readings cannot both hold.
+    fn is_startup(&self) -> bool {
+        self.tag == 0
+            && self
+                .bytes
+                .get(..4)
+                .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                .is_some_and(|w| u32::from_be_bytes(w) as usize == self.bytes.len())
     }
 }
 
@@ -108,6 +121,24 @@ pub fn startup_len(word: [u8; 4]) -> Result<usize, FrameError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_normal_message_with_tag_zero_has_a_five_byte_header() {
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 0, 6, b'a', b'b'][..]);
+        let f = split_frame(&mut buf, MAX_FRAME_LEN).unwrap().unwrap();
+        assert_eq!(f.body(), b"ab");
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 9, 0, 3, 0, 0, b'x'][..]);
+        let f = split_startup(&mut buf).unwrap().unwrap();
+        assert_eq!(f.body(), &[0, 3, 0, 0, b'x']);
+        let short = Frame {
+            tag: b'Q',
+            bytes: Bytes::from_static(b"Q\0"),
+        };
+        assert!(
+            short.body().is_empty(),
+            "a short frame has no body, and no panic"
+        );
+    }
 
     fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut v = vec![tag];

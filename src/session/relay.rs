@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::SessionError;
@@ -413,8 +413,26 @@ where
         }
         let _ = self.client.shutdown().await;
         let _ = self.upstream.shutdown().await;
+        if end.is_none() {
+            self.linger().await;
+        }
+    }
+
+    /// A lingering close after an error: the client may still be sending (the message that
+    /// ended the session, say); closing with its bytes unread would reset the connection, and
+    /// a reset makes the client's kernel discard the FATAL before the client reads it. So read
+    /// and drop what it sends until it closes too, for at most [`LINGER`].
+    async fn linger(&mut self) {
+        let mut sink = vec![0u8; 16 * 1024];
+        let _ = tokio::time::timeout(LINGER, async {
+            while matches!(self.client.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
     }
 }
+
+/// How long [`Relay::linger`] reads a client's last bytes after an error.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A client message over `listen.max_message_bytes` is its own error (the client is told
 /// which setting); any other framing error is a protocol violation.

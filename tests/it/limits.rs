@@ -8,6 +8,7 @@ use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER};
 
 use crate::harness::{HANG, ProxyOptions, TestEnv};
 use crate::harness::{describe, must_fail, sqlstate, within};
+use crate::wire::Raw;
 
 fn listen(toml: &str) -> ProxyOptions {
     ProxyOptions {
@@ -64,33 +65,40 @@ async fn connections_beyond_max_connections_get_53300_and_a_freed_slot_is_reused
 async fn a_message_over_max_message_bytes_closes_only_its_session() {
     let env = TestEnv::start_with(listen("max_message_bytes = 65536")).await;
     let other = env.app().await;
-    // Our own connection task: the FATAL that closes the session arrives there, not at the
-    // query that caused it (that one only sees the connection end).
-    let cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
-    let (ok, conn) = cfg.connect(env.tls()).await.expect("proxy login");
-    let conn = tokio::spawn(conn);
+    // A raw client, to see exactly what goes over the wire (tokio-postgres, still writing the
+    // message when the FATAL and the close arrive, sometimes reports only "connection closed").
+    let params = [("user", APP_USER), ("database", APP_DATABASE)];
+    let mut ok = Raw::login(env.proxy_addr(), &env.db, &params, APP_PASSWORD)
+        .await
+        .expect("login");
     let fits = format!("select length('{}')", "x".repeat(60_000));
-    let n: i32 = ok.query_one(&fits, &[]).await.unwrap().get(0);
-    assert_eq!(n, 60_000, "a message under the limit passes");
-    let big = format!("select length('{}')", "y".repeat(100_000));
-    assert!(
-        ok.simple_query(&big).await.is_err(),
-        "the message over the limit is not run"
+    let (rows, err) = ok.query(&fits).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(
+        rows,
+        [Some("60000".to_owned())],
+        "a message under the limit passes"
     );
-    let ended = within(HANG, conn).await.expect("connection task");
-    let e = ended.expect_err("the proxy ended the session");
-    assert_eq!(sqlstate(&e).as_deref(), Some("08P01"), "{}", describe(&e));
-    let db = e.as_db_error().unwrap();
+    ok.send_query(&format!("select length('{}')", "y".repeat(100_000)))
+        .await;
+    let fatal = ok
+        .next_msg()
+        .await
+        .expect("an ErrorResponse before the close");
+    assert_eq!(fatal.tag, b'E', "{fatal:?}");
+    assert_eq!(fatal.sqlstate().as_deref(), Some("08P01"), "{fatal:?}");
+    let fields = fatal.fields();
     assert!(
-        db.hint()
-            .unwrap_or_default()
-            .contains("listen.max_message_bytes"),
-        "the client is told which setting: {db:?}"
+        fields.iter().any(|(k, v)| *k == b'S' && v == "FATAL"),
+        "{fields:?}"
     );
     assert!(
-        ok.simple_query("select 1").await.is_err(),
-        "that session is closed"
+        fields
+            .iter()
+            .any(|(k, v)| *k == b'H' && v.contains("listen.max_message_bytes")),
+        "the client is told which setting: {fields:?}"
     );
+    assert!(ok.next_msg().await.is_none(), "then the session is closed");
     // The process and every other session live on.
     let n: i32 = other.query_one("select 3", &[]).await.unwrap().get(0);
     assert_eq!(n, 3);

@@ -229,6 +229,11 @@ impl Raw {
         self.s.write_all(&q).await.expect("write Query");
     }
 
+    /// The next message, `None` once the connection is closed.
+    pub async fn next_msg(&mut self) -> Option<Msg> {
+        within(HANG, read_msg(&mut self.s)).await
+    }
+
     /// Reads up to ReadyForQuery: the first column of every row, and the ErrorResponse.
     pub async fn results(&mut self) -> (Vec<Option<String>>, Option<Msg>) {
         within(HANG, async {

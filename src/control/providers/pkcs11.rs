@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -44,10 +46,7 @@ pub struct Pkcs11Provider {
 /// One initialized context per module per process (C_Initialize may run only once).
 fn context(module: &PathBuf) -> Result<Pkcs11, String> {
     static ALL: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
-    let mut all = ALL
-        .get_or_init(Default::default)
-        .lock()
-        .map_err(|_| "poisoned")?;
+    let mut all = ALL.get_or_init(Default::default).lock();
     if let Some(c) = all.get(module) {
         return Ok(c.clone());
     }
@@ -173,7 +172,7 @@ impl Pkcs11Provider {
         let (cfg, hsm) = (self.cfg.clone(), Arc::clone(&self.hsm));
         let addr = Self::addr(&self.cfg);
         let task = tokio::task::spawn_blocking(move || {
-            let mut slot = hsm.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = hsm.lock();
             if slot.is_none() {
                 *slot = Some(Self::open(&cfg, create)?);
             }

@@ -86,7 +86,11 @@ impl SessionError {
             SessionError::Io(_) | SessionError::ClientTls(_) | SessionError::ClientClosed => {
                 return None;
             }
-            SessionError::TlsRequired => return None, // answered in startup
+            // Sent by startup on the plaintext connection, before it closes.
+            SessionError::TlsRequired => PgError::fatal(
+                crate::protocol::sqlstate::INVALID_AUTHORIZATION,
+                "pgcloak requires TLS (use sslmode=require or stronger)",
+            ),
             SessionError::UnsupportedProtocol { major, minor } => PgError::fatal(
                 FEATURE_NOT_SUPPORTED,
                 format!("unsupported frontend protocol {major}.{minor}: pgcloak supports 3.0"),
@@ -215,6 +219,29 @@ impl From<&Refused> for PgError {
                 "pgcloak: too many parameters after rewriting comparisons on encrypted columns",
             ),
         }
+    }
+}
+
+/// Why the proxy ends a session that did nothing wrong (the client gets FATAL 57P01).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// The proxy stops, or reloaded this database's rules: the session was idle.
+    Drained,
+    /// The shutdown timeout passed with the session still busy.
+    Deadline,
+}
+
+impl From<Shutdown> for PgError {
+    fn from(s: Shutdown) -> Self {
+        let msg = match s {
+            Shutdown::Drained => {
+                "terminating connection because pgcloak is shutting down or reloaded the rules \
+                 of this database"
+            }
+            // PostgreSQL's own words.
+            Shutdown::Deadline => "terminating connection due to administrator command",
+        };
+        PgError::fatal(crate::protocol::sqlstate::ADMIN_SHUTDOWN, msg)
     }
 }
 

@@ -15,9 +15,10 @@ use tokio::sync::watch;
 
 use super::SessionError;
 use crate::engine::{AsyncWork, Flow, Handlers, Outputs, SessionCrypto};
+use crate::error::Shutdown;
 use crate::net::metrics::observe;
 use crate::net::metrics::{self, Hist};
-use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PgError};
+use crate::protocol::sqlstate::PgError;
 use crate::protocol::{FrameError, MAX_FRAME_LEN, frontend, split_frame};
 
 /// Size of each read buffer, and the least free room a read gets.
@@ -325,11 +326,7 @@ where
         });
         loop {
             if self.draining && self.handlers.is_idle() && self.to_client.idle() {
-                let msg = PgError::fatal(
-                    ADMIN_SHUTDOWN,
-                    "terminating connection because pgcloak is shutting down or reloaded the rules of \
-                     this database",
-                );
+                let msg = PgError::from(Shutdown::Drained);
                 self.to_client.buf.extend_from_slice(&msg.encode());
                 self.to_upstream
                     .buf
@@ -347,10 +344,7 @@ where
                 // The shutdown timeout passed with the session still busy: end it now, as
                 // PostgreSQL's fast shutdown does.
                 () = &mut deadline_signal => {
-                    let msg = PgError::fatal(
-                        ADMIN_SHUTDOWN,
-                        "terminating connection due to administrator command",
-                    );
+                    let msg = PgError::from(Shutdown::Deadline);
                     self.to_client.buf.extend_from_slice(&msg.encode());
                     self.to_upstream
                         .buf

@@ -11,7 +11,6 @@ use super::SessionError;
 use crate::net::ClientStream;
 use crate::net::tls::ALPN_POSTGRESQL;
 use crate::protocol::frame::startup_len;
-use crate::protocol::sqlstate::{INVALID_AUTHORIZATION, PgError};
 use crate::protocol::startup::{CancelKey, StartupMessage, StartupRequest};
 
 /// The first byte of a TLS handshake record.
@@ -87,11 +86,9 @@ pub async fn open(mut tcp: TcpStream, acceptor: &TlsAcceptor) -> Result<Opened, 
             }
             StartupRequest::Cancel(key) => return Ok(Opened::Cancel(key, None)),
             StartupRequest::Startup(_) => {
-                let e = PgError::fatal(
-                    INVALID_AUTHORIZATION,
-                    "pgcloak requires TLS (use sslmode=require or stronger)",
-                );
-                let _ = tcp.write_all(&e.encode()).await;
+                if let Some(e) = SessionError::TlsRequired.pg_error() {
+                    let _ = tcp.write_all(&e.encode()).await;
+                }
                 let _ = tcp.shutdown().await;
                 return Err(SessionError::TlsRequired);
             }

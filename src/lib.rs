@@ -12,6 +12,7 @@
 //! shutdown future, so tests run it in-process on port 0.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod audit;
 pub mod auth;
 pub mod codec;
@@ -21,6 +22,8 @@ pub mod copy;
 pub mod crypto;
 #[cfg(feature = "devdb")]
 pub mod devdb;
+pub mod engine;
+pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod net;
@@ -109,7 +112,7 @@ pub enum RunError {
     #[error(transparent)]
     Rules(#[from] config::RulesError),
     #[error("field encryption: {0}")]
-    Encryption(#[from] session::crypto::EncryptionError),
+    Encryption(#[from] control::encryption::EncryptionError),
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
     #[error(transparent)]
@@ -124,7 +127,7 @@ pub enum RunError {
 async fn encryption(
     config: &Arc<config::Config>,
     secrets: &mut Secrets,
-) -> Result<(Option<Arc<session::crypto::Encryptions>>, String), RunError> {
+) -> Result<(Option<Arc<control::encryption::Encryptions>>, String), RunError> {
     let databases: Vec<config::DatabaseRules> = config::load_rules(&config.rules)?
         .into_iter()
         .filter(|d| !d.rules.is_empty())
@@ -137,19 +140,23 @@ async fn encryption(
         match (secrets.key_provider.take(), secrets.master_key.take()) {
             (Some(p), _) => p,
             (None, Some(master)) => Arc::new(master),
-            (None, None) => return Err(session::crypto::EncryptionError::NoMasterKey.into()),
+            (None, None) => return Err(control::encryption::EncryptionError::NoMasterKey.into()),
         };
     // The provider must answer before anything is served (exit 1 naming it otherwise).
     if provider.kind() != config::keys::ProviderKind::Local {
         provider
             .verify()
             .await
-            .map_err(|e| session::crypto::EncryptionError::Provider(Box::new(e)))?;
+            .map_err(|e| control::encryption::EncryptionError::Provider(Box::new(e)))?;
         info!(provider = provider.kind().name(), address = %provider.address(), "key provider verified");
     }
-    let all =
-        session::crypto::Encryptions::load(config, &secrets.control_password, provider, databases)
-            .await?;
+    let all = control::encryption::Encryptions::load(
+        config,
+        &secrets.control_password,
+        provider,
+        databases,
+    )
+    .await?;
     Ok((Some(Arc::new(all)), lookup_db))
 }
 
@@ -220,7 +227,7 @@ async fn open_audit(
             .await
             .map_err(|e| RunError::AuditKey(Box::new(e)))?,
         (None, Some(master)) => audit::AuditKey::from_master(master),
-        (None, None) => return Err(session::crypto::EncryptionError::NoMasterKey.into()),
+        (None, None) => return Err(control::encryption::EncryptionError::NoMasterKey.into()),
     };
     let audit = audit::Audit::open(cfg, key)?;
     audit.record("start", vec![("pid", std::process::id().into())]);
@@ -232,7 +239,7 @@ async fn open_audit(
 fn audit_keys<'a>(
     audit: &audit::Audit,
     provider: config::keys::ProviderKind,
-    all: impl Iterator<Item = &'a Arc<session::crypto::Encryption>>,
+    all: impl Iterator<Item = &'a Arc<control::encryption::Encryption>>,
     when: &str,
 ) {
     for enc in all {
@@ -318,7 +325,7 @@ async fn reload_now(
         }
     };
     if let Some(all) = &r.encryption {
-        let old = |e: &Arc<session::crypto::Encryption>| {
+        let old = |e: &Arc<control::encryption::Encryption>| {
             running
                 .as_ref()
                 .is_some_and(|o| o.iter().any(|x| Arc::ptr_eq(x, e)))

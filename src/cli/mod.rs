@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use pgcloak::config::{ColumnRule, Config, DatabaseRules, Mode, Rules, load_rules};
+use pgcloak::control::encryption::POLL_INTERVAL;
 use pgcloak::control::providers::{self, KeyProvider};
 use pgcloak::control::reencrypt::{self, ColumnReport};
 use pgcloak::control::{self, check, keys};
 use pgcloak::crypto::MasterKey;
-use pgcloak::session::crypto::POLL_INTERVAL;
 
 /// A current-thread runtime for one-shot commands.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

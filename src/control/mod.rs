@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 pub mod catalog;
 pub mod check;
+pub mod encryption;
 pub mod health;
 pub mod keys;
 pub mod listen;

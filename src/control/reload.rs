@@ -14,7 +14,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::config::{self, Config, DatabaseRules};
-use crate::session::crypto::{Encryption, EncryptionError, Encryptions};
+use crate::control::encryption::{Encryption, EncryptionError, Encryptions};
 
 /// A reload was rejected; the running config and rules stay.
 #[derive(Debug, thiserror::Error)]

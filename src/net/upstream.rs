@@ -12,7 +12,6 @@ use tokio_rustls::TlsConnector;
 use super::UpstreamStream;
 use super::tls::{TlsError, client_config, upstream_server_name};
 use crate::config;
-use crate::protocol::sqlstate::{CONNECTION_FAILURE, PgError};
 use crate::protocol::startup::{CancelKey, cancel_request, ssl_request};
 
 /// Why the upstream connection could not be made. The log gets the whole error; the client
@@ -37,27 +36,6 @@ pub enum UpstreamError {
         addr: String,
         source: std::io::Error,
     },
-}
-
-impl UpstreamError {
-    /// What the client sees: FATAL 08006 with the class of failure (no internals).
-    pub fn pg_error(&self) -> PgError {
-        let why = match self {
-            UpstreamError::Connect { .. } | UpstreamError::Timeout { .. } => {
-                "pgcloak could not connect to the upstream database"
-            }
-            UpstreamError::TlsRefused { .. } => {
-                "the upstream database refused TLS; pgcloak never connects without it"
-            }
-            UpstreamError::NotPostgres { .. } => {
-                "the upstream server did not answer like PostgreSQL"
-            }
-            UpstreamError::Handshake { .. } => {
-                "TLS with the upstream database failed (certificate not verified or handshake error)"
-            }
-        };
-        PgError::fatal(CONNECTION_FAILURE, why).with_hint("see the pgcloak log for the cause")
-    }
 }
 
 /// Connects to the configured upstream. Built once; cheap to share.

@@ -92,7 +92,7 @@ pub async fn login(
             .get(user)
             .ok_or_else(|| SessionError::UpstreamLogin("user left the users file".into()))?
             .upstream_secret()
-            .map_err(|e| SessionError::UpstreamLogin(e.to_string()))?,
+            .map_err(SessionError::UpstreamAuth)?,
     };
     let connecting = std::time::Instant::now();
     let mut upstream = shared.upstream.connect().await?;
@@ -145,9 +145,9 @@ fn control_unusable(e: crate::control::ControlError) -> SessionError {
         crate::control::ControlError::Connect { source, .. }
             if std::error::Error::source(source).is_some_and(|s| s.is::<std::io::Error>()) =>
         {
-            SessionError::UpstreamDown(e.to_string())
+            SessionError::UpstreamDown(e)
         }
-        _ => SessionError::Control(e.to_string()),
+        _ => SessionError::Control(e),
     }
 }
 
@@ -176,7 +176,7 @@ async fn find_verifier(
                     if client.is_closed() {
                         control.reset().await;
                     }
-                    return Err(SessionError::Control(e.to_string()));
+                    return Err(SessionError::VerifierLookup(e));
                 }
             }
         }
@@ -280,7 +280,7 @@ enum Step {
 
 impl UpstreamScram {
     fn step(&mut self, auth: Authentication) -> Result<Step, SessionError> {
-        let login_err = |e: crate::auth::AuthError| SessionError::UpstreamLogin(e.to_string());
+        let login_err = SessionError::UpstreamAuth;
         Ok(match (auth, self.client.as_mut()) {
             (Authentication::Ok, _) => Step::Done,
             (Authentication::Sasl(mechs), None) => {
@@ -356,8 +356,7 @@ async fn authenticate_upstream(
                 ));
             }
         }
-        let auth = Authentication::decode(f.body())
-            .map_err(|e| SessionError::UpstreamProtocol(e.to_string()))?;
+        let auth = Authentication::decode(f.body()).map_err(SessionError::UpstreamDecode)?;
         match scram.step(auth)? {
             Step::Done => return Ok(()),
             Step::Wait => {}
@@ -382,8 +381,7 @@ async fn relay_greeting(
         let f = read_frame(up, buf, upstream_closed).await?;
         match BackendTag::from(f.tag) {
             BackendTag::BackendKeyData => {
-                let real = decode_backend_key(f.body())
-                    .map_err(|e| SessionError::UpstreamProtocol(e.to_string()))?;
+                let real = decode_backend_key(f.body()).map_err(SessionError::UpstreamDecode)?;
                 let (mine, reg) = shared.cancels.register(real);
                 to_client.extend_from_slice(&backend_key_data(&mine));
                 registration = Some(reg);

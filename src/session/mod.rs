@@ -1,13 +1,11 @@
 //! The per-connection state machine: [`startup`] (client TLS and StartupMessage) →
 //! [`login`] (SCRAM with the client, connect and log in upstream, swap BackendKeyData) →
-//! [`relay`] (both directions in one task, per-message [`handlers`]). CancelRequests are
+//! [`relay`] (both directions in one task, per-message [`crate::engine::handlers`]). CancelRequests are
 //! served through the [`cancel`] registry. Errors close both legs after telling the client why.
 
 pub mod cancel;
-pub mod crypto;
-pub mod handlers;
 pub mod login;
-pub mod observe;
+pub use crate::net::metrics::observe;
 pub mod relay;
 pub mod startup;
 pub mod workers;
@@ -22,10 +20,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::net::upstream::{UpstreamConnector, UpstreamError};
-use crate::protocol::sqlstate::{
-    CONNECTION_FAILURE, FEATURE_NOT_SUPPORTED, INVALID_PASSWORD, PROTOCOL_VIOLATION, PgError,
-};
+pub use crate::error::SessionError;
+use crate::net::upstream::UpstreamConnector;
 use crate::protocol::{Frame, split_frame};
 
 use cancel::CancelRegistry;
@@ -39,109 +35,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest message accepted during login (SASL messages and server greetings are small).
 const MAX_LOGIN_FRAME: usize = 1 << 20;
 
-/// Why a session ended abnormally. The log gets the whole error; the client gets
-/// [`SessionError::pg_error`] (never a password, key or value).
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("client TLS handshake failed: {0}")]
-    ClientTls(std::io::Error),
-    #[error("plaintext client refused (TLS required)")]
-    TlsRequired,
-    #[error("unsupported frontend protocol {major}.{minor}")]
-    UnsupportedProtocol { major: u16, minor: u16 },
-    #[error("no user name in the startup message")]
-    NoUser,
-    #[error("invalid message from the client: {0}")]
-    Protocol(String),
-    #[error("invalid message from the upstream server: {0}")]
-    UpstreamProtocol(String),
-    #[error(transparent)]
-    Upstream(#[from] UpstreamError),
-    #[error("authentication of user {user:?} failed: {reason}")]
-    AuthFailed { user: String, reason: String },
-    #[error("upstream login failed: {0}")]
-    UpstreamLogin(String),
-    #[error("upstream refused the session: {code} {message}")]
-    UpstreamRefused { code: String, message: String },
-    #[error("control login unusable: {0}")]
-    Control(String),
-    #[error("the upstream database is down or unreachable: {0}")]
-    UpstreamDown(String),
-    #[error("the upstream server closed the connection")]
-    UpstreamClosed,
-    #[error("the client closed the connection")]
-    ClientClosed,
-    #[error("login timed out")]
-    Timeout,
-    #[error("too many connections (listen.max_connections = {max})")]
-    TooManyConnections { max: usize },
-    #[error("client message of {len} bytes exceeds listen.max_message_bytes ({max})")]
-    MessageTooLong { len: usize, max: usize },
-}
-
-impl SessionError {
-    /// What the client is told before the connection closes (`None`: nothing can be sent).
-    pub fn pg_error(&self) -> Option<PgError> {
-        Some(match self {
-            SessionError::Io(_) | SessionError::ClientTls(_) | SessionError::ClientClosed => {
-                return None;
-            }
-            SessionError::TlsRequired => return None, // answered in startup
-            SessionError::UnsupportedProtocol { major, minor } => PgError::fatal(
-                FEATURE_NOT_SUPPORTED,
-                format!("unsupported frontend protocol {major}.{minor}: pgcloak supports 3.0"),
-            ),
-            SessionError::NoUser => PgError::fatal(
-                crate::protocol::sqlstate::INVALID_AUTHORIZATION,
-                "no PostgreSQL user name specified in startup packet",
-            ),
-            SessionError::Protocol(m) => {
-                PgError::fatal(PROTOCOL_VIOLATION, format!("invalid message: {m}"))
-            }
-            SessionError::UpstreamProtocol(_) => PgError::fatal(
-                PROTOCOL_VIOLATION,
-                "the upstream server sent an invalid message",
-            ),
-            SessionError::Upstream(e) => e.pg_error(),
-            SessionError::AuthFailed { user, .. } => PgError::auth_failed(user),
-            SessionError::UpstreamLogin(_) => PgError::fatal(
-                INVALID_PASSWORD,
-                "pgcloak could not log in to the upstream database",
-            )
-            .with_hint("see the pgcloak log for the cause"),
-            // The upstream's own ErrorResponse has already been relayed.
-            SessionError::UpstreamRefused { .. } => return None,
-            SessionError::Control(_) => PgError::fatal(
-                CONNECTION_FAILURE,
-                "pgcloak cannot reach its control login to authenticate you",
-            )
-            .with_hint("see the pgcloak log for the cause"),
-            SessionError::UpstreamDown(_) => PgError::fatal(
-                CONNECTION_FAILURE,
-                "pgcloak cannot reach the upstream database: it is down or unreachable",
-            )
-            .with_hint("see the pgcloak log for the cause"),
-            SessionError::UpstreamClosed => PgError::fatal(
-                CONNECTION_FAILURE,
-                "the upstream server closed the connection",
-            ),
-            SessionError::Timeout => PgError::fatal(CONNECTION_FAILURE, "login timed out"),
-            // PostgreSQL's own words, so clients and poolers recognise it.
-            SessionError::TooManyConnections { .. } => PgError::fatal(
-                crate::protocol::sqlstate::TOO_MANY_CONNECTIONS,
-                "sorry, too many clients already",
-            ),
-            SessionError::MessageTooLong { len, max } => PgError::fatal(
-                PROTOCOL_VIOLATION,
-                format!("message of {len} bytes is longer than pgcloak accepts ({max} bytes)"),
-            )
-            .with_hint("raise listen.max_message_bytes in pgcloak.toml, or send smaller values"),
-        })
-    }
-}
-
 /// Everything sessions share; built once by [`crate::run`].
 pub struct Shared {
     pub acceptor: tokio_rustls::TlsAcceptor,
@@ -153,7 +46,7 @@ pub struct Shared {
     pub audit: Option<Arc<crate::audit::Audit>>,
     /// Field encryption, when rules are configured.
     /// Swapped by a reload (SIGHUP); sessions take the current one when they start.
-    pub encryption: parking_lot::RwLock<Option<Arc<crypto::Encryptions>>>,
+    pub encryption: parking_lot::RwLock<Option<Arc<crate::control::encryption::Encryptions>>>,
     /// `listen.max_connections`, `listen.max_message_bytes` and the shutdown deadline.
     pub limits: crate::net::limits::Limits,
 }
@@ -165,9 +58,7 @@ pub(crate) async fn read_frame<S: AsyncRead + Unpin>(
     closed: fn() -> SessionError,
 ) -> Result<Frame, SessionError> {
     loop {
-        if let Some(f) =
-            split_frame(buf, MAX_LOGIN_FRAME).map_err(|e| SessionError::Protocol(e.to_string()))?
-        {
+        if let Some(f) = split_frame(buf, MAX_LOGIN_FRAME).map_err(SessionError::ClientFrame)? {
             return Ok(f);
         }
         buf.reserve(4096);
@@ -206,11 +97,14 @@ fn login_failure(e: &SessionError) -> &'static str {
         SessionError::ClientTls(_) | SessionError::TlsRequired => "tls",
         SessionError::Upstream(_)
         | SessionError::UpstreamLogin(_)
+        | SessionError::UpstreamAuth(_)
         | SessionError::UpstreamRefused { .. }
         | SessionError::UpstreamDown(_)
         | SessionError::UpstreamClosed
-        | SessionError::UpstreamProtocol(_) => "upstream",
-        SessionError::Control(_) => "control",
+        | SessionError::UpstreamProtocol(_)
+        | SessionError::UpstreamFrame(_)
+        | SessionError::UpstreamDecode(_) => "upstream",
+        SessionError::Control(_) | SessionError::VerifierLookup(_) => "control",
         SessionError::Timeout => "timeout",
         _ => "protocol",
     }
@@ -300,7 +194,8 @@ async fn serve_inner(
     let encryption = shared.encryption.read().clone();
     let crypto = encryption
         .as_ref()
-        .and_then(|e| e.session(startup.database().unwrap_or_default()))
+        .and_then(|e| e.get(startup.database().unwrap_or_default()))
+        .map(|e| crate::engine::SessionCrypto::new(Arc::clone(e)))
         .map(|mut c| {
             c.greeting(&done.to_client);
             c

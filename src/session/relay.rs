@@ -14,10 +14,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::SessionError;
-use super::handlers::{Flow, Handlers, Outputs};
-use super::observe;
+use crate::engine::{AsyncWork, Flow, Handlers, Outputs, SessionCrypto};
+use crate::error::Shutdown;
+use crate::net::metrics::observe;
 use crate::net::metrics::{self, Hist};
-use crate::protocol::sqlstate::{ADMIN_SHUTDOWN, PgError};
+use crate::protocol::sqlstate::PgError;
 use crate::protocol::{FrameError, MAX_FRAME_LEN, frontend, split_frame};
 
 /// Size of each read buffer, and the least free room a read gets.
@@ -117,8 +118,8 @@ pub struct Relay<C, U> {
     draining: bool,
     /// Bytes read from the client and from upstream.
     pub bytes_in: (u64, u64),
-    /// What the session tells the metrics and the audit trail (see `session::observe`).
-    pub obs: Option<Box<super::observe::SessionObs>>,
+    /// What the session tells the metrics and the audit trail (see `net::metrics::observe`).
+    pub obs: Option<Box<observe::SessionObs>>,
     /// `listen.max_message_bytes`, and the shutdown deadline (see `net::limits`).
     max_message: usize,
     deadline: Option<watch::Receiver<bool>>,
@@ -262,7 +263,7 @@ where
             return Ok(());
         }
         while let Some(frame) = split_frame(&mut self.upstream_in, MAX_FRAME_LEN)
-            .map_err(|e| SessionError::UpstreamProtocol(e.to_string()))?
+            .map_err(SessionError::UpstreamFrame)?
         {
             let (mut out, h) = self.outputs();
             h.backend(frame, &mut out)?;
@@ -277,8 +278,8 @@ where
     /// retry of the held frame), then handles the rest of the upstream input.
     async fn do_work(&mut self) -> Result<(), SessionError> {
         while let Some((work, enc)) = self.handlers.take_work() {
-            enc.run(&work).await;
-            if let super::crypto::AsyncWork::ReloadKeys(frame) = work {
+            enc.refresh(work.refresh()).await;
+            if let AsyncWork::ReloadKeys(frame) = work {
                 let had = self.obs.is_some();
                 let displaced = observe::enter(self.obs.take());
                 let (mut out, h) = self.outputs();
@@ -300,7 +301,7 @@ where
     }
 
     /// Turns on field encryption for this session.
-    pub fn set_crypto(&mut self, crypto: super::crypto::SessionCrypto) {
+    pub fn set_crypto(&mut self, crypto: SessionCrypto) {
         self.handlers.set_crypto(crypto, &mut self.to_upstream.buf);
     }
 
@@ -325,11 +326,7 @@ where
         });
         loop {
             if self.draining && self.handlers.is_idle() && self.to_client.idle() {
-                let msg = PgError::fatal(
-                    ADMIN_SHUTDOWN,
-                    "terminating connection because pgcloak is shutting down or reloaded the rules of \
-                     this database",
-                );
+                let msg = PgError::from(Shutdown::Drained);
                 self.to_client.buf.extend_from_slice(&msg.encode());
                 self.to_upstream
                     .buf
@@ -347,10 +344,7 @@ where
                 // The shutdown timeout passed with the session still busy: end it now, as
                 // PostgreSQL's fast shutdown does.
                 () = &mut deadline_signal => {
-                    let msg = PgError::fatal(
-                        ADMIN_SHUTDOWN,
-                        "terminating connection due to administrator command",
-                    );
+                    let msg = PgError::from(Shutdown::Deadline);
                     self.to_client.buf.extend_from_slice(&msg.encode());
                     self.to_upstream
                         .buf
@@ -439,7 +433,7 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 fn too_long(e: FrameError) -> SessionError {
     match e {
         FrameError::TooLong { len, max } => SessionError::MessageTooLong { len, max },
-        e => SessionError::Protocol(e.to_string()),
+        e => SessionError::ClientFrame(e),
     }
 }
 

@@ -11,7 +11,6 @@ use super::SessionError;
 use crate::net::ClientStream;
 use crate::net::tls::ALPN_POSTGRESQL;
 use crate::protocol::frame::startup_len;
-use crate::protocol::sqlstate::{INVALID_AUTHORIZATION, PgError};
 use crate::protocol::startup::{CancelKey, StartupMessage, StartupRequest};
 
 /// The first byte of a TLS handshake record.
@@ -36,14 +35,14 @@ async fn read_startup<S: AsyncRead + Unpin>(s: &mut S) -> Result<Option<Bytes>, 
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.into()),
     }
-    let len = startup_len(word).map_err(|e| SessionError::Protocol(e.to_string()))?;
+    let len = startup_len(word).map_err(SessionError::ClientFrame)?;
     let mut body = vec![0u8; len - 4];
     s.read_exact(&mut body).await?;
     Ok(Some(Bytes::from(body)))
 }
 
 fn decode(body: &[u8]) -> Result<StartupRequest, SessionError> {
-    StartupRequest::decode(body).map_err(|e| SessionError::Protocol(e.to_string()))
+    StartupRequest::decode(body).map_err(SessionError::ClientDecode)
 }
 
 /// Negotiates the client leg up to (and including) the StartupMessage.
@@ -87,11 +86,9 @@ pub async fn open(mut tcp: TcpStream, acceptor: &TlsAcceptor) -> Result<Opened, 
             }
             StartupRequest::Cancel(key) => return Ok(Opened::Cancel(key, None)),
             StartupRequest::Startup(_) => {
-                let e = PgError::fatal(
-                    INVALID_AUTHORIZATION,
-                    "pgcloak requires TLS (use sslmode=require or stronger)",
-                );
-                let _ = tcp.write_all(&e.encode()).await;
+                if let Some(e) = SessionError::TlsRequired.pg_error() {
+                    let _ = tcp.write_all(&e.encode()).await;
+                }
                 let _ = tcp.shutdown().await;
                 return Err(SessionError::TlsRequired);
             }

@@ -151,7 +151,7 @@ async fn every_logical_type_migrates_to_what_the_proxy_writes() {
         assert_eq!(column_type(&su, "types", c).await, "bytea", "{c}");
     }
     // The proxy picks the switch up at its next catalog poll.
-    tokio::time::sleep(pgcloak::session::crypto::POLL_INTERVAL * 2).await;
+    tokio::time::sleep(pgcloak::control::encryption::POLL_INTERVAL * 2).await;
     assert_eq!(
         row_text(&app, 1).await,
         before,
@@ -344,7 +344,7 @@ async fn eight_writers_through_pgcloak_during_a_200k_row_migration_lose_nothing(
         .get(0);
     assert_eq!(bad, 0, "stored values that are not envelopes");
     // Every row is right through pgcloak (after its catalog poll).
-    tokio::time::sleep(pgcloak::session::crypto::POLL_INTERVAL * 2).await;
+    tokio::time::sleep(pgcloak::control::encryption::POLL_INTERVAL * 2).await;
     let app = env.app().await;
     let rows = app
         .query("SELECT id, email FROM accounts", &[])

@@ -4,7 +4,7 @@
 //! Counting is cheap and local: every event lands in the counting thread's own [`shard`]
 //! (relaxed atomics no other core writes; labelled counts in a map only that thread and the
 //! scraper lock), and a scrape sums the shards. Per-value counts (encrypt, decrypt) are first
-//! added up per session ([`crate::session::observe`]) and folded into the shard once per read
+//! added up per session ([`observe`]) and folded into the shard once per read
 //! from upstream. Labels are bounded: rules names, key versions, SQLSTATEs and fixed words —
 //! never SQL text, values or user-chosen names of anything but a logged-in database.
 //!
@@ -12,6 +12,7 @@
 //! (its key rings, catalogs, polls) is read from its [`Instance`] at scrape time.
 
 pub mod http;
+pub mod observe;
 pub mod shard;
 
 use std::sync::Arc;
@@ -154,7 +155,7 @@ pub struct Instance {
     /// The listener is accepting.
     pub listening: AtomicBool,
     /// Field encryption, when rules are configured.
-    pub encryption: parking_lot::RwLock<Option<Arc<crate::session::crypto::Encryptions>>>,
+    pub encryption: parking_lot::RwLock<Option<Arc<crate::control::encryption::Encryptions>>>,
 }
 
 impl Instance {

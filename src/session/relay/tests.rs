@@ -108,7 +108,7 @@ async fn invalid_client_frame_gets_fatal_and_closes_both() {
     let mut h = start(b"");
     h.app.write_all(&[b'Q', 0, 0, 0, 2]).await.unwrap();
     let (r, _) = h.task.await.unwrap();
-    assert!(matches!(r, Err(SessionError::Protocol(_))));
+    assert!(matches!(r, Err(SessionError::ClientFrame(_))));
     let mut rest = Vec::new();
     h.app.read_to_end(&mut rest).await.unwrap();
     assert_eq!(rest[0], b'E');

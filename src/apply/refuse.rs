@@ -4,7 +4,29 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::values::ValueError;
+use crate::protocol::PgError;
 use crate::protocol::extended::{Bind, Execute, Named, Parse, Target, query};
+use crate::rewrite::Refusal;
+
+/// Why applying a plan refused a statement or a Bind (the client's error: `PgError::from`).
+#[derive(Debug)]
+pub enum Refused {
+    /// The analysis refused the statement.
+    Statement(Refusal),
+    /// A value could not be encrypted.
+    Value(ValueError),
+    /// A comparison on this deterministic column cannot match every version of its key.
+    Unrewritable { column: String },
+    /// Rewriting comparisons needs more parameters than the protocol allows.
+    TooManyParams,
+}
+
+impl From<ValueError> for Refused {
+    fn from(e: ValueError) -> Self {
+        Refused::Value(e)
+    }
+}
 
 /// The statement name used for refusals in the extended protocol (closed before each use, so
 /// the client's own unnamed statement is never clobbered).
@@ -24,16 +46,16 @@ pub fn raise_sql(sqlstate: &str, message: &str) -> String {
     )
 }
 
-/// A simple Query that raises.
-pub fn raise_query(sqlstate: &str, message: &str) -> bytes::Bytes {
-    query(&raise_sql(sqlstate, message))
+/// A simple Query that raises `e`.
+pub fn raise_query(e: &PgError) -> bytes::Bytes {
+    query(&raise_sql(e.code, &e.message))
 }
 
 /// Close + Parse + Bind + Execute of the raising statement, appended to `out`. Their
 /// CloseComplete, ParseComplete and BindComplete must be swallowed; the Execute's error is
 /// the client's answer.
-pub fn raise_extended(out: &mut BytesMut, sqlstate: &str, message: &str) {
-    let sql = raise_sql(sqlstate, message);
+pub fn raise_extended(out: &mut BytesMut, e: &PgError) {
+    let sql = raise_sql(e.code, &e.message);
     let close = Named {
         target: Target::Statement,
         name: RAISE_STATEMENT,
@@ -79,7 +101,8 @@ mod tests {
         );
         assert!(raise_sql("0A'0", "m").contains("ERRCODE = '0A0'"));
         let mut out = BytesMut::new();
-        raise_extended(&mut out, "XX001", "m");
+        let e = PgError::new(crate::protocol::Severity::Error, "XX001", "m");
+        raise_extended(&mut out, &e);
         assert_eq!(&out[..1], b"C");
         assert!(
             out.windows(RAISE_STATEMENT.len())

@@ -10,8 +10,9 @@ use bytes::BytesMut;
 use crate::protocol::backend::{TxStatus, decode_ready_for_query};
 use crate::protocol::{BackendTag, Frame, FrontendTag};
 
-use super::SessionError;
-use super::crypto::{AsyncWork, SessionCrypto};
+use super::state::{AsyncWork, SessionCrypto};
+use crate::control::encryption::Encryption;
+use crate::error::SessionError;
 
 /// Where handlers write: the two output buffers of the session.
 pub struct Outputs<'a> {
@@ -73,7 +74,7 @@ impl Handlers {
 
     /// Asynchronous work the relay must await (catalog refresh, key reload), with the
     /// encryption state to run it on.
-    pub fn take_work(&mut self) -> Option<(AsyncWork, std::sync::Arc<super::crypto::Encryption>)> {
+    pub fn take_work(&mut self) -> Option<(AsyncWork, std::sync::Arc<Encryption>)> {
         let c = self.crypto.as_mut()?;
         let work = c.take_work()?;
         Some((work, c.encryption().clone()))
@@ -128,8 +129,8 @@ impl Handlers {
         }
         match BackendTag::from(frame.tag) {
             BackendTag::ReadyForQuery => {
-                self.tx = decode_ready_for_query(frame.body())
-                    .map_err(|e| SessionError::UpstreamProtocol(e.to_string()))?;
+                self.tx =
+                    decode_ready_for_query(frame.body()).map_err(SessionError::UpstreamDecode)?;
                 self.pending.pop_front();
             }
             // The real key never reaches the client (it got the proxy's own at startup).

@@ -1,30 +1,14 @@
-//! Transparent field encryption inside a session (spec §5, §6).
+//! The process-wide field-encryption service (spec §5, §6).
 //!
 //! [`Encryption`] is what all sessions to one rules database share: that database's rules, key
 //! ring (from its `pgcloak.data_keys`), catalog of rules tables (both swapped in by a
-//! background watcher that polls its own control login every [`POLL_INTERVAL`]) and plan
-//! cache. [`Encryptions`] holds one per database a rules file names; each session whose
-//! startup packet names one of them gets a [`SessionCrypto`] ([`state`]): the
-//! frontend side ([`frontend`]) encrypts literals and parameters and delivers refusals through
-//! the server ([`refuse`]); the backend side ([`backend`]) maps RowDescriptions to rules and
-//! decrypts DataRows ([`values`]); COPY on a rules table streams through [`copy`]. Sessions
-//! to a database no rules file names, and every session when no rules are configured, relay
-//! raw.
+//! background watcher ([`watcher`]) that polls its own control login every [`POLL_INTERVAL`])
+//! and plan cache. [`Encryptions`] holds one per database a rules file names; each session
+//! whose startup packet names one of them gets its own per-connection state in
+//! [`crate::engine`]. Sessions to a database no rules file names, and every session when no
+//! rules are configured, relay raw.
 
-mod arrays;
-mod backend;
-mod copy;
-mod frontend;
-mod json_records;
-mod matching;
-mod redact;
-mod refuse;
-mod search_path;
-mod state;
-mod values;
-
-#[cfg(test)]
-mod tests;
+mod watcher;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,9 +27,6 @@ use crate::control::providers::{KeyProvider, ProviderError};
 use crate::control::{ControlError, ControlLink};
 use crate::crypto::SharedKeyRing;
 use crate::rewrite::PlanCache;
-
-pub use state::SessionCrypto;
-pub use values::ValueError;
 
 /// How often the watcher checks for new data-key versions and catalog changes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -101,14 +82,13 @@ impl std::fmt::Debug for Encryption {
     }
 }
 
-/// Work a session must await outside its synchronous handlers.
-#[derive(Debug)]
-pub enum AsyncWork {
+/// What a session asks the service to reload (see [`Encryption::refresh`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
     /// DDL completed: reload the catalog (and clear the plan cache if it changed).
-    RefreshCatalog,
-    /// A stored value named a key version the ring lacks: reload keys, then handle the held
-    /// backend frame again.
-    ReloadKeys(crate::protocol::Frame),
+    Catalog,
+    /// A stored value named a key version the ring lacks: reload the keys.
+    Keys,
 }
 
 impl Encryption {
@@ -199,72 +179,6 @@ impl Encryption {
         Ok(changed)
     }
 
-    /// Runs [`Encryption::reload_keys`] / [`Encryption::refresh_catalog`] every
-    /// [`POLL_INTERVAL`], and at once when another replica or the CLI notifies a change
-    /// (`LISTEN`, see [`crate::control::listen`]), until shutdown.
-    pub fn spawn_watcher(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let enc = Arc::clone(self);
-        tokio::spawn(async move {
-            let every = Duration::from_secs(enc.control.config().control.poll_interval_secs.max(1));
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let (mut failures, mut skip) = (0u32, 0u32);
-            let mut listener = None;
-            loop {
-                // Retired by a reload and no session left: stop polling.
-                if Arc::strong_count(&enc) == 1 {
-                    return;
-                }
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    n = next_notification(&mut listener) => {
-                        if n.is_none() {
-                            listener = None;
-                            continue;
-                        }
-                    }
-                    r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
-                }
-                if listener.is_none() {
-                    listener = enc.control.listen().await.ok();
-                }
-                // After failed key loads (database or key provider down), polls back off:
-                // 1, 2, 4 … up to 16 intervals are skipped; the loaded key ring keeps serving.
-                if skip > 0 {
-                    skip -= 1;
-                    continue;
-                }
-                if enc.poll_once().await {
-                    failures = 0;
-                } else {
-                    failures = failures.saturating_add(1);
-                    skip = (1u32 << failures.min(5)) / 2;
-                }
-            }
-        });
-    }
-
-    /// One poll: keys, then catalog; the outcome goes to [`Encryption::health`].
-    async fn poll_once(&self) -> bool {
-        if let Err(e) = self.reload_keys(false).await {
-            warn!(database = %self.database, error = %e, "data key poll failed; keeping the loaded keys");
-            if matches!(e, EncryptionError::Keys(KeysError::Provider(_))) {
-                crate::net::metrics::provider_error(self.provider.kind().name());
-            }
-            self.health.failed(&e.to_string());
-            self.control.reset().await;
-            return false;
-        }
-        match self.refresh_catalog().await {
-            Ok(_) => self.health.ok(),
-            Err(e) => {
-                warn!(database = %self.database, error = %e, "catalog poll failed");
-                self.health.failed(&e.to_string());
-            }
-        }
-        true
-    }
-
     /// The outcome of the last poll.
     pub fn health(&self) -> &PollHealth {
         &self.health
@@ -281,12 +195,12 @@ impl Encryption {
         self.drain.send_replace(true);
     }
 
-    /// Runs one piece of a session's asynchronous work; failures are logged (the session then
-    /// works with what it has, and decrypt failures still fail closed).
-    pub async fn run(&self, work: &AsyncWork) {
-        let result = match work {
-            AsyncWork::RefreshCatalog => self.refresh_catalog().await.map(|_| ()),
-            AsyncWork::ReloadKeys(_) => self.reload_keys(true).await.map(|_| ()),
+    /// Runs one reload a session asked for; failures are logged (the session then works with
+    /// what it has, and decrypt failures still fail closed).
+    pub async fn refresh(&self, what: Refresh) {
+        let result = match what {
+            Refresh::Catalog => self.refresh_catalog().await.map(|_| ()),
+            Refresh::Keys => self.reload_keys(true).await.map(|_| ()),
         };
         if let Err(e) = result {
             warn!(database = %self.database, error = %e, "encryption refresh failed");
@@ -316,28 +230,13 @@ impl Encryption {
             drain: watch::channel(false).0,
         })
     }
-
-    /// The per-session state for a session to `database`, or `None` when that database is
-    /// not this one (compared as the server compares it: see [`same_database`]).
-    pub fn session(self: &Arc<Self>, database: &str) -> Option<SessionCrypto> {
-        same_database(database, &self.database).then(|| SessionCrypto::new(Arc::clone(self)))
-    }
 }
 
 /// A poll health that starts as just loaded.
-fn ready_health() -> PollHealth {
+pub(super) fn ready_health() -> PollHealth {
     let h = PollHealth::default();
     h.ok();
     h
-}
-
-/// The next notification of a listening connection; pending forever without one, `None`
-/// when it closed.
-async fn next_notification(l: &mut Option<crate::control::listen::Listener>) -> Option<String> {
-    match l {
-        Some(l) => l.rx.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Whether a startup packet's `database` reaches the database named `rules_db`. PostgreSQL
@@ -389,11 +288,6 @@ impl Encryptions {
             .find(|e| same_database(database, &e.database))
     }
 
-    /// The per-session state for a session to `database`; `None` relays it raw.
-    pub fn session(&self, database: &str) -> Option<SessionCrypto> {
-        self.get(database)?.session(database)
-    }
-
     /// Every database's encryption, in rules-file order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Encryption>> {
         self.all.iter()
@@ -428,8 +322,7 @@ mod database_tests {
             "database names are case-sensitive"
         );
         assert!(set.get("other").is_none());
-        assert!(set.session("Shop").is_some());
-        assert!(set.session("postgres").is_none());
+        assert!(set.get("postgres").is_none());
         // PostgreSQL cuts a startup name to 63 bytes: the cut name is the rules database.
         let long = "d".repeat(63);
         let set = Encryptions::from_parts(vec![enc(&long)]);

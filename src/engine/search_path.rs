@@ -10,7 +10,7 @@
 
 use bytes::BytesMut;
 
-use super::state::{Expect, SessionCrypto};
+use super::state::{Expect, PathState, SessionCrypto};
 use crate::protocol::backend::TxStatus;
 use crate::protocol::extended::{decode_data_row, query};
 use crate::protocol::{BackendTag, Frame};
@@ -18,16 +18,6 @@ use crate::protocol::{BackendTag, Frame};
 /// The search_path, and `bytea_output` (not reported either; it shapes bytea text output).
 const ASK: &str = "SELECT pg_catalog.current_schemas(false), \
                    pg_catalog.current_setting('bytea_output')";
-
-/// What the session knows of its search_path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathState {
-    Known,
-    /// May have changed: ask at the next idle point.
-    Stale,
-    /// Asked; client messages wait for the answer.
-    Asking,
-}
 
 /// True when `sql` may change the search_path, or a setting that changes how values are read
 /// or written (DateStyle, TimeZone, …: reported in ParameterStatus only once the statement

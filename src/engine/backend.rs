@@ -9,21 +9,22 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::handlers::{Outputs, Pending};
 use super::state::{Current, Expect, SessionCrypto, Shape};
-use super::values::{ValueError, decrypt_cell};
+use crate::apply::values::{ValueError, decrypt_cell};
 use crate::config::ColumnRule;
+use crate::error::EngineError;
+use crate::error::SessionError;
+use crate::protocol::PgError;
 use crate::protocol::backend::{TxStatus, decode_ready_for_query, ready_for_query};
 use crate::protocol::extended::{
     data_row, decode_data_row, decode_parameter_description, decode_row_description, format_of,
     parameter_description, row_description,
 };
-use crate::protocol::sqlstate::{INTERNAL_ERROR, PgError, Severity};
 use crate::protocol::{BackendTag, DecodeError, Frame};
-use crate::session::SessionError;
-use crate::session::handlers::{Outputs, Pending};
 
 fn proto(e: DecodeError) -> SessionError {
-    SessionError::UpstreamProtocol(e.to_string())
+    SessionError::UpstreamDecode(e)
 }
 
 impl SessionCrypto {
@@ -126,7 +127,7 @@ impl SessionCrypto {
         pending.pop_front();
         self.drop_orphaned_copy_data();
         if ddl && self.work.is_none() {
-            self.work = Some(super::AsyncWork::RefreshCatalog);
+            self.work = Some(super::state::AsyncWork::RefreshCatalog);
         }
         if std::mem::take(&mut self.discarding) && status == TxStatus::InTransaction {
             // The client was told of an error: its transaction must be failed too.
@@ -274,12 +275,7 @@ impl SessionCrypto {
                 return Ok(());
             }
             Current::Unknown => {
-                let e = PgError::new(
-                    Severity::Error,
-                    INTERNAL_ERROR,
-                    "pgcloak: cannot tell which columns of this result are encrypted",
-                );
-                self.fail_result(e, out);
+                self.fail_result(PgError::from(&EngineError::UnknownColumns), out);
                 return Ok(());
             }
             Current::Encrypted { cols, formats } => (cols.clone(), formats.clone()),
@@ -302,7 +298,7 @@ impl SessionCrypto {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "decryption failed; result withheld");
-                    self.fail_result(e.pg_error(), out);
+                    self.fail_result(PgError::from(&e), out);
                     return Ok(());
                 }
             }
@@ -325,7 +321,7 @@ impl SessionCrypto {
         self.current = Current::Unknown;
         if let Some(Expect::Execute(portal)) = self.expect.front() {
             if portal.as_ref().is_some_and(|p| p.statement.ddl) && self.work.is_none() {
-                self.work = Some(super::AsyncWork::RefreshCatalog);
+                self.work = Some(super::state::AsyncWork::RefreshCatalog);
             }
             self.expect.pop_front();
         }

@@ -13,14 +13,37 @@ use crate::protocol::backend::decode_parameter_status;
 use crate::protocol::{BackendTag, Frame, MAX_FRAME_LEN, PgError, split_frame};
 use crate::rewrite::{CopyPlan, Plan};
 
-use super::copy::{CopyFlow, CopyIn};
-use super::matching::MatchParams;
-use super::search_path::PathState;
-use super::{AsyncWork, Encryption};
+use crate::apply::copy::CopyFlow;
+use crate::apply::matching::MatchParams;
+use crate::control::encryption::{Encryption, Refresh};
 
 /// Which result columns are encrypted (one entry per column). `None` in a slot means no
 /// column of the result is encrypted.
 pub type Shape = Option<Arc<[Option<Arc<ColumnRule>>]>>;
+
+/// What the session knows of its search_path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathState {
+    Known,
+    /// May have changed: ask at the next idle point.
+    Stale,
+    /// Asked; client messages wait for the answer.
+    Asking,
+}
+
+/// Where the client's COPY data goes.
+#[derive(Debug, Default)]
+pub enum CopyIn {
+    /// No COPY FROM STDIN is running: data is held until one starts.
+    #[default]
+    Idle,
+    /// A COPY of a table without encrypted columns: forwarded.
+    Plain,
+    /// A COPY of a rules table: encrypted.
+    Encrypted(Box<CopyFlow>),
+    /// A COPY that failed: the client's further data is dropped up to its CopyDone/CopyFail.
+    Dead,
+}
 
 /// A prepared statement as the client named it.
 #[derive(Debug, Default)]
@@ -114,7 +137,7 @@ pub enum Current {
     },
 }
 
-/// A session's encryption state (see the module docs of `session::crypto`).
+/// A session's encryption state (see the module docs of `engine`).
 pub struct SessionCrypto {
     pub(super) enc: Arc<Encryption>,
     pub(super) keys: KeyRingView,
@@ -237,5 +260,25 @@ impl SessionCrypto {
     /// Statement by name, when the client prepared it through this session.
     pub(super) fn statement(&self, name: &str) -> Option<Arc<Statement>> {
         self.statements.get(name).cloned()
+    }
+}
+
+/// Work a session must await outside its synchronous handlers.
+#[derive(Debug)]
+pub enum AsyncWork {
+    /// DDL completed: reload the catalog (and clear the plan cache if it changed).
+    RefreshCatalog,
+    /// A stored value named a key version the ring lacks: reload keys, then handle the held
+    /// backend frame again.
+    ReloadKeys(Frame),
+}
+
+impl AsyncWork {
+    /// What the shared service reloads for it.
+    pub fn refresh(&self) -> Refresh {
+        match self {
+            AsyncWork::RefreshCatalog => Refresh::Catalog,
+            AsyncWork::ReloadKeys(_) => Refresh::Keys,
+        }
     }
 }

@@ -3,15 +3,12 @@
 //! encrypted), and arrays of values to store (`UNNEST($1::text[])`, `UNNEST('{a,b}'::text[])`:
 //! each element encrypted under the current key version, order and NULLs kept).
 
-use super::values::{ValueError, bytea_literal, encrypt_value};
-use crate::codec::{self, CHARACTER_NOT_IN_REPERTOIRE, LogicalType, TextContext};
+use super::values::{ValueError, binary_as_text, encrypt_value};
+use crate::codec::{self, CHARACTER_NOT_IN_REPERTOIRE, TextContext};
 use crate::config::ColumnRule;
 use crate::crypto::KeyRing;
 use crate::protocol::extended::FORMAT_BINARY;
 use crate::rewrite::{Coerce, CoerceError, apply_coerce};
-
-/// `unknown`: resolved from context, like an undeclared parameter.
-const UNKNOWN_OID: u32 = 705;
 
 /// Encrypts one client value for `rule`, applying `coerce` (the cast's type modifier) first.
 pub fn encrypt_coerced(
@@ -53,15 +50,7 @@ fn value_text(
         source,
     };
     let bytes = if format == FORMAT_BINARY {
-        let ty = match declared {
-            0 | UNKNOWN_OID => rule.ty,
-            oid => LogicalType::from_oid(oid).ok_or_else(|| ValueError::DeclaredType {
-                column: rule.qualified(),
-                oid,
-            })?,
-        };
-        let canonical = codec::binary_to_canonical(ty, value).map_err(codec_err)?;
-        codec::canonical_to_text(ty, &canonical, ctx).map_err(codec_err)?
+        binary_as_text(rule, value, declared, ctx)?
     } else {
         value.to_vec()
     };
@@ -113,30 +102,4 @@ pub fn encrypt_store_array(
         }
     }
     Ok(codec::array::bytea_array(out.iter().map(Option::as_deref)))
-}
-
-/// The replacement of an array constant of values to store (`LiteralKind::Stored`; casts
-/// already applied to its elements): `ARRAY[…]::bytea[]`.
-pub fn stored_array_literal(
-    ring: &KeyRing,
-    rule: &ColumnRule,
-    text: &str,
-    ctx: &TextContext,
-) -> Result<String, ValueError> {
-    let elements =
-        codec::array::parse_text(text.as_bytes()).map_err(|source| ValueError::Codec {
-            column: rule.qualified(),
-            source,
-        })?;
-    if elements.is_empty() {
-        return Ok("'{}'::bytea[]".to_owned());
-    }
-    let mut items = Vec::with_capacity(elements.len());
-    for e in &elements {
-        items.push(match e {
-            None => "NULL::bytea".to_owned(),
-            Some(e) => bytea_literal(&encrypt_value(ring, rule, e, 0, 0, ctx)?),
-        });
-    }
-    Ok(format!("ARRAY[{}]::bytea[]", items.join(", ")))
 }

@@ -2,17 +2,14 @@
 //! envelope (as the server sent it, text `\x…` or binary) → canonical → the client's format.
 //! Errors name the column, never the value.
 
-use crate::session::observe;
 use std::fmt::Write as _;
 
 use crate::codec::{self, BYTEA_OID, CodecError, LogicalType, TextContext};
 use crate::config::ColumnRule;
 use crate::crypto::{CryptoError, KeyRing};
+use crate::net::metrics::observe;
 use crate::protocol::extended::FORMAT_BINARY;
-use crate::protocol::sqlstate::{
-    DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR, PgError, Severity,
-};
-use crate::rewrite::{LiteralKind, LiteralSite};
+use crate::protocol::sqlstate::{DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR};
 
 /// A value could not be encrypted or decrypted.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +62,8 @@ impl ValueError {
         }
     }
 
-    /// The client's message: names the column, never a value or key.
+    /// The client's message: names the column, never a value or key (the client's
+    /// ErrorResponse is built in [`crate::error`]).
     pub fn message(&self) -> String {
         match self {
             ValueError::Corrupt { column, .. } | ValueError::UnknownVersion { column } => {
@@ -77,15 +75,10 @@ impl ValueError {
             other => format!("pgcloak: {other}"),
         }
     }
-
-    /// The ErrorResponse for the client.
-    pub fn pg_error(&self) -> PgError {
-        PgError::new(Severity::Error, self.sqlstate(), self.message())
-    }
 }
 
 /// `unknown`: PostgreSQL resolves a parameter declared so from its context, as for 0.
-const UNKNOWN_OID: u32 = 705;
+pub(crate) const UNKNOWN_OID: u32 = 705;
 /// `bpchar` (`char(n)`): its value loses trailing spaces when assigned to a text column.
 const BPCHAR_OID: u32 = 1042;
 
@@ -158,21 +151,37 @@ fn to_canonical(
     if fast {
         return codec::binary_to_canonical(rule.ty, value).map_err(codec_err);
     }
-    let Some(ty) = LogicalType::from_oid(declared) else {
-        return Err(ValueError::DeclaredType {
-            column: rule.qualified(),
-            oid: declared,
-        });
-    };
-    let text = codec::binary_to_canonical(ty, value)
-        .and_then(|c| codec::canonical_to_text(ty, &c, ctx))
-        .map_err(codec_err)?;
+    let text = binary_as_text(rule, value, declared, ctx)?;
     let text = if declared == BPCHAR_OID {
         unpad(rule, &text)
     } else {
         &text
     };
     codec::text_to_canonical(rule.ty, text, ctx).map_err(codec_err)
+}
+
+/// A binary client value of the type it was declared with (0 or `unknown`: the column's own
+/// logical type) as text, as PostgreSQL's I/O conversion reads it before an assignment or a
+/// cast. A declared type pgcloak cannot decode is refused.
+pub(crate) fn binary_as_text(
+    rule: &ColumnRule,
+    value: &[u8],
+    declared: u32,
+    ctx: &TextContext,
+) -> Result<Vec<u8>, ValueError> {
+    let ty = match declared {
+        0 | UNKNOWN_OID => rule.ty,
+        oid => LogicalType::from_oid(oid).ok_or_else(|| ValueError::DeclaredType {
+            column: rule.qualified(),
+            oid,
+        })?,
+    };
+    codec::binary_to_canonical(ty, value)
+        .and_then(|c| codec::canonical_to_text(ty, &c, ctx))
+        .map_err(|source| ValueError::Codec {
+            column: rule.qualified(),
+            source,
+        })
 }
 
 /// A `bpchar` value as a text column takes it: without its trailing spaces.
@@ -197,49 +206,6 @@ pub fn encrypted_literal(
     };
     let stored = encrypt_value(ring, rule, v.as_bytes(), 0, 0, ctx)?;
     Ok(bytea_literal(&stored))
-}
-
-/// The replacement text of a literal site: the value under the current key version, or for
-/// `col = ANY(…)` every version of each value (see [`LiteralKind`]).
-pub fn literal_replacement(
-    ring: &KeyRing,
-    site: &LiteralSite,
-    ctx: &TextContext,
-) -> Result<String, ValueError> {
-    let rule = &site.rule;
-    let all = |v: &[u8]| -> Result<String, ValueError> {
-        let items = encrypt_all_versions(ring, rule, v, 0, 0, ctx)?;
-        Ok(items
-            .iter()
-            .map(|c| bytea_literal(c))
-            .collect::<Vec<_>>()
-            .join(", "))
-    };
-    match (site.kind, site.value.as_deref()) {
-        (LiteralKind::Value, v) => encrypted_literal(ring, rule, v, ctx),
-        (LiteralKind::Element, None) => Ok("NULL::bytea".to_owned()),
-        (LiteralKind::Element, Some(v)) => all(v.as_bytes()),
-        (LiteralKind::Array | LiteralKind::Stored, None) => Ok("NULL::bytea[]".to_owned()),
-        (LiteralKind::Stored, Some(v)) => super::arrays::stored_array_literal(ring, rule, v, ctx),
-        (LiteralKind::Array, Some(v)) => {
-            let elements =
-                codec::array::parse_text(v.as_bytes()).map_err(|source| ValueError::Codec {
-                    column: rule.qualified(),
-                    source,
-                })?;
-            let mut items = Vec::with_capacity(elements.len());
-            for e in &elements {
-                items.push(match e {
-                    None => "NULL::bytea".to_owned(),
-                    Some(e) => all(e)?,
-                });
-            }
-            if items.is_empty() {
-                return Ok("'{}'::bytea[]".to_owned());
-            }
-            Ok(format!("ARRAY[{}]::bytea[]", items.join(", ")))
-        }
-    }
 }
 
 /// Encrypts an array parameter (`col = ANY($n)`: text `{…}` or binary array of the column's

@@ -14,21 +14,18 @@
 
 use std::sync::Arc;
 
+use super::refuse::Refused;
 use super::values::{ValueError, bytea_literal, encrypt_all_versions};
 use crate::codec::{self, BYTEA_OID, TextContext};
 use crate::config::ColumnRule;
 use crate::crypto::KeyRing;
 use crate::protocol::extended::Bind;
-use crate::protocol::sqlstate::FEATURE_NOT_SUPPORTED;
 use crate::rewrite::{MatchItem, Plan};
 
 pub use crate::codec::array::BYTEA_ARRAY_OID;
 
 /// The protocol's limit on parameters per statement.
 const MAX_PARAMS: usize = 65535;
-
-/// A refusal: SQLSTATE and message.
-pub type Refused = (&'static str, String);
 
 /// Whole-comparison replacements for [`Plan::rewrite_text_with`].
 pub type Replacements = Vec<(usize, usize, String)>;
@@ -57,19 +54,9 @@ fn versions(ring: &KeyRing, rule: &ColumnRule) -> usize {
 }
 
 fn unrewritable(rule: &ColumnRule) -> Refused {
-    (
-        FEATURE_NOT_SUPPORTED,
-        format!(
-            "pgcloak: this comparison on encrypted column {} cannot match values stored under \
-             every version of its key (the key was rotated); compare the column directly with \
-             a parameter or literal",
-            rule.qualified()
-        ),
-    )
-}
-
-fn value_refused(e: ValueError) -> Refused {
-    (e.sqlstate(), e.message())
+    Refused::Unrewritable {
+        column: rule.qualified(),
+    }
 }
 
 /// Replacements for a simple-protocol text: comparisons on keys with several versions.
@@ -104,7 +91,7 @@ fn literal_array(
     let Some(v) = value else {
         return Ok("ARRAY[NULL::bytea]".to_owned());
     };
-    let all = encrypt_all_versions(ring, rule, v.as_bytes(), 0, 0, ctx).map_err(value_refused)?;
+    let all = encrypt_all_versions(ring, rule, v.as_bytes(), 0, 0, ctx)?;
     let items: Vec<String> = all.iter().map(|c| bytea_literal(c)).collect();
     Ok(format!("ARRAY[{}]", items.join(", ")))
 }
@@ -147,11 +134,7 @@ pub fn expand_extended(
         out.push((span.start, span.end, text));
     }
     if mp.base + mp.extras.len() > MAX_PARAMS {
-        return Err((
-            FEATURE_NOT_SUPPORTED,
-            "pgcloak: too many parameters after rewriting comparisons on encrypted columns"
-                .to_owned(),
-        ));
+        return Err(Refused::TooManyParams);
     }
     Ok((out, mp))
 }

@@ -5,13 +5,17 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
+use super::handlers::Outputs;
 use super::*;
+use crate::config::Rules;
 use crate::config::parse_rules;
+use crate::control::catalog::Catalog;
+use crate::control::encryption::Encryption;
 use crate::crypto::{Algorithm, DataKey, KeyRing};
 use crate::protocol::backend::{TxStatus, ready_for_query};
 use crate::protocol::extended::*;
 use crate::protocol::{Frame, MAX_FRAME_LEN, split_frame};
-use crate::session::handlers::Outputs;
+use std::sync::Arc;
 
 const RULES: &str = "[tables.patients]\nssn = { type = \"text\", mode = \"deterministic\" }\n";
 const OID: u32 = 16400;
@@ -32,7 +36,7 @@ fn setup() -> (SessionCrypto, Arc<KeyRing>) {
     let catalog = Catalog::from_rows(&rules, rows);
     let enc = Encryption::for_tests(rules, ring, catalog);
     let ring = enc.keys.current();
-    (enc.session("app").unwrap(), ring)
+    (SessionCrypto::new(enc), ring)
 }
 
 fn frame(bytes: Bytes) -> Frame {
@@ -53,7 +57,7 @@ fn frames(buf: &mut BytesMut) -> Vec<Frame> {
 struct Io {
     up: BytesMut,
     down: BytesMut,
-    pending: VecDeque<crate::session::handlers::Pending>,
+    pending: VecDeque<super::handlers::Pending>,
     tx: TxStatus,
 }
 

@@ -12,109 +12,19 @@
 
 use std::sync::Arc;
 
-use super::state::{Expect, SessionCrypto};
-use super::values::{ValueError, decrypt_cell, encrypt_value};
-use crate::codec::{self, LogicalType, TextContext};
-use crate::copy::{CopyError, CopyStream, Field, Format};
-use crate::crypto::KeyRing;
+use super::handlers::Outputs;
+use super::state::{CopyIn, Expect, SessionCrypto};
+use crate::apply::ValueError;
+use crate::apply::copy::CopyFlow;
+use crate::copy::{CopyError, Format};
+use crate::error::EngineError;
 use crate::protocol::Frame;
+use crate::protocol::PgError;
 use crate::protocol::copy::{copy_data, copy_done, copy_fail, response_is_binary};
-use crate::protocol::extended::FORMAT_BINARY;
-use crate::protocol::sqlstate::{INTERNAL_ERROR, PROTOCOL_VIOLATION, PgError, Severity};
 use crate::rewrite::{CopyDirection, CopyPlan};
-use crate::session::handlers::Outputs;
-
-use crate::sqlstate::BAD_COPY_FILE_FORMAT;
 
 /// Most bytes of client COPY data held while waiting for the server to start the COPY.
 const MAX_HELD: usize = 64 << 20;
-
-/// A COPY data stream of a rules table in progress, in one direction.
-#[derive(Debug)]
-pub struct CopyFlow {
-    plan: Arc<CopyPlan>,
-    stream: CopyStream,
-}
-
-/// Where the client's COPY data goes.
-#[derive(Debug, Default)]
-pub enum CopyIn {
-    /// No COPY FROM STDIN is running: data is held until one starts.
-    #[default]
-    Idle,
-    /// A COPY of a table without encrypted columns: forwarded.
-    Plain,
-    /// A COPY of a rules table: encrypted.
-    Encrypted(Box<CopyFlow>),
-    /// A COPY that failed: the client's further data is dropped up to its CopyDone/CopyFail.
-    Dead,
-}
-
-impl CopyFlow {
-    fn new(plan: Arc<CopyPlan>) -> Self {
-        let mapped = plan.columns.iter().map(Option::is_some).collect();
-        let stream = CopyStream::new(plan.options.clone(), mapped);
-        CopyFlow { plan, stream }
-    }
-
-    fn table(&self) -> String {
-        self.plan
-            .columns
-            .iter()
-            .flatten()
-            .next()
-            .map_or_else(String::new, |r| format!("{}.{}", r.schema, r.table))
-    }
-
-    fn error(&self, e: CopyError<ValueError>) -> PgError {
-        match e {
-            CopyError::Malformed(m) => {
-                let msg = format!("pgcloak: {m} (COPY of table {})", self.table());
-                PgError::new(Severity::Error, BAD_COPY_FILE_FORMAT, msg)
-            }
-            CopyError::Value(v) => v.pg_error(),
-        }
-    }
-
-    /// Feeds a payload (or, `None`, the end of data) through the stream.
-    fn run(
-        &mut self,
-        ring: &KeyRing,
-        ctx: &TextContext,
-        payload: Option<&[u8]>,
-    ) -> Result<Vec<u8>, CopyError<ValueError>> {
-        let plan = Arc::clone(&self.plan);
-        let binary = plan.options.format == Format::Binary;
-        let mut map = |idx: usize, v: Field<'_>| -> Result<Option<Vec<u8>>, ValueError> {
-            let (Some(rule), Some(v)) = (plan.columns.get(idx).and_then(Option::as_ref), v) else {
-                return Ok(None);
-            };
-            let out = match (plan.direction, binary) {
-                (CopyDirection::In, true) => {
-                    encrypt_value(ring, rule, v, FORMAT_BINARY, rule.ty.oid(), ctx)?
-                }
-                (CopyDirection::In, false) => {
-                    let stored = encrypt_value(ring, rule, v, 0, 0, ctx)?;
-                    codec::canonical_to_text(LogicalType::Bytea, &stored, ctx).map_err(|e| {
-                        ValueError::Corrupt {
-                            column: rule.qualified(),
-                            reason: e.redacted().to_owned(),
-                        }
-                    })?
-                }
-                (CopyDirection::Out, true) => {
-                    decrypt_cell(ring, rule, v, FORMAT_BINARY, FORMAT_BINARY, ctx)?
-                }
-                (CopyDirection::Out, false) => decrypt_cell(ring, rule, v, 0, 0, ctx)?,
-            };
-            Ok(Some(out))
-        };
-        match payload {
-            Some(p) => self.stream.feed(p, &mut map),
-            None => self.stream.finish(&mut map),
-        }
-    }
-}
 
 impl SessionCrypto {
     /// The COPY plan of the statement whose CopyIn/OutResponse is arriving.
@@ -142,12 +52,7 @@ impl SessionCrypto {
             out.to_upstream.extend_from_slice(&copy_fail(
                 "pgcloak: COPY data sent before an earlier COPY started was discarded",
             ));
-            self.copy_error = Some(PgError::new(
-                Severity::Error,
-                PROTOCOL_VIOLATION,
-                "pgcloak: COPY data was sent before the server started the COPY, and the COPY \
-                 it was sent for failed; this COPY is failed rather than given partial data",
-            ));
+            self.copy_error = Some(PgError::from(&EngineError::CopyPoisoned));
             self.copy_in = CopyIn::Dead;
             self.replay_held(out);
             return true;
@@ -161,12 +66,7 @@ impl SessionCrypto {
         };
         let binary = response_is_binary(frame.body());
         if plan.direction != direction || binary != (plan.options.format == Format::Binary) {
-            let e = PgError::new(
-                Severity::Error,
-                INTERNAL_ERROR,
-                "pgcloak: the server's COPY response does not match the statement",
-            );
-            self.fail_result(e, out);
+            self.fail_result(PgError::from(&EngineError::CopyMismatch), out);
             if direction == CopyDirection::In {
                 out.to_upstream
                     .extend_from_slice(&copy_fail("pgcloak: unexpected COPY response"));
@@ -248,7 +148,7 @@ impl SessionCrypto {
                 }
             }
             Err(e) => {
-                let err = flow.error(e);
+                let err = PgError::from(&flow.error(e));
                 tracing::debug!(sqlstate = err.code, "COPY row refused");
                 out.to_upstream
                     .extend_from_slice(&copy_fail("pgcloak: COPY data refused"));
@@ -309,7 +209,7 @@ impl SessionCrypto {
                 self.stall(frame.clone());
             }
             Err(e) => {
-                let err = flow.error(e);
+                let err = PgError::from(&flow.error(e));
                 tracing::warn!(sqlstate = err.code, "COPY TO: value withheld");
                 self.copy_out = None;
                 self.fail_result(err, out);

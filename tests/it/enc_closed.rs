@@ -58,16 +58,17 @@ async fn stored_anywhere(direct: &Client, table: &str, needle: &str) -> bool {
     row.get::<_, i64>(0) > 0
 }
 
-/// Waits until pgcloak's catalog knows `hr.people`, created straight in PostgreSQL (its
-/// watcher learns of it a moment later; before that, `people` on the path (hr, public) is the
-/// rules table `public.people` to pgcloak and a write is encrypted): a write through pgcloak
-/// lands as plaintext in hr.people.
-async fn catalog_knows_hr_people(app: &Client, direct: &Client) {
+/// Waits until pgcloak's catalog knows `table` (`schema.people`), created straight in
+/// PostgreSQL and first on `app`'s path (the watcher learns of it a moment later; before that,
+/// `people` is the rules table `public.people` to pgcloak and a write is encrypted there): a
+/// write through pgcloak lands as plaintext in `table`. The probes that went to the rules
+/// table are deleted, so tests can count its rows.
+async fn catalog_knows(app: &Client, direct: &Client, table: &str) {
     within(HANG, async {
         loop {
             let sql = "INSERT INTO people (id, ssn) VALUES (0, 'probe')";
             if run(app, Proto::Simple, sql, &[]).await.is_ok()
-                && stored_anywhere(direct, "hr.people", "probe").await
+                && stored_anywhere(direct, table, "probe").await
             {
                 return;
             }
@@ -75,6 +76,10 @@ async fn catalog_knows_hr_people(app: &Client, direct: &Client) {
         }
     })
     .await;
+    direct
+        .batch_execute("DELETE FROM public.people WHERE id = 0")
+        .await
+        .expect("remove the probes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +98,7 @@ async fn a_search_path_pgcloak_did_not_see_cannot_move_a_write_onto_a_rules_tabl
     let app = env.app().await;
     // pgcloak reads the path (hr, public): `people` is hr.people, a plain table.
     ok(&app, Proto::Simple, "SET search_path = hr, public", &[]).await;
-    catalog_knows_hr_people(&app, &direct).await;
+    catalog_knows(&app, &direct, "hr.people").await;
     // A function changes the path behind pgcloak's back.
     ok(&app, Proto::Simple, "SELECT hr.go('public')", &[]).await;
     let s1 = sentinel();
@@ -385,6 +390,9 @@ async fn a_path_set_in_the_extended_protocol_is_read_after_it_runs() {
     let env = EncEnv::start().await;
     let direct = shadow_schema(&env).await;
     let app = env.app().await;
+    ok(&app, Proto::Simple, "SET search_path = shadow, public", &[]).await;
+    catalog_knows(&app, &direct, "shadow.people").await;
+    ok(&app, Proto::Simple, "RESET search_path", &[]).await;
     // Each statement is Parse/Describe/Sync then Bind/Execute/Sync (tokio-postgres): the
     // path changes at Execute, after pgcloak saw the Parse.
     ok(
@@ -440,6 +448,7 @@ async fn a_search_path_from_startup_options_is_the_one_pgcloak_reads() {
         .proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
     cfg.options("-c search_path=shadow,public");
     let app = env.env.connect(&cfg).await.expect("login with options");
+    catalog_knows(&app, &direct, "shadow.people").await;
     let s1 = sentinel();
     ok(
         &app,

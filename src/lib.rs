@@ -1,12 +1,18 @@
 //! pgcloak: a transparent, field-encrypting PostgreSQL wire-protocol proxy.
 //!
 //! The crate is laid out so that each folder is one concern:
-//! - sans-IO core: [`protocol`] (framing, messages, SQLSTATEs), [`crypto`] (envelope, field
-//!   ciphers, key wrapping), [`codec`] (logical value codecs), [`copy`] (COPY data streams),
-//!   [`rewrite`] (SQL analysis → plan), [`auth`] (SCRAM-SHA-256 both sides);
-//! - IO: [`net`] (listener, TLS, upstream connect), [`session`] (the per-connection state
-//!   machine), [`control`] (the proxy's own login), `devdb` (throwaway PostgreSQL; cargo
-//!   feature `devdb`, on by default, for the demo and the tests).
+//! - sans-IO core: [`protocol`] (framing, messages), [`sqlstate`] (every SQLSTATE, generated),
+//!   [`crypto`] (envelope, field ciphers, key wrapping), [`codec`] (logical value codecs),
+//!   [`copy`] (COPY data streams), [`rules`] (the compiled rules index), [`rewrite`] (SQL
+//!   analysis → an immutable plan), [`apply`] (plan × key ring × text context → the bytes and
+//!   SQL sent on), [`engine`] (one connection after login: frames in, bytes out, one pending
+//!   FIFO), [`error`] (the one mapping from every error kind to the client's ErrorResponse),
+//!   [`auth`] (SCRAM-SHA-256 both sides);
+//! - IO: [`net`] (listener, TLS, upstream connect, metrics), [`session`] (startup, login, the
+//!   relay loop, cancel), [`control`] (the proxy's own logins: catalog, keys, providers, the
+//!   encryption service), [`audit`] (the HMAC-chained audit trail), [`config`] (files → the
+//!   core's types; secret sources), `devdb` (throwaway PostgreSQL; cargo feature `devdb`, on
+//!   by default, for the demo and the tests).
 //!
 //! [`run`] is the whole proxy: it takes a bound listener, the config, the secrets and a
 //! shutdown future, so tests run it in-process on port 0.

@@ -180,6 +180,10 @@ pub fn probes() -> Vec<Probe> {
         reset_path("RESET search_path").on(SIMPLE),
         reset_path("SET search_path TO DEFAULT").on(SIMPLE),
         reset_path("SET search_path = public").on(SIMPLE),
+        // Spellings the cheap word check must still see (it lower-cases the text once).
+        reset_path("ReSeT SeArCh_PaTh").on(TWO),
+        reset_path("SET /* c */ SEARCH_PATH TO DEFAULT").on(TWO),
+        reset_path("SELECT pg_catalog.SET_CONFIG('SEARCH_PATH', 'public', false)").on(TWO),
         probe(CLASS, "DISCARD ALL resets the path")
             .direct(SHADOW)
             .setup("SET search_path = {x}, public")

@@ -547,3 +547,35 @@ async fn wire_malformed_messages_are_errors_and_the_session_goes_on() {
         assert_eq!(rows, vec![Some("0".to_owned())]);
     }
 }
+
+/// A client message whose tag byte is 0 (a startup message has none; its body used to be read
+/// with the wrong header) carrying a value for an encrypted column: never reaches the server
+/// as plaintext, and the session stays usable or ends, never hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_a_tag_zero_message_never_carries_plaintext_to_the_server() {
+    let db = crate::leak::start_logged_db().await;
+    let app = db
+        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        .await
+        .expect("direct login");
+    app.batch_execute("CREATE TABLE wire_z (id int PRIMARY KEY, v bytea)")
+        .await
+        .expect("setup");
+    let rules = "[tables.wire_z]\nv = { type = \"text\", mode = \"randomized\" }\n";
+    let (env, _, _) = start_encrypted(db, rules).await;
+    let params = [("user", APP_USER), ("database", APP_DATABASE)];
+    let mut c = Raw::login(env.proxy_addr(), &env.db, &params, APP_PASSWORD)
+        .await
+        .expect("login");
+    let s = crate::leak::sentinel();
+    let sql = format!("INSERT INTO wire_z VALUES (1, '{s}')\0");
+    c.send_raw(0, sql.as_bytes()).await;
+    c.send_raw(b'S', b"").await;
+    // Whatever answers (an error, or the close), it comes: nothing hangs.
+    while let Some(m) = c.next_msg().await {
+        if m.tag == b'Z' {
+            break;
+        }
+    }
+    crate::leak::assert_no_leak(&env.db, &[s]).await;
+}

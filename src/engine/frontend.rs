@@ -24,9 +24,7 @@ use crate::protocol::{Frame, FrontendTag};
 use crate::rewrite::{self, Analysis, AnalysisContext, CatalogView, Plan, Refusal};
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    rewrite::contains_ci(hay.as_bytes(), needle.as_bytes())
 }
 
 /// DDL (catalog refresh afterwards); a cheap word check first, the scanner only then.

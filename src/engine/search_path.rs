@@ -84,8 +84,8 @@ fn changes_path(sql: &str) -> bool {
 }
 
 /// A cheap word check, a superset of [`changes_path`]: most texts name none of the words.
-/// One lower-casing pass, then substring searches (this runs for every simple and extended
-/// statement, so it must stay far cheaper than the parse it saves).
+/// Case-insensitive substring searches without copying the text (this runs for every simple
+/// and extended statement, so it must stay far cheaper than the parse it saves).
 fn mentions_path_words(sql: &str) -> bool {
     const WORDS: [&str; 11] = [
         "search_path",
@@ -101,8 +101,7 @@ fn mentions_path_words(sql: &str) -> bool {
         "extra_float_digits",
     ];
     const AFTER_SET: [&str; 5] = ["role", "authorization", "schema", "names", "time zone"];
-    let lower = sql.to_ascii_lowercase();
-    let has = |w: &str| lower.contains(w);
+    let has = |w: &str| crate::rewrite::contains_ci(sql.as_bytes(), w.as_bytes());
     WORDS.iter().any(|w| has(w)) || (has("set") && AFTER_SET.iter().any(|w| has(w)))
 }
 

@@ -23,16 +23,27 @@ pub fn may_touch_rules(sql: &str, rules: &Rules) -> bool {
         return false;
     }
     let bytes = sql.as_bytes();
-    let contains = |needle: &[u8]| {
-        !needle.is_empty()
-            && bytes
-                .windows(needle.len())
-                .any(|w| w.eq_ignore_ascii_case(needle))
-    };
+    let contains = |needle: &[u8]| contains_ci(bytes, needle);
     rules.table_names().iter().any(|t| contains(t.as_bytes()))
         || rules.tables().any(|t| contains(t.schema.as_bytes()))
         || contains(b"u&\"")
         || contains(b"execute")
+}
+
+/// True when `needle` (ASCII case-insensitively) occurs in `hay`; an empty needle never does.
+/// Runs for every statement several times: candidate positions come from a vectorised scan for
+/// the needle's first byte in both cases, so a text is not compared byte window by window.
+pub fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return false;
+    };
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let last_start = match hay.len().checked_sub(needle.len()) {
+        Some(n) => n,
+        None => return false,
+    };
+    memchr::memchr2_iter(lo, up, &hay[..=last_start])
+        .any(|i| hay[i + 1..i + needle.len()].eq_ignore_ascii_case(rest))
 }
 
 /// The names of the SQL-level prepared statements a text creates (`PREPARE name AS …`).
@@ -53,13 +64,9 @@ pub fn prepared_names(sql: &str) -> Vec<String> {
 
 /// True when one of `names` (lower-case) appears in `sql`, case-insensitively.
 pub fn mentions_any(sql: &str, names: &[String]) -> bool {
-    let bytes = sql.as_bytes();
-    names.iter().any(|n| {
-        !n.is_empty()
-            && bytes
-                .windows(n.len())
-                .any(|w| w.eq_ignore_ascii_case(n.as_bytes()))
-    })
+    names
+        .iter()
+        .any(|n| contains_ci(sql.as_bytes(), n.as_bytes()))
 }
 
 /// True when some statement of the text is DDL (CREATE, ALTER, DROP): after it completes, the

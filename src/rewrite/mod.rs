@@ -42,7 +42,7 @@ mod unnest;
 pub use cache::PlanCache;
 pub use coerce::apply as apply_coerce;
 pub use context::{AnalysisContext, CatalogView, EmptyCatalog};
-pub use entry::{analyze, is_ddl, may_touch_rules, mentions_any, prepared_names};
+pub use entry::{analyze, contains_ci, is_ddl, may_touch_rules, mentions_any, prepared_names};
 pub use plan::{
     Analysis, Coerce, CoerceError, CopyDirection, CopyPlan, LiteralKind, LiteralSite, MatchItem,
     MatchOp, MatchSite, MatchSpan, ParamCast, Plan, RefCast, Refusal, RefusalTarget, splice,

@@ -1294,3 +1294,21 @@ fn simple_case_on_a_deterministic_column_compares_each_when() {
     );
     assert_pass("SELECT CASE name WHEN 'a' THEN 1 END FROM patients");
 }
+
+#[test]
+fn contains_ci_finds_every_case_and_position() {
+    use super::contains_ci;
+    assert!(contains_ci(b"SELECT * FROM Patients", b"patients"));
+    assert!(contains_ci(b"patients", b"PATIENTS"));
+    assert!(contains_ci(b"xpAtIeNtS", b"patients"));
+    assert!(!contains_ci(b"patient", b"patients"));
+    assert!(!contains_ci(b"", b"p"));
+    assert!(!contains_ci(b"abc", b""));
+    // A first byte that occurs many times before the match, and a match at the very end.
+    assert!(contains_ci(b"ppppppppatients", b"patients"));
+    assert!(contains_ci(b"aaaaaaaaaab", b"AB"));
+    assert!(!contains_ci(b"aaaaaaaaaa", b"ab"));
+    // Non-ASCII bytes neither match nor panic.
+    assert!(contains_ci("é_schéma".as_bytes(), "schéma".as_bytes()));
+    assert!(!contains_ci("SCHÉMA".as_bytes(), "schéma".as_bytes()));
+}

@@ -74,8 +74,9 @@ pub fn login_failed(reason: &'static str) {
 /// A statement of `kind` ([`statement_kind`]) went through as `class` (plain, encrypted,
 /// refused).
 #[inline]
-pub fn statement(kind: &'static str, class: &'static str) {
-    shard::with(|s| s.add_labelled(Key::Statements { kind, class }, 1));
+pub fn statement(kind: usize, class: &'static str) {
+    let class = shard::CLASSES.iter().position(|c| *c == class).unwrap_or(0);
+    shard::with(|s| s.statement(kind, class));
 }
 
 /// A statement was refused with `sqlstate` over `column` (a rules column or table).
@@ -120,19 +121,24 @@ pub fn plain_statement(frame: &crate::protocol::Frame) {
     statement(statement_kind(sql), "plain");
 }
 
-/// The class of a statement by its first keyword (bounded: never the text itself).
-pub fn statement_kind(sql: &[u8]) -> &'static str {
+/// The class of a statement by its first keyword (bounded: never the text itself), as an index
+/// into [`shard::KINDS`].
+pub fn statement_kind(sql: &[u8]) -> usize {
     let start = sql
         .iter()
         .position(|b| !b.is_ascii_whitespace() && *b != b'(')
         .unwrap_or(sql.len());
-    let word: Vec<u8> = sql[start..]
+    let mut word = [0u8; 12];
+    let mut n = 0;
+    for b in sql[start..]
         .iter()
         .take_while(|b| b.is_ascii_alphabetic())
         .take(12)
-        .map(u8::to_ascii_lowercase)
-        .collect();
-    match word.as_slice() {
+    {
+        word[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    let kind = match &word[..n] {
         b"select" | b"with" | b"values" | b"table" | b"show" => "select",
         b"insert" => "insert",
         b"update" => "update",
@@ -145,7 +151,11 @@ pub fn statement_kind(sql: &[u8]) -> &'static str {
         b"set" | b"reset" | b"discard" => "set",
         b"" => "empty",
         _ => "other",
-    }
+    };
+    shard::KINDS
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(shard::KINDS.len() - 1)
 }
 
 /// What one running proxy exposes beyond the process-wide counters: readiness inputs and

@@ -83,6 +83,23 @@ pub enum Key {
     RateLimited,
 }
 
+/// The statement kinds of `pgcloak_statements_total` (see [`super::statement_kind`]).
+pub const KINDS: [&str; 11] = [
+    "select",
+    "insert",
+    "update",
+    "delete",
+    "merge",
+    "copy",
+    "ddl",
+    "transaction",
+    "set",
+    "empty",
+    "other",
+];
+/// The statement classes of `pgcloak_statements_total`.
+pub const CLASSES: [&str; 3] = ["plain", "encrypted", "refused"];
+
 #[derive(Debug, Default)]
 struct Histogram {
     buckets: [AtomicU64; BOUNDS.len() + 1],
@@ -96,6 +113,8 @@ pub struct Shard {
     fixed: [AtomicU64; FIXED],
     gauges: [AtomicI64; GAUGES],
     hists: [Histogram; HISTS],
+    /// Statements by kind and class: counted for every statement, so plain atomics, not the map.
+    statements: [[AtomicU64; CLASSES.len()]; KINDS.len()],
     labelled: Mutex<HashMap<Key, u64>>,
 }
 
@@ -123,6 +142,13 @@ impl Shard {
             .unwrap_or(BOUNDS.len());
         bump(&h.buckets[i], 1);
         bump(&h.sum_nanos, nanos);
+    }
+
+    /// A statement of kind `KINDS[kind]` went through as class `CLASSES[class]`.
+    pub fn statement(&self, kind: usize, class: usize) {
+        if let Some(a) = self.statements.get(kind).and_then(|k| k.get(class)) {
+            bump(a, 1);
+        }
     }
 
     pub fn add_labelled(&self, key: Key, n: u64) {
@@ -197,6 +223,16 @@ pub fn snapshot() -> Snapshot {
         for (k, v) in sh.labelled.lock().iter() {
             *s.labelled.entry(k.clone()).or_insert(0) += v;
         }
+        for (kind, row) in KINDS.iter().zip(&sh.statements) {
+            for (class, a) in CLASSES.iter().zip(row) {
+                let n = a.load(Relaxed);
+                if n > 0 {
+                    *s.labelled
+                        .entry(Key::Statements { kind, class })
+                        .or_insert(0) += n;
+                }
+            }
+        }
     }
     s
 }
@@ -224,6 +260,12 @@ mod tests {
         let snap = snapshot();
         assert!(snap.fixed(Fixed::SessionsAccepted) >= before + 4000);
         assert!(snap.labelled[&Key::RateLimited] >= 8);
+        with(|s| s.statement(1, 2));
+        let key = Key::Statements {
+            kind: "insert",
+            class: "refused",
+        };
+        assert!(snapshot().labelled[&key] >= 1);
         with(|s| s.observe(Hist::Login, 3_000_000));
         let h = &snapshot().hists[Hist::Login as usize];
         assert!(h.0[BOUNDS.iter().position(|b| *b == 0.005).unwrap()] >= 1);

@@ -68,7 +68,7 @@ impl SessionCrypto {
             }
             BackendTag::ParameterDescription => return self.on_parameters(frame, out),
             BackendTag::RowDescription => return self.on_row_description(frame, out),
-            BackendTag::NoData if self.describe_answered(None) => return Ok(()),
+            BackendTag::NoData if self.describe_answered(Shape::Plain) => return Ok(()),
             BackendTag::DataRow => return self.on_data_row(frame, out),
             BackendTag::CommandComplete
             | BackendTag::EmptyQueryResponse
@@ -142,9 +142,8 @@ impl SessionCrypto {
         Ok(())
     }
 
-    /// Records a Describe's answer (`shape`; `None` for NoData). True when it is swallowed.
-    fn describe_answered(&mut self, shape: Option<Shape>) -> bool {
-        let shape = shape.unwrap_or(None);
+    /// Records a Describe's answer (`Shape::Plain` for NoData). True when it is swallowed.
+    fn describe_answered(&mut self, shape: Shape) -> bool {
         match self.expect.front() {
             Some(Expect::DescribeStatement(s)) => {
                 let _ = s.shape.set(shape);
@@ -157,8 +156,8 @@ impl SessionCrypto {
             }
             Some(Expect::Query { .. }) => {
                 self.current = match shape {
-                    None => Current::Plain,
-                    Some(cols) => Current::Encrypted {
+                    Shape::Plain => Current::Plain,
+                    Shape::Encrypted(cols) => Current::Encrypted {
                         cols,
                         formats: Arc::from(Vec::new()),
                     },
@@ -217,7 +216,7 @@ impl SessionCrypto {
             .map(|f| catalog.rule(f.table_oid, f.attnum).cloned())
             .collect();
         if cols.iter().all(Option::is_none) {
-            let swallow = self.describe_answered(Some(None));
+            let swallow = self.describe_answered(Shape::Plain);
             if !swallow {
                 out.to_client.extend_from_slice(&frame.bytes);
             }
@@ -233,7 +232,7 @@ impl SessionCrypto {
         let formats: Arc<[i16]> = fields.iter().map(|f| f.format).collect();
         let rewritten = row_description(&fields);
         let is_query = matches!(self.expect.front(), Some(Expect::Query { .. }));
-        let swallow = self.describe_answered(Some(Some(cols.into())));
+        let swallow = self.describe_answered(Shape::Encrypted(cols.into()));
         if is_query {
             if let Current::Encrypted { cols, .. } = &self.current {
                 self.current = Current::Encrypted {
@@ -255,8 +254,8 @@ impl SessionCrypto {
         };
         self.current = match portal.shape() {
             None => Current::Unknown,
-            Some(None) => Current::Plain,
-            Some(Some(cols)) => Current::Encrypted {
+            Some(Shape::Plain) => Current::Plain,
+            Some(Shape::Encrypted(cols)) => Current::Encrypted {
                 formats: (0..cols.len())
                     .map(|i| format_of(&portal.formats, i))
                     .collect(),

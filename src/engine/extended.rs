@@ -21,7 +21,7 @@ use crate::apply::refuse::{Refused, raise_extended};
 use crate::apply::values::encrypt_array;
 use crate::error::{EngineError, SessionError};
 use crate::protocol::extended::{Bind, Execute, FORMAT_BINARY, Named, Parse, Target, format_of};
-use crate::protocol::{Frame, PgError};
+use crate::protocol::{Frame, FrontendTag, PgError};
 use crate::rewrite::Plan;
 
 impl SessionCrypto {
@@ -251,7 +251,8 @@ impl SessionCrypto {
                     target: Target::Portal,
                     name: e.portal,
                 };
-                out.to_upstream.extend_from_slice(&d.encode(b'D'));
+                out.to_upstream
+                    .extend_from_slice(&d.encode(FrontendTag::Describe.into()));
                 self.expect.push_back(Expect::DescribePortal {
                     portal: p.clone(),
                     swallow: true,

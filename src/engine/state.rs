@@ -17,9 +17,14 @@ use crate::apply::copy::CopyFlow;
 use crate::apply::matching::MatchParams;
 use crate::control::encryption::{Encryption, Refresh};
 
-/// Which result columns are encrypted (one entry per column). `None` in a slot means no
-/// column of the result is encrypted.
-pub type Shape = Option<Arc<[Option<Arc<ColumnRule>>]>>;
+/// Which result columns are encrypted, once a Describe (or a query's RowDescription) told it.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    /// No column of the result is encrypted (or the statement returns no rows).
+    Plain,
+    /// The rule of each result column (`None`: that column is not encrypted).
+    Encrypted(Arc<[Option<Arc<ColumnRule>>]>),
+}
 
 /// What the session knows of its search_path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

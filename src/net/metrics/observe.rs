@@ -20,17 +20,35 @@ use crate::config::ColumnRule;
 use crate::net::metrics::{self, Key};
 use crate::rewrite::{Analysis, Refusal, RefusalTarget};
 
-/// Counts for one (column, key version).
+/// Counts for one (column, key version), with the metric keys they are folded into (built once
+/// per column and version, so a flush clones `Arc`s and hashes, never formats or allocates).
 #[derive(Debug)]
 struct ColCount {
     rule: usize,
     column: Arc<str>,
     key: Arc<str>,
-    gcm: bool,
     version: u32,
+    /// `Values` keys for encrypt, decrypt, decrypt_failed; the `Gcm` key of a randomized column.
+    keys: [Key; 3],
+    gcm: Option<Key>,
     /// encrypted, decrypted, failed; and what was already folded into the metrics.
     now: [u64; 3],
     flushed: [u64; 3],
+}
+
+impl ColCount {
+    /// The counts not yet folded into the metrics, with their keys.
+    fn deltas(&self) -> impl Iterator<Item = (Key, u64)> + '_ {
+        (0..3).flat_map(move |op| {
+            let d = self.now[op] - self.flushed[op];
+            let gcm = self.gcm.as_ref().filter(|_| op == 0);
+            [Some(&self.keys[op]), gcm]
+                .into_iter()
+                .flatten()
+                .filter(move |_| d > 0)
+                .map(move |k| (k.clone(), d))
+        })
+    }
 }
 
 /// One session's observation state.
@@ -108,11 +126,26 @@ impl SessionObs {
             c.now[op] += 1;
             return;
         }
+        let column: Arc<str> = Arc::from(rule.qualified());
+        let key: Arc<str> = Arc::from(rule.key.as_str());
+        let values = |op| Key::Values {
+            op,
+            column: Arc::clone(&column),
+            version,
+        };
         let mut c = ColCount {
             rule: id,
-            column: Arc::from(rule.qualified()),
-            key: Arc::from(rule.key.as_str()),
-            gcm: stored.get(1) == Some(&1),
+            keys: [
+                values("encrypt"),
+                values("decrypt"),
+                values("decrypt_failed"),
+            ],
+            gcm: (stored.get(1) == Some(&1)).then(|| Key::Gcm {
+                key: Arc::clone(&key),
+                version,
+            }),
+            column,
+            key,
             version,
             now: [0; 3],
             flushed: [0; 3],
@@ -124,37 +157,11 @@ impl SessionObs {
     /// Folds the counts not yet in the metrics into this thread's shard.
     fn flush(&mut self) {
         self.dirty = false;
-        let mut items = Vec::new();
+        let cols = &self.cols;
+        metrics::shard::with(|s| s.add_all(cols.iter().flat_map(ColCount::deltas)));
         for c in &mut self.cols {
-            for (op, name) in ["encrypt", "decrypt", "decrypt_failed"]
-                .into_iter()
-                .enumerate()
-            {
-                let d = c.now[op] - c.flushed[op];
-                if d == 0 {
-                    continue;
-                }
-                items.push((
-                    Key::Values {
-                        op: name,
-                        column: Arc::clone(&c.column),
-                        version: c.version,
-                    },
-                    d,
-                ));
-                if op == 0 && c.gcm {
-                    items.push((
-                        Key::Gcm {
-                            key: Arc::clone(&c.key),
-                            version: c.version,
-                        },
-                        d,
-                    ));
-                }
-            }
             c.flushed = c.now;
         }
-        metrics::shard::with(|s| s.add_all(items));
     }
 
     /// Writes the login record.

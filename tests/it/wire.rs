@@ -265,6 +265,22 @@ pub async fn send_cancel(addr: SocketAddr, key: &CancelKey) {
     let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut sink)).await;
 }
 
+/// `db` with table `table (id int PRIMARY KEY, v bytea)` whose `v` is a randomized text rules
+/// column, behind an encrypting proxy.
+async fn with_encrypted_v(db: DevDb, table: &str) -> TestEnv {
+    let app = db
+        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        .await
+        .expect("direct login");
+    app.batch_execute(&format!(
+        "CREATE TABLE {table} (id int PRIMARY KEY, v bytea)"
+    ))
+    .await
+    .expect("create table");
+    let rules = format!("[tables.{table}]\nv = {{ type = \"text\", mode = \"randomized\" }}\n");
+    start_encrypted(db, &rules).await.0
+}
+
 /// The app role's login parameters.
 fn app_params() -> Vec<(&'static str, &'static str)> {
     vec![("user", APP_USER), ("database", APP_DATABASE)]
@@ -400,15 +416,7 @@ async fn wire_empty_database_name_is_the_user_s_rules_database() {
         "the test needs a user named like its database"
     );
     let db = DevDb::start(DevDbOptions::default()).await.expect("DevDb");
-    let app = db
-        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
-        .await
-        .expect("direct login");
-    app.batch_execute("CREATE TABLE wire_secrets (id int PRIMARY KEY, v bytea)")
-        .await
-        .expect("create table");
-    let rules = "[tables.wire_secrets]\nv = { type = \"text\", mode = \"randomized\" }\n";
-    let (env, _, _) = start_encrypted(db, rules).await;
+    let env = with_encrypted_v(db, "wire_secrets").await;
     let params = [("user", APP_USER), ("database", "")];
     let mut c = Raw::login(env.proxy_addr(), &env.db, &params, APP_PASSWORD)
         .await
@@ -422,6 +430,11 @@ async fn wire_empty_database_name_is_the_user_s_rules_database() {
     assert!(err.is_none(), "{:?}", err.map(|e| e.fields()));
     let (rows, _) = c.query("SELECT v FROM wire_secrets WHERE id = 1").await;
     assert_eq!(rows, vec![Some("wire-plaintext".to_owned())], "decrypted");
+    let app = env
+        .db
+        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        .await
+        .expect("direct login");
     let stored: Vec<u8> = app
         .query_one("SELECT v FROM wire_secrets WHERE id = 1", &[])
         .await
@@ -496,15 +509,7 @@ async fn wire_function_calls_of_writer_functions_are_refused_and_others_reread_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wire_malformed_messages_are_errors_and_the_session_goes_on() {
     let db = DevDb::start(DevDbOptions::default()).await.expect("DevDb");
-    let app = db
-        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
-        .await
-        .expect("direct login");
-    app.batch_execute("CREATE TABLE wire_m (id int PRIMARY KEY, v bytea)")
-        .await
-        .expect("setup");
-    let rules = "[tables.wire_m]\nv = { type = \"text\", mode = \"randomized\" }\n";
-    let (env, _, _) = start_encrypted(db, rules).await;
+    let env = with_encrypted_v(db, "wire_m").await;
     let params = [("user", APP_USER), ("database", APP_DATABASE)];
     let direct: SocketAddr = format!("127.0.0.1:{}", env.db.port())
         .parse()
@@ -554,15 +559,7 @@ async fn wire_malformed_messages_are_errors_and_the_session_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wire_a_tag_zero_message_never_carries_plaintext_to_the_server() {
     let db = crate::leak::start_logged_db().await;
-    let app = db
-        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
-        .await
-        .expect("direct login");
-    app.batch_execute("CREATE TABLE wire_z (id int PRIMARY KEY, v bytea)")
-        .await
-        .expect("setup");
-    let rules = "[tables.wire_z]\nv = { type = \"text\", mode = \"randomized\" }\n";
-    let (env, _, _) = start_encrypted(db, rules).await;
+    let env = with_encrypted_v(db, "wire_z").await;
     let params = [("user", APP_USER), ("database", APP_DATABASE)];
     let mut c = Raw::login(env.proxy_addr(), &env.db, &params, APP_PASSWORD)
         .await

@@ -349,7 +349,7 @@ async fn reload_now(
         }
     }
     *shared.encryption.write() = r.encryption.clone();
-    *instance.encryption.write() = r.encryption;
+    *instance.databases.write() = r.encryption.map(|e| e as Arc<dyn net::metrics::Databases>);
     for e in &r.retired {
         e.retire();
     }
@@ -385,7 +385,9 @@ pub async fn run_with_reload(
         audit_keys(a, config.keys.kind(), e.iter(), "start");
     }
     let instance = Arc::new(net::metrics::Instance::default());
-    *instance.encryption.write() = encryption.clone();
+    *instance.databases.write() = encryption
+        .clone()
+        .map(|e| e as Arc<dyn net::metrics::Databases>);
     let _metrics_task = metrics_endpoint(&config, &instance).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(session::Shared {

@@ -247,6 +247,31 @@ pub fn same_database(startup: &str, rules_db: &str) -> bool {
     &bytes[..bytes.len().min(MAX_DATABASE_NAME)] == rules_db.as_bytes()
 }
 
+impl crate::net::metrics::Databases for Encryptions {
+    fn statuses(&self) -> Vec<crate::net::metrics::DatabaseStatus> {
+        self.all
+            .iter()
+            .map(|enc| {
+                let health = enc.health();
+                crate::net::metrics::DatabaseStatus {
+                    database: enc.database.clone(),
+                    problem: health.problem(),
+                    keyring_generation: enc.keys.generation(),
+                    catalog_generation: enc.catalog.generation(),
+                    since_last_poll: health.since_last_poll(),
+                    rules_columns: enc.rules.columns().count(),
+                    pending: enc
+                        .catalog
+                        .current()
+                        .pending()
+                        .map(|c| c.to_string())
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// One [`Encryption`] per database a rules file names.
 #[derive(Debug, Default)]
 pub struct Encryptions {

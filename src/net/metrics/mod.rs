@@ -25,7 +25,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-pub use shard::{Fixed, Gauge, Hist, Key};
+pub use shard::{Class, Fixed, Gauge, Hist, Key};
 
 /// Bytes read from the client (`true`) or from upstream, as they flow.
 #[inline]
@@ -74,8 +74,8 @@ pub fn login_failed(reason: &'static str) {
 /// A statement of `kind` ([`statement_kind`]) went through as `class` (plain, encrypted,
 /// refused).
 #[inline]
-pub fn statement(kind: usize, class: &'static str) {
-    let class = shard::CLASSES.iter().position(|c| *c == class).unwrap_or(0);
+pub fn statement(kind: usize, class: Class) {
+    let class = class as usize;
     shard::with(|s| s.statement(kind, class));
 }
 
@@ -118,7 +118,7 @@ pub fn plain_statement(frame: &crate::protocol::Frame) {
         }
         _ => return,
     };
-    statement(statement_kind(sql), "plain");
+    statement(statement_kind(sql), Class::Plain);
 }
 
 /// The class of a statement by its first keyword (bounded: never the text itself), as an index
@@ -138,24 +138,43 @@ pub fn statement_kind(sql: &[u8]) -> usize {
         word[n] = b.to_ascii_lowercase();
         n += 1;
     }
-    let kind = match &word[..n] {
-        b"select" | b"with" | b"values" | b"table" | b"show" => "select",
-        b"insert" => "insert",
-        b"update" => "update",
-        b"delete" => "delete",
-        b"merge" => "merge",
-        b"copy" => "copy",
-        b"create" | b"alter" | b"drop" | b"truncate" | b"comment" | b"grant" | b"revoke" => "ddl",
+    // Indices into `shard::KINDS` (the unit test checks each against its name).
+    match &word[..n] {
+        b"select" | b"with" | b"values" | b"table" | b"show" => 0,
+        b"insert" => 1,
+        b"update" => 2,
+        b"delete" => 3,
+        b"merge" => 4,
+        b"copy" => 5,
+        b"create" | b"alter" | b"drop" | b"truncate" | b"comment" | b"grant" | b"revoke" => 6,
         b"begin" | b"start" | b"commit" | b"end" | b"rollback" | b"savepoint" | b"release"
-        | b"prepare" | b"abort" => "transaction",
-        b"set" | b"reset" | b"discard" => "set",
-        b"" => "empty",
-        _ => "other",
-    };
-    shard::KINDS
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(shard::KINDS.len() - 1)
+        | b"prepare" | b"abort" => 7,
+        b"set" | b"reset" | b"discard" => 8,
+        b"" => 9,
+        _ => 10,
+    }
+}
+
+/// One rules database as `/metrics` and `/readyz` show it. The control layer fills it in
+/// ([`Databases`]), so this module needs nothing of it.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseStatus {
+    pub database: String,
+    /// Why the database makes the proxy unready (`None`: it does not).
+    pub problem: Option<String>,
+    pub keyring_generation: u64,
+    pub catalog_generation: u64,
+    /// Since the last successful key and catalog poll (`None`: none yet).
+    pub since_last_poll: Option<Duration>,
+    /// Encrypted columns in the rules.
+    pub rules_columns: usize,
+    /// Rules columns still stored as plaintext (`table.column`).
+    pub pending: Vec<String>,
+}
+
+/// The rules databases of a running proxy, read at each scrape or probe.
+pub trait Databases: Send + Sync + std::fmt::Debug {
+    fn statuses(&self) -> Vec<DatabaseStatus>;
 }
 
 /// What one running proxy exposes beyond the process-wide counters: readiness inputs and
@@ -164,22 +183,26 @@ pub fn statement_kind(sql: &[u8]) -> usize {
 pub struct Instance {
     /// The listener is accepting.
     pub listening: AtomicBool,
-    /// Field encryption, when rules are configured.
-    pub encryption: parking_lot::RwLock<Option<Arc<crate::control::encryption::Encryptions>>>,
+    /// Field encryption's databases, when rules are configured.
+    pub databases: parking_lot::RwLock<Option<Arc<dyn Databases>>>,
 }
 
 impl Instance {
+    /// The rules databases' state now (empty without rules).
+    pub fn statuses(&self) -> Vec<DatabaseStatus> {
+        let all = self.databases.read().clone();
+        all.map(|d| d.statuses()).unwrap_or_default()
+    }
+
     /// Why the proxy is not ready (empty: ready).
     pub fn not_ready(&self) -> Vec<String> {
         let mut why = Vec::new();
         if !self.listening.load(Relaxed) {
             why.push("not listening yet".to_owned());
         }
-        if let Some(all) = self.encryption.read().as_ref() {
-            for enc in all.iter() {
-                if let Some(reason) = enc.health().problem() {
-                    why.push(format!("database {}: {reason}", enc.database));
-                }
+        for s in self.statuses() {
+            if let Some(reason) = s.problem {
+                why.push(format!("database {}: {reason}", s.database));
             }
         }
         why
@@ -189,15 +212,13 @@ impl Instance {
     /// column still stored as plaintext, served unencrypted until `pgcloak migrate encrypt`).
     pub fn degraded(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(all) = self.encryption.read().as_ref() {
-            for enc in all.iter() {
-                for c in enc.catalog.current().pending() {
-                    out.push(format!(
-                        "database {}: column {c} is pending (stored as plaintext, served \
-                         unencrypted): run pgcloak migrate encrypt --column {c}",
-                        enc.database
-                    ));
-                }
+        for s in self.statuses() {
+            for c in &s.pending {
+                out.push(format!(
+                    "database {}: column {c} is pending (stored as plaintext, served \
+                     unencrypted): run pgcloak migrate encrypt --column {c}",
+                    s.database
+                ));
             }
         }
         out
@@ -264,3 +285,37 @@ fn histogram(e: &mut DescriptorEncoder, name: &str, help: &str, h: &HistData) ->
 type HistData = ([u64; shard::BOUNDS.len() + 1], f64);
 
 mod render;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_kind_indexes_the_kind_its_first_keyword_names() {
+        let cases: [(&str, &str); 14] = [
+            ("SELECT 1", "select"),
+            ("  (with x as (select 1) select * from x)", "select"),
+            ("insert into t values (1)", "insert"),
+            ("UPDATE t SET a = 1", "update"),
+            ("delete from t", "delete"),
+            (
+                "merge into t using s on true when matched then do nothing",
+                "merge",
+            ),
+            ("copy t from stdin", "copy"),
+            ("ALTER TABLE t ADD c int", "ddl"),
+            ("rollback", "transaction"),
+            ("discard all", "set"),
+            ("", "empty"),
+            ("   ", "empty"),
+            ("vacuum", "other"),
+            ("selectx", "other"),
+        ];
+        for (sql, kind) in cases {
+            assert_eq!(shard::KINDS[statement_kind(sql.as_bytes())], kind, "{sql}");
+        }
+        assert_eq!(shard::CLASSES[Class::Plain as usize], "plain");
+        assert_eq!(shard::CLASSES[Class::Encrypted as usize], "encrypted");
+        assert_eq!(shard::CLASSES[Class::Refused as usize], "refused");
+    }
+}

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::audit::{Audit, Budget};
 use crate::config::ColumnRule;
-use crate::net::metrics::{self, Key};
+use crate::net::metrics::{self, Class, Key};
 use crate::rewrite::{Analysis, Refusal, RefusalTarget};
 
 /// Counts for one (column, key version), with the metric keys they are folded into (built once
@@ -276,12 +276,12 @@ pub fn fingerprint(sql: &str) -> String {
 #[inline]
 pub fn statement(sql: &str, analysis: &Analysis) {
     let class = match analysis {
-        Analysis::Passthrough => "plain",
-        Analysis::Rewrite(_) => "encrypted",
-        Analysis::Refuse(_) => "refused",
+        Analysis::Passthrough => Class::Plain,
+        Analysis::Rewrite(_) => Class::Encrypted,
+        Analysis::Refuse(_) => Class::Refused,
     };
     metrics::statement(metrics::statement_kind(sql.as_bytes()), class);
-    if class == "encrypted" {
+    if class == Class::Encrypted {
         with_current(|o| {
             o.last_sql.clear();
             o.last_sql.push_str(sql);

@@ -227,18 +227,14 @@ impl Collected {
         let (mut keys, mut cat, mut age, mut pending): (Rows, Rows, Rows, Rows) =
             Default::default();
         let mut plain: Rows = Default::default();
-        if let Some(all) = self.0.encryption.read().as_ref() {
-            for enc in all.iter() {
-                let db = || vec![("database", enc.database.clone())];
-                let health = enc.health();
-                keys.push((db(), enc.keys.generation() as f64));
-                cat.push((db(), enc.catalog.generation() as f64));
-                let since = health.since_last_poll().unwrap_or(Duration::MAX);
-                age.push((db(), since.as_secs_f64().min(1e9)));
-                pending.push((db(), enc.rules.columns().count() as f64));
-                let waiting = enc.catalog.current().pending().count();
-                plain.push((db(), waiting as f64));
-            }
+        for s in self.0.statuses() {
+            let db = || vec![("database", s.database.clone())];
+            keys.push((db(), s.keyring_generation as f64));
+            cat.push((db(), s.catalog_generation as f64));
+            let since = s.since_last_poll.unwrap_or(Duration::MAX);
+            age.push((db(), since.as_secs_f64().min(1e9)));
+            pending.push((db(), s.rules_columns as f64));
+            plain.push((db(), s.pending.len() as f64));
         }
         family(
             e,

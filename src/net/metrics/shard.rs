@@ -97,8 +97,16 @@ pub const KINDS: [&str; 11] = [
     "empty",
     "other",
 ];
-/// The statement classes of `pgcloak_statements_total`.
+/// The statement classes of `pgcloak_statements_total`, in [`Class`] order.
 pub const CLASSES: [&str; 3] = ["plain", "encrypted", "refused"];
+
+/// A statement's class: its discriminant indexes [`CLASSES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Plain = 0,
+    Encrypted = 1,
+    Refused = 2,
+}
 
 #[derive(Debug, Default)]
 struct Histogram {

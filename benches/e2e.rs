@@ -24,6 +24,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/proxy.rs"]
+mod proxy;
+use proxy::free_port;
+
 use pgcloak::devdb::{
     APP_DATABASE, APP_PASSWORD, APP_USER, CONTROL_PASSWORD, CONTROL_USER, DevDb, DevDbOptions,
 };
@@ -72,13 +76,6 @@ impl Drop for Guard {
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn wait_listening(port: u16, guard: &mut Guard) {
@@ -147,41 +144,7 @@ fn pgbench(db: &DevDb, args: &[&str]) -> String {
 /// master key file) it encrypts (the rules file names the app database).
 fn start_pgcloak(db: &DevDb, enc: Option<(&Path, &Path)>) -> (Guard, u16) {
     let port = free_port();
-    let dir = db.dir();
-    let (cert, key) = db.ca().issue(&["localhost", "127.0.0.1"]).expect("issue");
-    std::fs::write(dir.join("cloak.crt"), cert).expect("write");
-    std::fs::write(dir.join("cloak.key"), key).expect("write");
-    let (head, keys) = match enc {
-        Some((rules, key)) => (
-            format!("rules = [{:?}]\n\n", rules.display().to_string()),
-            format!(
-                "[keys]\nmaster_key_file = {:?}\n\n",
-                key.display().to_string()
-            ),
-        ),
-        None => Default::default(),
-    };
-    let config = format!(
-        "{head}[listen]\naddress = \"127.0.0.1:{port}\"\ntls_cert = \"cloak.crt\"\ntls_key = \"cloak.key\"\n\n\
-         [upstream]\nhost = \"localhost\"\nport = {}\ntls_ca = {:?}\n\n\
-         [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n\n{keys}\
-         [log]\nlevel = \"warn\"\n",
-        db.port(),
-        db.ca_cert_path().display().to_string(),
-    );
-    let path = dir.join(format!("pgcloak-bench-{port}.toml"));
-    std::fs::write(&path, config).expect("write config");
-    let bin = std::env::var_os("PGCLOAK_BENCH_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_pgcloak")),
-        PathBuf::from,
-    );
-    let child = Command::new(bin)
-        .args(["serve", "-c"])
-        .arg(&path)
-        .env("PGCLOAK_CONTROL_PASSWORD", CONTROL_PASSWORD)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn pgcloak");
+    let child = proxy::spawn(db, "pgcloak-bench", port, enc, "");
     let mut g = Guard {
         name: "pgcloak",
         child,

@@ -8,8 +8,12 @@
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
+
+#[path = "support/proxy.rs"]
+mod proxy;
+use proxy::free_port;
 
 use pgcloak::devdb::{
     APP_DATABASE, APP_PASSWORD, APP_USER, CONTROL_PASSWORD, CONTROL_USER, DevDb, DevDbOptions,
@@ -28,13 +32,6 @@ impl Drop for Proxy {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// `VmRSS` of `pid`, in bytes.
 fn rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
@@ -49,41 +46,7 @@ fn rss(pid: u32) -> u64 {
 /// Starts the release binary with `rules` (a rules file and master key file) or none.
 async fn start(db: &DevDb, enc: Option<(&Path, &Path)>) -> Proxy {
     let port = free_port();
-    let dir = db.dir();
-    let (cert, key) = db.ca().issue(&["localhost", "127.0.0.1"]).expect("issue");
-    std::fs::write(dir.join("mem.crt"), cert).expect("write");
-    std::fs::write(dir.join("mem.key"), key).expect("write");
-    let (head, keys) = enc.map_or_else(Default::default, |(rules, key)| {
-        (
-            format!("rules = [{:?}]\n\n", rules.display().to_string()),
-            format!(
-                "[keys]\nmaster_key_file = {:?}\n\n",
-                key.display().to_string()
-            ),
-        )
-    });
-    let config = format!(
-        "{head}[listen]\naddress = \"127.0.0.1:{port}\"\ntls_cert = \"mem.crt\"\ntls_key = \"mem.key\"\n\
-         max_connections = 2000\n\n\
-         [upstream]\nhost = \"localhost\"\nport = {}\ntls_ca = {:?}\n\n\
-         [control]\nuser = \"{CONTROL_USER}\"\npassword_env = \"PGCLOAK_CONTROL_PASSWORD\"\n\n{keys}\
-         [log]\nlevel = \"warn\"\n",
-        db.port(),
-        db.ca_cert_path().display().to_string(),
-    );
-    let path = dir.join(format!("pgcloak-mem-{port}.toml"));
-    std::fs::write(&path, config).expect("write config");
-    let bin = std::env::var_os("PGCLOAK_BENCH_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_pgcloak")),
-        PathBuf::from,
-    );
-    let mut child = Command::new(bin)
-        .args(["serve", "-c"])
-        .arg(&path)
-        .env("PGCLOAK_CONTROL_PASSWORD", CONTROL_PASSWORD)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn pgcloak");
+    let mut child = proxy::spawn(db, "pgcloak-mem", port, enc, "max_connections = 2000\n");
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let t0 = Instant::now();
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {

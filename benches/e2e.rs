@@ -403,17 +403,7 @@ async fn enc_setup(db: &DevDb) -> (PathBuf, PathBuf) {
 
 /// Fills `bench_enc` with accounts 1..=10000 through pgcloak (so they are encrypted).
 async fn enc_fill(db: &DevDb, port: u16) {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host("localhost")
-        .hostaddr(Ipv4Addr::LOCALHOST.into())
-        .port(port)
-        .user(APP_USER)
-        .password(APP_PASSWORD)
-        .dbname(APP_DATABASE)
-        .ssl_mode(tokio_postgres::config::SslMode::Require);
-    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(db.tls_client_config().expect("tls"));
-    let (client, conn) = cfg.connect(tls).await.expect("login through pgcloak");
-    tokio::spawn(conn);
+    let client = proxy::app_client(db, port).await;
     let per = 500;
     let values: Vec<String> = (0..per)
         .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))

@@ -64,17 +64,7 @@ async fn start(db: &DevDb, enc: Option<(&Path, &Path)>) -> Proxy {
 
 /// One logged-in session through the proxy that ran `sql` once and is now idle.
 async fn session(db: &DevDb, port: u16, sql: &str) -> tokio_postgres::Client {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host("localhost")
-        .hostaddr(Ipv4Addr::LOCALHOST.into())
-        .port(port)
-        .user(APP_USER)
-        .password(APP_PASSWORD)
-        .dbname(APP_DATABASE)
-        .ssl_mode(tokio_postgres::config::SslMode::Require);
-    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(db.tls_client_config().expect("tls"));
-    let (client, conn) = cfg.connect(tls).await.expect("login through pgcloak");
-    tokio::spawn(conn);
+    let client = proxy::app_client(db, port).await;
     client.simple_query(sql).await.expect("first statement");
     client
 }

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use pgcloak::devdb::{CONTROL_PASSWORD, CONTROL_USER, DevDb};
+use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER, CONTROL_PASSWORD, CONTROL_USER, DevDb};
 
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
@@ -60,4 +60,20 @@ pub fn spawn(
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn pgcloak")
+}
+
+/// A logged-in app session through the proxy on `port` (TLS, the DevDb's CA).
+pub async fn app_client(db: &DevDb, port: u16) -> tokio_postgres::Client {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("localhost")
+        .hostaddr(Ipv4Addr::LOCALHOST.into())
+        .port(port)
+        .user(APP_USER)
+        .password(APP_PASSWORD)
+        .dbname(APP_DATABASE)
+        .ssl_mode(tokio_postgres::config::SslMode::Require);
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(db.tls_client_config().expect("tls"));
+    let (client, conn) = cfg.connect(tls).await.expect("login through pgcloak");
+    tokio::spawn(conn);
+    client
 }

@@ -156,12 +156,7 @@ impl Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rec(event: &str) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("event".into(), event.into());
-        m
-    }
+    use crate::audit::chain::tests::rec;
 
     #[test]
     fn two_writers_of_one_file_keep_one_chain() {

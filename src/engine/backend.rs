@@ -10,7 +10,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::handlers::{Outputs, Pending};
-use super::state::{Current, Expect, SessionCrypto, Shape};
+use super::results::Rows;
+use super::state::{Expect, SessionCrypto, Shape};
 use crate::apply::values::{ValueError, decrypt_cell};
 use crate::config::ColumnRule;
 use crate::error::EngineError;
@@ -50,10 +51,10 @@ impl SessionCrypto {
             }
             BackendTag::NotificationResponse => {}
             _ if matches!(self.expect.front(), Some(Expect::SearchPath)) => {
-                self.path_answer(&frame);
+                self.path.answer(&frame, &mut self.text);
                 return Ok(());
             }
-            _ if self.discarding || matches!(self.expect.front(), Some(Expect::Injected)) => {
+            _ if self.results.is_discarding() || matches!(self.expect.front(), Some(Expect::Injected)) => {
                 return Ok(());
             }
             BackendTag::ParseComplete | BackendTag::BindComplete | BackendTag::CloseComplete => {
@@ -83,7 +84,7 @@ impl SessionCrypto {
             }
             BackendTag::ErrorResponse => {
                 self.on_error();
-                if let Some(e) = self.copy_server_error() {
+                if let Some(e) = self.copy.server_error() {
                     out.to_client.extend_from_slice(&e.encode());
                     return Ok(());
                 }
@@ -107,13 +108,13 @@ impl SessionCrypto {
     ) -> Result<(), SessionError> {
         let status = decode_ready_for_query(frame.body()).map_err(proto)?;
         *tx = status;
-        self.current = Current::Unknown;
+        self.results.end();
         let mut ddl = false;
         while let Some(e) = self.expect.pop_front() {
             match e {
                 Expect::Injected => return Ok(()),
                 Expect::SearchPath => {
-                    self.path_done(status);
+                    self.path.done(status);
                     return Ok(());
                 }
                 Expect::Query { ddl: d, .. } => {
@@ -125,13 +126,13 @@ impl SessionCrypto {
             }
         }
         pending.pop_front();
-        self.drop_orphaned_copy_data();
-        if ddl && self.work.is_none() {
-            self.work = Some(super::state::AsyncWork::RefreshCatalog);
+        self.copy.drop_orphaned(!self.expect.is_empty());
+        if ddl {
+            self.stall.refresh_catalog();
         }
-        if std::mem::take(&mut self.discarding) && status == TxStatus::InTransaction {
+        if self.results.take_discarding() && status == TxStatus::InTransaction {
             // The client was told of an error: its transaction must be failed too.
-            self.abort_upstream = true;
+            self.results.abort_upstream();
             *tx = TxStatus::Failed;
             out.to_client
                 .extend_from_slice(&ready_for_query(TxStatus::Failed));
@@ -155,13 +156,13 @@ impl SessionCrypto {
                 return swallow;
             }
             Some(Expect::Query { .. }) => {
-                self.current = match shape {
-                    Shape::Plain => Current::Plain,
-                    Shape::Encrypted(cols) => Current::Encrypted {
+                self.results.set(match shape {
+                    Shape::Plain => Rows::Plain,
+                    Shape::Encrypted(cols) => Rows::Encrypted {
                         cols,
                         formats: Arc::from(Vec::new()),
                     },
-                };
+                });
                 return false;
             }
             _ => return false,
@@ -234,12 +235,7 @@ impl SessionCrypto {
         let is_query = matches!(self.expect.front(), Some(Expect::Query { .. }));
         let swallow = self.describe_answered(Shape::Encrypted(cols.into()));
         if is_query {
-            if let Current::Encrypted { cols, .. } = &self.current {
-                self.current = Current::Encrypted {
-                    cols: cols.clone(),
-                    formats,
-                };
-            }
+            self.results.set_formats(formats);
         }
         if !swallow {
             out.to_client.extend_from_slice(&rewritten);
@@ -252,32 +248,33 @@ impl SessionCrypto {
         let Some(Expect::Execute(Some(portal))) = self.expect.front() else {
             return;
         };
-        self.current = match portal.shape() {
-            None => Current::Unknown,
-            Some(Shape::Plain) => Current::Plain,
-            Some(Shape::Encrypted(cols)) => Current::Encrypted {
+        self.results.set(match portal.shape() {
+            None => Rows::Unknown,
+            Some(Shape::Plain) => Rows::Plain,
+            Some(Shape::Encrypted(cols)) => Rows::Encrypted {
                 formats: (0..cols.len())
                     .map(|i| format_of(&portal.formats, i))
                     .collect(),
                 cols: cols.clone(),
             },
-        };
+        });
     }
 
     fn on_data_row(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        if matches!(self.current, Current::Unknown) {
+        if matches!(self.results.rows(), Rows::Unknown) {
             self.resolve_current();
         }
-        let (cols, formats) = match &self.current {
-            Current::Plain => {
+        let (cols, formats) = match self.results.rows() {
+            Rows::Plain => {
                 out.to_client.extend_from_slice(&frame.bytes);
                 return Ok(());
             }
-            Current::Unknown => {
+            // Never here: DataRows are dropped while discarding.
+            Rows::Unknown | Rows::Discarding => {
                 self.fail_result(PgError::from(&EngineError::UnknownColumns), out);
                 return Ok(());
             }
-            Current::Encrypted { cols, formats } => (cols.clone(), formats.clone()),
+            Rows::Encrypted { cols, formats } => (cols.clone(), formats.clone()),
         };
         let cells = decode_data_row(frame.body()).map_err(proto)?;
         let ring = Arc::clone(self.keys.get());
@@ -291,8 +288,8 @@ impl SessionCrypto {
             let fmt = formats.get(i).copied().unwrap_or(0);
             match decrypt_cell(&ring, rule, v, fmt, fmt, &self.text) {
                 Ok(plain) => outcells.push(Some(Cow::Owned(plain))),
-                Err(ValueError::UnknownVersion { .. }) if !self.retried => {
-                    self.stall(frame.clone());
+                Err(ValueError::UnknownVersion { .. }) if self.stall.may_retry() => {
+                    self.stall.hold(frame.clone());
                     return Ok(());
                 }
                 Err(e) => {
@@ -302,7 +299,7 @@ impl SessionCrypto {
                 }
             }
         }
-        self.retried = false;
+        self.stall.done();
         out.to_client.extend_from_slice(&data_row(&outcells));
         Ok(())
     }
@@ -311,23 +308,22 @@ impl SessionCrypto {
     /// ReadyForQuery.
     pub(super) fn fail_result(&mut self, e: PgError, out: &mut Outputs<'_>) {
         out.to_client.extend_from_slice(&e.encode());
-        self.discarding = true;
-        self.retried = false;
-        self.current = Current::Unknown;
+        self.results.discard();
+        self.stall.done();
     }
 
     fn on_complete(&mut self) {
-        self.current = Current::Unknown;
+        self.results.end();
         if let Some(Expect::Execute(portal)) = self.expect.front() {
-            if portal.as_ref().is_some_and(|p| p.statement.ddl) && self.work.is_none() {
-                self.work = Some(super::state::AsyncWork::RefreshCatalog);
+            if portal.as_ref().is_some_and(|p| p.statement.ddl) {
+                self.stall.refresh_catalog();
             }
             self.expect.pop_front();
         }
     }
 
     fn on_error(&mut self) {
-        self.current = Current::Unknown;
+        self.results.end();
         // Extended protocol: the server skips everything up to the next Sync.
         while let Some(e) = self.expect.front() {
             if matches!(e, Expect::Sync | Expect::Query { .. } | Expect::Injected) {

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use super::handlers::Outputs;
-use super::state::{CopyIn, Expect, SessionCrypto};
+use super::state::{Expect, SessionCrypto};
 use crate::apply::ValueError;
 use crate::apply::copy::CopyFlow;
 use crate::copy::{CopyError, Format};
@@ -25,6 +25,81 @@ use crate::rewrite::{CopyDirection, CopyPlan};
 
 /// Most bytes of client COPY data held while waiting for the server to start the COPY.
 const MAX_HELD: usize = 64 << 20;
+
+/// Where the client's COPY data goes.
+#[derive(Debug, Default)]
+enum CopyIn {
+    /// No COPY FROM STDIN is running: data is held until one starts.
+    #[default]
+    Idle,
+    /// A COPY of a table without encrypted columns: forwarded.
+    Plain,
+    /// A COPY of a rules table: encrypted.
+    Encrypted(Box<CopyFlow>),
+    /// A COPY that failed: the client's further data is dropped up to its CopyDone/CopyFail.
+    Dead,
+}
+
+/// The COPY streams of a session.
+#[derive(Debug, Default)]
+pub(super) struct CopyState {
+    /// Where the client's COPY data goes (from CopyInResponse to its CopyDone/CopyFail).
+    input: CopyIn,
+    /// Client COPY messages that came before the server started their COPY.
+    held: Vec<Frame>,
+    held_bytes: usize,
+    /// Held COPY data was dropped while requests were outstanding: fail the next COPY FROM.
+    poisoned: bool,
+    /// COPY TO STDOUT on a rules table, from CopyOutResponse to the server's CopyDone.
+    output: Option<CopyFlow>,
+    /// pgcloak failed a COPY FROM: the error the client gets instead of the server's.
+    error: Option<PgError>,
+}
+
+impl CopyState {
+    /// Holds a client COPY message sent before the server started the COPY (a client that does
+    /// not wait for CopyInResponse). Past [`MAX_HELD`] bytes the data is dropped and the COPY,
+    /// when it starts, fails.
+    fn hold(&mut self, frame: &Frame) {
+        self.held_bytes += frame.bytes.len();
+        if self.held_bytes > MAX_HELD {
+            self.held.clear();
+            self.held.push(Frame {
+                tag: b'f',
+                bytes: copy_fail("pgcloak: too much COPY data sent before the COPY started"),
+            });
+            return;
+        }
+        self.held.push(frame.clone());
+    }
+
+    /// The held client messages, taken.
+    fn take_held(&mut self) -> Vec<Frame> {
+        self.held_bytes = 0;
+        std::mem::take(&mut self.held)
+    }
+
+    /// At ReadyForQuery: held COPY data that no COPY took is dropped (its COPY failed before
+    /// it started). When more requests are `outstanding`, the data may have been meant for
+    /// one of them: the next COPY FROM STDIN to start is failed rather than given partial data.
+    pub fn drop_orphaned(&mut self, outstanding: bool) {
+        if matches!(self.input, CopyIn::Idle) && !self.held.is_empty() {
+            self.held.clear();
+            self.held_bytes = 0;
+            self.poisoned = outstanding;
+        }
+    }
+
+    /// An ErrorResponse from the server: a running COPY FROM has ended; when pgcloak failed it,
+    /// the client gets pgcloak's error instead of the server's (returns it).
+    pub fn server_error(&mut self) -> Option<PgError> {
+        if matches!(self.input, CopyIn::Encrypted(_)) {
+            self.input = CopyIn::Dead;
+        }
+        self.output = None;
+        self.error.take()
+    }
+}
 
 impl SessionCrypto {
     /// The COPY plan of the statement whose CopyIn/OutResponse is arriving.
@@ -48,18 +123,18 @@ impl SessionCrypto {
             CopyDirection::Out
         };
         let plan = self.next_copy();
-        if direction == CopyDirection::In && std::mem::take(&mut self.copy_poisoned) {
+        if direction == CopyDirection::In && std::mem::take(&mut self.copy.poisoned) {
             out.to_upstream.extend_from_slice(&copy_fail(
                 "pgcloak: COPY data sent before an earlier COPY started was discarded",
             ));
-            self.copy_error = Some(PgError::from(&EngineError::CopyPoisoned));
-            self.copy_in = CopyIn::Dead;
+            self.copy.error = Some(PgError::from(&EngineError::CopyPoisoned));
+            self.copy.input = CopyIn::Dead;
             self.replay_held(out);
             return true;
         }
         let Some(plan) = plan else {
             if direction == CopyDirection::In {
-                self.copy_in = CopyIn::Plain;
+                self.copy.input = CopyIn::Plain;
                 self.replay_held(out);
             }
             return true;
@@ -70,7 +145,7 @@ impl SessionCrypto {
             if direction == CopyDirection::In {
                 out.to_upstream
                     .extend_from_slice(&copy_fail("pgcloak: unexpected COPY response"));
-                self.copy_in = CopyIn::Dead;
+                self.copy.input = CopyIn::Dead;
                 self.replay_held(out);
             }
             return false;
@@ -78,18 +153,16 @@ impl SessionCrypto {
         let flow = CopyFlow::new(plan);
         match direction {
             CopyDirection::In => {
-                self.copy_in = CopyIn::Encrypted(Box::new(flow));
+                self.copy.input = CopyIn::Encrypted(Box::new(flow));
                 self.replay_held(out);
             }
-            CopyDirection::Out => self.copy_out = Some(flow),
+            CopyDirection::Out => self.copy.output = Some(flow),
         }
         true
     }
 
     fn replay_held(&mut self, out: &mut Outputs<'_>) {
-        let held = std::mem::take(&mut self.copy_held);
-        self.copy_held_bytes = 0;
-        for f in held {
+        for f in self.copy.take_held() {
             self.client_copy(&f, out);
         }
     }
@@ -101,11 +174,11 @@ impl SessionCrypto {
     pub(super) fn client_copy(&mut self, frame: &Frame, out: &mut Outputs<'_>) {
         let done = frame.tag == b'c';
         let end = matches!(frame.tag, b'c' | b'f');
-        let flow = match &mut self.copy_in {
+        let flow = match &mut self.copy.input {
             CopyIn::Plain => {
                 out.to_upstream.extend_from_slice(&frame.bytes);
                 if end {
-                    self.copy_in = CopyIn::Idle;
+                    self.copy.input = CopyIn::Idle;
                 }
                 return;
             }
@@ -114,14 +187,14 @@ impl SessionCrypto {
                 return;
             }
             CopyIn::Idle => {
-                self.hold(frame);
+                self.copy.hold(frame);
                 return;
             }
             CopyIn::Dead => {
                 if end {
                     // The server ended the COPY already (or ignores this in normal mode).
                     out.to_upstream.extend_from_slice(&frame.bytes);
-                    self.copy_in = CopyIn::Idle;
+                    self.copy.input = CopyIn::Idle;
                 }
                 return;
             }
@@ -133,7 +206,7 @@ impl SessionCrypto {
             b'c' => flow.run(&ring, &self.text, None),
             _ => {
                 out.to_upstream.extend_from_slice(&frame.bytes);
-                self.copy_in = CopyIn::Idle;
+                self.copy.input = CopyIn::Idle;
                 return;
             }
         };
@@ -144,7 +217,7 @@ impl SessionCrypto {
                 }
                 if done {
                     out.to_upstream.extend_from_slice(&copy_done());
-                    self.copy_in = CopyIn::Idle;
+                    self.copy.input = CopyIn::Idle;
                 }
             }
             Err(e) => {
@@ -152,43 +225,16 @@ impl SessionCrypto {
                 tracing::debug!(sqlstate = err.code, "COPY row refused");
                 out.to_upstream
                     .extend_from_slice(&copy_fail("pgcloak: COPY data refused"));
-                self.copy_error = Some(err);
-                self.copy_in = if done { CopyIn::Idle } else { CopyIn::Dead };
+                self.copy.error = Some(err);
+                self.copy.input = if done { CopyIn::Idle } else { CopyIn::Dead };
             }
-        }
-    }
-
-    /// Holds a client COPY message sent before the server started the COPY (a client that does
-    /// not wait for CopyInResponse). Past [`MAX_HELD`] bytes the data is dropped and the COPY,
-    /// when it starts, fails.
-    fn hold(&mut self, frame: &Frame) {
-        self.copy_held_bytes += frame.bytes.len();
-        if self.copy_held_bytes > MAX_HELD {
-            self.copy_held.clear();
-            self.copy_held.push(Frame {
-                tag: b'f',
-                bytes: copy_fail("pgcloak: too much COPY data sent before the COPY started"),
-            });
-            return;
-        }
-        self.copy_held.push(frame.clone());
-    }
-
-    /// At ReadyForQuery: held COPY data that no COPY took is dropped (its COPY failed before
-    /// it started). When more requests are outstanding, the data may have been meant for one
-    /// of them: the next COPY FROM STDIN to start is failed rather than given partial data.
-    pub(super) fn drop_orphaned_copy_data(&mut self) {
-        if matches!(self.copy_in, CopyIn::Idle) && !self.copy_held.is_empty() {
-            self.copy_held.clear();
-            self.copy_held_bytes = 0;
-            self.copy_poisoned = !self.expect.is_empty();
         }
     }
 
     /// Server CopyData / CopyDone while a COPY TO STDOUT on a rules table runs. Returns false
     /// when the message was not for such a stream.
     pub(super) fn server_copy(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> bool {
-        let Some(flow) = self.copy_out.as_mut() else {
+        let Some(flow) = self.copy.output.as_mut() else {
             return false;
         };
         let ring = Arc::clone(self.keys.get());
@@ -196,35 +242,25 @@ impl SessionCrypto {
         let payload = (!done).then(|| frame.body());
         match flow.run(&ring, &self.text, payload) {
             Ok(bytes) => {
-                self.retried = false;
+                self.stall.done();
                 if !bytes.is_empty() {
                     out.to_client.extend_from_slice(&copy_data(&bytes));
                 }
                 if done {
                     out.to_client.extend_from_slice(&frame.bytes);
-                    self.copy_out = None;
+                    self.copy.output = None;
                 }
             }
-            Err(CopyError::Value(ValueError::UnknownVersion { .. })) if !self.retried => {
-                self.stall(frame.clone());
+            Err(CopyError::Value(ValueError::UnknownVersion { .. })) if self.stall.may_retry() => {
+                self.stall.hold(frame.clone());
             }
             Err(e) => {
                 let err = PgError::from(&flow.error(e));
                 tracing::warn!(sqlstate = err.code, "COPY TO: value withheld");
-                self.copy_out = None;
+                self.copy.output = None;
                 self.fail_result(err, out);
             }
         }
         true
-    }
-
-    /// An ErrorResponse from the server: a running COPY FROM has ended; when pgcloak failed it,
-    /// the client gets pgcloak's error instead of the server's (returns it).
-    pub(super) fn copy_server_error(&mut self) -> Option<PgError> {
-        if matches!(self.copy_in, CopyIn::Encrypted(_)) {
-            self.copy_in = CopyIn::Dead;
-        }
-        self.copy_out = None;
-        self.copy_error.take()
     }
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::frontend::{Rewritten, Via, is_ddl};
 use super::handlers::Outputs;
 use super::search_path::may_change_path;
-use super::state::{Expect, PathState, Portal, SessionCrypto, Statement};
+use super::state::{Expect, Portal, SessionCrypto, Statement};
 use crate::apply::arrays::{encrypt_coerced, encrypt_store_array};
 use crate::apply::json_records::encrypt_json_records;
 use crate::apply::matching::{MatchParams, parse_types};
@@ -79,7 +79,7 @@ impl SessionCrypto {
         }
         out.to_upstream.extend_from_slice(&bytes);
         self.expect.push_back(Expect::Parse { swallow: false });
-        self.note_path_change(p.query);
+        self.path.note(p.query);
         Ok(())
     }
 
@@ -260,7 +260,7 @@ impl SessionCrypto {
             }
         }
         if portal.as_ref().is_some_and(|p| p.statement.changes_path) {
-            self.path = PathState::Stale;
+            self.path.stale();
         }
         self.expect.push_back(Expect::Execute(portal));
         out.to_upstream.extend_from_slice(&frame.bytes);

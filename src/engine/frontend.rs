@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::handlers::Outputs;
 use super::search_path::may_change_path;
-use super::state::{Expect, PathState, SessionCrypto};
+use super::state::{Expect, SessionCrypto};
 use crate::apply::literals::literal_replacement;
 use crate::apply::matching::{MatchParams, expand_extended, expand_simple};
 use crate::apply::refuse::Refused;
@@ -69,8 +69,7 @@ pub(super) enum Via {
 impl SessionCrypto {
     /// A message from the client (Terminate and authentication messages never get here).
     pub fn frontend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        if self.abort_upstream {
-            self.abort_upstream = false;
+        if self.results.take_abort() {
             let e = PgError::from(&EngineError::AbortedAfterDecryptFailure);
             out.to_upstream.extend_from_slice(&raise_query(&e));
             self.expect.push_back(Expect::Injected);
@@ -111,7 +110,7 @@ impl SessionCrypto {
             return Arc::new(Analysis::Refuse(refusal));
         }
         let names_table = rewrite::mentions_any(sql, self.enc.rules.table_names());
-        if names_table && (self.path != PathState::Known || changes_path_midway(sql)) {
+        if names_table && (!self.path.known() || changes_path_midway(sql)) {
             return Arc::new(Analysis::Refuse(Refusal::table(
                 "(any rules table)",
                 "a statement that may change the search_path, or one pipelined behind such a \
@@ -124,7 +123,7 @@ impl SessionCrypto {
         let rules = catalog.serving_rules().unwrap_or(&self.enc.rules);
         let ctx = AnalysisContext {
             rules,
-            search_path: &self.search_path,
+            search_path: self.path.search_path(),
             catalog: &*catalog,
             qualify: true,
         };
@@ -259,7 +258,7 @@ impl SessionCrypto {
         }
         out.to_upstream.extend_from_slice(&frame.bytes);
         self.expect.push_back(Expect::Sync);
-        self.path = PathState::Stale;
+        self.path.stale();
         Ok(())
     }
 
@@ -302,15 +301,8 @@ impl SessionCrypto {
             }
         }
         self.expect.push_back(Expect::Query { ddl, copies });
-        self.note_path_change(sql);
+        self.path.note(sql);
         Ok(())
-    }
-
-    /// After a statement that may change the search_path: ask again at the next idle point.
-    pub(super) fn note_path_change(&mut self, sql: &str) {
-        if may_change_path(sql) {
-            self.path = PathState::Stale;
-        }
     }
 
     /// SQL-level DEALLOCATE: forget the statements it may name, so a later Bind to them is

@@ -15,11 +15,14 @@ mod extended;
 mod frontend;
 pub mod handlers;
 mod redact;
+mod results;
 mod search_path;
+mod stall;
 mod state;
 
 #[cfg(test)]
 mod tests;
 
 pub use handlers::{Flow, Handlers, Outputs, Pending};
-pub use state::{AsyncWork, SessionCrypto};
+pub use stall::AsyncWork;
+pub use state::SessionCrypto;

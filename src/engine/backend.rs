@@ -6,18 +6,18 @@
 //! dropped up to ReadyForQuery.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::handlers::{Outputs, Pending};
+use super::handlers::Outputs;
+use super::pipeline::{Expect, Pipeline};
 use super::results::Rows;
-use super::state::{Expect, SessionCrypto, Shape};
+use super::state::{SessionCrypto, Shape};
 use crate::apply::values::{ValueError, decrypt_cell};
 use crate::config::ColumnRule;
 use crate::error::EngineError;
 use crate::error::SessionError;
 use crate::protocol::PgError;
-use crate::protocol::backend::{TxStatus, decode_ready_for_query, ready_for_query};
+use crate::protocol::backend::{TxStatus, ready_for_query};
 use crate::protocol::extended::{
     data_row, decode_data_row, decode_parameter_description, decode_row_description, format_of,
     parameter_description, row_description,
@@ -29,19 +29,16 @@ fn proto(e: DecodeError) -> SessionError {
 }
 
 impl SessionCrypto {
-    /// A message from the server. Keeps the session's `pending` FIFO and transaction status
-    /// as the plain relay does.
-    pub fn backend(
+    /// A message from the server other than ReadyForQuery and BackendKeyData (which
+    /// [`super::Handlers`] handles).
+    pub(super) fn backend(
         &mut self,
         frame: Frame,
         out: &mut Outputs<'_>,
-        pending: &mut VecDeque<Pending>,
-        tx: &mut TxStatus,
+        pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
         let tag = BackendTag::from(frame.tag);
         match tag {
-            BackendTag::ReadyForQuery => return self.on_ready(&frame, out, pending, tx),
-            BackendTag::BackendKeyData => return Ok(()),
             BackendTag::ParameterStatus => self.note_parameter(&frame),
             BackendTag::NoticeResponse => {
                 if let Some(redacted) = super::redact::redact_message(&frame) {
@@ -50,11 +47,11 @@ impl SessionCrypto {
                 }
             }
             BackendTag::NotificationResponse => {}
-            _ if matches!(self.expect.front(), Some(Expect::SearchPath)) => {
+            _ if matches!(pipe.front(), Some(Expect::SearchPath)) => {
                 self.path.answer(&frame, &mut self.text);
                 return Ok(());
             }
-            _ if self.results.is_discarding() || matches!(self.expect.front(), Some(Expect::Injected)) => {
+            _ if self.results.is_discarding() || matches!(pipe.front(), Some(Expect::Injected)) => {
                 return Ok(());
             }
             BackendTag::ParseComplete | BackendTag::BindComplete | BackendTag::CloseComplete => {
@@ -62,20 +59,20 @@ impl SessionCrypto {
                     Expect::Parse { swallow: true }
                     | Expect::Bind { swallow: true }
                     | Expect::Close { swallow: true },
-                ) = self.expect.pop_front()
+                ) = pipe.pop()
                 {
                     return Ok(());
                 }
             }
-            BackendTag::ParameterDescription => return self.on_parameters(frame, out),
-            BackendTag::RowDescription => return self.on_row_description(frame, out),
-            BackendTag::NoData if self.describe_answered(Shape::Plain) => return Ok(()),
-            BackendTag::DataRow => return self.on_data_row(frame, out),
+            BackendTag::ParameterDescription => return self.on_parameters(frame, out, pipe),
+            BackendTag::RowDescription => return self.on_row_description(frame, out, pipe),
+            BackendTag::NoData if self.describe_answered(Shape::Plain, pipe) => return Ok(()),
+            BackendTag::DataRow => return self.on_data_row(frame, out, pipe),
             BackendTag::CommandComplete
             | BackendTag::EmptyQueryResponse
-            | BackendTag::PortalSuspended => self.on_complete(),
+            | BackendTag::PortalSuspended => self.on_complete(pipe),
             BackendTag::CopyInResponse | BackendTag::CopyOutResponse
-                if !self.on_copy_response(&frame, out) =>
+                if !self.on_copy_response(&frame, out, pipe) =>
             {
                 return Ok(());
             }
@@ -83,7 +80,7 @@ impl SessionCrypto {
                 return Ok(());
             }
             BackendTag::ErrorResponse => {
-                self.on_error();
+                self.on_error(pipe);
                 if let Some(e) = self.copy.server_error() {
                     out.to_client.extend_from_slice(&e.encode());
                     return Ok(());
@@ -99,60 +96,52 @@ impl SessionCrypto {
         Ok(())
     }
 
-    fn on_ready(
+    /// A ReadyForQuery with `status` (recorded in `pipe` already), which ended the request
+    /// `ended` (popped from `pipe`).
+    pub(super) fn on_ready(
         &mut self,
         frame: &Frame,
+        status: TxStatus,
+        ended: Option<Expect>,
         out: &mut Outputs<'_>,
-        pending: &mut VecDeque<Pending>,
-        tx: &mut TxStatus,
-    ) -> Result<(), SessionError> {
-        let status = decode_ready_for_query(frame.body()).map_err(proto)?;
-        *tx = status;
+        pipe: &mut Pipeline,
+    ) {
         self.results.end();
-        let mut ddl = false;
-        while let Some(e) = self.expect.pop_front() {
-            match e {
-                Expect::Injected => return Ok(()),
-                Expect::SearchPath => {
-                    self.path.done(status);
-                    return Ok(());
-                }
-                Expect::Query { ddl: d, .. } => {
-                    ddl = d;
-                    break;
-                }
-                Expect::Sync => break,
-                _ => {}
+        let ddl = match ended {
+            Some(Expect::Injected) => return,
+            Some(Expect::SearchPath) => {
+                self.path.done(status);
+                return;
             }
-        }
-        pending.pop_front();
-        self.copy.drop_orphaned(!self.expect.is_empty());
+            Some(Expect::Query { ddl, .. }) => ddl,
+            _ => false,
+        };
+        self.copy.drop_orphaned(!pipe.is_empty());
         if ddl {
             self.stall.refresh_catalog();
         }
         if self.results.take_discarding() && status == TxStatus::InTransaction {
             // The client was told of an error: its transaction must be failed too.
             self.results.abort_upstream();
-            *tx = TxStatus::Failed;
+            pipe.fail_transaction();
             out.to_client
                 .extend_from_slice(&ready_for_query(TxStatus::Failed));
-            return Ok(());
+            return;
         }
         out.to_client.extend_from_slice(&frame.bytes);
-        self.path_at_ready(status, out.to_upstream);
-        Ok(())
+        self.path_at_ready(status, out.to_upstream, pipe);
     }
 
     /// Records a Describe's answer (`Shape::Plain` for NoData). True when it is swallowed.
-    fn describe_answered(&mut self, shape: Shape) -> bool {
-        match self.expect.front() {
+    fn describe_answered(&mut self, shape: Shape, pipe: &mut Pipeline) -> bool {
+        match pipe.front() {
             Some(Expect::DescribeStatement(s)) => {
                 let _ = s.shape.set(shape);
             }
             Some(Expect::DescribePortal { portal, swallow }) => {
                 let _ = portal.shape.set(shape);
                 let swallow = *swallow;
-                self.expect.pop_front();
+                pipe.pop();
                 return swallow;
             }
             Some(Expect::Query { .. }) => {
@@ -167,12 +156,17 @@ impl SessionCrypto {
             }
             _ => return false,
         }
-        self.expect.pop_front();
+        pipe.pop();
         false
     }
 
-    fn on_parameters(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let stmt = match self.expect.front() {
+    fn on_parameters(
+        &mut self,
+        frame: Frame,
+        out: &mut Outputs<'_>,
+        pipe: &Pipeline,
+    ) -> Result<(), SessionError> {
+        let stmt = match pipe.front() {
             Some(Expect::DescribeStatement(s)) => Some(s.clone()),
             _ => None,
         };
@@ -209,6 +203,7 @@ impl SessionCrypto {
         &mut self,
         frame: Frame,
         out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
         let mut fields = decode_row_description(frame.body()).map_err(proto)?;
         let catalog = self.catalog.get();
@@ -217,7 +212,7 @@ impl SessionCrypto {
             .map(|f| catalog.rule(f.table_oid, f.attnum).cloned())
             .collect();
         if cols.iter().all(Option::is_none) {
-            let swallow = self.describe_answered(Shape::Plain);
+            let swallow = self.describe_answered(Shape::Plain, pipe);
             if !swallow {
                 out.to_client.extend_from_slice(&frame.bytes);
             }
@@ -232,8 +227,8 @@ impl SessionCrypto {
         }
         let formats: Arc<[i16]> = fields.iter().map(|f| f.format).collect();
         let rewritten = row_description(&fields);
-        let is_query = matches!(self.expect.front(), Some(Expect::Query { .. }));
-        let swallow = self.describe_answered(Shape::Encrypted(cols.into()));
+        let is_query = matches!(pipe.front(), Some(Expect::Query { .. }));
+        let swallow = self.describe_answered(Shape::Encrypted(cols.into()), pipe);
         if is_query {
             self.results.set_formats(formats);
         }
@@ -244,8 +239,8 @@ impl SessionCrypto {
     }
 
     /// Determines the current result from the Execute at the front.
-    fn resolve_current(&mut self) {
-        let Some(Expect::Execute(Some(portal))) = self.expect.front() else {
+    fn resolve_current(&mut self, pipe: &Pipeline) {
+        let Some(Expect::Execute(Some(portal))) = pipe.front() else {
             return;
         };
         self.results.set(match portal.shape() {
@@ -260,9 +255,14 @@ impl SessionCrypto {
         });
     }
 
-    fn on_data_row(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+    fn on_data_row(
+        &mut self,
+        frame: Frame,
+        out: &mut Outputs<'_>,
+        pipe: &Pipeline,
+    ) -> Result<(), SessionError> {
         if matches!(self.results.rows(), Rows::Unknown) {
-            self.resolve_current();
+            self.resolve_current(pipe);
         }
         let (cols, formats) = match self.results.rows() {
             Rows::Plain => {
@@ -312,24 +312,24 @@ impl SessionCrypto {
         self.stall.done();
     }
 
-    fn on_complete(&mut self) {
+    fn on_complete(&mut self, pipe: &mut Pipeline) {
         self.results.end();
-        if let Some(Expect::Execute(portal)) = self.expect.front() {
+        if let Some(Expect::Execute(portal)) = pipe.front() {
             if portal.as_ref().is_some_and(|p| p.statement.ddl) {
                 self.stall.refresh_catalog();
             }
-            self.expect.pop_front();
+            pipe.pop();
         }
     }
 
-    fn on_error(&mut self) {
+    fn on_error(&mut self, pipe: &mut Pipeline) {
         self.results.end();
         // Extended protocol: the server skips everything up to the next Sync.
-        while let Some(e) = self.expect.front() {
-            if matches!(e, Expect::Sync | Expect::Query { .. } | Expect::Injected) {
+        while let Some(e) = pipe.front() {
+            if e.ends_at_ready() {
                 break;
             }
-            self.expect.pop_front();
+            pipe.pop();
         }
     }
 }

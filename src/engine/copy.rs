@@ -4,7 +4,7 @@
 //! stream, `rewrite::CopyPlan` says which fields).
 //!
 //! A stream starts when the server answers the COPY (CopyInResponse / CopyOutResponse), tied
-//! to its statement through the expect FIFO. Client COPY data is forwarded only into a COPY
+//! to its statement through the session's FIFO. Client COPY data is forwarded only into a COPY
 //! the server has started (see [`CopyIn`]). A client row that cannot be encrypted fails the
 //! COPY: pgcloak sends CopyFail upstream, drops the client's further CopyData (never
 //! forwarding it), and gives the client its own error in place of the server's. A stored value
@@ -13,7 +13,8 @@
 use std::sync::Arc;
 
 use super::handlers::Outputs;
-use super::state::{Expect, SessionCrypto};
+use super::pipeline::{Expect, Pipeline};
+use super::state::SessionCrypto;
 use crate::apply::ValueError;
 use crate::apply::copy::CopyFlow;
 use crate::copy::{CopyError, Format};
@@ -103,8 +104,8 @@ impl CopyState {
 
 impl SessionCrypto {
     /// The COPY plan of the statement whose CopyIn/OutResponse is arriving.
-    fn next_copy(&mut self) -> Option<Arc<CopyPlan>> {
-        match self.expect.front_mut() {
+    fn next_copy(pipe: &mut Pipeline) -> Option<Arc<CopyPlan>> {
+        match pipe.front_mut() {
             Some(Expect::Query { copies, .. }) => copies.pop_front().flatten(),
             Some(Expect::Execute(Some(p))) => {
                 p.statement.plan.as_ref()?.copies.first().cloned().flatten()
@@ -116,26 +117,31 @@ impl SessionCrypto {
     /// CopyInResponse / CopyOutResponse: starts the stream of the COPY it answers (mapped
     /// when the COPY is on a rules table). A response whose direction or format is not the
     /// planned one fails closed. Client COPY messages held until now are handled.
-    pub(super) fn on_copy_response(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> bool {
+    pub(super) fn on_copy_response(
+        &mut self,
+        frame: &Frame,
+        out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
+    ) -> bool {
         let direction = if frame.tag == b'G' {
             CopyDirection::In
         } else {
             CopyDirection::Out
         };
-        let plan = self.next_copy();
+        let plan = Self::next_copy(pipe);
         if direction == CopyDirection::In && std::mem::take(&mut self.copy.poisoned) {
             out.to_upstream.extend_from_slice(&copy_fail(
                 "pgcloak: COPY data sent before an earlier COPY started was discarded",
             ));
             self.copy.error = Some(PgError::from(&EngineError::CopyPoisoned));
             self.copy.input = CopyIn::Dead;
-            self.replay_held(out);
+            self.replay_held(out, pipe);
             return true;
         }
         let Some(plan) = plan else {
             if direction == CopyDirection::In {
                 self.copy.input = CopyIn::Plain;
-                self.replay_held(out);
+                self.replay_held(out, pipe);
             }
             return true;
         };
@@ -146,7 +152,7 @@ impl SessionCrypto {
                 out.to_upstream
                     .extend_from_slice(&copy_fail("pgcloak: unexpected COPY response"));
                 self.copy.input = CopyIn::Dead;
-                self.replay_held(out);
+                self.replay_held(out, pipe);
             }
             return false;
         }
@@ -154,16 +160,16 @@ impl SessionCrypto {
         match direction {
             CopyDirection::In => {
                 self.copy.input = CopyIn::Encrypted(Box::new(flow));
-                self.replay_held(out);
+                self.replay_held(out, pipe);
             }
             CopyDirection::Out => self.copy.output = Some(flow),
         }
         true
     }
 
-    fn replay_held(&mut self, out: &mut Outputs<'_>) {
+    fn replay_held(&mut self, out: &mut Outputs<'_>, pipe: &Pipeline) {
         for f in self.copy.take_held() {
-            self.client_copy(&f, out);
+            self.client_copy(&f, out, pipe);
         }
     }
 
@@ -171,7 +177,7 @@ impl SessionCrypto {
     /// STDIN on a rules table is encrypted; for any other COPY it is forwarded; data that
     /// arrives before the server started a COPY is held until it does (and dropped if no COPY
     /// starts), so no row reaches the server unencrypted.
-    pub(super) fn client_copy(&mut self, frame: &Frame, out: &mut Outputs<'_>) {
+    pub(super) fn client_copy(&mut self, frame: &Frame, out: &mut Outputs<'_>, pipe: &Pipeline) {
         let done = frame.tag == b'c';
         let end = matches!(frame.tag, b'c' | b'f');
         let flow = match &mut self.copy.input {
@@ -182,7 +188,7 @@ impl SessionCrypto {
                 }
                 return;
             }
-            CopyIn::Idle if self.expect.is_empty() => {
+            CopyIn::Idle if pipe.is_empty() => {
                 // No request is outstanding, so no COPY can start: the data has no taker.
                 return;
             }

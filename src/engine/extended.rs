@@ -13,7 +13,8 @@ use bytes::Bytes;
 use super::frontend::{Rewritten, Via, is_ddl};
 use super::handlers::Outputs;
 use super::search_path::may_change_path;
-use super::state::{Expect, Portal, SessionCrypto, Statement};
+use super::pipeline::{Expect, Pipeline};
+use super::state::{Portal, SessionCrypto, Statement};
 use crate::apply::arrays::{encrypt_coerced, encrypt_store_array};
 use crate::apply::json_records::encrypt_json_records;
 use crate::apply::matching::{MatchParams, parse_types};
@@ -24,25 +25,40 @@ use crate::protocol::extended::{Bind, Execute, FORMAT_BINARY, Named, Parse, Targ
 use crate::protocol::{Frame, FrontendTag, PgError};
 use crate::rewrite::Plan;
 
+/// True when a Describe already queued will tell the portal's result shape.
+fn shape_pending(pipe: &Pipeline, p: &Arc<Portal>) -> bool {
+    pipe.iter().any(|e| match e {
+        Expect::DescribeStatement(s) => Arc::ptr_eq(s, &p.statement),
+        Expect::DescribePortal { portal, .. } => Arc::ptr_eq(portal, p),
+        _ => false,
+    })
+}
+
 impl SessionCrypto {
     /// Sends the raising statement in place of a refused extended-protocol message.
-    pub(super) fn refuse_extended(&mut self, out: &mut Outputs<'_>, e: impl Into<PgError>) {
+    pub(super) fn refuse_extended(
+        &mut self,
+        out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
+        e: impl Into<PgError>,
+    ) {
         let e = e.into();
         tracing::debug!(sqlstate = e.code, "extended-protocol message refused");
         raise_extended(out.to_upstream, &e);
-        self.expect.push_back(Expect::Close { swallow: true });
-        self.expect.push_back(Expect::Parse { swallow: true });
-        self.expect.push_back(Expect::Bind { swallow: true });
-        self.expect.push_back(Expect::Execute(None));
+        pipe.push(Expect::Close { swallow: true });
+        pipe.push(Expect::Parse { swallow: true });
+        pipe.push(Expect::Bind { swallow: true });
+        pipe.push(Expect::Execute(None));
     }
 
     pub(super) fn on_parse(
         &mut self,
         frame: &Frame,
         out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
         let Ok(p) = Parse::decode(frame.body()) else {
-            return self.malformed(out, "Parse");
+            return self.malformed(out, pipe, "Parse");
         };
         let ddl = is_ddl(p.query);
         let via = Via::Parse(p.param_types.len());
@@ -61,7 +77,7 @@ impl SessionCrypto {
                 (plan, mp, msg.encode())
             }
             Rewritten::Refused(r) => {
-                self.refuse_extended(out, &r);
+                self.refuse_extended(out, pipe, &r);
                 return Ok(());
             }
         };
@@ -78,7 +94,7 @@ impl SessionCrypto {
             self.statements.insert(p.name.to_owned(), Arc::new(stmt));
         }
         out.to_upstream.extend_from_slice(&bytes);
-        self.expect.push_back(Expect::Parse { swallow: false });
+        pipe.push(Expect::Parse { swallow: false });
         self.path.note(p.query);
         Ok(())
     }
@@ -87,13 +103,14 @@ impl SessionCrypto {
         &mut self,
         frame: &Frame,
         out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
         let Ok(b) = Bind::decode(frame.body()) else {
-            return self.malformed(out, "Bind");
+            return self.malformed(out, pipe, "Bind");
         };
         let Some(stmt) = self.statement(b.statement) else {
             let e = EngineError::UnknownStatement(b.statement.to_owned());
-            self.refuse_extended(out, &e);
+            self.refuse_extended(out, pipe, &e);
             return Ok(());
         };
         let plan = stmt.plan.as_ref().filter(|p| {
@@ -106,7 +123,7 @@ impl SessionCrypto {
             Some(plan) => match self.encrypt_params(&b, plan, &stmt) {
                 Ok(bytes) => bytes,
                 Err(r) => {
-                    self.refuse_extended(out, &r);
+                    self.refuse_extended(out, pipe, &r);
                     return Ok(());
                 }
             },
@@ -118,7 +135,7 @@ impl SessionCrypto {
         };
         self.portals.insert(b.portal.to_owned(), Arc::new(portal));
         out.to_upstream.extend_from_slice(&bytes);
-        self.expect.push_back(Expect::Bind { swallow: false });
+        pipe.push(Expect::Bind { swallow: false });
         Ok(())
     }
 
@@ -188,9 +205,10 @@ impl SessionCrypto {
     pub(super) fn malformed(
         &mut self,
         out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
         kind: &'static str,
     ) -> Result<(), SessionError> {
-        self.refuse_extended(out, &EngineError::Malformed(kind));
+        self.refuse_extended(out, pipe, &EngineError::Malformed(kind));
         Ok(())
     }
 
@@ -198,9 +216,10 @@ impl SessionCrypto {
         &mut self,
         frame: &Frame,
         out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
         let Ok(d) = Named::decode(frame.body()) else {
-            return self.malformed(out, "Describe");
+            return self.malformed(out, pipe, "Describe");
         };
         let e = match d.target {
             Target::Statement => {
@@ -211,7 +230,7 @@ impl SessionCrypto {
                 swallow: false,
             },
         };
-        self.expect.push_back(e);
+        pipe.push(e);
         out.to_upstream.extend_from_slice(&frame.bytes);
         Ok(())
     }
@@ -226,26 +245,18 @@ impl SessionCrypto {
         })
     }
 
-    /// True when a Describe already queued will tell the portal's result shape.
-    fn shape_pending(&self, p: &Arc<Portal>) -> bool {
-        self.expect.iter().any(|e| match e {
-            Expect::DescribeStatement(s) => Arc::ptr_eq(s, &p.statement),
-            Expect::DescribePortal { portal, .. } => Arc::ptr_eq(portal, p),
-            _ => false,
-        })
-    }
-
     pub(super) fn on_execute(
         &mut self,
         frame: &Frame,
         out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
         let Ok(e) = Execute::decode(frame.body()) else {
-            return self.malformed(out, "Execute");
+            return self.malformed(out, pipe, "Execute");
         };
         let portal = self.portals.get(e.portal).cloned();
         if let Some(p) = &portal {
-            if p.shape().is_none() && !self.shape_pending(p) {
+            if p.shape().is_none() && !shape_pending(pipe, p) {
                 // The client never asked: ask for it ourselves (answer swallowed).
                 let d = Named {
                     target: Target::Portal,
@@ -253,7 +264,7 @@ impl SessionCrypto {
                 };
                 out.to_upstream
                     .extend_from_slice(&d.encode(FrontendTag::Describe.into()));
-                self.expect.push_back(Expect::DescribePortal {
+                pipe.push(Expect::DescribePortal {
                     portal: p.clone(),
                     swallow: true,
                 });
@@ -262,7 +273,7 @@ impl SessionCrypto {
         if portal.as_ref().is_some_and(|p| p.statement.changes_path) {
             self.path.stale();
         }
-        self.expect.push_back(Expect::Execute(portal));
+        pipe.push(Expect::Execute(portal));
         out.to_upstream.extend_from_slice(&frame.bytes);
         Ok(())
     }
@@ -271,15 +282,16 @@ impl SessionCrypto {
         &mut self,
         frame: &Frame,
         out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
         let Ok(c) = Named::decode(frame.body()) else {
-            return self.malformed(out, "Close");
+            return self.malformed(out, pipe, "Close");
         };
         match c.target {
             Target::Statement => self.statements.remove(c.name),
             Target::Portal => self.portals.remove(c.name).map(|_| Arc::default()),
         };
-        self.expect.push_back(Expect::Close { swallow: false });
+        pipe.push(Expect::Close { swallow: false });
         out.to_upstream.extend_from_slice(&frame.bytes);
         Ok(())
     }

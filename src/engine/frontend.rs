@@ -2,16 +2,17 @@
 //! encrypted columns are replaced by encrypted `bytea` literals, parameter types of encrypted
 //! parameters become `bytea`, and Bind values for them are encrypted and sent as binary.
 //! Refusals (and values the codec rejects) are delivered through the server
-//! ([`crate::apply::refuse`]). Every message that owes a response is recorded in the expect
-//! FIFO. This file has the dispatch, the simple Query and its analysis; the extended protocol's
-//! messages are [`super::extended`]'s.
+//! ([`crate::apply::refuse`]). Every message that owes a response is recorded in the session's
+//! FIFO ([`super::pipeline`]). This file has the dispatch, the simple Query and its analysis;
+//! the extended protocol's messages are [`super::extended`]'s.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::handlers::Outputs;
 use super::search_path::may_change_path;
-use super::state::{Expect, SessionCrypto};
+use super::pipeline::{Expect, Pipeline};
+use super::state::SessionCrypto;
 use crate::apply::literals::literal_replacement;
 use crate::apply::matching::{MatchParams, expand_extended, expand_simple};
 use crate::apply::refuse::Refused;
@@ -68,23 +69,28 @@ pub(super) enum Via {
 
 impl SessionCrypto {
     /// A message from the client (Terminate and authentication messages never get here).
-    pub fn frontend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+    pub(super) fn frontend(
+        &mut self,
+        frame: Frame,
+        out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
+    ) -> Result<(), SessionError> {
         if self.results.take_abort() {
             let e = PgError::from(&EngineError::AbortedAfterDecryptFailure);
             out.to_upstream.extend_from_slice(&raise_query(&e));
-            self.expect.push_back(Expect::Injected);
+            pipe.push(Expect::Injected);
         }
         match FrontendTag::from(frame.tag) {
-            FrontendTag::Query => return self.on_query(&frame, out),
-            FrontendTag::Parse => return self.on_parse(&frame, out),
-            FrontendTag::Bind => return self.on_bind(&frame, out),
-            FrontendTag::Describe => return self.on_describe(&frame, out),
-            FrontendTag::Execute => return self.on_execute(&frame, out),
-            FrontendTag::Close => return self.on_close(&frame, out),
-            FrontendTag::FunctionCall => return self.on_function_call(&frame, out),
-            FrontendTag::Sync => self.expect.push_back(Expect::Sync),
+            FrontendTag::Query => return self.on_query(&frame, out, pipe),
+            FrontendTag::Parse => return self.on_parse(&frame, out, pipe),
+            FrontendTag::Bind => return self.on_bind(&frame, out, pipe),
+            FrontendTag::Describe => return self.on_describe(&frame, out, pipe),
+            FrontendTag::Execute => return self.on_execute(&frame, out, pipe),
+            FrontendTag::Close => return self.on_close(&frame, out, pipe),
+            FrontendTag::FunctionCall => return self.on_function_call(&frame, out, pipe),
+            FrontendTag::Sync => pipe.push(Expect::Sync),
             FrontendTag::CopyData | FrontendTag::CopyDone | FrontendTag::CopyFail => {
-                self.client_copy(&frame, out);
+                self.client_copy(&frame, out, pipe);
                 return Ok(());
             }
             _ => {}
@@ -237,6 +243,7 @@ impl SessionCrypto {
         &mut self,
         frame: &Frame,
         out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
         let oid = frame
             .body()
@@ -250,19 +257,21 @@ impl SessionCrypto {
             let e = PgError::from(&EngineError::FunctionCall);
             tracing::debug!(sqlstate = e.code, "function call refused");
             out.to_upstream.extend_from_slice(&raise_query(&e));
-            self.expect.push_back(Expect::Query {
-                ddl: false,
-                copies: VecDeque::new(),
-            });
+            pipe.push(Expect::query());
             return Ok(());
         }
         out.to_upstream.extend_from_slice(&frame.bytes);
-        self.expect.push_back(Expect::Sync);
+        pipe.push(Expect::FunctionCall);
         self.path.stale();
         Ok(())
     }
 
-    fn on_query(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+    fn on_query(
+        &mut self,
+        frame: &Frame,
+        out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
+    ) -> Result<(), SessionError> {
         let lossy;
         let sql = match decode_query(frame.body()) {
             Ok(sql) => sql,
@@ -276,10 +285,7 @@ impl SessionCrypto {
             Err(_) => {
                 let e = PgError::from(&EngineError::Malformed("Query"));
                 out.to_upstream.extend_from_slice(&raise_query(&e));
-                self.expect.push_back(Expect::Query {
-                    ddl: false,
-                    copies: VecDeque::new(),
-                });
+                pipe.push(Expect::query());
                 return Ok(());
             }
         };
@@ -300,7 +306,7 @@ impl SessionCrypto {
                 out.to_upstream.extend_from_slice(&raise_query(&e));
             }
         }
-        self.expect.push_back(Expect::Query { ddl, copies });
+        pipe.push(Expect::Query { ddl, copies });
         self.path.note(sql);
         Ok(())
     }

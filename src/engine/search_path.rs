@@ -10,7 +10,8 @@
 
 use bytes::BytesMut;
 
-use super::state::{Expect, SessionCrypto};
+use super::pipeline::{Expect, Pipeline};
+use super::state::SessionCrypto;
 use crate::codec::TextContext;
 use crate::protocol::backend::TxStatus;
 use crate::protocol::extended::{decode_data_row, query};
@@ -257,9 +258,9 @@ impl PathTracker {
 
 impl SessionCrypto {
     /// Asks for the search_path now (the upstream connection must be between requests).
-    pub fn ask_path(&mut self, to_upstream: &mut BytesMut) {
+    pub(super) fn ask_path(&mut self, to_upstream: &mut BytesMut, pipe: &mut Pipeline) {
         to_upstream.extend_from_slice(&query(ASK));
-        self.expect.push_back(Expect::SearchPath);
+        pipe.push(Expect::SearchPath);
         self.path.asking();
     }
 
@@ -270,12 +271,17 @@ impl SessionCrypto {
 
     /// At a ReadyForQuery the client is owed: asks again if the path may have changed and
     /// nothing else is in flight.
-    pub(super) fn path_at_ready(&mut self, status: TxStatus, to_upstream: &mut BytesMut) {
-        let quiet = self.expect.is_empty()
+    pub(super) fn path_at_ready(
+        &mut self,
+        status: TxStatus,
+        to_upstream: &mut BytesMut,
+        pipe: &mut Pipeline,
+    ) {
+        let quiet = pipe.is_empty()
             && !self.results.is_discarding()
             && !self.results.abort_pending();
         if self.path.at_ready(status, quiet) {
-            self.ask_path(to_upstream);
+            self.ask_path(to_upstream, pipe);
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The per-session encryption state: prepared statements and portals the client created (with
-//! their plans and result shapes), and the FIFO of responses expected from the server, which
-//! ties each backend message to the request it answers.
+//! their plans and result shapes), the session's text settings, and the sub-states of results,
+//! COPY streams, the search_path and awaited work. The FIFO of responses expected from the
+//! server is the session's [`super::pipeline::Pipeline`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use crate::codec::TextContext;
@@ -11,7 +12,7 @@ use crate::control::catalog::CatalogReader;
 use crate::crypto::KeyRingView;
 use crate::protocol::backend::decode_parameter_status;
 use crate::protocol::{BackendTag, Frame, MAX_FRAME_LEN, split_frame};
-use crate::rewrite::{CopyPlan, Plan};
+use crate::rewrite::Plan;
 
 use super::copy::CopyState;
 use super::results::ResultState;
@@ -71,42 +72,6 @@ impl Portal {
     }
 }
 
-/// A response the server owes, in order.
-#[derive(Debug)]
-pub enum Expect {
-    /// ParseComplete (`swallow`: the proxy's own message).
-    Parse {
-        swallow: bool,
-    },
-    Bind {
-        swallow: bool,
-    },
-    Close {
-        swallow: bool,
-    },
-    /// ParameterDescription then RowDescription/NoData.
-    DescribeStatement(Arc<Statement>),
-    /// RowDescription/NoData.
-    DescribePortal {
-        portal: Arc<Portal>,
-        swallow: bool,
-    },
-    /// DataRows, then CommandComplete/EmptyQueryResponse/PortalSuspended (or an error).
-    Execute(Option<Arc<Portal>>),
-    /// ReadyForQuery of a Sync.
-    Sync,
-    /// Everything up to a ReadyForQuery of a simple Query; `copies`: the COPY plans of its
-    /// COPY statements still to answer, in order.
-    Query {
-        ddl: bool,
-        copies: VecDeque<Option<Arc<CopyPlan>>>,
-    },
-    /// The proxy's own Query aborting the server's transaction: swallow all of it.
-    Injected,
-    /// The proxy's own search_path question (see `search_path`): swallowed.
-    SearchPath,
-}
-
 /// A session's encryption state (see the module docs of `engine`).
 pub struct SessionCrypto {
     pub(super) enc: Arc<Encryption>,
@@ -120,7 +85,6 @@ pub struct SessionCrypto {
     /// passed unchanged (its parameters reach no encrypted column), false once one was not.
     pub(super) sql_prepared: HashMap<String, bool>,
     pub(super) portals: HashMap<String, Arc<Portal>>,
-    pub(super) expect: VecDeque<Expect>,
     /// The result whose rows are arriving.
     pub(super) results: ResultState,
     /// Work for the relay to await, and the retry of a held frame.
@@ -134,7 +98,6 @@ impl std::fmt::Debug for SessionCrypto {
         f.debug_struct("SessionCrypto")
             .field("statements", &self.statements.len())
             .field("portals", &self.portals.len())
-            .field("expect", &self.expect.len())
             .finish_non_exhaustive()
     }
 }
@@ -150,7 +113,6 @@ impl SessionCrypto {
             statements: HashMap::new(),
             sql_prepared: HashMap::new(),
             portals: HashMap::new(),
-            expect: VecDeque::with_capacity(16),
             results: ResultState::default(),
             stall: Stall::default(),
             copy: CopyState::default(),

@@ -1,8 +1,6 @@
 //! The session's encryption state machine without a database: scripted client and server
 //! messages, checking what goes upstream and what the client receives.
 
-use std::collections::VecDeque;
-
 use bytes::{Bytes, BytesMut};
 
 use super::handlers::Outputs;
@@ -20,7 +18,7 @@ use std::sync::Arc;
 const RULES: &str = "[tables.patients]\nssn = { type = \"text\", mode = \"deterministic\" }\n";
 const OID: u32 = 16400;
 
-fn setup() -> (SessionCrypto, Arc<KeyRing>) {
+fn setup() -> (Handlers, Arc<KeyRing>) {
     let rules =
         Rules::from_columns(parse_rules(RULES, std::path::Path::new("r.toml")).unwrap()).unwrap();
     let key = DataKey::generate(
@@ -36,7 +34,7 @@ fn setup() -> (SessionCrypto, Arc<KeyRing>) {
     let catalog = Catalog::from_rows(&rules, rows);
     let enc = Encryption::for_tests(rules, ring, catalog);
     let ring = enc.keys.current();
-    (SessionCrypto::new(enc), ring)
+    (Handlers::with_crypto(SessionCrypto::new(enc)), ring)
 }
 
 fn frame(bytes: Bytes) -> Frame {
@@ -57,8 +55,6 @@ fn frames(buf: &mut BytesMut) -> Vec<Frame> {
 struct Io {
     up: BytesMut,
     down: BytesMut,
-    pending: VecDeque<super::handlers::Pending>,
-    tx: TxStatus,
 }
 
 impl Io {
@@ -66,24 +62,21 @@ impl Io {
         Io {
             up: BytesMut::new(),
             down: BytesMut::new(),
-            pending: VecDeque::new(),
-            tx: TxStatus::Idle,
         }
     }
-    fn client(&mut self, s: &mut SessionCrypto, b: Bytes) {
+    fn client(&mut self, s: &mut Handlers, b: Bytes) {
         let mut out = Outputs {
             to_upstream: &mut self.up,
             to_client: &mut self.down,
         };
         s.frontend(frame(b), &mut out).unwrap();
     }
-    fn server(&mut self, s: &mut SessionCrypto, b: Bytes) {
+    fn server(&mut self, s: &mut Handlers, b: Bytes) {
         let mut out = Outputs {
             to_upstream: &mut self.up,
             to_client: &mut self.down,
         };
-        s.backend(frame(b), &mut out, &mut self.pending, &mut self.tx)
-            .unwrap();
+        s.backend(frame(b), &mut out).unwrap();
     }
 }
 
@@ -182,7 +175,7 @@ fn extended_pipeline_encrypts_binds_and_decrypts_rows() {
         decode_data_row(down[4].body()).unwrap(),
         vec![Some(&b"123"[..])]
     );
-    assert!(s.expect.is_empty());
+    assert!(s.pipeline().is_empty());
 }
 
 #[test]

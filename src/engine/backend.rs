@@ -37,7 +37,7 @@ impl SessionCrypto {
         out: &mut Outputs<'_>,
         pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
-        let tag = BackendTag::from(frame.tag);
+        let tag = BackendTag::from(frame.tag());
         match tag {
             BackendTag::ParameterStatus => self.note_parameter(&frame),
             BackendTag::NoticeResponse => {
@@ -92,7 +92,7 @@ impl SessionCrypto {
             }
             _ => {}
         }
-        out.to_client.extend_from_slice(&frame.bytes);
+        out.to_client.extend_from_slice(frame.bytes());
         Ok(())
     }
 
@@ -128,7 +128,7 @@ impl SessionCrypto {
                 .extend_from_slice(&ready_for_query(TxStatus::Failed));
             return;
         }
-        out.to_client.extend_from_slice(&frame.bytes);
+        out.to_client.extend_from_slice(frame.bytes());
         self.path_at_ready(status, out.to_upstream, pipe);
     }
 
@@ -194,7 +194,7 @@ impl SessionCrypto {
                 out.to_client
                     .extend_from_slice(&parameter_description(&oids));
             }
-            _ => out.to_client.extend_from_slice(&frame.bytes),
+            _ => out.to_client.extend_from_slice(frame.bytes()),
         }
         Ok(())
     }
@@ -214,7 +214,7 @@ impl SessionCrypto {
         if cols.iter().all(Option::is_none) {
             let swallow = self.describe_answered(Shape::Plain, pipe);
             if !swallow {
-                out.to_client.extend_from_slice(&frame.bytes);
+                out.to_client.extend_from_slice(frame.bytes());
             }
             return Ok(());
         }
@@ -266,7 +266,7 @@ impl SessionCrypto {
         }
         let (cols, formats) = match self.results.rows() {
             Rows::Plain => {
-                out.to_client.extend_from_slice(&frame.bytes);
+                out.to_client.extend_from_slice(frame.bytes());
                 return Ok(());
             }
             // Never here: DataRows are dropped while discarding.

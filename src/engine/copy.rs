@@ -19,7 +19,7 @@ use crate::apply::ValueError;
 use crate::apply::copy::CopyFlow;
 use crate::copy::{CopyError, Format};
 use crate::error::EngineError;
-use crate::protocol::Frame;
+use crate::protocol::{BackendTag, Frame, FrontendTag};
 use crate::protocol::PgError;
 use crate::protocol::copy::{copy_data, copy_done, copy_fail, response_is_binary};
 use crate::rewrite::{CopyDirection, CopyPlan};
@@ -62,13 +62,13 @@ impl CopyState {
     /// not wait for CopyInResponse). Past [`MAX_HELD`] bytes the data is dropped and the COPY,
     /// when it starts, fails.
     fn hold(&mut self, frame: &Frame) {
-        self.held_bytes += frame.bytes.len();
+        self.held_bytes += frame.bytes().len();
         if self.held_bytes > MAX_HELD {
             self.held.clear();
-            self.held.push(Frame {
-                tag: b'f',
-                bytes: copy_fail("pgcloak: too much COPY data sent before the COPY started"),
-            });
+            self.held.push(Frame::new(
+                FrontendTag::CopyFail.into(),
+                copy_fail("pgcloak: too much COPY data sent before the COPY started"),
+            ));
             return;
         }
         self.held.push(frame.clone());
@@ -123,7 +123,7 @@ impl SessionCrypto {
         out: &mut Outputs<'_>,
         pipe: &mut Pipeline,
     ) -> bool {
-        let direction = if frame.tag == b'G' {
+        let direction = if BackendTag::from(frame.tag()) == BackendTag::CopyInResponse {
             CopyDirection::In
         } else {
             CopyDirection::Out
@@ -178,11 +178,12 @@ impl SessionCrypto {
     /// arrives before the server started a COPY is held until it does (and dropped if no COPY
     /// starts), so no row reaches the server unencrypted.
     pub(super) fn client_copy(&mut self, frame: &Frame, out: &mut Outputs<'_>, pipe: &Pipeline) {
-        let done = frame.tag == b'c';
-        let end = matches!(frame.tag, b'c' | b'f');
+        let tag = FrontendTag::from(frame.tag());
+        let done = tag == FrontendTag::CopyDone;
+        let end = matches!(tag, FrontendTag::CopyDone | FrontendTag::CopyFail);
         let flow = match &mut self.copy.input {
             CopyIn::Plain => {
-                out.to_upstream.extend_from_slice(&frame.bytes);
+                out.to_upstream.extend_from_slice(frame.bytes());
                 if end {
                     self.copy.input = CopyIn::Idle;
                 }
@@ -199,7 +200,7 @@ impl SessionCrypto {
             CopyIn::Dead => {
                 if end {
                     // The server ended the COPY already (or ignores this in normal mode).
-                    out.to_upstream.extend_from_slice(&frame.bytes);
+                    out.to_upstream.extend_from_slice(frame.bytes());
                     self.copy.input = CopyIn::Idle;
                 }
                 return;
@@ -207,11 +208,11 @@ impl SessionCrypto {
             CopyIn::Encrypted(flow) => flow,
         };
         let ring = Arc::clone(self.keys.get());
-        let result = match frame.tag {
-            b'd' => flow.run(&ring, &self.text, Some(frame.body())),
-            b'c' => flow.run(&ring, &self.text, None),
+        let result = match tag {
+            FrontendTag::CopyData => flow.run(&ring, &self.text, Some(frame.body())),
+            FrontendTag::CopyDone => flow.run(&ring, &self.text, None),
             _ => {
-                out.to_upstream.extend_from_slice(&frame.bytes);
+                out.to_upstream.extend_from_slice(frame.bytes());
                 self.copy.input = CopyIn::Idle;
                 return;
             }
@@ -244,7 +245,7 @@ impl SessionCrypto {
             return false;
         };
         let ring = Arc::clone(self.keys.get());
-        let done = frame.tag == b'c';
+        let done = BackendTag::from(frame.tag()) == BackendTag::CopyDone;
         let payload = (!done).then(|| frame.body());
         match flow.run(&ring, &self.text, payload) {
             Ok(bytes) => {
@@ -253,7 +254,7 @@ impl SessionCrypto {
                     out.to_client.extend_from_slice(&copy_data(&bytes));
                 }
                 if done {
-                    out.to_client.extend_from_slice(&frame.bytes);
+                    out.to_client.extend_from_slice(frame.bytes());
                     self.copy.output = None;
                 }
             }

@@ -63,7 +63,7 @@ impl SessionCrypto {
         let ddl = is_ddl(p.query);
         let via = Via::Parse(p.param_types.len());
         let (plan, matching, bytes) = match self.rewrite(p.query, via) {
-            Rewritten::Same => (None, MatchParams::default(), frame.bytes.clone()),
+            Rewritten::Same => (None, MatchParams::default(), frame.bytes().clone()),
             Rewritten::Text(text, plan, mp) => {
                 let types = match &plan {
                     Some(plan) => parse_types(&p.param_types, plan, &mp),
@@ -119,7 +119,7 @@ impl SessionCrypto {
                 || !p.json_params.is_empty()
         });
         let bytes = match plan {
-            None => frame.bytes.clone(),
+            None => frame.bytes().clone(),
             Some(plan) => match self.encrypt_params(&b, plan, &stmt) {
                 Ok(bytes) => bytes,
                 Err(r) => {
@@ -231,7 +231,7 @@ impl SessionCrypto {
             },
         };
         pipe.push(e);
-        out.to_upstream.extend_from_slice(&frame.bytes);
+        out.to_upstream.extend_from_slice(frame.bytes());
         Ok(())
     }
 
@@ -274,7 +274,7 @@ impl SessionCrypto {
             self.path.stale();
         }
         pipe.push(Expect::Execute(portal));
-        out.to_upstream.extend_from_slice(&frame.bytes);
+        out.to_upstream.extend_from_slice(frame.bytes());
         Ok(())
     }
 
@@ -292,7 +292,7 @@ impl SessionCrypto {
             Target::Portal => self.portals.remove(c.name).map(|_| Arc::default()),
         };
         pipe.push(Expect::Close { swallow: false });
-        out.to_upstream.extend_from_slice(&frame.bytes);
+        out.to_upstream.extend_from_slice(frame.bytes());
         Ok(())
     }
 }

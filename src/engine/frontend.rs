@@ -80,7 +80,7 @@ impl SessionCrypto {
             out.to_upstream.extend_from_slice(&raise_query(&e));
             pipe.push(Expect::Injected);
         }
-        match FrontendTag::from(frame.tag) {
+        match FrontendTag::from(frame.tag()) {
             FrontendTag::Query => return self.on_query(&frame, out, pipe),
             FrontendTag::Parse => return self.on_parse(&frame, out, pipe),
             FrontendTag::Bind => return self.on_bind(&frame, out, pipe),
@@ -95,7 +95,7 @@ impl SessionCrypto {
             }
             _ => {}
         }
-        out.to_upstream.extend_from_slice(&frame.bytes);
+        out.to_upstream.extend_from_slice(frame.bytes());
         Ok(())
     }
 
@@ -260,7 +260,7 @@ impl SessionCrypto {
             pipe.push(Expect::query());
             return Ok(());
         }
-        out.to_upstream.extend_from_slice(&frame.bytes);
+        out.to_upstream.extend_from_slice(frame.bytes());
         pipe.push(Expect::FunctionCall);
         self.path.stale();
         Ok(())
@@ -295,7 +295,7 @@ impl SessionCrypto {
         }
         let mut copies = VecDeque::new();
         match self.rewrite(sql, Via::Query) {
-            Rewritten::Same => out.to_upstream.extend_from_slice(&frame.bytes),
+            Rewritten::Same => out.to_upstream.extend_from_slice(frame.bytes()),
             Rewritten::Text(text, plan, _) => {
                 copies.extend(plan.iter().flat_map(|p| p.copies.iter().cloned()));
                 out.to_upstream.extend_from_slice(&query(&text));

@@ -89,10 +89,10 @@ impl Handlers {
     /// A message from the client.
     #[inline]
     pub fn frontend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<Flow, SessionError> {
-        let tag = FrontendTag::from(frame.tag);
+        let tag = FrontendTag::from(frame.tag());
         match tag {
             FrontendTag::Terminate => {
-                out.to_upstream.extend_from_slice(&frame.bytes);
+                out.to_upstream.extend_from_slice(frame.bytes());
                 return Ok(Flow::Terminate);
             }
             FrontendTag::Password => {
@@ -113,21 +113,21 @@ impl Handlers {
             _ => {}
         }
         crate::net::metrics::plain_statement(&frame);
-        out.to_upstream.extend_from_slice(&frame.bytes);
+        out.to_upstream.extend_from_slice(frame.bytes());
         Ok(Flow::Continue)
     }
 
     /// A message from the server.
     #[inline]
     pub fn backend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<Flow, SessionError> {
-        match BackendTag::from(frame.tag) {
+        match BackendTag::from(frame.tag()) {
             BackendTag::ReadyForQuery => {
                 let status =
                     decode_ready_for_query(frame.body()).map_err(SessionError::UpstreamDecode)?;
                 let ended = self.pipe.ready(status);
                 match self.crypto.as_mut() {
                     Some(c) => c.on_ready(&frame, status, ended, out, &mut self.pipe),
-                    None => out.to_client.extend_from_slice(&frame.bytes),
+                    None => out.to_client.extend_from_slice(frame.bytes()),
                 }
                 return Ok(Flow::Continue);
             }
@@ -139,7 +139,7 @@ impl Handlers {
             c.backend(frame, out, &mut self.pipe)?;
             return Ok(Flow::Continue);
         }
-        out.to_client.extend_from_slice(&frame.bytes);
+        out.to_client.extend_from_slice(frame.bytes());
         Ok(Flow::Continue)
     }
 }
@@ -153,10 +153,7 @@ mod tests {
         let mut v = vec![tag];
         v.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
         v.extend_from_slice(body);
-        Frame {
-            tag,
-            bytes: Bytes::from(v),
-        }
+        Frame::new(tag, Bytes::from(v))
     }
 
     #[test]
@@ -187,7 +184,7 @@ mod tests {
         assert_eq!(
             &down[..],
             &[
-                &frame(b'C', b"BEGIN\0").bytes[..],
+                &frame(b'C', b"BEGIN\0").bytes()[..],
                 &[
                     b'Z', 0, 0, 0, 5, b'T', b'Z', 0, 0, 0, 5, b'T', b'Z', 0, 0, 0, 5, b'I'
                 ]

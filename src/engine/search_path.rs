@@ -223,7 +223,7 @@ impl PathTracker {
     /// A server message answering the search_path question (all swallowed); its second
     /// column is `bytea_output`, which goes to `text`.
     pub fn answer(&mut self, frame: &Frame, text: &mut TextContext) {
-        match BackendTag::from(frame.tag) {
+        match BackendTag::from(frame.tag()) {
             BackendTag::DataRow => {
                 let cells = decode_data_row(frame.body()).unwrap_or_default();
                 let cell = |i: usize| {

@@ -125,7 +125,7 @@ impl SessionCrypto {
     pub fn greeting(&mut self, bytes: &[u8]) {
         let mut buf = bytes::BytesMut::from(bytes);
         while let Ok(Some(f)) = split_frame(&mut buf, MAX_FRAME_LEN) {
-            if BackendTag::from(f.tag) == BackendTag::ParameterStatus {
+            if BackendTag::from(f.tag()) == BackendTag::ParameterStatus {
                 self.note_parameter(&f);
             }
         }

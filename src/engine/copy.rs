@@ -19,9 +19,9 @@ use crate::apply::ValueError;
 use crate::apply::copy::CopyFlow;
 use crate::copy::{CopyError, Format};
 use crate::error::EngineError;
-use crate::protocol::{BackendTag, Frame, FrontendTag};
 use crate::protocol::PgError;
 use crate::protocol::copy::{copy_data, copy_done, copy_fail, response_is_binary};
+use crate::protocol::{BackendTag, Frame, FrontendTag};
 use crate::rewrite::{CopyDirection, CopyPlan};
 
 /// Most bytes of client COPY data held while waiting for the server to start the COPY.

@@ -12,8 +12,8 @@ use bytes::Bytes;
 
 use super::frontend::{Rewritten, Via, is_ddl};
 use super::handlers::Outputs;
-use super::search_path::may_change_path;
 use super::pipeline::{Expect, Pipeline};
+use super::search_path::may_change_path;
 use super::state::{Portal, SessionCrypto, Statement};
 use crate::apply::arrays::{encrypt_coerced, encrypt_store_array};
 use crate::apply::json_records::encrypt_json_records;

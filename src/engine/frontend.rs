@@ -10,8 +10,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::handlers::Outputs;
-use super::search_path::may_change_path;
 use super::pipeline::{Expect, Pipeline};
+use super::search_path::may_change_path;
 use super::state::SessionCrypto;
 use crate::apply::literals::literal_replacement;
 use crate::apply::matching::{MatchParams, expand_extended, expand_simple};

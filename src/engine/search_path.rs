@@ -277,9 +277,8 @@ impl SessionCrypto {
         to_upstream: &mut BytesMut,
         pipe: &mut Pipeline,
     ) {
-        let quiet = pipe.is_empty()
-            && !self.results.is_discarding()
-            && !self.results.abort_pending();
+        let quiet =
+            pipe.is_empty() && !self.results.is_discarding() && !self.results.abort_pending();
         if self.path.at_ready(status, quiet) {
             self.ask_path(to_upstream, pipe);
         }

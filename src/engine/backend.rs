@@ -171,26 +171,10 @@ impl SessionCrypto {
             _ => None,
         };
         let plan = stmt.as_ref().and_then(|s| s.plan.clone());
-        match (
-            plan.filter(|p| p.params.iter().any(Option::is_some) || !p.matches.is_empty()),
-            stmt,
-        ) {
+        match (plan.filter(|p| p.rewrites_param_description()), stmt) {
             (Some(plan), Some(stmt)) => {
-                let mut oids = decode_parameter_description(frame.body()).map_err(proto)?;
-                if !stmt.matching.extras.is_empty() {
-                    // The extra parameters of comparisons are the proxy's own.
-                    oids.truncate(stmt.matching.base);
-                }
-                for (i, (oid, rule)) in oids.iter_mut().zip(plan.params.iter()).enumerate() {
-                    if let Some(rule) = rule {
-                        // PostgreSQL echoes a declared type; the logical type fills in the rest.
-                        *oid = match stmt.declared(i) {
-                            0 if plan.is_array_param(i) => rule.ty.array_oid(),
-                            0 => rule.ty.oid(),
-                            d => d,
-                        };
-                    }
-                }
+                let oids = decode_parameter_description(frame.body()).map_err(proto)?;
+                let oids = plan.describe_params(oids, &stmt.declared, &stmt.matching);
                 out.to_client
                     .extend_from_slice(&parameter_description(&oids));
             }

@@ -13,8 +13,6 @@ use super::handlers::Outputs;
 use super::pipeline::{Expect, Pipeline};
 use super::search_path::may_change_path;
 use super::state::SessionCrypto;
-use crate::apply::literals::literal_replacement;
-use crate::apply::matching::{MatchParams, expand_extended, expand_simple};
 use crate::apply::refuse::Refused;
 use crate::apply::refuse::raise_query;
 use crate::error::EngineError;
@@ -52,19 +50,23 @@ fn lossy_query(body: &[u8]) -> Option<String> {
 static PASSTHROUGH: std::sync::LazyLock<Arc<Analysis>> =
     std::sync::LazyLock::new(|| Arc::new(Analysis::Passthrough));
 
-/// What to send upstream for an analysed text.
-pub(super) enum Rewritten {
+/// What the analysis of a text decided.
+pub(super) enum Decision {
+    /// Forward it as it came.
     Same,
-    Text(String, Option<Arc<Plan>>, MatchParams),
-    Refused(Refused),
+    /// Apply this plan to it ([`crate::apply::plan`]).
+    Apply(Arc<Plan>),
+    /// Refuse it (through the server).
+    Refuse(Refused),
 }
 
-/// Which protocol a text came in.
-#[derive(Clone, Copy)]
-pub(super) enum Via {
-    Query,
-    /// Parse, with the number of parameter types the client declared.
-    Parse(usize),
+/// A plan's application to `sql`; one that failed on a value is counted as refused.
+pub(super) fn applied<T>(sql: &str, r: Result<T, Refused>) -> Result<T, Refused> {
+    if let Err(refused) = &r {
+        let code = PgError::from(refused).code;
+        crate::net::metrics::observe::refused(sql, code, "-", "a value pgcloak cannot encrypt");
+    }
+    r
 }
 
 impl SessionCrypto {
@@ -165,9 +167,10 @@ impl SessionCrypto {
         ))
     }
 
-    /// Analyses and rewrites `sql`: literals encrypted, casts on encrypted parameters removed,
-    /// comparisons on deterministic columns made to match every key version.
-    pub(super) fn rewrite(&mut self, sql: &str, via: Via) -> Rewritten {
+    /// Analyses `sql`: forward it, apply a plan to it (literals encrypted, casts on encrypted
+    /// parameters removed, comparisons on deterministic columns made to match every key
+    /// version), or refuse it.
+    pub(super) fn decide(&mut self, sql: &str) -> Decision {
         let analysis = self.analyze(sql);
         crate::net::metrics::observe::statement(sql, &analysis);
         if contains_ci(sql, "prepare") {
@@ -181,59 +184,20 @@ impl SessionCrypto {
             }
         }
         match &*analysis {
-            Analysis::Passthrough => Rewritten::Same,
+            Analysis::Passthrough => Decision::Same,
             Analysis::Refuse(r)
                 if r.prepared
                     .as_ref()
                     .is_some_and(|n| self.sql_prepared.get(n) == Some(&true)) =>
             {
-                Rewritten::Same
+                Decision::Same
             }
             Analysis::Refuse(r) => {
                 crate::net::metrics::observe::refusal(sql, r);
-                Rewritten::Refused(Refused::Statement(r.clone()))
+                Decision::Refuse(Refused::Statement(r.clone()))
             }
-            Analysis::Rewrite(plan) => match self.rewrite_plan(sql, plan, via) {
-                Ok((text, mp)) => Rewritten::Text(text, Some(plan.clone()), mp),
-                Err(refused) => {
-                    let code = PgError::from(&refused).code;
-                    crate::net::metrics::observe::refused(
-                        sql,
-                        code,
-                        "-",
-                        "a value pgcloak cannot encrypt",
-                    );
-                    Rewritten::Refused(refused)
-                }
-            },
+            Analysis::Rewrite(plan) => Decision::Apply(plan.clone()),
         }
-    }
-
-    fn rewrite_plan(
-        &mut self,
-        sql: &str,
-        plan: &Plan,
-        via: Via,
-    ) -> Result<(String, MatchParams), Refused> {
-        let ring = Arc::clone(self.keys.get());
-        let reps = plan
-            .literals
-            .iter()
-            .map(|l| literal_replacement(&ring, l, &self.text))
-            .collect::<Result<Vec<String>, _>>()?;
-        let (whole, mp) = match via {
-            Via::Query => (
-                expand_simple(&ring, plan, sql, &self.text)?,
-                MatchParams::default(),
-            ),
-            // COPY takes no parameters: its comparisons are spelled out as in a Query.
-            Via::Parse(_) if plan.no_params => (
-                expand_simple(&ring, plan, sql, &self.text)?,
-                MatchParams::default(),
-            ),
-            Via::Parse(declared) => expand_extended(&ring, plan, sql, declared)?,
-        };
-        Ok((plan.rewrite_text_with(sql, &reps, &whole), mp))
     }
 
     /// A FunctionCall message (the fast-path interface: large objects, …). One that calls a
@@ -294,13 +258,21 @@ impl SessionCrypto {
             self.forget_deallocated(sql);
         }
         let mut copies = VecDeque::new();
-        match self.rewrite(sql, Via::Query) {
-            Rewritten::Same => out.to_upstream.extend_from_slice(frame.bytes()),
-            Rewritten::Text(text, plan, _) => {
-                copies.extend(plan.iter().flat_map(|p| p.copies.iter().cloned()));
-                out.to_upstream.extend_from_slice(&query(&text));
+        let sent = match self.decide(sql) {
+            Decision::Same => Ok(None),
+            Decision::Apply(plan) => {
+                let ring = Arc::clone(self.keys.get());
+                applied(sql, plan.apply_query(&ring, sql, &self.text)).map(|text| {
+                    copies.extend(plan.copies.iter().cloned());
+                    Some(text)
+                })
             }
-            Rewritten::Refused(r) => {
+            Decision::Refuse(r) => Err(r),
+        };
+        match sent {
+            Ok(None) => out.to_upstream.extend_from_slice(frame.bytes()),
+            Ok(Some(text)) => out.to_upstream.extend_from_slice(&query(&text)),
+            Err(r) => {
                 let e = PgError::from(&r);
                 tracing::debug!(sqlstate = e.code, "statement refused");
                 out.to_upstream.extend_from_slice(&raise_query(&e));

@@ -48,13 +48,6 @@ pub struct Statement {
     pub changes_path: bool,
 }
 
-impl Statement {
-    /// The type the client declared for parameter `i` (0-based); 0 when it declared none.
-    pub fn declared(&self, i: usize) -> u32 {
-        self.declared.get(i).copied().unwrap_or(0)
-    }
-}
-
 /// A portal as the client named it.
 #[derive(Debug)]
 pub struct Portal {

@@ -6,17 +6,18 @@
 //! dropped up to ReadyForQuery.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::handlers::{Outputs, Pending};
-use super::state::{Current, Expect, SessionCrypto, Shape};
+use super::handlers::Outputs;
+use super::pipeline::{Expect, Pipeline};
+use super::results::Rows;
+use super::state::{SessionCrypto, Shape};
 use crate::apply::values::{ValueError, decrypt_cell};
 use crate::config::ColumnRule;
 use crate::error::EngineError;
 use crate::error::SessionError;
 use crate::protocol::PgError;
-use crate::protocol::backend::{TxStatus, decode_ready_for_query, ready_for_query};
+use crate::protocol::backend::{TxStatus, ready_for_query};
 use crate::protocol::extended::{
     data_row, decode_data_row, decode_parameter_description, decode_row_description, format_of,
     parameter_description, row_description,
@@ -28,19 +29,16 @@ fn proto(e: DecodeError) -> SessionError {
 }
 
 impl SessionCrypto {
-    /// A message from the server. Keeps the session's `pending` FIFO and transaction status
-    /// as the plain relay does.
-    pub fn backend(
+    /// A message from the server other than ReadyForQuery and BackendKeyData (which
+    /// [`super::Handlers`] handles).
+    pub(super) fn backend(
         &mut self,
         frame: Frame,
         out: &mut Outputs<'_>,
-        pending: &mut VecDeque<Pending>,
-        tx: &mut TxStatus,
+        pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
-        let tag = BackendTag::from(frame.tag);
+        let tag = BackendTag::from(frame.tag());
         match tag {
-            BackendTag::ReadyForQuery => return self.on_ready(&frame, out, pending, tx),
-            BackendTag::BackendKeyData => return Ok(()),
             BackendTag::ParameterStatus => self.note_parameter(&frame),
             BackendTag::NoticeResponse => {
                 if let Some(redacted) = super::redact::redact_message(&frame) {
@@ -49,11 +47,11 @@ impl SessionCrypto {
                 }
             }
             BackendTag::NotificationResponse => {}
-            _ if matches!(self.expect.front(), Some(Expect::SearchPath)) => {
-                self.path_answer(&frame);
+            _ if matches!(pipe.front(), Some(Expect::SearchPath)) => {
+                self.path.answer(&frame, &mut self.text);
                 return Ok(());
             }
-            _ if self.discarding || matches!(self.expect.front(), Some(Expect::Injected)) => {
+            _ if self.results.is_discarding() || matches!(pipe.front(), Some(Expect::Injected)) => {
                 return Ok(());
             }
             BackendTag::ParseComplete | BackendTag::BindComplete | BackendTag::CloseComplete => {
@@ -61,20 +59,20 @@ impl SessionCrypto {
                     Expect::Parse { swallow: true }
                     | Expect::Bind { swallow: true }
                     | Expect::Close { swallow: true },
-                ) = self.expect.pop_front()
+                ) = pipe.pop()
                 {
                     return Ok(());
                 }
             }
-            BackendTag::ParameterDescription => return self.on_parameters(frame, out),
-            BackendTag::RowDescription => return self.on_row_description(frame, out),
-            BackendTag::NoData if self.describe_answered(Shape::Plain) => return Ok(()),
-            BackendTag::DataRow => return self.on_data_row(frame, out),
+            BackendTag::ParameterDescription => return self.on_parameters(frame, out, pipe),
+            BackendTag::RowDescription => return self.on_row_description(frame, out, pipe),
+            BackendTag::NoData if self.describe_answered(Shape::Plain, pipe) => return Ok(()),
+            BackendTag::DataRow => return self.on_data_row(frame, out, pipe),
             BackendTag::CommandComplete
             | BackendTag::EmptyQueryResponse
-            | BackendTag::PortalSuspended => self.on_complete(),
+            | BackendTag::PortalSuspended => self.on_complete(pipe),
             BackendTag::CopyInResponse | BackendTag::CopyOutResponse
-                if !self.on_copy_response(&frame, out) =>
+                if !self.on_copy_response(&frame, out, pipe) =>
             {
                 return Ok(());
             }
@@ -82,8 +80,8 @@ impl SessionCrypto {
                 return Ok(());
             }
             BackendTag::ErrorResponse => {
-                self.on_error();
-                if let Some(e) = self.copy_server_error() {
+                self.on_error(pipe);
+                if let Some(e) = self.copy.server_error() {
                     out.to_client.extend_from_slice(&e.encode());
                     return Ok(());
                 }
@@ -94,112 +92,93 @@ impl SessionCrypto {
             }
             _ => {}
         }
-        out.to_client.extend_from_slice(&frame.bytes);
+        out.to_client.extend_from_slice(frame.bytes());
         Ok(())
     }
 
-    fn on_ready(
+    /// A ReadyForQuery with `status` (recorded in `pipe` already), which ended the request
+    /// `ended` (popped from `pipe`).
+    pub(super) fn on_ready(
         &mut self,
         frame: &Frame,
+        status: TxStatus,
+        ended: Option<Expect>,
         out: &mut Outputs<'_>,
-        pending: &mut VecDeque<Pending>,
-        tx: &mut TxStatus,
-    ) -> Result<(), SessionError> {
-        let status = decode_ready_for_query(frame.body()).map_err(proto)?;
-        *tx = status;
-        self.current = Current::Unknown;
-        let mut ddl = false;
-        while let Some(e) = self.expect.pop_front() {
-            match e {
-                Expect::Injected => return Ok(()),
-                Expect::SearchPath => {
-                    self.path_done(status);
-                    return Ok(());
-                }
-                Expect::Query { ddl: d, .. } => {
-                    ddl = d;
-                    break;
-                }
-                Expect::Sync => break,
-                _ => {}
+        pipe: &mut Pipeline,
+    ) {
+        self.results.end();
+        let ddl = match ended {
+            Some(Expect::Injected) => return,
+            Some(Expect::SearchPath) => {
+                self.path.done(status);
+                return;
             }
+            Some(Expect::Query { ddl, .. }) => ddl,
+            _ => false,
+        };
+        self.copy.drop_orphaned(!pipe.is_empty());
+        if ddl {
+            self.stall.refresh_catalog();
         }
-        pending.pop_front();
-        self.drop_orphaned_copy_data();
-        if ddl && self.work.is_none() {
-            self.work = Some(super::state::AsyncWork::RefreshCatalog);
-        }
-        if std::mem::take(&mut self.discarding) && status == TxStatus::InTransaction {
+        if self.results.take_discarding() && status == TxStatus::InTransaction {
             // The client was told of an error: its transaction must be failed too.
-            self.abort_upstream = true;
-            *tx = TxStatus::Failed;
+            self.results.abort_upstream();
+            pipe.fail_transaction();
             out.to_client
                 .extend_from_slice(&ready_for_query(TxStatus::Failed));
-            return Ok(());
+            return;
         }
-        out.to_client.extend_from_slice(&frame.bytes);
-        self.path_at_ready(status, out.to_upstream);
-        Ok(())
+        out.to_client.extend_from_slice(frame.bytes());
+        self.path_at_ready(status, out.to_upstream, pipe);
     }
 
     /// Records a Describe's answer (`Shape::Plain` for NoData). True when it is swallowed.
-    fn describe_answered(&mut self, shape: Shape) -> bool {
-        match self.expect.front() {
+    fn describe_answered(&mut self, shape: Shape, pipe: &mut Pipeline) -> bool {
+        match pipe.front() {
             Some(Expect::DescribeStatement(s)) => {
                 let _ = s.shape.set(shape);
             }
             Some(Expect::DescribePortal { portal, swallow }) => {
                 let _ = portal.shape.set(shape);
                 let swallow = *swallow;
-                self.expect.pop_front();
+                pipe.pop();
                 return swallow;
             }
             Some(Expect::Query { .. }) => {
-                self.current = match shape {
-                    Shape::Plain => Current::Plain,
-                    Shape::Encrypted(cols) => Current::Encrypted {
+                self.results.set(match shape {
+                    Shape::Plain => Rows::Plain,
+                    Shape::Encrypted(cols) => Rows::Encrypted {
                         cols,
                         formats: Arc::from(Vec::new()),
                     },
-                };
+                });
                 return false;
             }
             _ => return false,
         }
-        self.expect.pop_front();
+        pipe.pop();
         false
     }
 
-    fn on_parameters(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        let stmt = match self.expect.front() {
+    fn on_parameters(
+        &mut self,
+        frame: Frame,
+        out: &mut Outputs<'_>,
+        pipe: &Pipeline,
+    ) -> Result<(), SessionError> {
+        let stmt = match pipe.front() {
             Some(Expect::DescribeStatement(s)) => Some(s.clone()),
             _ => None,
         };
         let plan = stmt.as_ref().and_then(|s| s.plan.clone());
-        match (
-            plan.filter(|p| p.params.iter().any(Option::is_some) || !p.matches.is_empty()),
-            stmt,
-        ) {
+        match (plan.filter(|p| p.rewrites_param_description()), stmt) {
             (Some(plan), Some(stmt)) => {
-                let mut oids = decode_parameter_description(frame.body()).map_err(proto)?;
-                if !stmt.matching.extras.is_empty() {
-                    // The extra parameters of comparisons are the proxy's own.
-                    oids.truncate(stmt.matching.base);
-                }
-                for (i, (oid, rule)) in oids.iter_mut().zip(plan.params.iter()).enumerate() {
-                    if let Some(rule) = rule {
-                        // PostgreSQL echoes a declared type; the logical type fills in the rest.
-                        *oid = match stmt.declared(i) {
-                            0 if plan.is_array_param(i) => rule.ty.array_oid(),
-                            0 => rule.ty.oid(),
-                            d => d,
-                        };
-                    }
-                }
+                let oids = decode_parameter_description(frame.body()).map_err(proto)?;
+                let oids = plan.describe_params(oids, &stmt.declared, &stmt.matching);
                 out.to_client
                     .extend_from_slice(&parameter_description(&oids));
             }
-            _ => out.to_client.extend_from_slice(&frame.bytes),
+            _ => out.to_client.extend_from_slice(frame.bytes()),
         }
         Ok(())
     }
@@ -208,6 +187,7 @@ impl SessionCrypto {
         &mut self,
         frame: Frame,
         out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
         let mut fields = decode_row_description(frame.body()).map_err(proto)?;
         let catalog = self.catalog.get();
@@ -216,9 +196,9 @@ impl SessionCrypto {
             .map(|f| catalog.rule(f.table_oid, f.attnum).cloned())
             .collect();
         if cols.iter().all(Option::is_none) {
-            let swallow = self.describe_answered(Shape::Plain);
+            let swallow = self.describe_answered(Shape::Plain, pipe);
             if !swallow {
-                out.to_client.extend_from_slice(&frame.bytes);
+                out.to_client.extend_from_slice(frame.bytes());
             }
             return Ok(());
         }
@@ -231,15 +211,10 @@ impl SessionCrypto {
         }
         let formats: Arc<[i16]> = fields.iter().map(|f| f.format).collect();
         let rewritten = row_description(&fields);
-        let is_query = matches!(self.expect.front(), Some(Expect::Query { .. }));
-        let swallow = self.describe_answered(Shape::Encrypted(cols.into()));
+        let is_query = matches!(pipe.front(), Some(Expect::Query { .. }));
+        let swallow = self.describe_answered(Shape::Encrypted(cols.into()), pipe);
         if is_query {
-            if let Current::Encrypted { cols, .. } = &self.current {
-                self.current = Current::Encrypted {
-                    cols: cols.clone(),
-                    formats,
-                };
-            }
+            self.results.set_formats(formats);
         }
         if !swallow {
             out.to_client.extend_from_slice(&rewritten);
@@ -248,36 +223,42 @@ impl SessionCrypto {
     }
 
     /// Determines the current result from the Execute at the front.
-    fn resolve_current(&mut self) {
-        let Some(Expect::Execute(Some(portal))) = self.expect.front() else {
+    fn resolve_current(&mut self, pipe: &Pipeline) {
+        let Some(Expect::Execute(Some(portal))) = pipe.front() else {
             return;
         };
-        self.current = match portal.shape() {
-            None => Current::Unknown,
-            Some(Shape::Plain) => Current::Plain,
-            Some(Shape::Encrypted(cols)) => Current::Encrypted {
+        self.results.set(match portal.shape() {
+            None => Rows::Unknown,
+            Some(Shape::Plain) => Rows::Plain,
+            Some(Shape::Encrypted(cols)) => Rows::Encrypted {
                 formats: (0..cols.len())
                     .map(|i| format_of(&portal.formats, i))
                     .collect(),
                 cols: cols.clone(),
             },
-        };
+        });
     }
 
-    fn on_data_row(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        if matches!(self.current, Current::Unknown) {
-            self.resolve_current();
+    fn on_data_row(
+        &mut self,
+        frame: Frame,
+        out: &mut Outputs<'_>,
+        pipe: &Pipeline,
+    ) -> Result<(), SessionError> {
+        if matches!(self.results.rows(), Rows::Unknown) {
+            self.resolve_current(pipe);
         }
-        let (cols, formats) = match &self.current {
-            Current::Plain => {
-                out.to_client.extend_from_slice(&frame.bytes);
+        let (cols, formats) = match self.results.rows() {
+            Rows::Plain => {
+                out.to_client.extend_from_slice(frame.bytes());
                 return Ok(());
             }
-            Current::Unknown => {
+            // Never here: DataRows are dropped while discarding.
+            Rows::Unknown | Rows::Discarding => {
                 self.fail_result(PgError::from(&EngineError::UnknownColumns), out);
                 return Ok(());
             }
-            Current::Encrypted { cols, formats } => (cols.clone(), formats.clone()),
+            Rows::Encrypted { cols, formats } => (cols.clone(), formats.clone()),
         };
         let cells = decode_data_row(frame.body()).map_err(proto)?;
         let ring = Arc::clone(self.keys.get());
@@ -291,8 +272,8 @@ impl SessionCrypto {
             let fmt = formats.get(i).copied().unwrap_or(0);
             match decrypt_cell(&ring, rule, v, fmt, fmt, &self.text) {
                 Ok(plain) => outcells.push(Some(Cow::Owned(plain))),
-                Err(ValueError::UnknownVersion { .. }) if !self.retried => {
-                    self.stall(frame.clone());
+                Err(ValueError::UnknownVersion { .. }) if self.stall.may_retry() => {
+                    self.stall.hold(frame.clone());
                     return Ok(());
                 }
                 Err(e) => {
@@ -302,7 +283,7 @@ impl SessionCrypto {
                 }
             }
         }
-        self.retried = false;
+        self.stall.done();
         out.to_client.extend_from_slice(&data_row(&outcells));
         Ok(())
     }
@@ -311,29 +292,28 @@ impl SessionCrypto {
     /// ReadyForQuery.
     pub(super) fn fail_result(&mut self, e: PgError, out: &mut Outputs<'_>) {
         out.to_client.extend_from_slice(&e.encode());
-        self.discarding = true;
-        self.retried = false;
-        self.current = Current::Unknown;
+        self.results.discard();
+        self.stall.done();
     }
 
-    fn on_complete(&mut self) {
-        self.current = Current::Unknown;
-        if let Some(Expect::Execute(portal)) = self.expect.front() {
-            if portal.as_ref().is_some_and(|p| p.statement.ddl) && self.work.is_none() {
-                self.work = Some(super::state::AsyncWork::RefreshCatalog);
+    fn on_complete(&mut self, pipe: &mut Pipeline) {
+        self.results.end();
+        if let Some(Expect::Execute(portal)) = pipe.front() {
+            if portal.as_ref().is_some_and(|p| p.statement.ddl) {
+                self.stall.refresh_catalog();
             }
-            self.expect.pop_front();
+            pipe.pop();
         }
     }
 
-    fn on_error(&mut self) {
-        self.current = Current::Unknown;
+    fn on_error(&mut self, pipe: &mut Pipeline) {
+        self.results.end();
         // Extended protocol: the server skips everything up to the next Sync.
-        while let Some(e) = self.expect.front() {
-            if matches!(e, Expect::Sync | Expect::Query { .. } | Expect::Injected) {
+        while let Some(e) = pipe.front() {
+            if e.ends_at_ready() {
                 break;
             }
-            self.expect.pop_front();
+            pipe.pop();
         }
     }
 }

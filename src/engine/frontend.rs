@@ -2,18 +2,17 @@
 //! encrypted columns are replaced by encrypted `bytea` literals, parameter types of encrypted
 //! parameters become `bytea`, and Bind values for them are encrypted and sent as binary.
 //! Refusals (and values the codec rejects) are delivered through the server
-//! ([`crate::apply::refuse`]). Every message that owes a response is recorded in the expect
-//! FIFO. This file has the dispatch, the simple Query and its analysis; the extended protocol's
-//! messages are [`super::extended`]'s.
+//! ([`crate::apply::refuse`]). Every message that owes a response is recorded in the session's
+//! FIFO ([`super::pipeline`]). This file has the dispatch, the simple Query and its analysis;
+//! the extended protocol's messages are [`super::extended`]'s.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::handlers::Outputs;
+use super::pipeline::{Expect, Pipeline};
 use super::search_path::may_change_path;
-use super::state::{Expect, PathState, SessionCrypto};
-use crate::apply::literals::literal_replacement;
-use crate::apply::matching::{MatchParams, expand_extended, expand_simple};
+use super::state::SessionCrypto;
 use crate::apply::refuse::Refused;
 use crate::apply::refuse::raise_query;
 use crate::error::EngineError;
@@ -51,46 +50,54 @@ fn lossy_query(body: &[u8]) -> Option<String> {
 static PASSTHROUGH: std::sync::LazyLock<Arc<Analysis>> =
     std::sync::LazyLock::new(|| Arc::new(Analysis::Passthrough));
 
-/// What to send upstream for an analysed text.
-pub(super) enum Rewritten {
+/// What the analysis of a text decided.
+pub(super) enum Decision {
+    /// Forward it as it came.
     Same,
-    Text(String, Option<Arc<Plan>>, MatchParams),
-    Refused(Refused),
+    /// Apply this plan to it ([`crate::apply::plan`]).
+    Apply(Arc<Plan>),
+    /// Refuse it (through the server).
+    Refuse(Refused),
 }
 
-/// Which protocol a text came in.
-#[derive(Clone, Copy)]
-pub(super) enum Via {
-    Query,
-    /// Parse, with the number of parameter types the client declared.
-    Parse(usize),
+/// A plan's application to `sql`; one that failed on a value is counted as refused.
+pub(super) fn applied<T>(sql: &str, r: Result<T, Refused>) -> Result<T, Refused> {
+    if let Err(refused) = &r {
+        let code = PgError::from(refused).code;
+        crate::net::metrics::observe::refused(sql, code, "-", "a value pgcloak cannot encrypt");
+    }
+    r
 }
 
 impl SessionCrypto {
     /// A message from the client (Terminate and authentication messages never get here).
-    pub fn frontend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
-        if self.abort_upstream {
-            self.abort_upstream = false;
+    pub(super) fn frontend(
+        &mut self,
+        frame: Frame,
+        out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
+    ) -> Result<(), SessionError> {
+        if self.results.take_abort() {
             let e = PgError::from(&EngineError::AbortedAfterDecryptFailure);
             out.to_upstream.extend_from_slice(&raise_query(&e));
-            self.expect.push_back(Expect::Injected);
+            pipe.push(Expect::Injected);
         }
-        match FrontendTag::from(frame.tag) {
-            FrontendTag::Query => return self.on_query(&frame, out),
-            FrontendTag::Parse => return self.on_parse(&frame, out),
-            FrontendTag::Bind => return self.on_bind(&frame, out),
-            FrontendTag::Describe => return self.on_describe(&frame, out),
-            FrontendTag::Execute => return self.on_execute(&frame, out),
-            FrontendTag::Close => return self.on_close(&frame, out),
-            FrontendTag::FunctionCall => return self.on_function_call(&frame, out),
-            FrontendTag::Sync => self.expect.push_back(Expect::Sync),
+        match FrontendTag::from(frame.tag()) {
+            FrontendTag::Query => return self.on_query(&frame, out, pipe),
+            FrontendTag::Parse => return self.on_parse(&frame, out, pipe),
+            FrontendTag::Bind => return self.on_bind(&frame, out, pipe),
+            FrontendTag::Describe => return self.on_describe(&frame, out, pipe),
+            FrontendTag::Execute => return self.on_execute(&frame, out, pipe),
+            FrontendTag::Close => return self.on_close(&frame, out, pipe),
+            FrontendTag::FunctionCall => return self.on_function_call(&frame, out, pipe),
+            FrontendTag::Sync => pipe.push(Expect::Sync),
             FrontendTag::CopyData | FrontendTag::CopyDone | FrontendTag::CopyFail => {
-                self.client_copy(&frame, out);
+                self.client_copy(&frame, out, pipe);
                 return Ok(());
             }
             _ => {}
         }
-        out.to_upstream.extend_from_slice(&frame.bytes);
+        out.to_upstream.extend_from_slice(frame.bytes());
         Ok(())
     }
 
@@ -111,7 +118,7 @@ impl SessionCrypto {
             return Arc::new(Analysis::Refuse(refusal));
         }
         let names_table = rewrite::mentions_any(sql, self.enc.rules.table_names());
-        if names_table && (self.path != PathState::Known || changes_path_midway(sql)) {
+        if names_table && (!self.path.known() || changes_path_midway(sql)) {
             return Arc::new(Analysis::Refuse(Refusal::table(
                 "(any rules table)",
                 "a statement that may change the search_path, or one pipelined behind such a \
@@ -124,7 +131,7 @@ impl SessionCrypto {
         let rules = catalog.serving_rules().unwrap_or(&self.enc.rules);
         let ctx = AnalysisContext {
             rules,
-            search_path: &self.search_path,
+            search_path: self.path.search_path(),
             catalog: &*catalog,
             qualify: true,
         };
@@ -160,9 +167,10 @@ impl SessionCrypto {
         ))
     }
 
-    /// Analyses and rewrites `sql`: literals encrypted, casts on encrypted parameters removed,
-    /// comparisons on deterministic columns made to match every key version.
-    pub(super) fn rewrite(&mut self, sql: &str, via: Via) -> Rewritten {
+    /// Analyses `sql`: forward it, apply a plan to it (literals encrypted, casts on encrypted
+    /// parameters removed, comparisons on deterministic columns made to match every key
+    /// version), or refuse it.
+    pub(super) fn decide(&mut self, sql: &str) -> Decision {
         let analysis = self.analyze(sql);
         crate::net::metrics::observe::statement(sql, &analysis);
         if contains_ci(sql, "prepare") {
@@ -176,59 +184,20 @@ impl SessionCrypto {
             }
         }
         match &*analysis {
-            Analysis::Passthrough => Rewritten::Same,
+            Analysis::Passthrough => Decision::Same,
             Analysis::Refuse(r)
                 if r.prepared
                     .as_ref()
                     .is_some_and(|n| self.sql_prepared.get(n) == Some(&true)) =>
             {
-                Rewritten::Same
+                Decision::Same
             }
             Analysis::Refuse(r) => {
                 crate::net::metrics::observe::refusal(sql, r);
-                Rewritten::Refused(Refused::Statement(r.clone()))
+                Decision::Refuse(Refused::Statement(r.clone()))
             }
-            Analysis::Rewrite(plan) => match self.rewrite_plan(sql, plan, via) {
-                Ok((text, mp)) => Rewritten::Text(text, Some(plan.clone()), mp),
-                Err(refused) => {
-                    let code = PgError::from(&refused).code;
-                    crate::net::metrics::observe::refused(
-                        sql,
-                        code,
-                        "-",
-                        "a value pgcloak cannot encrypt",
-                    );
-                    Rewritten::Refused(refused)
-                }
-            },
+            Analysis::Rewrite(plan) => Decision::Apply(plan.clone()),
         }
-    }
-
-    fn rewrite_plan(
-        &mut self,
-        sql: &str,
-        plan: &Plan,
-        via: Via,
-    ) -> Result<(String, MatchParams), Refused> {
-        let ring = Arc::clone(self.keys.get());
-        let reps = plan
-            .literals
-            .iter()
-            .map(|l| literal_replacement(&ring, l, &self.text))
-            .collect::<Result<Vec<String>, _>>()?;
-        let (whole, mp) = match via {
-            Via::Query => (
-                expand_simple(&ring, plan, sql, &self.text)?,
-                MatchParams::default(),
-            ),
-            // COPY takes no parameters: its comparisons are spelled out as in a Query.
-            Via::Parse(_) if plan.no_params => (
-                expand_simple(&ring, plan, sql, &self.text)?,
-                MatchParams::default(),
-            ),
-            Via::Parse(declared) => expand_extended(&ring, plan, sql, declared)?,
-        };
-        Ok((plan.rewrite_text_with(sql, &reps, &whole), mp))
     }
 
     /// A FunctionCall message (the fast-path interface: large objects, …). One that calls a
@@ -238,6 +207,7 @@ impl SessionCrypto {
         &mut self,
         frame: &Frame,
         out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
     ) -> Result<(), SessionError> {
         let oid = frame
             .body()
@@ -251,19 +221,21 @@ impl SessionCrypto {
             let e = PgError::from(&EngineError::FunctionCall);
             tracing::debug!(sqlstate = e.code, "function call refused");
             out.to_upstream.extend_from_slice(&raise_query(&e));
-            self.expect.push_back(Expect::Query {
-                ddl: false,
-                copies: VecDeque::new(),
-            });
+            pipe.push(Expect::query());
             return Ok(());
         }
-        out.to_upstream.extend_from_slice(&frame.bytes);
-        self.expect.push_back(Expect::Sync);
-        self.path = PathState::Stale;
+        out.to_upstream.extend_from_slice(frame.bytes());
+        pipe.push(Expect::FunctionCall);
+        self.path.stale();
         Ok(())
     }
 
-    fn on_query(&mut self, frame: &Frame, out: &mut Outputs<'_>) -> Result<(), SessionError> {
+    fn on_query(
+        &mut self,
+        frame: &Frame,
+        out: &mut Outputs<'_>,
+        pipe: &mut Pipeline,
+    ) -> Result<(), SessionError> {
         let lossy;
         let sql = match decode_query(frame.body()) {
             Ok(sql) => sql,
@@ -277,10 +249,7 @@ impl SessionCrypto {
             Err(_) => {
                 let e = PgError::from(&EngineError::Malformed("Query"));
                 out.to_upstream.extend_from_slice(&raise_query(&e));
-                self.expect.push_back(Expect::Query {
-                    ddl: false,
-                    copies: VecDeque::new(),
-                });
+                pipe.push(Expect::query());
                 return Ok(());
             }
         };
@@ -289,28 +258,29 @@ impl SessionCrypto {
             self.forget_deallocated(sql);
         }
         let mut copies = VecDeque::new();
-        match self.rewrite(sql, Via::Query) {
-            Rewritten::Same => out.to_upstream.extend_from_slice(&frame.bytes),
-            Rewritten::Text(text, plan, _) => {
-                copies.extend(plan.iter().flat_map(|p| p.copies.iter().cloned()));
-                out.to_upstream.extend_from_slice(&query(&text));
+        let sent = match self.decide(sql) {
+            Decision::Same => Ok(None),
+            Decision::Apply(plan) => {
+                let ring = Arc::clone(self.keys.get());
+                applied(sql, plan.apply_query(&ring, sql, &self.text)).map(|text| {
+                    copies.extend(plan.copies.iter().cloned());
+                    Some(text)
+                })
             }
-            Rewritten::Refused(r) => {
+            Decision::Refuse(r) => Err(r),
+        };
+        match sent {
+            Ok(None) => out.to_upstream.extend_from_slice(frame.bytes()),
+            Ok(Some(text)) => out.to_upstream.extend_from_slice(&query(&text)),
+            Err(r) => {
                 let e = PgError::from(&r);
                 tracing::debug!(sqlstate = e.code, "statement refused");
                 out.to_upstream.extend_from_slice(&raise_query(&e));
             }
         }
-        self.expect.push_back(Expect::Query { ddl, copies });
-        self.note_path_change(sql);
+        pipe.push(Expect::Query { ddl, copies });
+        self.path.note(sql);
         Ok(())
-    }
-
-    /// After a statement that may change the search_path: ask again at the next idle point.
-    pub(super) fn note_path_change(&mut self, sql: &str) {
-        if may_change_path(sql) {
-            self.path = PathState::Stale;
-        }
     }
 
     /// SQL-level DEALLOCATE: forget the statements it may name, so a later Bind to them is

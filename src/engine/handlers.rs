@@ -1,16 +1,18 @@
 //! Per-message handling after startup: one handler per message kind and direction. Untouched
-//! messages are appended to the other side's output buffer as raw bytes, never decoded.
-//! Issue 4 plugs its rewriting in here (Query/Parse/Bind on the way up, RowDescription/DataRow/
-//! ParameterDescription on the way down), using [`Pending`] to tie responses to requests.
-
-use std::collections::VecDeque;
+//! messages are appended to the other side's output buffer as raw bytes, never decoded. The
+//! session's one [`Pipeline`] ties responses to requests (the raw relay queues only what ends
+//! with a ReadyForQuery); ReadyForQuery and BackendKeyData are handled here for both the raw
+//! relay and encrypted sessions, every other message of an encrypted session by
+//! [`SessionCrypto`].
 
 use bytes::BytesMut;
 
-use crate::protocol::backend::{TxStatus, decode_ready_for_query};
+use crate::protocol::backend::decode_ready_for_query;
 use crate::protocol::{BackendTag, Frame, FrontendTag};
 
-use super::state::{AsyncWork, SessionCrypto};
+use super::pipeline::{Expect, Pipeline};
+use super::stall::AsyncWork;
+use super::state::SessionCrypto;
 use crate::control::encryption::Encryption;
 use crate::error::SessionError;
 
@@ -28,48 +30,39 @@ pub enum Flow {
     Terminate,
 }
 
-/// An operation sent upstream whose responses have not all arrived (FIFO order). Every entry
-/// ends with a ReadyForQuery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pending {
-    /// A simple Query (all of its statements).
-    Query,
-    /// The extended-protocol batch closed by a Sync.
-    Sync,
-    /// A FunctionCall.
-    FunctionCall,
-}
-
 /// The per-session handling state.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Handlers {
-    pending: VecDeque<Pending>,
-    tx: TxStatus,
+    pipe: Pipeline,
     /// Field encryption for this session (`None`: raw relay).
     crypto: Option<Box<SessionCrypto>>,
-}
-
-impl Default for Handlers {
-    fn default() -> Self {
-        Handlers {
-            pending: VecDeque::with_capacity(16),
-            tx: TxStatus::Idle,
-            crypto: None,
-        }
-    }
 }
 
 impl Handlers {
     /// True between transactions with nothing in flight: the session may be closed safely.
     pub fn is_idle(&self) -> bool {
-        self.pending.is_empty() && self.tx == TxStatus::Idle
+        self.pipe.is_idle()
     }
 
     /// Turns on field encryption for this session; its first question to the server (the
     /// search_path) goes into `to_upstream`.
     pub fn set_crypto(&mut self, mut crypto: SessionCrypto, to_upstream: &mut bytes::BytesMut) {
-        crypto.ask_path(to_upstream);
+        crypto.ask_path(to_upstream, &mut self.pipe);
         self.crypto = Some(Box::new(crypto));
+    }
+
+    /// An encrypted session that has not asked its search_path (the path is `public`).
+    #[cfg(test)]
+    pub(super) fn with_crypto(crypto: SessionCrypto) -> Self {
+        Handlers {
+            pipe: Pipeline::default(),
+            crypto: Some(Box::new(crypto)),
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn pipeline(&self) -> &Pipeline {
+        &self.pipe
     }
 
     /// Asynchronous work the relay must await (catalog refresh, key reload), with the
@@ -96,12 +89,10 @@ impl Handlers {
     /// A message from the client.
     #[inline]
     pub fn frontend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<Flow, SessionError> {
-        match FrontendTag::from(frame.tag) {
-            FrontendTag::Query => self.pending.push_back(Pending::Query),
-            FrontendTag::Sync => self.pending.push_back(Pending::Sync),
-            FrontendTag::FunctionCall => self.pending.push_back(Pending::FunctionCall),
+        let tag = FrontendTag::from(frame.tag());
+        match tag {
             FrontendTag::Terminate => {
-                out.to_upstream.extend_from_slice(&frame.bytes);
+                out.to_upstream.extend_from_slice(frame.bytes());
                 return Ok(Flow::Terminate);
             }
             FrontendTag::Password => {
@@ -112,32 +103,43 @@ impl Handlers {
             _ => {}
         }
         if let Some(c) = self.crypto.as_mut() {
-            c.frontend(frame, out)?;
+            c.frontend(frame, out, &mut self.pipe)?;
             return Ok(Flow::Continue);
         }
+        match tag {
+            FrontendTag::Query => self.pipe.push(Expect::query()),
+            FrontendTag::Sync => self.pipe.push(Expect::Sync),
+            FrontendTag::FunctionCall => self.pipe.push(Expect::FunctionCall),
+            _ => {}
+        }
         crate::net::metrics::plain_statement(&frame);
-        out.to_upstream.extend_from_slice(&frame.bytes);
+        out.to_upstream.extend_from_slice(frame.bytes());
         Ok(Flow::Continue)
     }
 
     /// A message from the server.
     #[inline]
     pub fn backend(&mut self, frame: Frame, out: &mut Outputs<'_>) -> Result<Flow, SessionError> {
-        if let Some(c) = self.crypto.as_mut() {
-            c.backend(frame, out, &mut self.pending, &mut self.tx)?;
-            return Ok(Flow::Continue);
-        }
-        match BackendTag::from(frame.tag) {
+        match BackendTag::from(frame.tag()) {
             BackendTag::ReadyForQuery => {
-                self.tx =
+                let status =
                     decode_ready_for_query(frame.body()).map_err(SessionError::UpstreamDecode)?;
-                self.pending.pop_front();
+                let ended = self.pipe.ready(status);
+                match self.crypto.as_mut() {
+                    Some(c) => c.on_ready(&frame, status, ended, out, &mut self.pipe),
+                    None => out.to_client.extend_from_slice(frame.bytes()),
+                }
+                return Ok(Flow::Continue);
             }
             // The real key never reaches the client (it got the proxy's own at startup).
             BackendTag::BackendKeyData => return Ok(Flow::Continue),
             _ => {}
         }
-        out.to_client.extend_from_slice(&frame.bytes);
+        if let Some(c) = self.crypto.as_mut() {
+            c.backend(frame, out, &mut self.pipe)?;
+            return Ok(Flow::Continue);
+        }
+        out.to_client.extend_from_slice(frame.bytes());
         Ok(Flow::Continue)
     }
 }
@@ -151,10 +153,7 @@ mod tests {
         let mut v = vec![tag];
         v.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
         v.extend_from_slice(body);
-        Frame {
-            tag,
-            bytes: Bytes::from(v),
-        }
+        Frame::new(tag, Bytes::from(v))
     }
 
     #[test]
@@ -170,12 +169,12 @@ mod tests {
         h.frontend(frame(b'P', b"\0select 1\0\0\0"), &mut out)
             .unwrap();
         h.frontend(frame(b'S', b""), &mut out).unwrap();
-        assert_eq!(h.pending.len(), 2);
+        assert_eq!(h.pipe.len(), 2);
         h.backend(frame(b'C', b"BEGIN\0"), &mut out).unwrap();
         h.backend(frame(b'Z', b"T"), &mut out).unwrap();
         assert!(!h.is_idle());
         h.backend(frame(b'Z', b"T"), &mut out).unwrap();
-        assert!(h.pending.is_empty() && !h.is_idle());
+        assert!(h.pipe.is_empty() && !h.is_idle());
         h.frontend(frame(b'Q', b"commit\0"), &mut out).unwrap();
         h.backend(frame(b'Z', b"I"), &mut out).unwrap();
         assert!(h.is_idle());
@@ -185,7 +184,7 @@ mod tests {
         assert_eq!(
             &down[..],
             &[
-                &frame(b'C', b"BEGIN\0").bytes[..],
+                &frame(b'C', b"BEGIN\0").bytes()[..],
                 &[
                     b'Z', 0, 0, 0, 5, b'T', b'Z', 0, 0, 0, 5, b'T', b'Z', 0, 0, 0, 5, b'I'
                 ]

@@ -21,7 +21,7 @@ pub(super) fn redact_message(frame: &Frame) -> Option<Bytes> {
     }
     let redacted: Vec<(u8, Cow<'_, str>)> = fields.iter().map(|&(t, v)| (t, redact(v))).collect();
     Some(encode_error_fields(
-        frame.tag,
+        frame.tag(),
         redacted.iter().map(|(t, v)| (*t, v.as_ref())),
     ))
 }

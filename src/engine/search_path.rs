@@ -10,7 +10,9 @@
 
 use bytes::BytesMut;
 
-use super::state::{Expect, PathState, SessionCrypto};
+use super::pipeline::{Expect, Pipeline};
+use super::state::SessionCrypto;
+use crate::codec::TextContext;
 use crate::protocol::backend::TxStatus;
 use crate::protocol::extended::{decode_data_row, query};
 use crate::protocol::{BackendTag, Frame};
@@ -140,52 +142,101 @@ pub fn parse_name_array(text: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
-impl SessionCrypto {
-    /// Asks for the search_path now (the upstream connection must be between requests).
-    pub fn ask_path(&mut self, to_upstream: &mut BytesMut) {
-        to_upstream.extend_from_slice(&query(ASK));
-        self.expect.push_back(Expect::SearchPath);
-        self.path = PathState::Asking;
+/// What the session knows of its search_path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathState {
+    Known,
+    /// May have changed: ask at the next idle point.
+    Stale,
+    /// Asked; client messages wait for the answer.
+    Asking,
+}
+
+/// The session's search_path as last read from the server, and whether it is still known.
+#[derive(Debug)]
+pub(super) struct PathTracker {
+    search_path: Vec<String>,
+    state: PathState,
+    /// The path was read inside a transaction block: read it again when the block ends.
+    in_tx: bool,
+    /// The search_path answer being received.
+    answer: Option<Vec<String>>,
+}
+
+impl Default for PathTracker {
+    fn default() -> Self {
+        PathTracker {
+            search_path: vec!["public".to_owned()],
+            state: PathState::Known,
+            in_tx: false,
+            answer: None,
+        }
+    }
+}
+
+impl PathTracker {
+    /// The path as last read.
+    #[inline]
+    pub fn search_path(&self) -> &[String] {
+        &self.search_path
+    }
+
+    /// True when no statement since the last read may have changed it.
+    #[inline]
+    pub fn known(&self) -> bool {
+        self.state == PathState::Known
     }
 
     /// True while client messages must wait for the search_path.
-    pub fn client_held(&self) -> bool {
-        self.path == PathState::Asking
+    #[inline]
+    pub fn held(&self) -> bool {
+        self.state == PathState::Asking
     }
 
-    /// At a ReadyForQuery the client is owed: asks again if the path may have changed and
-    /// nothing else is in flight.
-    pub(super) fn path_at_ready(&mut self, status: TxStatus, to_upstream: &mut BytesMut) {
-        if self.path_in_tx && status == TxStatus::Idle {
-            self.path_in_tx = false;
-            self.path = PathState::Stale;
-        }
-        if self.path == PathState::Stale
-            && status != TxStatus::Failed
-            && self.expect.is_empty()
-            && !self.discarding
-            && !self.abort_upstream
-        {
-            self.ask_path(to_upstream);
+    /// The question went to the server.
+    pub fn asking(&mut self) {
+        self.state = PathState::Asking;
+    }
+
+    /// It may have changed: ask at the next idle point.
+    pub fn stale(&mut self) {
+        self.state = PathState::Stale;
+    }
+
+    /// After a statement that may change the search_path: ask again at the next idle point.
+    pub fn note(&mut self, sql: &str) {
+        if may_change_path(sql) {
+            self.stale();
         }
     }
 
-    /// A server message answering the search_path question (all swallowed).
-    pub(super) fn path_answer(&mut self, frame: &Frame) {
-        match BackendTag::from(frame.tag) {
+    /// At a ReadyForQuery the client is owed: true when the path must be asked now (it may have
+    /// changed, and `quiet`: nothing else is in flight or owed to the server).
+    pub fn at_ready(&mut self, status: TxStatus, quiet: bool) -> bool {
+        if self.in_tx && status == TxStatus::Idle {
+            self.in_tx = false;
+            self.state = PathState::Stale;
+        }
+        self.state == PathState::Stale && status != TxStatus::Failed && quiet
+    }
+
+    /// A server message answering the search_path question (all swallowed); its second
+    /// column is `bytea_output`, which goes to `text`.
+    pub fn answer(&mut self, frame: &Frame, text: &mut TextContext) {
+        match BackendTag::from(frame.tag()) {
             BackendTag::DataRow => {
                 let cells = decode_data_row(frame.body()).unwrap_or_default();
-                let text = |i: usize| {
+                let cell = |i: usize| {
                     cells
                         .get(i)
                         .copied()
                         .flatten()
                         .and_then(|c| std::str::from_utf8(c).ok())
                 };
-                if let Some(out) = text(1) {
-                    self.text.set_bytea_output(out);
+                if let Some(out) = cell(1) {
+                    text.set_bytea_output(out);
                 }
-                self.answer = text(0).and_then(parse_name_array);
+                self.answer = cell(0).and_then(parse_name_array);
             }
             BackendTag::ErrorResponse => self.answer = None,
             _ => {}
@@ -193,14 +244,43 @@ impl SessionCrypto {
     }
 
     /// The ReadyForQuery ending the search_path question.
-    pub(super) fn path_done(&mut self, status: TxStatus) {
+    pub fn done(&mut self, status: TxStatus) {
         match self.answer.take() {
             Some(path) => {
                 self.search_path = path;
-                self.path = PathState::Known;
-                self.path_in_tx = status != TxStatus::Idle;
+                self.state = PathState::Known;
+                self.in_tx = status != TxStatus::Idle;
             }
-            None => self.path = PathState::Stale,
+            None => self.state = PathState::Stale,
+        }
+    }
+}
+
+impl SessionCrypto {
+    /// Asks for the search_path now (the upstream connection must be between requests).
+    pub(super) fn ask_path(&mut self, to_upstream: &mut BytesMut, pipe: &mut Pipeline) {
+        to_upstream.extend_from_slice(&query(ASK));
+        pipe.push(Expect::SearchPath);
+        self.path.asking();
+    }
+
+    /// True while client messages must wait for the search_path.
+    pub fn client_held(&self) -> bool {
+        self.path.held()
+    }
+
+    /// At a ReadyForQuery the client is owed: asks again if the path may have changed and
+    /// nothing else is in flight.
+    pub(super) fn path_at_ready(
+        &mut self,
+        status: TxStatus,
+        to_upstream: &mut BytesMut,
+        pipe: &mut Pipeline,
+    ) {
+        let quiet =
+            pipe.is_empty() && !self.results.is_discarding() && !self.results.abort_pending();
+        if self.path.at_ready(status, quiet) {
+            self.ask_path(to_upstream, pipe);
         }
     }
 }

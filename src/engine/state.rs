@@ -1,8 +1,9 @@
 //! The per-session encryption state: prepared statements and portals the client created (with
-//! their plans and result shapes), and the FIFO of responses expected from the server, which
-//! ties each backend message to the request it answers.
+//! their plans and result shapes), the session's text settings, and the sub-states of results,
+//! COPY streams, the search_path and awaited work. The FIFO of responses expected from the
+//! server is the session's [`super::pipeline::Pipeline`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use crate::codec::TextContext;
@@ -10,12 +11,15 @@ use crate::config::ColumnRule;
 use crate::control::catalog::CatalogReader;
 use crate::crypto::KeyRingView;
 use crate::protocol::backend::decode_parameter_status;
-use crate::protocol::{BackendTag, Frame, MAX_FRAME_LEN, PgError, split_frame};
-use crate::rewrite::{CopyPlan, Plan};
+use crate::protocol::{BackendTag, Frame, MAX_FRAME_LEN, split_frame};
+use crate::rewrite::Plan;
 
-use crate::apply::copy::CopyFlow;
+use super::copy::CopyState;
+use super::results::ResultState;
+use super::search_path::PathTracker;
+use super::stall::{AsyncWork, Stall};
 use crate::apply::matching::MatchParams;
-use crate::control::encryption::{Encryption, Refresh};
+use crate::control::encryption::Encryption;
 
 /// Which result columns are encrypted, once a Describe (or a query's RowDescription) told it.
 #[derive(Debug, Clone)]
@@ -24,30 +28,6 @@ pub enum Shape {
     Plain,
     /// The rule of each result column (`None`: that column is not encrypted).
     Encrypted(Arc<[Option<Arc<ColumnRule>>]>),
-}
-
-/// What the session knows of its search_path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathState {
-    Known,
-    /// May have changed: ask at the next idle point.
-    Stale,
-    /// Asked; client messages wait for the answer.
-    Asking,
-}
-
-/// Where the client's COPY data goes.
-#[derive(Debug, Default)]
-pub enum CopyIn {
-    /// No COPY FROM STDIN is running: data is held until one starts.
-    #[default]
-    Idle,
-    /// A COPY of a table without encrypted columns: forwarded.
-    Plain,
-    /// A COPY of a rules table: encrypted.
-    Encrypted(Box<CopyFlow>),
-    /// A COPY that failed: the client's further data is dropped up to its CopyDone/CopyFail.
-    Dead,
 }
 
 /// A prepared statement as the client named it.
@@ -68,13 +48,6 @@ pub struct Statement {
     pub changes_path: bool,
 }
 
-impl Statement {
-    /// The type the client declared for parameter `i` (0-based); 0 when it declared none.
-    pub fn declared(&self, i: usize) -> u32 {
-        self.declared.get(i).copied().unwrap_or(0)
-    }
-}
-
 /// A portal as the client named it.
 #[derive(Debug)]
 pub struct Portal {
@@ -92,94 +65,25 @@ impl Portal {
     }
 }
 
-/// A response the server owes, in order.
-#[derive(Debug)]
-pub enum Expect {
-    /// ParseComplete (`swallow`: the proxy's own message).
-    Parse {
-        swallow: bool,
-    },
-    Bind {
-        swallow: bool,
-    },
-    Close {
-        swallow: bool,
-    },
-    /// ParameterDescription then RowDescription/NoData.
-    DescribeStatement(Arc<Statement>),
-    /// RowDescription/NoData.
-    DescribePortal {
-        portal: Arc<Portal>,
-        swallow: bool,
-    },
-    /// DataRows, then CommandComplete/EmptyQueryResponse/PortalSuspended (or an error).
-    Execute(Option<Arc<Portal>>),
-    /// ReadyForQuery of a Sync.
-    Sync,
-    /// Everything up to a ReadyForQuery of a simple Query; `copies`: the COPY plans of its
-    /// COPY statements still to answer, in order.
-    Query {
-        ddl: bool,
-        copies: VecDeque<Option<Arc<CopyPlan>>>,
-    },
-    /// The proxy's own Query aborting the server's transaction: swallow all of it.
-    Injected,
-    /// The proxy's own search_path question (see `search_path`): swallowed.
-    SearchPath,
-}
-
-/// The result whose DataRows are arriving.
-#[derive(Debug, Clone)]
-pub enum Current {
-    /// Not yet determined.
-    Unknown,
-    /// No encrypted column: forward rows raw.
-    Plain,
-    /// Decrypt these columns; each column's format (the server sends what the client asked).
-    Encrypted {
-        cols: Arc<[Option<Arc<ColumnRule>>]>,
-        formats: Arc<[i16]>,
-    },
-}
-
 /// A session's encryption state (see the module docs of `engine`).
 pub struct SessionCrypto {
     pub(super) enc: Arc<Encryption>,
     pub(super) keys: KeyRingView,
     pub(super) catalog: CatalogReader,
     pub(super) text: TextContext,
-    pub(super) search_path: Vec<String>,
-    pub(super) path: PathState,
-    /// The path was read inside a transaction block: read it again when the block ends.
-    pub(super) path_in_tx: bool,
-    /// The search_path answer being received.
-    pub(super) answer: Option<Vec<String>>,
+    /// The session's search_path (see `search_path`).
+    pub(super) path: PathTracker,
     pub(super) statements: HashMap<String, Arc<Statement>>,
     /// SQL-level prepared statements by name: true while every `PREPARE` of the name was
     /// passed unchanged (its parameters reach no encrypted column), false once one was not.
     pub(super) sql_prepared: HashMap<String, bool>,
     pub(super) portals: HashMap<String, Arc<Portal>>,
-    pub(super) expect: VecDeque<Expect>,
-    pub(super) current: Current,
-    /// After a decrypt failure: drop backend messages until ReadyForQuery.
-    pub(super) discarding: bool,
-    /// Inject a raising Query before the client's next message (server still in a block).
-    pub(super) abort_upstream: bool,
-    /// Work for the relay to await.
-    pub(super) work: Option<AsyncWork>,
-    /// A key reload was already tried for the frame being retried.
-    pub(super) retried: bool,
-    /// Where the client's COPY data goes (from CopyInResponse to its CopyDone/CopyFail).
-    pub(super) copy_in: CopyIn,
-    /// Client COPY messages that came before the server started their COPY.
-    pub(super) copy_held: Vec<Frame>,
-    pub(super) copy_held_bytes: usize,
-    /// Held COPY data was dropped while requests were outstanding: fail the next COPY FROM.
-    pub(super) copy_poisoned: bool,
-    /// COPY TO STDOUT on a rules table, from CopyOutResponse to the server's CopyDone.
-    pub(super) copy_out: Option<CopyFlow>,
-    /// pgcloak failed a COPY FROM: the error the client gets instead of the server's.
-    pub(super) copy_error: Option<PgError>,
+    /// The result whose rows are arriving.
+    pub(super) results: ResultState,
+    /// Work for the relay to await, and the retry of a held frame.
+    pub(super) stall: Stall,
+    /// The COPY streams (see `copy`).
+    pub(super) copy: CopyState,
 }
 
 impl std::fmt::Debug for SessionCrypto {
@@ -187,7 +91,6 @@ impl std::fmt::Debug for SessionCrypto {
         f.debug_struct("SessionCrypto")
             .field("statements", &self.statements.len())
             .field("portals", &self.portals.len())
-            .field("expect", &self.expect.len())
             .finish_non_exhaustive()
     }
 }
@@ -199,25 +102,13 @@ impl SessionCrypto {
             catalog: enc.catalog.reader(),
             enc,
             text: TextContext::default(),
-            search_path: vec!["public".to_owned()],
-            path: PathState::Known,
-            path_in_tx: false,
-            answer: None,
+            path: PathTracker::default(),
             statements: HashMap::new(),
             sql_prepared: HashMap::new(),
             portals: HashMap::new(),
-            expect: VecDeque::with_capacity(16),
-            current: Current::Unknown,
-            discarding: false,
-            abort_upstream: false,
-            work: None,
-            retried: false,
-            copy_in: CopyIn::Idle,
-            copy_held: Vec::new(),
-            copy_held_bytes: 0,
-            copy_poisoned: false,
-            copy_out: None,
-            copy_error: None,
+            results: ResultState::default(),
+            stall: Stall::default(),
+            copy: CopyState::default(),
         }
     }
 
@@ -227,7 +118,7 @@ impl SessionCrypto {
     pub fn greeting(&mut self, bytes: &[u8]) {
         let mut buf = bytes::BytesMut::from(bytes);
         while let Ok(Some(f)) = split_frame(&mut buf, MAX_FRAME_LEN) {
-            if BackendTag::from(f.tag) == BackendTag::ParameterStatus {
+            if BackendTag::from(f.tag()) == BackendTag::ParameterStatus {
                 self.note_parameter(&f);
             }
         }
@@ -248,42 +139,16 @@ impl SessionCrypto {
     /// Work the relay must await before handling more client input (catalog refresh), or
     /// before handling the held backend frame again (key reload).
     pub fn take_work(&mut self) -> Option<AsyncWork> {
-        self.work.take()
+        self.stall.take_work()
     }
 
     /// True while a backend frame is held for a key reload (stop handling upstream input).
     pub fn stalled(&self) -> bool {
-        matches!(self.work, Some(AsyncWork::ReloadKeys(_)))
-    }
-
-    /// Holds `frame` until keys are reloaded (once per frame).
-    pub(super) fn stall(&mut self, frame: Frame) {
-        self.retried = true;
-        self.work = Some(AsyncWork::ReloadKeys(frame));
+        self.stall.stalled()
     }
 
     /// Statement by name, when the client prepared it through this session.
     pub(super) fn statement(&self, name: &str) -> Option<Arc<Statement>> {
         self.statements.get(name).cloned()
-    }
-}
-
-/// Work a session must await outside its synchronous handlers.
-#[derive(Debug)]
-pub enum AsyncWork {
-    /// DDL completed: reload the catalog (and clear the plan cache if it changed).
-    RefreshCatalog,
-    /// A stored value named a key version the ring lacks: reload keys, then handle the held
-    /// backend frame again.
-    ReloadKeys(Frame),
-}
-
-impl AsyncWork {
-    /// What the shared service reloads for it.
-    pub fn refresh(&self) -> Refresh {
-        match self {
-            AsyncWork::RefreshCatalog => Refresh::Catalog,
-            AsyncWork::ReloadKeys(_) => Refresh::Keys,
-        }
     }
 }

@@ -1,8 +1,6 @@
 //! The session's encryption state machine without a database: scripted client and server
 //! messages, checking what goes upstream and what the client receives.
 
-use std::collections::VecDeque;
-
 use bytes::{Bytes, BytesMut};
 
 use super::handlers::Outputs;
@@ -20,7 +18,7 @@ use std::sync::Arc;
 const RULES: &str = "[tables.patients]\nssn = { type = \"text\", mode = \"deterministic\" }\n";
 const OID: u32 = 16400;
 
-fn setup() -> (SessionCrypto, Arc<KeyRing>) {
+fn setup() -> (Handlers, Arc<KeyRing>) {
     let rules =
         Rules::from_columns(parse_rules(RULES, std::path::Path::new("r.toml")).unwrap()).unwrap();
     let key = DataKey::generate(
@@ -36,14 +34,11 @@ fn setup() -> (SessionCrypto, Arc<KeyRing>) {
     let catalog = Catalog::from_rows(&rules, rows);
     let enc = Encryption::for_tests(rules, ring, catalog);
     let ring = enc.keys.current();
-    (SessionCrypto::new(enc), ring)
+    (Handlers::with_crypto(SessionCrypto::new(enc)), ring)
 }
 
 fn frame(bytes: Bytes) -> Frame {
-    Frame {
-        tag: bytes[0],
-        bytes,
-    }
+    Frame::new(bytes[0], bytes)
 }
 
 fn frames(buf: &mut BytesMut) -> Vec<Frame> {
@@ -57,8 +52,6 @@ fn frames(buf: &mut BytesMut) -> Vec<Frame> {
 struct Io {
     up: BytesMut,
     down: BytesMut,
-    pending: VecDeque<super::handlers::Pending>,
-    tx: TxStatus,
 }
 
 impl Io {
@@ -66,24 +59,21 @@ impl Io {
         Io {
             up: BytesMut::new(),
             down: BytesMut::new(),
-            pending: VecDeque::new(),
-            tx: TxStatus::Idle,
         }
     }
-    fn client(&mut self, s: &mut SessionCrypto, b: Bytes) {
+    fn client(&mut self, s: &mut Handlers, b: Bytes) {
         let mut out = Outputs {
             to_upstream: &mut self.up,
             to_client: &mut self.down,
         };
         s.frontend(frame(b), &mut out).unwrap();
     }
-    fn server(&mut self, s: &mut SessionCrypto, b: Bytes) {
+    fn server(&mut self, s: &mut Handlers, b: Bytes) {
         let mut out = Outputs {
             to_upstream: &mut self.up,
             to_client: &mut self.down,
         };
-        s.backend(frame(b), &mut out, &mut self.pending, &mut self.tx)
-            .unwrap();
+        s.backend(frame(b), &mut out).unwrap();
     }
 }
 
@@ -160,7 +150,7 @@ fn extended_pipeline_encrypts_binds_and_decrypts_rows() {
         bytea_array_items(b.params[1].unwrap()),
         vec![stored.clone()]
     );
-    assert!(!up[2].bytes.windows(3).any(|w| w == b"123"));
+    assert!(!up[2].bytes().windows(3).any(|w| w == b"123"));
 
     io.server(&mut s, simple(b'1'));
     io.server(&mut s, parameter_description(&[17]));
@@ -170,7 +160,7 @@ fn extended_pipeline_encrypts_binds_and_decrypts_rows() {
     io.server(&mut s, Bytes::from_static(b"C\0\0\0\x0dSELECT 1\0"));
     io.server(&mut s, ready_for_query(TxStatus::Idle));
     let down = frames(&mut io.down);
-    let tags: Vec<u8> = down.iter().map(|f| f.tag).collect();
+    let tags: Vec<u8> = down.iter().map(|f| f.tag()).collect();
     assert_eq!(tags, b"1tT2DCZ");
     assert_eq!(
         decode_parameter_description(down[1].body()).unwrap(),
@@ -182,7 +172,7 @@ fn extended_pipeline_encrypts_binds_and_decrypts_rows() {
         decode_data_row(down[4].body()).unwrap(),
         vec![Some(&b"123"[..])]
     );
-    assert!(s.expect.is_empty());
+    assert!(s.pipeline().is_empty());
 }
 
 #[test]
@@ -197,7 +187,7 @@ fn refused_parse_goes_through_the_server_and_undescribed_portals_get_described()
     io.client(&mut s, parse.encode());
     io.client(&mut s, sync());
     let up = frames(&mut io.up);
-    let tags: Vec<u8> = up.iter().map(|f| f.tag).collect();
+    let tags: Vec<u8> = up.iter().map(|f| f.tag()).collect();
     assert_eq!(tags, b"CPBES");
     io.server(&mut s, simple(b'3'));
     io.server(&mut s, simple(b'1'));
@@ -206,7 +196,7 @@ fn refused_parse_goes_through_the_server_and_undescribed_portals_get_described()
         crate::protocol::PgError::new(crate::protocol::Severity::Error, "0A000", "x").encode();
     io.server(&mut s, err);
     io.server(&mut s, ready_for_query(TxStatus::Idle));
-    let tags: Vec<u8> = frames(&mut io.down).iter().map(|f| f.tag).collect();
+    let tags: Vec<u8> = frames(&mut io.down).iter().map(|f| f.tag()).collect();
     assert_eq!(tags, b"EZ");
 
     // Parse + Bind + Execute without any Describe: the proxy asks and swallows the answer.
@@ -233,7 +223,7 @@ fn refused_parse_goes_through_the_server_and_undescribed_portals_get_described()
         .encode(),
     );
     io.client(&mut s, sync());
-    let tags: Vec<u8> = frames(&mut io.up).iter().map(|f| f.tag).collect();
+    let tags: Vec<u8> = frames(&mut io.up).iter().map(|f| f.tag()).collect();
     assert_eq!(tags, b"PBDES");
     let stored = ring
         .encrypt(
@@ -251,7 +241,7 @@ fn refused_parse_goes_through_the_server_and_undescribed_portals_get_described()
     io.server(&mut s, Bytes::from_static(b"C\0\0\0\x0dSELECT 2\0"));
     io.server(&mut s, ready_for_query(TxStatus::InTransaction));
     let down = frames(&mut io.down);
-    let tags: Vec<u8> = down.iter().map(|f| f.tag).collect();
+    let tags: Vec<u8> = down.iter().map(|f| f.tag()).collect();
     // Second row failed to decrypt: XX001 instead, rest dropped, transaction shown failed.
     assert_eq!(tags, b"12DEZ");
     assert_eq!(
@@ -372,13 +362,13 @@ fn copy_data_sent_early_is_held_then_encrypted_or_dropped() {
     io.server(&mut s, Bytes::from_static(b"G\0\0\0\x0b\0\0\x02\0\0\0\0"));
     let up = frames(&mut io.up);
     assert_eq!(up.len(), 2, "the held CopyData and CopyDone follow");
-    assert_eq!(up[0].tag, b'd');
-    assert!(!up[0].bytes.windows(10).any(|w| w == b"secret-ssn"));
+    assert_eq!(up[0].tag(), b'd');
+    assert!(!up[0].bytes().windows(10).any(|w| w == b"secret-ssn"));
     assert!(
         up[0].body().starts_with(b"1\t\\\\x01"),
         "an envelope in bytea hex"
     );
-    assert_eq!(up[1].tag, b'c');
+    assert_eq!(up[1].tag(), b'c');
     io.server(&mut s, Bytes::from_static(b"C\0\0\0\x0bCOPY 1\0"));
     io.server(&mut s, ready_for_query(TxStatus::Idle));
 
@@ -396,7 +386,7 @@ fn copy_data_sent_early_is_held_then_encrypted_or_dropped() {
     io.client(&mut s, copy_done());
     let up = frames(&mut io.up);
     assert!(
-        up.iter().all(|f| f.tag != b'd'),
+        up.iter().all(|f| f.tag() != b'd'),
         "no CopyData of a COPY that never started goes up: {up:?}"
     );
 
@@ -417,9 +407,9 @@ fn copy_data_sent_early_is_held_then_encrypted_or_dropped() {
     io.server(&mut s, ready_for_query(TxStatus::Idle));
     io.server(&mut s, Bytes::from_static(b"G\0\0\0\x0b\0\0\x02\0\0\0\0"));
     let up = frames(&mut io.up);
-    assert!(up.iter().all(|f| f.tag != b'd'), "{up:?}");
+    assert!(up.iter().all(|f| f.tag() != b'd'), "{up:?}");
     assert_eq!(
-        up.last().map(|f| f.tag),
+        up.last().map(|f| f.tag()),
         Some(b'f'),
         "the second COPY is failed"
     );

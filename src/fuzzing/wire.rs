@@ -22,9 +22,9 @@ pub fn frame_splitter(data: &[u8]) {
         loop {
             match split_frame(&mut buf, max) {
                 Ok(Some(f)) => {
-                    let n = f.bytes.len();
-                    assert_eq!(&f.bytes[..], &input[consumed..consumed + n]);
-                    assert_eq!(f.tag, input[consumed]);
+                    let n = f.bytes().len();
+                    assert_eq!(&f.bytes()[..], &input[consumed..consumed + n]);
+                    assert_eq!(f.tag(), input[consumed]);
                     assert_eq!(f.body().len(), n - 5);
                     consumed += n;
                 }

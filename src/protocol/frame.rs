@@ -23,17 +23,42 @@ pub enum FrameError {
     TooLong { len: usize, max: usize },
 }
 
-/// One whole message: `tag` is 0 for startup-phase messages; `bytes` holds the entire message
-/// (tag, length and body) exactly as it was on the wire.
+/// One whole message: its tag is 0 for startup-phase messages; its bytes are the entire
+/// message (tag, length and body) exactly as it was on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
-    pub tag: u8,
-    pub bytes: Bytes,
+    tag: u8,
+    bytes: Bytes,
 }
 
 impl Frame {
+    /// A frame of `bytes` (the whole message), with its `tag` (0 for a startup-phase message).
+    #[inline]
+    pub fn new(tag: u8, bytes: Bytes) -> Self {
+        Frame { tag, bytes }
+    }
+
+    /// The tag byte (0 for a startup-phase message).
+    #[inline]
+    pub fn tag(&self) -> u8 {
+        self.tag
+    }
+
+    /// The whole message as it was on the wire.
+    #[inline]
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The whole message, taken.
+    #[inline]
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
     /// The message body (after the tag and the length).
     /// Empty for a frame too short to have one (never panics).
+    #[inline]
     pub fn body(&self) -> &[u8] {
         let header = if self.is_startup() { 4 } else { 5 };
         self.bytes.get(header..).unwrap_or_default()
@@ -130,10 +155,7 @@ mod tests {
         let mut buf = BytesMut::from(&[0u8, 0, 0, 9, 0, 3, 0, 0, b'x'][..]);
         let f = split_startup(&mut buf).unwrap().unwrap();
         assert_eq!(f.body(), &[0, 3, 0, 0, b'x']);
-        let short = Frame {
-            tag: b'Q',
-            bytes: Bytes::from_static(b"Q\0"),
-        };
+        let short = Frame::new(b'Q', Bytes::from_static(b"Q\0"));
         assert!(
             short.body().is_empty(),
             "a short frame has no body, and no panic"
@@ -154,11 +176,11 @@ mod tests {
         wire.extend_from_slice(&[b'X', 0, 0]);
         let mut buf = BytesMut::from(&wire[..]);
         let a = split_frame(&mut buf, MAX_FRAME_LEN).unwrap().unwrap();
-        assert_eq!(a.tag, b'Q');
+        assert_eq!(a.tag(), b'Q');
         assert_eq!(a.body(), b"select 1\0");
-        assert_eq!(&a.bytes[..], &msg(b'Q', b"select 1\0")[..]);
+        assert_eq!(&a.bytes()[..], &msg(b'Q', b"select 1\0")[..]);
         let b = split_frame(&mut buf, MAX_FRAME_LEN).unwrap().unwrap();
-        assert_eq!((b.tag, b.bytes.len()), (b'S', 5));
+        assert_eq!((b.tag(), b.bytes().len()), (b'S', 5));
         assert_eq!(split_frame(&mut buf, MAX_FRAME_LEN).unwrap(), None);
         assert_eq!(&buf[..], &[b'X', 0, 0]);
     }
@@ -210,7 +232,7 @@ mod tests {
     fn startup_limits() {
         let mut ssl = BytesMut::from(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f][..]);
         let f = split_startup(&mut ssl).unwrap().unwrap();
-        assert_eq!((f.tag, f.body()), (0, &[0x04, 0xd2, 0x16, 0x2f][..]));
+        assert_eq!((f.tag(), f.body()), (0, &[0x04, 0xd2, 0x16, 0x2f][..]));
         let mut big = BytesMut::from(&10_001i32.to_be_bytes()[..]);
         assert!(split_startup(&mut big).is_err());
         let mut short = BytesMut::from(&[0, 0, 0, 6, 1, 2][..]);
@@ -226,13 +248,13 @@ mod tests {
             let mut buf = BytesMut::from(&data[..]);
             let mut consumed = 0;
             while let Ok(Some(f)) = split_frame(&mut buf, 4096) {
-                prop_assert!(f.bytes.len() >= 5);
-                consumed += f.bytes.len();
+                prop_assert!(f.bytes().len() >= 5);
+                consumed += f.bytes().len();
             }
             prop_assert_eq!(consumed + buf.len(), data.len());
             let mut buf = BytesMut::from(&data[..]);
             while let Ok(Some(f)) = split_startup(&mut buf) {
-                prop_assert!(f.bytes.len() >= 8);
+                prop_assert!(f.bytes().len() >= 8);
             }
         }
     }

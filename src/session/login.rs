@@ -193,7 +193,7 @@ async fn expect_password(
     user: &str,
 ) -> Result<Frame, SessionError> {
     let f = read_frame(client, buf, client_closed).await?;
-    if FrontendTag::from(f.tag) != FrontendTag::Password {
+    if FrontendTag::from(f.tag()) != FrontendTag::Password {
         return Err(SessionError::AuthFailed {
             user: user.into(),
             reason: "expected a SASL response".into(),
@@ -339,14 +339,14 @@ async fn authenticate_upstream(
     up.flush().await?;
     loop {
         let f = read_frame(up, buf, upstream_closed).await?;
-        match BackendTag::from(f.tag) {
+        match BackendTag::from(f.tag()) {
             BackendTag::Authentication => {}
             BackendTag::ErrorResponse => {
-                to_client.extend_from_slice(&f.bytes);
+                to_client.extend_from_slice(f.bytes());
                 return Err(refused(&f));
             }
             BackendTag::NoticeResponse => {
-                to_client.extend_from_slice(&f.bytes);
+                to_client.extend_from_slice(f.bytes());
                 continue;
             }
             BackendTag::NegotiateProtocolVersion => continue,
@@ -379,7 +379,7 @@ async fn relay_greeting(
     let mut registration = None;
     loop {
         let f = read_frame(up, buf, upstream_closed).await?;
-        match BackendTag::from(f.tag) {
+        match BackendTag::from(f.tag()) {
             BackendTag::BackendKeyData => {
                 let real = decode_backend_key(f.body()).map_err(SessionError::UpstreamDecode)?;
                 let (mine, reg) = shared.cancels.register(real);
@@ -387,14 +387,14 @@ async fn relay_greeting(
                 registration = Some(reg);
             }
             BackendTag::ReadyForQuery => {
-                to_client.extend_from_slice(&f.bytes);
+                to_client.extend_from_slice(f.bytes());
                 return Ok(registration);
             }
             BackendTag::ErrorResponse => {
-                to_client.extend_from_slice(&f.bytes);
+                to_client.extend_from_slice(f.bytes());
                 return Err(refused(&f));
             }
-            _ => to_client.extend_from_slice(&f.bytes),
+            _ => to_client.extend_from_slice(f.bytes()),
         }
     }
 }

@@ -105,7 +105,7 @@ pub fn observe(h: Hist, d: Duration) {
 /// Counts a Query or Parse of a session without rules as a plain statement.
 #[inline]
 pub fn plain_statement(frame: &crate::protocol::Frame) {
-    let sql = match crate::protocol::FrontendTag::from(frame.tag) {
+    let sql = match crate::protocol::FrontendTag::from(frame.tag()) {
         crate::protocol::FrontendTag::Query => frame.body(),
         // Parse: statement name, NUL, then the text.
         crate::protocol::FrontendTag::Parse => {

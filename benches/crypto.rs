@@ -37,14 +37,14 @@ fn bench(c: &mut Criterion) {
 /// The nonce source's share of a randomized encrypt: the OS RNG (a syscall) vs the
 /// thread-local CSPRNG seeded from it.
 fn rng(c: &mut Criterion) {
-    use rand::RngCore;
+    use rand::{Rng, TryRng};
     let mut group = c.benchmark_group("nonce");
     let mut buf = [0u8; 12];
     group.bench_function("os_rng_12", |b| {
-        b.iter(|| rand::rngs::OsRng.fill_bytes(black_box(&mut buf)))
+        b.iter(|| rand::rngs::SysRng.try_fill_bytes(black_box(&mut buf)))
     });
     group.bench_function("thread_rng_12", |b| {
-        b.iter(|| rand::thread_rng().fill_bytes(black_box(&mut buf)))
+        b.iter(|| rand::rng().fill_bytes(black_box(&mut buf)))
     });
     group.finish();
 }

@@ -6,8 +6,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rand::RngCore;
-use rand::rngs::OsRng;
 
 use super::message::{CbindFlag, parse_client_final, parse_client_first};
 use super::verifier::{ct_eq, hmac, sha256, xor};
@@ -19,7 +17,7 @@ pub(crate) const NONCE_LEN: usize = 18;
 /// A fresh nonce: `NONCE_LEN` bytes from the OS RNG, base64.
 pub(crate) fn fresh_nonce() -> String {
     let mut raw = [0u8; NONCE_LEN];
-    OsRng.fill_bytes(&mut raw);
+    crate::crypto::fill_os_random(&mut raw);
     B64.encode(raw)
 }
 

@@ -10,8 +10,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rand::RngCore;
-use rand::rngs::OsRng;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -130,7 +128,7 @@ impl UserList {
 /// 4096 iterations, for the users file (or `ALTER ROLE … PASSWORD '<verifier>'`).
 pub fn make_verifier(password: &str) -> String {
     let mut salt = [0u8; 16];
-    OsRng.fill_bytes(&mut salt);
+    crate::crypto::fill_os_random(&mut salt);
     ScramVerifier::from_password(password, &salt, DEFAULT_ITERATIONS).to_rolpassword()
 }
 

@@ -83,9 +83,8 @@ impl std::fmt::Debug for DataKey {
 impl DataKey {
     /// A fresh random key from the OS RNG.
     pub fn generate(name: &str, version: u32, algorithm: Algorithm) -> Self {
-        use rand::RngCore;
         let mut material = Zeroizing::new(vec![0u8; algorithm.key_len()]);
-        rand::rngs::OsRng.fill_bytes(&mut material);
+        super::fill_os_random(&mut material);
         DataKey {
             name: name.to_owned(),
             version,

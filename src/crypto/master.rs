@@ -4,12 +4,10 @@
 //! and unwraps data keys with AES-256-GCM. Only the `local` key provider (`control::providers::local`) constructs one;
 //! the KMS and HSM providers wrap inside the provider and never hold a key-encryption key.
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes256Gcm, KeyInit};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rand::RngCore;
-use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
 use super::CryptoError;
@@ -62,7 +60,7 @@ impl MasterKey {
     /// A fresh random key (tests, `gen-master-key`).
     pub fn generate() -> Self {
         let mut k = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(k.as_mut());
+        super::fill_os_random(k.as_mut());
         MasterKey(k)
     }
 
@@ -93,21 +91,21 @@ impl MasterKey {
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(self.0.as_ref().into())
+        Aes256Gcm::new_from_slice(self.0.as_ref()).expect("the master key is 32 bytes")
     }
 
     /// Wraps a data key for storage.
     pub fn wrap(&self, key: &DataKey) -> WrappedKey {
         let aad = DataKey::wrap_aad(&key.name, key.version, key.algorithm);
         let mut nonce = [0u8; NONCE_LEN];
-        OsRng.fill_bytes(&mut nonce);
+        super::fill_os_random(&mut nonce);
         let mut out = Vec::with_capacity(1 + NONCE_LEN + key.material().len() + TAG_LEN);
         out.push(WRAP_VERSION);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(key.material());
         let tag = self
             .cipher()
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut out[1 + NONCE_LEN..])
+            .encrypt_inout_detached(&nonce.into(), &aad, (&mut out[1 + NONCE_LEN..]).into())
             .expect("a 64-byte data key is far below the AES-GCM length limit");
         out.extend_from_slice(&tag);
         WrappedKey {
@@ -137,15 +135,15 @@ impl MasterKey {
             return Err(fail());
         }
         let aad = DataKey::wrap_aad(&stored.name, stored.version, algorithm);
-        let (nonce, rest) = w[1..].split_at(NONCE_LEN);
-        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let (nonce, rest) = w[1..].split_first_chunk::<NONCE_LEN>().ok_or_else(fail)?;
+        let (ct, tag) = rest.split_last_chunk::<TAG_LEN>().ok_or_else(fail)?;
         let mut material = Zeroizing::new(ct.to_vec());
         self.cipher()
-            .decrypt_in_place_detached(
-                Nonce::from_slice(nonce),
+            .decrypt_inout_detached(
+                &(*nonce).into(),
                 &aad,
-                &mut material,
-                Tag::from_slice(tag),
+                material.as_mut_slice().into(),
+                &(*tag).into(),
             )
             .map_err(|_| fail())?;
         DataKey::from_material(&stored.name, stored.version, algorithm, material)
@@ -155,7 +153,7 @@ impl MasterKey {
 /// A fresh master key as base64 (32 bytes from the OS RNG), for `pgcloak gen-master-key`.
 pub fn gen_master_key() -> String {
     let mut k = Zeroizing::new([0u8; 32]);
-    OsRng.fill_bytes(k.as_mut());
+    super::fill_os_random(k.as_mut());
     STANDARD.encode(k.as_ref())
 }
 

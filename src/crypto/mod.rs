@@ -23,6 +23,16 @@ pub use error::CryptoError;
 pub use keyring::{KeyEntry, KeyRing, KeyRingView, SharedKeyRing};
 pub use master::{MasterKey, gen_master_key};
 
+/// Fills `buf` from the operating system's CSPRNG (`getrandom`): data and master keys, wrap
+/// nonces, SCRAM salts and nonces. A failing OS RNG is not recoverable and must never yield
+/// predictable bytes, so it panics (fail closed), as `rand`'s `OsRng` did.
+pub fn fill_os_random(buf: &mut [u8]) {
+    use rand::TryRng;
+    rand::rngs::SysRng
+        .try_fill_bytes(buf)
+        .expect("the operating system's random number generator failed");
+}
+
 /// HKDF-SHA256 of `material` (no salt) expanded under `label` to 32 bytes: a key for another
 /// purpose from a key provider's secret, e.g. the audit trail's HMAC key.
 pub fn derive_key(material: &[u8], label: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {

@@ -7,7 +7,6 @@
 //! against RFC 5297 A.1 and against `aes_siv::siv::Aes256Siv` for many lengths.
 
 use aes_gcm::aes::Aes256Enc;
-use aes_gcm::aes::cipher::generic_array::GenericArray;
 use aes_gcm::aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use cmac::{Cmac, Mac};
 use subtle::ConstantTimeEq;
@@ -41,8 +40,10 @@ fn xor(a: &mut Block, b: &Block) {
 impl Siv256 {
     /// From the 64-byte SIV key: first half authenticates (S2V), second half encrypts (CTR).
     pub fn new(key: &[u8; 64]) -> Self {
-        let mac = <Cmac<Aes256Enc> as KeyInit>::new(GenericArray::from_slice(&key[..32]));
-        let ctr = Aes256Enc::new(GenericArray::from_slice(&key[32..]));
+        let (mac_key, ctr_key) = key.split_at(32);
+        let mac = <Cmac<Aes256Enc> as KeyInit>::new_from_slice(mac_key)
+            .expect("AES-256 takes the 32-byte half");
+        let ctr = Aes256Enc::new_from_slice(ctr_key).expect("AES-256 takes the 32-byte half");
         let mut m = mac.clone();
         m.update(&[0u8; 16]);
         let zero = m.finalize().into_bytes().into();
@@ -82,7 +83,7 @@ impl Siv256 {
         let mut q = *v;
         q[8] &= 0x7f;
         q[12] &= 0x7f;
-        let core = ctr::CtrCore::inner_iv_init(self.ctr.clone(), GenericArray::from_slice(&q));
+        let core = ctr::CtrCore::inner_iv_init(self.ctr.clone(), &q.into());
         let mut c = Ctr::from_core(core);
         c.apply_keystream(buf);
     }

@@ -5,7 +5,7 @@
 //! the PEM files a caller chooses to write.
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use rustls_pki_types::CertificateDer;
@@ -14,14 +14,16 @@ use super::DevDbError;
 
 /// A self-signed CA whose private key never leaves the process.
 pub struct TestCa {
-    cert: Certificate,
-    key: KeyPair,
+    /// The CA certificate with its key (rcgen's issuer).
+    ca: CertifiedIssuer<'static, KeyPair>,
+    /// The subject common name, for `Debug`.
+    name: String,
 }
 
 impl std::fmt::Debug for TestCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestCa")
-            .field("subject", &self.cert.params().distinguished_name)
+            .field("subject", &self.name)
             .field("key", &"<redacted>")
             .finish()
     }
@@ -38,19 +40,21 @@ impl TestCa {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let key = KeyPair::generate()?;
-        let cert = params.self_signed(&key)?;
-        Ok(TestCa { cert, key })
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
+        Ok(TestCa {
+            ca,
+            name: common_name.to_owned(),
+        })
     }
 
     /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> String {
-        self.cert.pem()
+        self.ca.pem()
     }
 
     /// The CA certificate, DER (for a rustls root store).
     pub fn cert_der(&self) -> CertificateDer<'static> {
-        self.cert.der().clone()
+        self.ca.der().clone()
     }
 
     /// Issues a leaf certificate for the given DNS names / IP addresses ("localhost",
@@ -78,7 +82,7 @@ impl TestCa {
 
     fn sign(&self, params: CertificateParams) -> Result<(String, String), DevDbError> {
         let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        let cert = params.signed_by(&key, &self.ca)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
 }

@@ -18,7 +18,6 @@ use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
-use rand::RngCore;
 use zeroize::Zeroizing;
 
 use super::{
@@ -227,7 +226,7 @@ impl KeyProvider for Pkcs11Provider {
             let wrapped = self
                 .with_hsm(false, move |hsm, addr| {
                     let mut iv = [0u8; IV_LEN];
-                    rand::rngs::OsRng.fill_bytes(&mut iv);
+                    crate::crypto::fill_os_random(&mut iv);
                     let mut iv_param = iv;
                     let params = GcmParams::new(&mut iv_param, &aad, 128.into()).map_err(|e| {
                         ProviderError::new(KIND, addr, FailureKind::Refused, e.to_string())

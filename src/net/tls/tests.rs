@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::file::{Listen, Upstream};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::path::PathBuf;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -17,12 +17,12 @@ impl Pki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
         let leaf_key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         let leaf = CertificateParams::new(names)
             .unwrap()
-            .signed_by(&leaf_key, &ca, &ca_key)
+            .signed_by(&leaf_key, &ca)
             .unwrap();
         std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
         std::fs::write(dir.path().join("server.crt"), leaf.pem()).unwrap();

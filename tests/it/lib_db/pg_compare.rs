@@ -8,7 +8,7 @@ use std::error::Error;
 
 use postgres_types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 use pgcloak::codec::*;
 use pgcloak::devdb::{DevDb, DevDbOptions};
@@ -148,7 +148,7 @@ async fn compare_binary(
 }
 
 fn pad(s: String, rng: &mut StdRng) -> String {
-    match rng.gen_range(0..6) {
+    match rng.random_range(0..6) {
         0 => format!("  {s}"),
         1 => format!("{s} \t"),
         _ => s,
@@ -162,15 +162,15 @@ fn gen_inputs(ty: LogicalType, rng: &mut StdRng, n: usize) -> Vec<String> {
         let s = match ty {
             T::Text | T::Varchar => gen_text(rng),
             T::Int2 => pad(
-                (rng.r#gen::<i16>() >> rng.gen_range(0..15)).to_string(),
+                (rng.random::<i16>() >> rng.random_range(0..15)).to_string(),
                 rng,
             ),
             T::Int4 => pad(
-                (rng.r#gen::<i32>() >> rng.gen_range(0..31)).to_string(),
+                (rng.random::<i32>() >> rng.random_range(0..31)).to_string(),
                 rng,
             ),
             T::Int8 => pad(
-                (rng.r#gen::<i64>() >> rng.gen_range(0..63)).to_string(),
+                (rng.random::<i64>() >> rng.random_range(0..63)).to_string(),
                 rng,
             ),
             T::Float4 => gen_float(rng, true),
@@ -178,7 +178,7 @@ fn gen_inputs(ty: LogicalType, rng: &mut StdRng, n: usize) -> Vec<String> {
             T::Numeric => gen_numeric(rng),
             T::Bool => [
                 "t", "f", "true", "FALSE", "yes", "no", "on", "off", "1", "0", " y ",
-            ][rng.gen_range(0..11)]
+            ][rng.random_range(0..11)]
             .to_string(),
             T::Date => gen_date(rng),
             T::Time => gen_time(rng),
@@ -310,12 +310,12 @@ fn fixed_inputs(ty: LogicalType) -> &'static [&'static str] {
 }
 
 fn gen_text(rng: &mut StdRng) -> String {
-    let len = rng.gen_range(0..20);
+    let len = rng.random_range(0..20);
     (0..len)
-        .map(|_| match rng.gen_range(0..4) {
-            0 => char::from_u32(rng.gen_range(1..0x80)).unwrap_or('a'),
-            1 => char::from_u32(rng.gen_range(0x80..0x800)).unwrap_or('é'),
-            2 => char::from_u32(rng.gen_range(0x1F300..0x1F600)).unwrap_or('😀'),
+        .map(|_| match rng.random_range(0..4) {
+            0 => char::from_u32(rng.random_range(1..0x80)).unwrap_or('a'),
+            1 => char::from_u32(rng.random_range(0x80..0x800)).unwrap_or('é'),
+            2 => char::from_u32(rng.random_range(0x1F300..0x1F600)).unwrap_or('😀'),
             _ => 'x',
         })
         .collect()
@@ -323,45 +323,45 @@ fn gen_text(rng: &mut StdRng) -> String {
 
 fn gen_float(rng: &mut StdRng, f4: bool) -> String {
     let v = if f4 {
-        f64::from(f32::from_bits(rng.r#gen()))
+        f64::from(f32::from_bits(rng.random()))
     } else {
-        f64::from_bits(rng.r#gen())
+        f64::from_bits(rng.random())
     };
-    let s = match rng.gen_range(0..4) {
+    let s = match rng.random_range(0..4) {
         0 if f4 => format!("{}", v as f32),
         0 => format!("{v}"),
         1 if f4 => format!("{:e}", v as f32),
         1 => format!("{v:E}"),
         2 => format!(
             "{}.{}e{}",
-            rng.gen_range(-999..999),
-            rng.gen_range(0..99999),
-            rng.gen_range(-30..30)
+            rng.random_range(-999..999),
+            rng.random_range(0..99999),
+            rng.random_range(-30..30)
         ),
-        _ => format!("{:.*}", rng.gen_range(0..8), rng.gen_range(-1e7..1e7)),
+        _ => format!("{:.*}", rng.random_range(0..8), rng.random_range(-1e7..1e7)),
     };
     pad(s, rng)
 }
 
 fn gen_numeric(rng: &mut StdRng) -> String {
-    let int: String = (0..rng.gen_range(0..25))
-        .map(|_| char::from(b'0' + rng.gen_range(0..10)))
+    let int: String = (0..rng.random_range(0..25))
+        .map(|_| char::from(b'0' + rng.random_range(0..10)))
         .collect();
-    let frac: String = (0..rng.gen_range(0..25))
-        .map(|_| char::from(b'0' + rng.gen_range(0..10)))
+    let frac: String = (0..rng.random_range(0..25))
+        .map(|_| char::from(b'0' + rng.random_range(0..10)))
         .collect();
-    let sign = ["", "-", "+"][rng.gen_range(0..3)];
+    let sign = ["", "-", "+"][rng.random_range(0..3)];
     let int = if int.is_empty() && frac.is_empty() {
         "0".to_string()
     } else {
         int
     };
     let mut s = format!("{sign}{int}");
-    if !frac.is_empty() || rng.gen_bool(0.2) {
+    if !frac.is_empty() || rng.random_bool(0.2) {
         s = format!("{s}.{frac}");
     }
-    if rng.gen_bool(0.3) {
-        s = format!("{s}e{}", rng.gen_range(-40..40));
+    if rng.random_bool(0.3) {
+        s = format!("{s}e{}", rng.random_range(-40..40));
     }
     pad(s, rng)
 }
@@ -378,15 +378,15 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 }
 
 fn gen_date(rng: &mut StdRng) -> String {
-    let y: i64 = match rng.gen_range(0..4) {
-        0 => rng.gen_range(1..10000),
-        1 => rng.gen_range(1900..2100),
-        2 => rng.gen_range(10000..200_000),
-        _ => rng.gen_range(1..4700),
+    let y: i64 = match rng.random_range(0..4) {
+        0 => rng.random_range(1..10000),
+        1 => rng.random_range(1900..2100),
+        2 => rng.random_range(10000..200_000),
+        _ => rng.random_range(1..4700),
     };
-    let m = rng.gen_range(1..=12);
-    let d = rng.gen_range(1..=days_in_month(y, m));
-    match rng.gen_range(0..5) {
+    let m = rng.random_range(1..=12);
+    let d = rng.random_range(1..=days_in_month(y, m));
+    match rng.random_range(0..5) {
         0 if y < 10000 => format!("{m:02}/{d:02}/{y:04}"),
         1 if y < 4700 => format!("{y:04}-{m:02}-{d:02} BC"),
         2 if y < 10000 => format!("{y:04}{m:02}{d:02}"),
@@ -396,26 +396,26 @@ fn gen_date(rng: &mut StdRng) -> String {
 
 fn gen_time(rng: &mut StdRng) -> String {
     let (h, m, s) = (
-        rng.gen_range(0..24),
-        rng.gen_range(0..60),
-        rng.gen_range(0..60),
+        rng.random_range(0..24),
+        rng.random_range(0..60),
+        rng.random_range(0..60),
     );
-    match rng.gen_range(0..4) {
+    match rng.random_range(0..4) {
         0 => format!("{h:02}:{m:02}"),
         1 => format!("{h}:{m:02}:{s:02}"),
-        _ => format!("{h:02}:{m:02}:{s:02}.{}", rng.gen_range(0..10_000_000)),
+        _ => format!("{h:02}:{m:02}:{s:02}.{}", rng.random_range(0..10_000_000)),
     }
 }
 
 fn gen_tz_suffix(rng: &mut StdRng) -> String {
     let t = gen_time(rng);
-    match rng.gen_range(0..6) {
+    match rng.random_range(0..6) {
         0 => format!("{t}Z"),
-        1 => format!("{t}+{:02}", rng.gen_range(0..15)),
+        1 => format!("{t}+{:02}", rng.random_range(0..15)),
         2 => format!(
             "{t}-{:02}:{:02}",
-            rng.gen_range(0..15),
-            rng.gen_range(0..60)
+            rng.random_range(0..15),
+            rng.random_range(0..60)
         ),
         3 => format!("{t} Asia/Kolkata"),
         _ => t,
@@ -423,8 +423,8 @@ fn gen_tz_suffix(rng: &mut StdRng) -> String {
 }
 
 fn gen_uuid(rng: &mut StdRng) -> String {
-    let u = uuid::Uuid::from_bytes(rng.r#gen());
-    match rng.gen_range(0..4) {
+    let u = uuid::Uuid::from_bytes(rng.random());
+    match rng.random_range(0..4) {
         0 => u.hyphenated().to_string().to_uppercase(),
         1 => u.simple().to_string(),
         2 => u.braced().to_string(),
@@ -437,12 +437,12 @@ fn gen_json(rng: &mut StdRng, depth: u32) -> String {
         [""; 3]
             .into_iter()
             .chain([" ", "\n\t "])
-            .nth(rng.gen_range(0..5))
+            .nth(rng.random_range(0..5))
             .unwrap_or("")
     };
-    match rng.gen_range(0..if depth > 2 { 5 } else { 7 }) {
+    match rng.random_range(0..if depth > 2 { 5 } else { 7 }) {
         0 => "null".into(),
-        1 => ["true", "false"][rng.gen_range(0..2)].into(),
+        1 => ["true", "false"][rng.random_range(0..2)].into(),
         2 => {
             let n = gen_numeric(rng).trim().trim_start_matches('+').to_string();
             if n.starts_with('.')
@@ -466,22 +466,22 @@ fn gen_json(rng: &mut StdRng, depth: u32) -> String {
                     c => c,
                 })
                 .collect();
-            let esc = ["", "\\n", "\\u00e9", "\\/", "\\\"", "\\u001f"][rng.gen_range(0..6)];
+            let esc = ["", "\\n", "\\u00e9", "\\/", "\\\"", "\\u001f"][rng.random_range(0..6)];
             format!("\"{s}{esc}\"")
         }
         5 => {
-            let items: Vec<String> = (0..rng.gen_range(0..4))
+            let items: Vec<String> = (0..rng.random_range(0..4))
                 .map(|_| gen_json(rng, depth + 1))
                 .collect();
             format!("[{}{}]", ws(rng), items.join(","))
         }
         _ => {
             let keys = ["a", "b", "aa", "ab", "é", "long_key", "a"];
-            let items: Vec<String> = (0..rng.gen_range(0..5))
+            let items: Vec<String> = (0..rng.random_range(0..5))
                 .map(|_| {
                     format!(
                         "\"{}\"{}:{}",
-                        keys[rng.gen_range(0..keys.len())],
+                        keys[rng.random_range(0..keys.len())],
                         ws(rng),
                         gen_json(rng, depth + 1)
                     )
@@ -493,8 +493,8 @@ fn gen_json(rng: &mut StdRng, depth: u32) -> String {
 }
 
 fn gen_bytea(rng: &mut StdRng) -> String {
-    let bytes: Vec<u8> = (0..rng.gen_range(0..16)).map(|_| rng.r#gen()).collect();
-    if rng.gen_bool(0.5) {
+    let bytes: Vec<u8> = (0..rng.random_range(0..16)).map(|_| rng.random()).collect();
+    if rng.random_bool(0.5) {
         let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
         format!("\\x{hex}")
     } else {

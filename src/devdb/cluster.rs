@@ -164,13 +164,12 @@ impl Layout {
         pg.give(&conf, 0o600)
     }
 
-    /// Creates the roles and the app database over the trusted Unix socket.
-    pub(crate) async fn bootstrap(&self, port: u16) -> Result<(), DevDbError> {
-        let pg_err = |what: &str, e| DevDbError::Postgres {
-            what: what.to_string(),
-            source: e,
-            log_tail: log_tail(&self.log()),
-        };
+    /// A superuser client to the `postgres` database over the trusted Unix socket; the
+    /// connection task runs on the current runtime.
+    pub(crate) async fn socket_client(
+        &self,
+        port: u16,
+    ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), DevDbError> {
         let (client, conn) = tokio_postgres::Config::new()
             .host_path(self.run())
             .port(port)
@@ -178,8 +177,25 @@ impl Layout {
             .dbname("postgres")
             .connect(tokio_postgres::NoTls)
             .await
-            .map_err(|e| pg_err("bootstrap connection over the Unix socket", e))?;
-        let task = tokio::spawn(conn);
+            .map_err(|e| self.pg_err("connecting over the Unix socket", e))?;
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok((client, task))
+    }
+
+    /// A [`DevDbError::Postgres`] carrying the tail of the server log.
+    pub(crate) fn pg_err(&self, what: &str, e: tokio_postgres::Error) -> DevDbError {
+        DevDbError::Postgres {
+            what: what.to_string(),
+            source: e,
+            log_tail: log_tail(&self.log()),
+        }
+    }
+
+    /// Creates the roles and the app database over the trusted Unix socket.
+    pub(crate) async fn bootstrap(&self, port: u16) -> Result<(), DevDbError> {
+        let (client, task) = self.socket_client(port).await?;
         let roles = format!(
             "CREATE ROLE {CONTROL_USER} LOGIN SUPERUSER PASSWORD '{CONTROL_PASSWORD}';\
              CREATE ROLE {APP_USER} LOGIN PASSWORD '{APP_PASSWORD}';"
@@ -187,11 +203,11 @@ impl Layout {
         client
             .batch_execute(&roles)
             .await
-            .map_err(|e| pg_err("creating the roles", e))?;
+            .map_err(|e| self.pg_err("creating the roles", e))?;
         client
             .batch_execute(&format!("CREATE DATABASE {APP_DATABASE} OWNER {APP_USER}"))
             .await
-            .map_err(|e| pg_err("creating the app database", e))?;
+            .map_err(|e| self.pg_err("creating the app database", e))?;
         drop(client);
         let _ = task.await;
         Ok(())

@@ -4,13 +4,15 @@
 //! [`DevDb::start`] creates a temporary directory, a CA ([`TestCa`]) and server certificate,
 //! copies a per-process `initdb` template (see `template`) + `pg_ctl start` (as the `postgres` OS user when we are root), and creates the
 //! fixed roles ([`SUPERUSER`], [`CONTROL_USER`], [`APP_USER`]) and [`APP_DATABASE`]. TCP accepts
-//! only TLS + SCRAM on 127.0.0.1; dropping the [`DevDb`] stops the server and removes the
-//! directory.
+//! only TLS + SCRAM on 127.0.0.1. A [`DevDb`] is a handle on one database of the server;
+//! [`DevDb::new_database`] (see `shared`) hands out more, on fresh databases of the same
+//! server. Dropping the last handle stops the server and removes the directory.
 
 mod ca;
 mod cluster;
 mod pgbin;
 mod reap;
+mod shared;
 mod template;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -141,17 +143,30 @@ impl Default for DevDbOptions {
     }
 }
 
-/// A running throwaway PostgreSQL. Dropping it stops the server (immediate mode) and removes
-/// its directory.
+/// A handle on one database of a running throwaway PostgreSQL: [`DevDb::start`] makes the
+/// server and the handle on [`APP_DATABASE`]; [`DevDb::new_database`] (see `shared`) makes
+/// more handles on fresh databases of the same server. The server is stopped (immediate mode)
+/// and its directory removed when its last handle is dropped.
 #[derive(Debug)]
 pub struct DevDb {
+    server: Arc<Server>,
+    database: String,
+    scratch: PathBuf,
+    /// Made by `new_database`: the database is dropped and `scratch` removed with the handle.
+    owns_database: bool,
+}
+
+/// The server behind one or more [`DevDb`] handles.
+#[derive(Debug)]
+struct Server {
     pg: PgBin,
     layout: Layout,
     port: u16,
     ca: Arc<TestCa>,
     ca_cert: PathBuf,
-    scratch: PathBuf,
     settings: Vec<(String, String)>,
+    /// The write end of the exit watcher's pipe (see `shared`), when one was started.
+    exit_watch: parking_lot::Mutex<Option<std::process::ChildStdin>>,
     // Last field: removed after `Drop::drop` has stopped the server.
     _tmp: tempfile::TempDir,
 }
@@ -174,41 +189,40 @@ impl DevDb {
                 source: e,
             })?;
         let layout = Layout::new(tmp.path());
-        let mut db = DevDb {
+        let scratch = tmp.path().join("scratch");
+        let mut server = Server {
             ca_cert: tmp.path().join("ca.crt"),
-            scratch: tmp.path().join("scratch"),
             settings: opts.settings,
             pg,
             layout,
             port: 0,
             ca,
+            exit_watch: parking_lot::Mutex::new(None),
             _tmp: tmp,
         };
-        // From here on, an error drops `db`, which stops any server and removes the directory.
-        db.layout
-            .prepare(&db.pg, &db.ca, &opts.server_names, &db.ca_cert, &db.scratch)?;
-        template::copy_into(&db.pg, &db.layout).await?;
-        db.first_start(opts.port).await?;
-        db.layout.bootstrap(db.port).await?;
-        Ok(db)
+        // From here on, an error drops `server`, which stops any server and removes the directory.
+        server.layout.prepare(
+            &server.pg,
+            &server.ca,
+            &opts.server_names,
+            &server.ca_cert,
+            &scratch,
+        )?;
+        template::copy_into(&server.pg, &server.layout).await?;
+        server.first_start(opts.port).await?;
+        server.layout.bootstrap(server.port).await?;
+        Ok(DevDb {
+            server: Arc::new(server),
+            database: APP_DATABASE.to_owned(),
+            scratch,
+            owns_database: false,
+        })
     }
 
-    /// Starts on the requested port, or on a free one, retrying a few free ports on a clash.
-    async fn first_start(&mut self, fixed: Option<u16>) -> Result<(), DevDbError> {
-        let attempts = if fixed.is_some() { 1 } else { START_ATTEMPTS };
-        let mut attempt = 1;
-        loop {
-            self.port = match fixed {
-                Some(p) => p,
-                None => free_port()?,
-            };
-            self.layout
-                .write_config(&self.pg, self.port, &self.settings)?;
-            match self.start_again().await {
-                Err(e) if attempt < attempts && port_clash(&e) => attempt += 1,
-                res => return res,
-            }
-        }
+    /// The database this handle is for: [`APP_DATABASE`] for [`start`](Self::start)'s
+    /// handle, a fresh `t_<n>` for one made by `new_database`.
+    pub fn database(&self) -> &str {
+        &self.database
     }
 
     /// "localhost" (the name in the server certificate; resolves to 127.0.0.1 here).
@@ -217,19 +231,20 @@ impl DevDb {
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port
     }
 
     pub fn ca(&self) -> &Arc<TestCa> {
-        &self.ca
+        &self.server.ca
     }
 
     /// PEM file of the CA, readable by anyone.
     pub fn ca_cert_path(&self) -> &Path {
-        &self.ca_cert
+        &self.server.ca_cert
     }
 
-    /// A scratch directory for callers' files (certificates, configs); removed on drop.
+    /// A scratch directory for callers' files (certificates, configs), one per handle;
+    /// removed on drop.
     pub fn dir(&self) -> &Path {
         &self.scratch
     }
@@ -237,51 +252,40 @@ impl DevDb {
     /// The server's data directory (`PGDATA`; owned by the server's OS user, readable by the
     /// caller when it is root or that user).
     pub fn data_dir(&self) -> PathBuf {
-        self.layout.data()
+        self.server.layout.data()
     }
 
     /// The server's log file.
     pub fn log_path(&self) -> PathBuf {
-        self.layout.log()
+        self.server.layout.log()
     }
 
     /// The path of a PostgreSQL client binary from the same installation ("psql", "pgbench").
     pub fn bin(&self, tool: &str) -> PathBuf {
-        self.pg.bindir().join(tool)
+        self.server.pg.bindir().join(tool)
     }
 
     /// The last lines of the server's log (for test failure messages).
     pub fn log_tail(&self) -> String {
-        log_tail(&self.layout.log())
+        log_tail(&self.server.layout.log())
     }
 
     /// `pg_ctl stop -m fast`.
     pub async fn stop(&self) -> Result<(), DevDbError> {
-        self.pg_ctl(&["stop", "-m", "fast"]).await
+        self.server.pg_ctl(&["stop", "-m", "fast"]).await
     }
 
     /// Starts the server again after [`stop`](Self::stop): same data, same port.
     pub async fn start_again(&self) -> Result<(), DevDbError> {
-        self.pg_ctl(&["start", "-l", &self.layout.log().to_string_lossy()])
-            .await
+        self.server.start_again().await
     }
 
     /// `pg_ctl restart -m fast`.
     pub async fn restart(&self) -> Result<(), DevDbError> {
-        let log = self.layout.log();
-        self.pg_ctl(&["restart", "-m", "fast", "-l", &log.to_string_lossy()])
+        let log = self.server.layout.log();
+        self.server
+            .pg_ctl(&["restart", "-m", "fast", "-l", &log.to_string_lossy()])
             .await
-    }
-
-    async fn pg_ctl(&self, args: &[&str]) -> Result<(), DevDbError> {
-        let data = self.layout.data();
-        let mut all: Vec<&str> = vec!["-D", data.to_str().unwrap_or_default(), "-w", "-t", "30"];
-        all.extend_from_slice(args);
-        let log = self.layout.log();
-        self.pg
-            .run("pg_ctl", all, self.layout.root(), Some(&log))
-            .await
-            .map(|_| ())
     }
 
     /// A tokio-postgres client over verify-full TLS as the superuser, to `database`.
@@ -321,7 +325,7 @@ impl DevDb {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host(self.host())
             .hostaddr(IpAddr::V4(Ipv4Addr::LOCALHOST))
-            .port(self.port)
+            .port(self.server.port)
             .user(user)
             .password(password)
             .dbname(database)
@@ -332,7 +336,7 @@ impl DevDb {
     /// A rustls client config trusting only this DevDb's CA (ring provider).
     pub fn tls_client_config(&self) -> Result<rustls::ClientConfig, DevDbError> {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.cert_der())?;
+        roots.add(self.server.ca.cert_der())?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         Ok(rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
@@ -344,16 +348,52 @@ impl DevDb {
     pub fn conninfo(&self, user: &str, password: &str, database: &str) -> String {
         format!(
             "host=localhost hostaddr=127.0.0.1 port={} user={} password={} dbname={} sslmode=verify-full sslrootcert={}",
-            self.port,
+            self.server.port,
             conninfo_quote(user),
             conninfo_quote(password),
             conninfo_quote(database),
-            conninfo_quote(&self.ca_cert.to_string_lossy()),
+            conninfo_quote(&self.server.ca_cert.to_string_lossy()),
         )
     }
 }
 
-impl Drop for DevDb {
+impl Server {
+    /// Starts on the requested port, or on a free one, retrying a few free ports on a clash.
+    async fn first_start(&mut self, fixed: Option<u16>) -> Result<(), DevDbError> {
+        let attempts = if fixed.is_some() { 1 } else { START_ATTEMPTS };
+        let mut attempt = 1;
+        loop {
+            self.port = match fixed {
+                Some(p) => p,
+                None => free_port()?,
+            };
+            self.layout
+                .write_config(&self.pg, self.port, &self.settings)?;
+            match self.start_again().await {
+                Err(e) if attempt < attempts && port_clash(&e) => attempt += 1,
+                res => return res,
+            }
+        }
+    }
+
+    async fn start_again(&self) -> Result<(), DevDbError> {
+        self.pg_ctl(&["start", "-l", &self.layout.log().to_string_lossy()])
+            .await
+    }
+
+    async fn pg_ctl(&self, args: &[&str]) -> Result<(), DevDbError> {
+        let data = self.layout.data();
+        let mut all: Vec<&str> = vec!["-D", data.to_str().unwrap_or_default(), "-w", "-t", "30"];
+        all.extend_from_slice(args);
+        let log = self.layout.log();
+        self.pg
+            .run("pg_ctl", all, self.layout.root(), Some(&log))
+            .await
+            .map(|_| ())
+    }
+}
+
+impl Drop for Server {
     fn drop(&mut self) {
         let data = self.layout.data();
         if !data.join("postmaster.pid").exists() {

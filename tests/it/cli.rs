@@ -8,10 +8,10 @@ use base64::Engine;
 use pgcloak::config::Mode;
 use pgcloak::control::keys;
 use pgcloak::crypto::MasterKey;
-use pgcloak::devdb::{APP_DATABASE, CONTROL_PASSWORD, DevDb, DevDbOptions};
+use pgcloak::devdb::{CONTROL_PASSWORD, DevDb};
 use tokio::process::Command;
 
-use crate::harness::{ProxyOptions, config_toml, with_database};
+use crate::harness::{ProxyOptions, config_toml, shared_db, with_database};
 
 const RULES: &str = r#"
 [tables.patients]
@@ -53,7 +53,11 @@ fn write_config(db: &DevDb) -> String {
     let text = format!(
         "rules = [\"rules.toml\"]\n{base}\n[keys]\nmaster_key_env = \"PGCLOAK_MASTER_KEY\"\n"
     );
-    std::fs::write(db.dir().join("rules.toml"), with_database(RULES)).unwrap();
+    std::fs::write(
+        db.dir().join("rules.toml"),
+        with_database(RULES, db.database()),
+    )
+    .unwrap();
     let path = db.dir().join("pgcloak.toml");
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
@@ -69,9 +73,9 @@ pub(crate) fn has(out: &Out, needle: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_keys_init_rotate_rewrap_through_the_binary() {
-    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
+    let db = shared_db().await;
     let cfg = write_config(&db);
-    let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    let su = db.superuser_client(db.database()).await.unwrap();
     // dx has the wrong storage type, and no keys exist yet.
     su.batch_execute("create table patients (id int, ssn bytea, dx text)")
         .await
@@ -160,9 +164,9 @@ async fn count_version(su: &tokio_postgres::Client, column: &str, v: u8) -> i64 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_reencrypt_through_the_binary() {
-    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
+    let db = shared_db().await;
     let cfg = write_config(&db);
-    let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    let su = db.superuser_client(db.database()).await.unwrap();
     su.batch_execute("create table patients (id int primary key, ssn bytea unique, dx bytea)")
         .await
         .unwrap();

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER, DevDb, DevDbOptions};
+use pgcloak::devdb::{APP_PASSWORD, APP_USER};
 
 use crate::harness::start_encrypted;
-use crate::harness::{ProxyOptions, TestEnv};
+use crate::harness::{ProxyOptions, TestEnv, retarget, shared_db};
 
 mod rust_drivers;
 
@@ -73,13 +73,12 @@ fn ddl(plain: bool) -> String {
     )
 }
 
-/// A database with the compat tables and data keys, and pgcloak with the compat rules.
+/// A fresh database of the module's shared cluster with the compat tables and data keys, and
+/// pgcloak with the compat rules.
 pub async fn compat_env() -> TestEnv {
-    let db = DevDb::start(DevDbOptions::default())
-        .await
-        .expect("DevDb start");
+    let db = shared_db().await;
     let app = db
-        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        .client(APP_USER, APP_PASSWORD, db.database())
         .await
         .expect("direct app login");
     app.batch_execute(&ddl(plain()))
@@ -90,6 +89,7 @@ pub async fn compat_env() -> TestEnv {
     }
     let rules_path = repo().join("schema-rules/compat.toml");
     let text = std::fs::read_to_string(&rules_path).expect("read compat rules");
+    let text = retarget(&text, db.database());
     start_encrypted(db, &text).await.0
 }
 
@@ -100,7 +100,7 @@ pub(crate) fn scenario_env(env: &TestEnv) -> Vec<(&'static str, String)> {
         ("PGCLOAK_PORT", env.proxy_addr().port().to_string()),
         ("PGCLOAK_USER", APP_USER.into()),
         ("PGCLOAK_PASSWORD", APP_PASSWORD.into()),
-        ("PGCLOAK_DB", APP_DATABASE.into()),
+        ("PGCLOAK_DB", env.db.database().into()),
         (
             "PGCLOAK_SSLROOTCERT",
             env.db.ca_cert_path().display().to_string(),
@@ -267,7 +267,7 @@ async fn clients_psql() {
     let env = compat_env().await;
     let dir = repo().join("tests/clients/psql");
     let script = require(dir.join("scenario.sql"));
-    let ci = env.proxy_conninfo(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let ci = env.proxy_conninfo(APP_USER, APP_PASSWORD, env.db.database());
     let script = script.to_str().expect("utf-8 path");
     let (code, out, err) = env.psql_args(&ci, &["-f", script]).await;
     assert_eq!(code, 0, "psql failed:\n{out}\n--- stderr ---\n{err}");

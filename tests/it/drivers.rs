@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use pgcloak::devdb::APP_DATABASE;
-
 use crate::clients::scenario_env;
-use crate::harness::{TestEnv, describe, must_fail, sqlstate};
+use crate::harness::{ProxyOptions, TestEnv, describe, must_fail, sqlstate};
 
 /// A probe subprocess gets this long before it counts as hung.
 const PROBE_LIMIT: Duration = Duration::from_secs(180);
@@ -153,10 +151,11 @@ async fn drivers_cancel_safe_direct_tls_libpq18() {
 // role's verifier was just used (and cached) by a login.
 #[tokio::test(flavor = "multi_thread")]
 async fn drivers_changed_password_counts_at_once() {
-    let env = TestEnv::start().await;
+    // Its own cluster: it creates a role (roles are cluster-wide).
+    let env = TestEnv::own(ProxyOptions::default()).await;
     let admin = env
         .db
-        .superuser_client(APP_DATABASE)
+        .superuser_client(env.db.database())
         .await
         .expect("superuser");
     admin
@@ -164,7 +163,7 @@ async fn drivers_changed_password_counts_at_once() {
         .await
         .expect("create role");
     let login = |password: &'static str| {
-        let cfg = env.proxy_pg_config("rotating", password, APP_DATABASE);
+        let cfg = env.proxy_pg_config("rotating", password, env.db.database());
         let env = &env;
         async move { env.connect(&cfg).await }
     };

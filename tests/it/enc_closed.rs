@@ -440,12 +440,12 @@ async fn a_path_set_in_the_extended_protocol_is_read_after_it_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_path_from_startup_options_is_the_one_pgcloak_reads() {
-    use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER};
+    use pgcloak::devdb::{APP_PASSWORD, APP_USER};
     let env = EncEnv::start().await;
     let direct = shadow_schema(&env).await;
     let mut cfg = env
         .env
-        .proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
+        .proxy_pg_config(APP_USER, APP_PASSWORD, env.env.db.database());
     cfg.options("-c search_path=shadow,public");
     let app = env.env.connect(&cfg).await.expect("login with options");
     catalog_knows(&app, &direct, "shadow.people").await;

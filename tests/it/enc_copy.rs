@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use futures_util::{SinkExt, TryStreamExt, pin_mut};
-use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER};
+use pgcloak::devdb::{APP_PASSWORD, APP_USER};
 use postgres_types::Type;
 use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
 
@@ -203,7 +203,9 @@ async fn bad_copy_rows_store_nothing_and_refusals() {
 #[tokio::test(flavor = "multi_thread")]
 async fn psql_copy_in_and_out_through_the_simple_protocol() {
     let env = EncEnv::start().await;
-    let ci = env.env.proxy_conninfo(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let ci = env
+        .env
+        .proxy_conninfo(APP_USER, APP_PASSWORD, env.env.db.database());
     let src = env.env.db.dir().join("people.csv");
     let dst = env.env.db.dir().join("people-out.csv");
     let data: String = (1..=500)
@@ -255,7 +257,9 @@ async fn pg_dump_and_restore_through_pgcloak() {
     let sql = "INSERT INTO people (id, name, ssn, email, note, age) VALUES \
                (1, 'Ann', 'dump-111', 'ann@x.org', 'tab\there', 30), (2, 'Bob', 'dump-222', NULL, NULL, NULL)";
     ok(&c, Proto::Simple, sql, &[]).await;
-    let ci = env.env.proxy_conninfo(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let ci = env
+        .env
+        .proxy_conninfo(APP_USER, APP_PASSWORD, env.env.db.database());
     let out = tokio::process::Command::new(env.env.db.bin("pg_dump"))
         .args(["--data-only", "-t", "people", "-d", &ci])
         .env_remove("PGPASSWORD")

@@ -5,6 +5,7 @@
 //! key, to the expected value — never the plaintext).
 
 use std::error::Error;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,14 +14,12 @@ use pgcloak::codec::{LogicalType, TextContext, text_to_canonical};
 use pgcloak::config::{ColumnRule, Rules};
 use pgcloak::control::keys;
 use pgcloak::crypto::{KeyRing, MasterKey};
-use pgcloak::devdb::{
-    APP_DATABASE, APP_PASSWORD, APP_USER, CONTROL_PASSWORD, CONTROL_USER, DevDb, DevDbOptions,
-};
+use pgcloak::devdb::{APP_PASSWORD, APP_USER, CONTROL_PASSWORD, CONTROL_USER, DevDb, DevDbOptions};
 use postgres_types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::harness::start_encrypted;
-use crate::harness::{HANG, TestEnv, describe, within};
+use crate::harness::{HANG, TestEnv, describe, retarget, shared_db, within};
 
 /// The tables of `schema-rules/matrix.toml` (storage type `bytea` for every rules column).
 pub fn matrix_ddl() -> String {
@@ -53,22 +52,31 @@ pub fn rules_path(name: &str) -> PathBuf {
 }
 
 impl EncEnv {
-    /// DevDb, matrix tables, `keys init`, then pgcloak serving `matrix.toml`.
-    pub async fn start() -> EncEnv {
-        Self::start_rules("matrix.toml", &matrix_ddl()).await
+    /// A fresh database of the calling module's shared cluster, matrix tables, `keys init`,
+    /// then pgcloak serving `matrix.toml`.
+    #[track_caller]
+    pub fn start() -> impl Future<Output = EncEnv> {
+        let db = shared_db();
+        async move { Self::start_rules_on(db.await, "matrix.toml", &matrix_ddl()).await }
     }
 
-    /// DevDb, `ddl` run as the app role, `keys init` for `rules_file`, then pgcloak.
-    pub async fn start_rules(rules_file: &str, ddl: &str) -> EncEnv {
+    /// [`start`](Self::start) on a cluster of the test's own (for a test that restarts it).
+    pub async fn start_own() -> EncEnv {
         let db = DevDb::start(DevDbOptions::default())
             .await
             .expect("DevDb start");
+        Self::start_rules_on(db, "matrix.toml", &matrix_ddl()).await
+    }
+
+    /// `ddl` run as the app role in `db`, `keys init` for `rules_file`, then pgcloak.
+    pub async fn start_rules_on(db: DevDb, rules_file: &str, ddl: &str) -> EncEnv {
         let app = db
-            .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+            .client(APP_USER, APP_PASSWORD, db.database())
             .await
             .expect("direct app login");
         app.batch_execute(ddl).await.expect("create matrix tables");
         let text = std::fs::read_to_string(rules_path(rules_file)).expect("read rules");
+        let text = retarget(&text, db.database());
         let (env, rules, master) = start_encrypted(db, &text).await;
         EncEnv { env, rules, master }
     }
@@ -87,7 +95,7 @@ impl EncEnv {
     pub async fn control(&self) -> Client {
         self.env
             .db
-            .client(CONTROL_USER, CONTROL_PASSWORD, APP_DATABASE)
+            .client(CONTROL_USER, CONTROL_PASSWORD, self.env.db.database())
             .await
             .expect("control login")
     }

@@ -285,7 +285,8 @@ async fn keys_rotate_keeps_deterministic_equality() {
 /// a wrong answer); the next session works and decrypts.
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_restart_mid_session() {
-    let env = EncEnv::start().await;
+    // Its own cluster: it restarts the server.
+    let env = EncEnv::start_own().await;
     let c = env.app().await;
     ok(
         &c,

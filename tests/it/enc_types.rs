@@ -305,8 +305,10 @@ async fn every_type_round_trips_as_binary_and_matches_text() {
 /// Runs psql through pgcloak with extra environment (libpq sends PGTZ and PGCLIENTENCODING as
 /// startup parameters, so the server's greeting reports them). Returns (code, stdout, stderr).
 async fn psql_env(env: &EncEnv, vars: &[(&str, &str)], sql: &str) -> (i32, String, String) {
-    use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER};
-    let ci = env.env.proxy_conninfo(APP_USER, APP_PASSWORD, APP_DATABASE);
+    use pgcloak::devdb::{APP_PASSWORD, APP_USER};
+    let ci = env
+        .env
+        .proxy_conninfo(APP_USER, APP_PASSWORD, env.env.db.database());
     let mut cmd = tokio::process::Command::new(env.env.db.bin("psql"));
     cmd.arg(&ci)
         .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])

@@ -9,14 +9,12 @@ use std::time::Duration;
 use pgcloak::config::Rules;
 use pgcloak::control::keys;
 use pgcloak::crypto::MasterKey;
-use pgcloak::devdb::{
-    APP_DATABASE, APP_PASSWORD, APP_USER, CONTROL_PASSWORD, CONTROL_USER, DevDb, DevDbOptions,
-};
+use pgcloak::devdb::{APP_PASSWORD, APP_USER, CONTROL_PASSWORD, CONTROL_USER};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::harness::start_encrypted;
 use crate::harness::{HANG, TestEnv, sqlstate, within};
+use crate::harness::{shared_db, start_encrypted};
 
 const RULES: &str = r#"
 [tables.patients]
@@ -32,9 +30,9 @@ struct Enc {
 }
 
 async fn start() -> Enc {
-    let db = DevDb::start(DevDbOptions::default()).await.expect("DevDb");
+    let db = shared_db().await;
     let app = db
-        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        .client(APP_USER, APP_PASSWORD, db.database())
         .await
         .expect("direct app");
     app.batch_execute(
@@ -328,7 +326,7 @@ async fn key_rotation_is_picked_up_by_an_open_session() {
     let mut control = e
         .env
         .db
-        .client(CONTROL_USER, CONTROL_PASSWORD, APP_DATABASE)
+        .client(CONTROL_USER, CONTROL_PASSWORD, e.env.db.database())
         .await
         .unwrap();
     keys::rotate(&mut control, &e.rules, &e.master, None)
@@ -375,14 +373,19 @@ async fn psql_reads_decrypted_text() {
     )
     .await
     .unwrap();
-    let conninfo = e.env.proxy_conninfo(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let conninfo = e
+        .env
+        .proxy_conninfo(APP_USER, APP_PASSWORD, e.env.db.database());
     let (code, out, err) = e
         .env
         .psql(&conninfo, "SELECT name, ssn, diagnosis, age FROM patients")
         .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "ann|111|flu|41");
-    let direct = e.env.db.conninfo(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let direct = e
+        .env
+        .db
+        .conninfo(APP_USER, APP_PASSWORD, e.env.db.database());
     let (code, out, _) = e.env.psql(&direct, "SELECT ssn FROM patients").await;
     assert_eq!(code, 0);
     assert!(out.trim().starts_with("\\x0102"), "{out}");

@@ -3,18 +3,21 @@
 //! TLS, psql, raw TCP) for both the proxy and the database.
 //!
 //! Every [`TestEnv`] owns its database and its proxy task; dropping it fires the proxy's
-//! shutdown and then stops PostgreSQL.
+//! shutdown and then drops the database. [`TestEnv::start`] and [`shared_db`] hand out a
+//! fresh database of the calling test module's shared cluster (one PostgreSQL per module,
+//! started once, stopped when the test binary exits); [`TestEnv::own`] and `DevDb::start`
+//! give a test a cluster of its own (for roles, server settings, restarts, the server log).
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use pgcloak::config::Config;
-use pgcloak::devdb::{
-    APP_DATABASE, APP_PASSWORD, APP_USER, CONTROL_PASSWORD, CONTROL_USER, DevDb, DevDbOptions,
-};
+use pgcloak::devdb::{APP_PASSWORD, APP_USER, CONTROL_PASSWORD, CONTROL_USER, DevDb, DevDbOptions};
 use pgcloak::{RunError, Secrets, run};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -44,7 +47,7 @@ pub struct ProxyOptions {
     /// `auth.mode = "userlist"` with this users file.
     pub users_file: Option<PathBuf>,
     /// Rules file text: written to `rules.toml` beside the config and listed in `rules`.
-    /// Without a top-level `database = …` line it gets `database = "app"` ([`APP_DATABASE`]).
+    /// Without a top-level `database = …` line it gets the env's database ([`DevDb::database`]).
     pub rules: Option<String>,
     /// More rules files (same treatment), written to `rules-1.toml`, `rules-2.toml`, ….
     pub more_rules: Vec<String>,
@@ -56,9 +59,9 @@ pub struct ProxyOptions {
     pub listen_toml: Option<String>,
 }
 
-/// `text` with `database = "app"` in front when it names no database at top level (before its
-/// first `[table]` header).
-pub fn with_database(text: &str) -> String {
+/// `text` with `database = "<database>"` in front when it names no database at top level
+/// (before its first `[table]` header).
+pub fn with_database(text: &str, database: &str) -> String {
     let names_one = text
         .lines()
         .map(str::trim)
@@ -70,8 +73,25 @@ pub fn with_database(text: &str) -> String {
     if names_one {
         text.to_owned()
     } else {
-        format!("database = \"{APP_DATABASE}\"\n{text}")
+        format!("database = \"{database}\"\n{text}")
     }
+}
+
+/// A rules file's `text` for `database`: its top-level `database = …` line (a file of
+/// `schema-rules/` names the devdb's "app") replaced, or added when it has none.
+pub fn retarget(text: &str, database: &str) -> String {
+    let mut top = true;
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let l = l.trim();
+            top &= !l.starts_with('[');
+            !(top
+                && l.strip_prefix("database")
+                    .is_some_and(|rest| rest.trim_start().starts_with('=')))
+        })
+        .collect();
+    with_database(&lines.join("\n"), database)
 }
 
 /// The text of a `pgcloak.toml` for `db` listening on `listen`: proxy certificate from the
@@ -106,10 +126,12 @@ pub fn config_toml(db: &DevDb, listen: SocketAddr, opts: &ProxyOptions) -> Strin
     let mut head = String::new();
     if let Some(rules) = &opts.rules {
         let mut files = vec!["\"rules.toml\"".to_owned()];
-        std::fs::write(dir.join("rules.toml"), with_database(rules)).expect("write rules.toml");
+        std::fs::write(dir.join("rules.toml"), with_database(rules, db.database()))
+            .expect("write rules.toml");
         for (i, more) in opts.more_rules.iter().enumerate() {
             let name = format!("rules-{}.toml", i + 1);
-            std::fs::write(dir.join(&name), with_database(more)).expect("write rules file");
+            std::fs::write(dir.join(&name), with_database(more, db.database()))
+                .expect("write rules file");
             files.push(format!("{name:?}"));
         }
         head.push_str(&format!(
@@ -155,13 +177,23 @@ impl Drop for TestEnv {
 }
 
 impl TestEnv {
-    /// DevDb + pgcloak with the default test config.
-    pub async fn start() -> TestEnv {
-        Self::start_with(ProxyOptions::default()).await
+    /// A fresh database in the calling module's shared cluster + pgcloak with the default
+    /// test config.
+    #[track_caller]
+    pub fn start() -> impl Future<Output = TestEnv> {
+        Self::start_with(ProxyOptions::default())
     }
 
-    /// DevDb + pgcloak with `opts` applied to the config.
-    pub async fn start_with(opts: ProxyOptions) -> TestEnv {
+    /// A fresh database in the calling module's shared cluster + pgcloak with `opts`.
+    #[track_caller]
+    pub fn start_with(opts: ProxyOptions) -> impl Future<Output = TestEnv> {
+        let db = shared_db();
+        async move { Self::start_on(db.await, opts).await }
+    }
+
+    /// A cluster of the test's own + pgcloak with `opts`: for tests that create roles, change
+    /// server settings, restart or stop the server, or read its log or files.
+    pub async fn own(opts: ProxyOptions) -> TestEnv {
         let db = DevDb::start(DevDbOptions::default())
             .await
             .expect("DevDb start");
@@ -269,7 +301,7 @@ impl TestEnv {
     /// The application role through the proxy; panics with the server log on failure.
     pub async fn app(&self) -> Client {
         match self
-            .proxy_client(APP_USER, APP_PASSWORD, APP_DATABASE)
+            .proxy_client(APP_USER, APP_PASSWORD, self.db.database())
             .await
         {
             Ok(c) => c,
@@ -296,7 +328,7 @@ impl TestEnv {
 
     /// The application role straight to PostgreSQL.
     pub async fn direct_app(&self) -> Client {
-        self.direct_client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        self.direct_client(APP_USER, APP_PASSWORD, self.db.database())
             .await
             .expect("direct login as app")
     }
@@ -305,7 +337,7 @@ impl TestEnv {
     pub async fn proxy_client_with_notifications(
         &self,
     ) -> (Client, mpsc::UnboundedReceiver<Notification>) {
-        let cfg = self.proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
+        let cfg = self.proxy_pg_config(APP_USER, APP_PASSWORD, self.db.database());
         let (client, mut conn) = cfg.connect(self.tls()).await.expect("proxy login");
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -387,14 +419,14 @@ pub fn must_fail<T>(res: Result<T, tokio_postgres::Error>) -> tokio_postgres::Er
 }
 
 /// Encrypted setup shared by the encryption and client tests: a fresh master key, `keys init`
-/// for the rules in `rules_text` (a rules file's contents; `database = "app"` unless it names
+/// for the rules in `rules_text` (a rules file's contents; `db`'s database unless it names
 /// one) over the control login to that database, then pgcloak in front of `db` with those
 /// rules.
 pub async fn start_encrypted(
     db: DevDb,
     rules_text: &str,
 ) -> (TestEnv, pgcloak::config::Rules, pgcloak::crypto::MasterKey) {
-    let text = with_database(rules_text);
+    let text = with_database(rules_text, db.database());
     let file =
         pgcloak::config::parse_rules_file(&text, Path::new("rules.toml")).expect("rules parse");
     let rules = pgcloak::config::Rules::from_columns(file.columns).expect("rules index");
@@ -413,4 +445,62 @@ pub async fn start_encrypted(
         ..ProxyOptions::default()
     };
     (TestEnv::start_on(db, opts).await, rules, master)
+}
+
+/// The shared clusters, one per test module (keyed by the module's source file), each
+/// started once on first use.
+static CLUSTERS: parking_lot::Mutex<BTreeMap<&'static str, &'static OnceLock<DevDb>>> =
+    parking_lot::Mutex::new(BTreeMap::new());
+
+/// The shared cluster for `key`, started on first use on a thread of its own with its own
+/// runtime (each `#[tokio::test]` has its own runtime, which ends with its test; nothing of
+/// the cluster may live on one). Blocks while another test is starting it.
+fn cluster(key: &'static str) -> &'static DevDb {
+    let &mut cell = CLUSTERS
+        .lock()
+        .entry(key)
+        .or_insert_with(|| Box::leak(Box::new(OnceLock::new())));
+    cell.get_or_init(|| {
+        std::thread::spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime for the shared cluster");
+            let db = rt
+                .block_on(DevDb::start(DevDbOptions::default()))
+                .expect("shared DevDb start");
+            // A static is never dropped: the server must go with the process.
+            db.stop_at_exit().expect("shared DevDb exit watcher");
+            db
+        })
+        .join()
+        .expect("shared DevDb start panicked")
+    })
+}
+
+/// A fresh database (`t_<n>`, owned by the app role, its own scratch directory) in the shared
+/// cluster of the calling test module; dropped with the returned handle.
+#[track_caller]
+pub fn shared_db() -> impl Future<Output = DevDb> {
+    let key = std::panic::Location::caller().file();
+    async move {
+        let server = tokio::task::spawn_blocking(move || cluster(key))
+            .await
+            .expect("shared cluster start");
+        server.new_database().await.expect("a fresh database")
+    }
+}
+
+/// Polls `check` every 20 ms until it returns true; panics with `what` after `limit`. For
+/// waiting on a condition instead of sleeping a fixed time.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -2,8 +2,6 @@
 //! `serve`, `keys rotate`, a wrap moved to another row (refused by the encryption context), a
 //! key id that does not exist, KMS down at start, a missing HSM key label, a wrong PIN.
 
-use pgcloak::devdb::APP_DATABASE;
-
 use crate::keys_providers::{
     RULES, Setup, TABLE, aws_keys, expected, fails, insert, ok, pkcs11_keys, read_all,
 };
@@ -37,7 +35,7 @@ async fn aws_kms_init_rotate_serve_and_failures() {
     }
     // The encryption context binds the data key's identity: a wrap moved to another row
     // does not decrypt.
-    let su = s.db.superuser_client(APP_DATABASE).await.unwrap();
+    let su = s.db.superuser_client(s.db.database()).await.unwrap();
     let saved = "create table saved as select * from pgcloak.data_keys";
     su.batch_execute(saved).await.unwrap();
     su.batch_execute(

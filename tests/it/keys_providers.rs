@@ -4,12 +4,13 @@
 //! nothing unwrapping with the previous provider, and a data key the provider refuses at a
 //! reload (the proxy keeps serving; only that column's values fail).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use pgcloak::devdb::{APP_DATABASE, DevDb, DevDbOptions};
+use pgcloak::devdb::DevDb;
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::harness::{ProxyOptions, config_toml, with_database};
+use crate::harness::{ProxyOptions, config_toml, shared_db, with_database};
 use crate::keys_servers::{
     Bao, Moto, Run, SoftHsm, aws_env, eventually, pgcloak, proxy_client, spawn_serve,
 };
@@ -39,13 +40,23 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub async fn start(rules: &str, table_sql: &str) -> Setup {
-        let db = DevDb::start(DevDbOptions::default()).await.unwrap();
-        let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    /// In a fresh database of the calling module's shared cluster.
+    #[track_caller]
+    pub fn start<'a>(rules: &'a str, table_sql: &'a str) -> impl Future<Output = Setup> + 'a {
+        let db = shared_db();
+        async move { Self::start_on(db.await, rules, table_sql).await }
+    }
+
+    async fn start_on(db: DevDb, rules: &str, table_sql: &str) -> Setup {
+        let su = db.superuser_client(db.database()).await.unwrap();
         su.batch_execute(table_sql).await.unwrap();
         let listen = free_addr();
         let base = config_toml(&db, listen, &ProxyOptions::default());
-        std::fs::write(db.dir().join("rules.toml"), with_database(rules)).unwrap();
+        std::fs::write(
+            db.dir().join("rules.toml"),
+            with_database(rules, db.database()),
+        )
+        .unwrap();
         let mut env = aws_env();
         env.push((
             "PGCLOAK_MASTER_KEY".into(),
@@ -113,7 +124,7 @@ impl Setup {
 
     /// The stored `(provider, provider_key, provider_key_version)` of every data key.
     pub async fn wrapped_by(&self) -> Vec<(String, String, Option<i32>)> {
-        let su = self.db.superuser_client(APP_DATABASE).await.unwrap();
+        let su = self.db.superuser_client(self.db.database()).await.unwrap();
         su.query(
             "select provider, provider_key, provider_key_version from pgcloak.data_keys order by key_name, version",
             &[],
@@ -199,7 +210,7 @@ pub(crate) async fn insert(s: &Setup, id: i32) {
     .await
     .unwrap();
     // Stored encrypted: the plaintext is not in the table.
-    let su = s.db.superuser_client(APP_DATABASE).await.unwrap();
+    let su = s.db.superuser_client(s.db.database()).await.unwrap();
     let raw: Vec<u8> = su
         .query_one(&format!("select ssn from patients where id = {id}"), &[])
         .await
@@ -312,7 +323,7 @@ async fn a_data_key_the_provider_refuses_fails_only_that_columns_values() {
     let (_guard, log) = s.serve(&cfg).await;
     insert(&s, 1).await;
     // A version 2 of the ssn key that the provider does not unwrap (an altered row).
-    let su = s.db.superuser_client(APP_DATABASE).await.unwrap();
+    let su = s.db.superuser_client(s.db.database()).await.unwrap();
     su.batch_execute(
         "insert into pgcloak.data_keys (key_name, version, algorithm, wrapped_key) \
          values ('public.patients.ssn', 2, 'aes-256-siv', '\\x0102')",

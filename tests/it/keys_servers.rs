@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use pgcloak::devdb::{APP_DATABASE, CONTROL_PASSWORD, DevDb};
+use pgcloak::devdb::{CONTROL_PASSWORD, DevDb};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -91,7 +91,7 @@ pub async fn proxy_client(db: &DevDb, port: u16) -> tokio_postgres::Client {
         .port(port)
         .user(pgcloak::devdb::APP_USER)
         .password(pgcloak::devdb::APP_PASSWORD)
-        .dbname(APP_DATABASE)
+        .dbname(db.database())
         .ssl_mode(tokio_postgres::config::SslMode::Require)
         .connect_timeout(Duration::from_secs(20));
     let (c, conn) = cfg.connect(tls).await.expect("connect through the proxy");

@@ -5,8 +5,6 @@
 
 use std::path::Path;
 
-use pgcloak::devdb::APP_DATABASE;
-
 use crate::keys_providers::{
     RULES, Setup, TABLE, VAULT_POLICY, expected, fails, insert, ok, read_all, vault_keys,
 };
@@ -98,7 +96,7 @@ async fn vault_transit_init_rotate_rewrap_latest_and_failures() {
 
     // Vault goes down while serving: a key reload fails, the proxy keeps serving.
     bao.stop().await;
-    let su = s.db.superuser_client(APP_DATABASE).await.unwrap();
+    let su = s.db.superuser_client(s.db.database()).await.unwrap();
     su.batch_execute(
         "insert into pgcloak.data_keys (key_name, version, algorithm, wrapped_key, provider, provider_key, provider_key_version) \
          select key_name, version + 10, algorithm, wrapped_key, provider, provider_key, provider_key_version from pgcloak.data_keys where version = 1",
@@ -147,8 +145,16 @@ async fn vault_approle_login_and_token_renewal_while_serving() {
     );
     let (_guard, log) = s.serve(&cfg).await;
     insert(&s, 1).await;
-    // The proxy renews its token in the background: after three TTLs it still unwraps.
-    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    // The proxy renews its token in the background (at half its TTL): after three renewals,
+    // well past the first token's TTL, it still unwraps.
+    eventually("three token renewals", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("vault token renewed")
+            .count()
+            >= 3
+    })
+    .await;
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
         logged.matches("vault token renewed").count() >= 3,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER};
+use pgcloak::devdb::{APP_PASSWORD, APP_USER};
 
 use crate::harness::{HANG, ProxyOptions, TestEnv};
 use crate::harness::{describe, must_fail, sqlstate, within};
@@ -21,7 +21,10 @@ fn listen(toml: &str) -> ProxyOptions {
 async fn connect_when_free(env: &TestEnv) -> tokio_postgres::Client {
     within(HANG, async {
         loop {
-            match env.proxy_client(APP_USER, APP_PASSWORD, APP_DATABASE).await {
+            match env
+                .proxy_client(APP_USER, APP_PASSWORD, env.db.database())
+                .await
+            {
                 Ok(c) => return c,
                 Err(e) if sqlstate(&e).as_deref() == Some("53300") => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -38,7 +41,10 @@ async fn connections_beyond_max_connections_get_53300_and_a_freed_slot_is_reused
     let env = TestEnv::start_with(listen("max_connections = 2")).await;
     let a = env.app().await;
     let b = env.app().await;
-    let e = must_fail(env.proxy_client(APP_USER, APP_PASSWORD, APP_DATABASE).await);
+    let e = must_fail(
+        env.proxy_client(APP_USER, APP_PASSWORD, env.db.database())
+            .await,
+    );
     assert_eq!(sqlstate(&e).as_deref(), Some("53300"), "{}", describe(&e));
     assert!(
         describe(&e).contains("too many clients"),
@@ -57,7 +63,10 @@ async fn connections_beyond_max_connections_get_53300_and_a_freed_slot_is_reused
         n, 2,
         "the slot of a closed session is given to the next client"
     );
-    let e = must_fail(env.proxy_client(APP_USER, APP_PASSWORD, APP_DATABASE).await);
+    let e = must_fail(
+        env.proxy_client(APP_USER, APP_PASSWORD, env.db.database())
+            .await,
+    );
     assert_eq!(sqlstate(&e).as_deref(), Some("53300"), "still two at most");
 }
 
@@ -67,7 +76,7 @@ async fn a_message_over_max_message_bytes_closes_only_its_session() {
     let other = env.app().await;
     // A raw client, to see exactly what goes over the wire (tokio-postgres, still writing the
     // message when the FATAL and the close arrive, sometimes reports only "connection closed").
-    let params = [("user", APP_USER), ("database", APP_DATABASE)];
+    let params = [("user", APP_USER), ("database", env.db.database())];
     let mut ok = Raw::login(env.proxy_addr(), &env.db, &params, APP_PASSWORD)
         .await
         .expect("login");
@@ -114,7 +123,7 @@ async fn sessions_open_at_the_shutdown_timeout_get_57p01_before_the_close() {
         ..ProxyOptions::default()
     })
     .await;
-    let cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, env.db.database());
     let (client, conn) = cfg.connect(env.tls()).await.expect("proxy login");
     let conn = tokio::spawn(conn);
     // The table in its own transaction: only the insert is left unfinished.

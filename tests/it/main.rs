@@ -1,6 +1,8 @@
-//! Integration tests: real PostgreSQL, real TLS, real drivers. Each test starts its own
-//! throwaway PostgreSQL ([`pgcloak::devdb::DevDb`]) and runs pgcloak in front of it
-//! ([`harness::TestEnv`]); `serve` tests run the real binary as a child process.
+//! Integration tests: real PostgreSQL, real TLS, real drivers. Each test module shares one
+//! throwaway PostgreSQL ([`pgcloak::devdb::DevDb`]) with a fresh database per test
+//! ([`harness::shared_db`]); tests that change the server itself (roles, settings, restarts,
+//! its log or files) start their own. pgcloak runs in front of it ([`harness::TestEnv`]);
+//! `serve` tests run the real binary as a child process.
 
 mod adversarial;
 mod adversarial_deep;

@@ -11,14 +11,14 @@ use pgcloak::control::keys;
 use pgcloak::control::migrate::progress::Progress;
 use pgcloak::control::migrate::{self, Direction, Options, Outcome};
 use pgcloak::crypto::MasterKey;
-use pgcloak::devdb::{APP_DATABASE, CONTROL_PASSWORD, CONTROL_USER, DevDb, DevDbOptions};
+use pgcloak::devdb::{CONTROL_PASSWORD, CONTROL_USER, DevDb};
 use tokio_postgres::Client;
 
-use crate::harness::{TestEnv, start_encrypted};
+use crate::harness::{HANG, TestEnv, shared_db, start_encrypted, wait_until};
 
-/// The control login to the app database.
+/// The control login to `db`'s database.
 pub(crate) async fn control(db: &DevDb) -> Client {
-    db.client(CONTROL_USER, CONTROL_PASSWORD, APP_DATABASE)
+    db.client(CONTROL_USER, CONTROL_PASSWORD, db.database())
         .await
         .expect("control login")
 }
@@ -110,8 +110,8 @@ async fn every_logical_type_migrates_to_what_the_proxy_writes() {
             )
         }))
         .collect();
-    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
-    let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    let db = shared_db().await;
+    let su = db.superuser_client(db.database()).await.unwrap();
     let cols: Vec<String> = TYPES.iter().map(|(c, t, _)| format!("{c} {t}")).collect();
     let vals: Vec<String> = TYPES
         .iter()
@@ -146,12 +146,27 @@ async fn every_logical_type_migrates_to_what_the_proxy_writes() {
         .unwrap_or_else(|e| panic!("{column}: {e}"));
         assert!(matches!(out, Outcome::Done(_)), "{column}: {out:?}");
     }
-    let su = env.db.superuser_client(APP_DATABASE).await.unwrap();
+    let su = env.db.superuser_client(env.db.database()).await.unwrap();
     for (c, _, _) in TYPES {
         assert_eq!(column_type(&su, "types", c).await, "bytea", "{c}");
     }
-    // The proxy picks the switch up at its next catalog poll.
-    tokio::time::sleep(pgcloak::control::encryption::POLL_INTERVAL * 2).await;
+    // The proxy picks the switch up at its next catalog poll: wait until it decrypts.
+    wait_until(
+        HANG,
+        "the proxy to decrypt the migrated columns",
+        || async {
+            let first = app
+                .simple_query(&format!("SELECT {} FROM types WHERE id = 1", TYPES[0].0))
+                .await;
+            first.ok().and_then(|msgs| {
+                msgs.iter().find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                    _ => None,
+                })
+            }) == before[0]
+        },
+    )
+    .await;
     assert_eq!(
         row_text(&app, 1).await,
         before,
@@ -279,8 +294,8 @@ async fn writer(env: Arc<TestEnv>, w: i64, stop: Arc<AtomicBool>, extra: u32) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_writers_through_pgcloak_during_a_200k_row_migration_lose_nothing() {
-    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
-    let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    let db = shared_db().await;
+    let su = db.superuser_client(db.database()).await.unwrap();
     su.batch_execute(&format!(
         "CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, plan text); \
          GRANT ALL ON accounts TO app; \
@@ -297,7 +312,19 @@ async fn eight_writers_through_pgcloak_during_a_200k_row_migration_lose_nothing(
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| tokio::spawn(writer(env.clone(), w, stop.clone(), 40)))
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The migration starts once every writer is writing (each one's first insert is its
+    // third statement).
+    wait_until(HANG, "the writers to write", || async {
+        su.query_one(
+            "SELECT count(DISTINCT id % $1) FROM accounts WHERE id >= $2",
+            &[&WRITERS, &ROWS],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+            == WRITERS
+    })
+    .await;
     let opts = Options {
         batch_rows: 5000,
         ..Options::default()
@@ -331,7 +358,7 @@ async fn eight_writers_through_pgcloak_during_a_200k_row_migration_lose_nothing(
     expected.retain(|_, v| v.is_some());
 
     // Every stored value is an envelope of the deterministic mode.
-    let su = env.db.superuser_client(APP_DATABASE).await.unwrap();
+    let su = env.db.superuser_client(env.db.database()).await.unwrap();
     assert_eq!(column_type(&su, "accounts", "email").await, "bytea");
     let bad: i64 = su
         .query_one(
@@ -343,9 +370,15 @@ async fn eight_writers_through_pgcloak_during_a_200k_row_migration_lose_nothing(
         .unwrap()
         .get(0);
     assert_eq!(bad, 0, "stored values that are not envelopes");
-    // Every row is right through pgcloak (after its catalog poll).
-    tokio::time::sleep(pgcloak::control::encryption::POLL_INTERVAL * 2).await;
+    // Every row is right through pgcloak, once its catalog poll has seen the switch (the
+    // column is described as text again).
     let app = env.app().await;
+    wait_until(HANG, "the proxy to see the migrated column", || async {
+        app.prepare("SELECT email FROM accounts")
+            .await
+            .is_ok_and(|s| s.columns()[0].type_() == &tokio_postgres::types::Type::TEXT)
+    })
+    .await;
     let rows = app
         .query("SELECT id, email FROM accounts", &[])
         .await

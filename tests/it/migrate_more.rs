@@ -8,18 +8,18 @@ use std::time::Duration;
 
 use pgcloak::control::keys;
 use pgcloak::control::migrate::{self, Direction, Options, Outcome};
-use pgcloak::devdb::{APP_DATABASE, DevDb, DevDbOptions};
+use pgcloak::devdb::DevDb;
 use tokio::process::Command;
 
 use crate::cli::has;
-use crate::harness::{ProxyOptions, config_toml, start_encrypted, with_database};
+use crate::harness::{ProxyOptions, config_toml, shared_db, start_encrypted, with_database};
 use crate::leak::{sentinel, sentinels_in};
 use crate::migrate::{column_type, control, run};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn decrypt_brings_the_column_back_with_its_constraints() {
-    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
-    let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    let db = shared_db().await;
+    let su = db.superuser_client(db.database()).await.unwrap();
     su.batch_execute(
         "CREATE TABLE people (id int PRIMARY KEY, ssn varchar(11) NOT NULL UNIQUE, note text); \
          CREATE INDEX people_note ON people (note); GRANT ALL ON people TO app; \
@@ -145,7 +145,7 @@ async fn decrypt_brings_the_column_back_with_its_constraints() {
 
 /// The files of `table`'s heap and TOAST relations.
 async fn table_files(db: &DevDb, table: &str) -> Vec<PathBuf> {
-    let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    let su = db.superuser_client(db.database()).await.unwrap();
     su.batch_execute("CHECKPOINT").await.unwrap();
     let sql = "SELECT pg_relation_filepath(oid) FROM pg_class WHERE oid = $1::text::regclass \
                OR oid = (SELECT reltoastrelid FROM pg_class WHERE oid = $1::text::regclass)";
@@ -177,8 +177,8 @@ async fn sentinels_in_files(db: &DevDb, table: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vacuum_removes_the_old_plaintext_from_the_data_files() {
-    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
-    let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    let db = shared_db().await;
+    let su = db.superuser_client(db.database()).await.unwrap();
     let secrets: Vec<String> = (0..200).map(|_| sentinel()).collect();
     for t in ["kept", "vacuumed"] {
         su.batch_execute(&format!(
@@ -298,8 +298,9 @@ async fn kill_when(cfg: &str, master: &str, c: &tokio_postgres::Client, ready: &
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_at_several_points_the_rerun_finishes() {
-    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
-    let su = db.superuser_client(APP_DATABASE).await.unwrap();
+    let db = shared_db().await;
+    let database = db.database().to_owned();
+    let su = db.superuser_client(db.database()).await.unwrap();
     su.batch_execute(
         "CREATE TABLE big (id int PRIMARY KEY, v text UNIQUE); \
          INSERT INTO big SELECT i, 'v' || i FROM generate_series(1, 30000) i; ANALYZE big",
@@ -309,7 +310,11 @@ async fn killed_at_several_points_the_rerun_finishes() {
     let rules_text = "[tables.big]\nv = { type = \"text\", mode = \"deterministic\" }\n";
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
     let base = config_toml(&db, listen, &ProxyOptions::default());
-    std::fs::write(db.dir().join("rules.toml"), with_database(rules_text)).unwrap();
+    std::fs::write(
+        db.dir().join("rules.toml"),
+        with_database(rules_text, db.database()),
+    )
+    .unwrap();
     let cfg = db.dir().join("pgcloak.toml");
     std::fs::write(
         &cfg,
@@ -349,7 +354,7 @@ async fn killed_at_several_points_the_rerun_finishes() {
         "dry run changed nothing"
     );
     let st = output(&cfg, &master, &["migrate", "status"]).await;
-    has(&st, "database app: no migrations");
+    has(&st, &format!("database {database}: no migrations"));
 
     // Killed in the backfill, twice, with writes around pgcloak (plaintext, as an app writes
     // a pending column) in between, then in whatever phase follows the backfill.
@@ -359,7 +364,10 @@ async fn killed_at_several_points_the_rerun_finishes() {
         .await
         .unwrap();
     let st = output(&cfg, &master, &["migrate", "status"]).await;
-    has(&st, "database app: public.big.v: encrypt backfill: ");
+    has(
+        &st,
+        &format!("database {database}: public.big.v: encrypt backfill: "),
+    );
     assert!(kill_when(&cfg, &master, &su, "rows_done >= 12000").await);
     su.batch_execute("UPDATE big SET v = 'again' || id WHERE id BETWEEN 20000 AND 20100")
         .await
@@ -374,7 +382,10 @@ async fn killed_at_several_points_the_rerun_finishes() {
     .await;
     assert_eq!(out.code, 0, "{}", out.text);
     if killed {
-        has(&out, "database app: public.big.v: encrypted: ");
+        has(
+            &out,
+            &format!("database {database}: public.big.v: encrypted: "),
+        );
         has(&out, "VACUUM FULL");
     } else {
         has(&out, "already encrypted");

@@ -165,7 +165,7 @@ async fn pending_columns_are_a_metric_and_readyz_detail_until_migrated() {
     let extra = format!("\n[metrics]\naddress = \"{maddr}\"\n");
     let (env, key_text) = start_with_extra(db, rules_text, extra).await;
     let master = pgcloak::crypto::MasterKey::from_base64(&key_text, "test").unwrap();
-    let text = crate::harness::with_database(rules_text);
+    let text = crate::harness::with_database(rules_text, env.db.database());
     let file =
         pgcloak::config::parse_rules_file(&text, std::path::Path::new("rules.toml")).unwrap();
     let rules = pgcloak::config::Rules::from_columns(file.columns).unwrap();

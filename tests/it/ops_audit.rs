@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
-use pgcloak::devdb::{DevDb, DevDbOptions};
+use pgcloak::devdb::DevDb;
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::harness::{describe, sqlstate};
+use crate::harness::{describe, shared_db, sqlstate};
 use crate::ops_util::{bin, start_with_extra, until};
 
 const RULES: &str = r#"
@@ -17,9 +17,10 @@ const RULES: &str = r#"
 secret = { type = "text", mode = "randomized" }
 "#;
 
+/// A fresh database of the module's shared cluster with the rules table.
 async fn db_with_table() -> DevDb {
-    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
-    db.client("app", "app-dev-password", "app")
+    let db = shared_db().await;
+    db.client("app", "app-dev-password", db.database())
         .await
         .unwrap()
         .batch_execute("create table ops_a(id int, secret bytea)")
@@ -116,7 +117,7 @@ async fn audit_trail_records_sessions_and_verify_detects_an_edit() {
     let login = find("login");
     assert_eq!(
         (login["role"].as_str(), login["database"].as_str()),
-        (Some("app"), Some("app"))
+        (Some("app"), Some(env.db.database()))
     );
     assert_eq!(login["tls_version"], "TLSv1.3");
     assert!(
@@ -230,7 +231,7 @@ async fn login_record_names_the_client_certificate_subject() {
     let cfg = env.proxy_pg_config(
         pgcloak::devdb::APP_USER,
         pgcloak::devdb::APP_PASSWORD,
-        pgcloak::devdb::APP_DATABASE,
+        env.db.database(),
     );
     let tls = tokio_postgres_rustls::MakeRustlsConnect::new(crate::security::client_auth_tls(
         &env, &cert, &key,

@@ -3,8 +3,6 @@
 //! `pgcloak.audit_key`; the CLI and two successive `serve` starts all use it, so their records
 //! form one chain that `audit verify` (with the same vault config) accepts.
 
-use pgcloak::devdb::APP_DATABASE;
-
 use crate::keys_providers::{RULES, Setup, TABLE, VAULT_POLICY, insert, ok, vault_keys};
 use crate::keys_servers::Bao;
 use crate::ops_audit::records;
@@ -25,7 +23,7 @@ async fn audit_with_vault_transit_keeps_one_wrapped_key_across_restarts() {
         &s.run(&["keys", "init", "-c", c]).await,
         "created data key public.patients.dx v1",
     );
-    let su = s.db.superuser_client(APP_DATABASE).await.unwrap();
+    let su = s.db.superuser_client(s.db.database()).await.unwrap();
     let stored = su
         .query(
             "select provider, provider_key, wrapped_key from pgcloak.audit_key",

@@ -163,10 +163,7 @@ async fn key_provider_errors_are_labelled_with_the_configured_provider() {
         None
     );
     bao.stop().await;
-    let su =
-        s.db.superuser_client(pgcloak::devdb::APP_DATABASE)
-            .await
-            .unwrap();
+    let su = s.db.superuser_client(s.db.database()).await.unwrap();
     su.batch_execute(
         "insert into pgcloak.data_keys (key_name, version, algorithm, wrapped_key, provider, provider_key, provider_key_version) \
          select key_name, version + 10, algorithm, wrapped_key, provider, provider_key, provider_key_version from pgcloak.data_keys where version = 1",

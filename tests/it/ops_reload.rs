@@ -64,7 +64,11 @@ async fn sighup_reloads_rules_for_new_statements_and_keeps_them_on_a_bad_file() 
         "b is not a rules column yet"
     );
 
-    std::fs::write(db.dir().join("rules.toml"), with_database(V2)).unwrap();
+    std::fs::write(
+        db.dir().join("rules.toml"),
+        with_database(V2, db.database()),
+    )
+    .unwrap();
     kill(pid, Signal::SIGHUP).unwrap();
     let mut id = 100;
     until("a new session encrypts b", || {

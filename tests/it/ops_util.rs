@@ -31,7 +31,7 @@ pub async fn start_with_extra(db: DevDb, rules_text: &str, extra: String) -> (Te
 
 /// A fresh master key and `keys init` of `rules_text` under it; returns the key (base64).
 pub async fn init_keys(db: &DevDb, rules_text: &str) -> String {
-    let text = with_database(rules_text);
+    let text = with_database(rules_text, db.database());
     let file = pgcloak::config::parse_rules_file(&text, Path::new("rules.toml")).unwrap();
     let rules = pgcloak::config::Rules::from_columns(file.columns).unwrap();
     let key_text = pgcloak::crypto::gen_master_key();
@@ -83,17 +83,13 @@ pub fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
-/// Polls `check` every 100 ms until it is true; panics after [`HANG`] with `what`.
-pub async fn until<F, Fut>(what: &str, mut check: F)
+/// Polls `check` until it is true; panics after [`HANG`] with `what`.
+pub async fn until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let t0 = std::time::Instant::now();
-    while !check().await {
-        assert!(t0.elapsed() < HANG, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::harness::wait_until(HANG, what, check).await;
 }
 
 /// A free 127.0.0.1 address.
@@ -112,7 +108,7 @@ pub async fn app_at(
         .port(addr.port())
         .user(pgcloak::devdb::APP_USER)
         .password(pgcloak::devdb::APP_PASSWORD)
-        .dbname(pgcloak::devdb::APP_DATABASE)
+        .dbname(db.database())
         .connect_timeout(Duration::from_secs(20))
         .ssl_mode(tokio_postgres::config::SslMode::Require);
     let tls = tokio_postgres_rustls::MakeRustlsConnect::new(db.tls_client_config().unwrap());

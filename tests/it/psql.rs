@@ -1,13 +1,13 @@
 //! psql (libpq) through the proxy with `sslmode=verify-full`.
 
-use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER};
+use pgcloak::devdb::{APP_PASSWORD, APP_USER};
 
 use crate::harness::TestEnv;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn psql_select_copy_and_multi_statement() {
     let env = TestEnv::start().await;
-    let ci = env.proxy_conninfo(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let ci = env.proxy_conninfo(APP_USER, APP_PASSWORD, env.db.database());
     let (code, out, err) = env.psql(&ci, "select 1").await;
     assert_eq!((code, out.trim()), (0, "1"), "stderr: {err}");
     // A multi-statement simple query: every statement runs, the last result is printed.

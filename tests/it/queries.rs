@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt, future::join_all};
-use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER};
+use pgcloak::devdb::{APP_PASSWORD, APP_USER};
 
 use crate::harness::{TestEnv, describe, sqlstate, within};
 
@@ -258,7 +258,7 @@ async fn startup_parameters_reach_upstream() {
         .batch_execute("create schema it_schema")
         .await
         .unwrap();
-    let mut cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let mut cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, env.db.database());
     cfg.application_name("pgcloak-it-app")
         .options("-c search_path=it_schema,public -c statement_timeout=4321");
     let c = env.connect(&cfg).await.unwrap();
@@ -274,12 +274,13 @@ async fn startup_parameters_reach_upstream() {
     assert_eq!(r.get::<_, String>(1), "it_schema,public");
     assert_eq!(r.get::<_, String>(2), "4321ms");
     assert_eq!(r.get::<_, String>(3), APP_USER);
-    assert_eq!(r.get::<_, String>(4), APP_DATABASE);
+    assert_eq!(r.get::<_, String>(4), env.db.database());
     // The upstream sees the application name too (pg_stat_activity, from a direct session).
     let d = env.direct_app().await;
     let n: i64 = d
         .query_one(
-            "select count(*) from pg_stat_activity where application_name = 'pgcloak-it-app'",
+            "select count(*) from pg_stat_activity where application_name = 'pgcloak-it-app' \
+             and datname = current_database()",
             &[],
         )
         .await
@@ -298,7 +299,9 @@ async fn one_hundred_fifty_concurrent_sessions() {
     let env = &env;
     let logins = futures_util::stream::iter(0..N)
         .map(|i| async move {
-            let c = env.proxy_client(APP_USER, APP_PASSWORD, APP_DATABASE).await;
+            let c = env
+                .proxy_client(APP_USER, APP_PASSWORD, env.db.database())
+                .await;
             c.unwrap_or_else(|e| panic!("login {i}: {}", describe(&e)))
         })
         .buffer_unordered(25)
@@ -321,7 +324,8 @@ async fn one_hundred_fifty_concurrent_sessions() {
     let d = env.direct_app().await;
     let open: i64 = d
         .query_one(
-            "select count(*) from pg_stat_activity where usename = 'app' and pid <> pg_backend_pid()",
+            "select count(*) from pg_stat_activity where usename = 'app' \
+             and datname = current_database() and pid <> pg_backend_pid()",
             &[],
         )
         .await

@@ -20,8 +20,17 @@ struct Proxy {
 }
 
 impl Proxy {
+    /// In front of a fresh database of this module's shared cluster.
     async fn start() -> Proxy {
-        let db = DevDb::start(DevDbOptions::default()).await.expect("devdb");
+        Self::start_on(crate::harness::shared_db().await).await
+    }
+
+    /// In front of a cluster of the test's own (for a test that restarts it).
+    async fn start_own() -> Proxy {
+        Self::start_on(DevDb::start(DevDbOptions::default()).await.expect("devdb")).await
+    }
+
+    async fn start_on(db: DevDb) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = db.ca().issue(&["localhost", "127.0.0.1"]).unwrap();
         std::fs::write(dir.path().join("proxy.crt"), cert).unwrap();
@@ -74,7 +83,7 @@ password_env = "PGCLOAK_TEST_UNUSED"
             .port(self.port)
             .user(user)
             .password(password)
-            .dbname(devdb::APP_DATABASE)
+            .dbname(self.db.database())
             .connect_timeout(Duration::from_secs(10))
             .ssl_mode(SslMode::Require);
         c
@@ -166,8 +175,25 @@ async fn cancel_through_the_proxy() {
         .unwrap();
     let token = client.cancel_token();
     let tls = MakeRustlsConnect::new(p.db.tls_client_config().unwrap());
+    let direct =
+        p.db.client(devdb::APP_USER, devdb::APP_PASSWORD, p.db.database())
+            .await
+            .unwrap();
     let canceller = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Cancel once the statement runs upstream.
+        crate::harness::wait_until(crate::harness::HANG, "pg_sleep to start", || async {
+            direct
+                .query_one(
+                    "select count(*) from pg_stat_activity where datname = current_database() \
+                     and state = 'active' and query = 'select pg_sleep(30)'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                == 1
+        })
+        .await;
         token.cancel_query(tls).await
     });
     let e = client
@@ -247,7 +273,8 @@ async fn copy_both_ways_big_values_and_notify() {
 #[tokio::test]
 async fn garbage_direct_tls_and_upstream_restart() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let p = Proxy::start().await;
+    // Its own cluster: it restarts the server.
+    let p = Proxy::start_own().await;
     // Garbage on the port: the connection is closed, the proxy keeps serving.
     let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", p.port))
         .await

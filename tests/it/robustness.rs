@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{ProxyOptions, TestEnv, describe, sqlstate, within};
+use crate::harness::{HANG, ProxyOptions, TestEnv, describe, sqlstate, wait_until, within};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_of_pg_sleep_gives_57014() {
@@ -18,7 +18,20 @@ async fn cancel_of_pg_sleep_gives_57014() {
         let res = c.simple_query("select pg_sleep(30)").await;
         (res, c)
     });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Cancel once the statement runs upstream.
+    let d = env.direct_app().await;
+    wait_until(HANG, "pg_sleep to start", || async {
+        d.query_one(
+            "select count(*) from pg_stat_activity where datname = current_database() \
+             and state = 'active' and query = 'select pg_sleep(30)'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+            == 1
+    })
+    .await;
     within(Duration::from_secs(10), token.cancel_query(env.tls()))
         .await
         .unwrap_or_else(|e| panic!("cancel request failed: {}", describe(&e)));
@@ -116,7 +129,8 @@ async fn garbage_on_the_listening_port_leaves_the_proxy_serving() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_restart_then_next_session_works() {
-    let env = TestEnv::start().await;
+    // Its own cluster: it restarts the server.
+    let env = TestEnv::own(ProxyOptions::default()).await;
     let before = env.app().await;
     assert_eq!(
         before

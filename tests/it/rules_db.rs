@@ -160,7 +160,8 @@ async fn rules_for_shop_encrypt_shop_and_leave_app_raw() {
 
 /// `keys init` for one rules text over the control login to the database it names.
 async fn init_keys(db: &DevDb, text: &str, master: &MasterKey) {
-    let file = parse_rules_file(&with_database(text), Path::new("r.toml")).expect("rules");
+    let file =
+        parse_rules_file(&with_database(text, db.database()), Path::new("r.toml")).expect("rules");
     let rules = Rules::from_columns(file.columns).expect("index");
     let mut control = db
         .client(CONTROL_USER, CONTROL_PASSWORD, &file.database)
@@ -294,7 +295,7 @@ async fn removed_control_database_and_rules_without_database_are_errors() {
     let cfg = write_config(
         &db,
         listen,
-        &with_database(PATIENTS),
+        &with_database(PATIENTS, db.database()),
         "database = \"app\"\n",
     );
     for cmd in [&["serve"][..], &["check"], &["keys", "init"]] {
@@ -342,7 +343,12 @@ async fn serve_refuses_wrong_columns_and_missing_keys_with_checks_messages() {
         .await
         .unwrap();
     let master = pgcloak::crypto::gen_master_key();
-    let cfg = write_config(&db, free_addr(), &with_database(PATIENTS), "");
+    let cfg = write_config(
+        &db,
+        free_addr(),
+        &with_database(PATIENTS, db.database()),
+        "",
+    );
 
     // A rules column still stored as text is pending (awaiting `pgcloak migrate encrypt`): it
     // does not stop serve, but check exits 1 naming it. Missing data keys do stop serve.
@@ -412,7 +418,7 @@ async fn serve_starts_with_a_warning_when_a_rules_table_does_not_exist_yet() {
     let db = DevDb::start(DevDbOptions::default()).await.expect("DevDb");
     let master = pgcloak::crypto::gen_master_key();
     let addr = free_addr();
-    let cfg = write_config(&db, addr, &with_database(PATIENTS), "");
+    let cfg = write_config(&db, addr, &with_database(PATIENTS, db.database()), "");
     let out = pgcloak(&["keys", "init", "-c", &cfg], &master, &[]).await;
     assert_eq!(out.code, 0, "{}", out.text);
     has(

@@ -5,11 +5,11 @@ use std::io::BufReader;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER, DevDb, DevDbOptions, TestCa};
+use pgcloak::devdb::{APP_PASSWORD, APP_USER, DevDb, DevDbOptions, TestCa};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::config::{ChannelBinding, SslMode};
 
-use crate::harness::{ProxyOptions, TestEnv, describe, must_fail, sqlstate, within};
+use crate::harness::{ProxyOptions, TestEnv, describe, must_fail, shared_db, sqlstate, within};
 
 /// The exact refusal text of spec §5.
 const REQUIRES_TLS: &str = "pgcloak requires TLS (use sslmode=require or stronger)";
@@ -18,11 +18,11 @@ const REQUIRES_TLS: &str = "pgcloak requires TLS (use sslmode=require or stronge
 async fn wrong_password_and_unknown_user_get_the_same_28p01() {
     let env = TestEnv::start().await;
     let wrong = env
-        .proxy_client(APP_USER, "not-the-password", APP_DATABASE)
+        .proxy_client(APP_USER, "not-the-password", env.db.database())
         .await
         .unwrap_err();
     let unknown = env
-        .proxy_client("nobody_here", "whatever", APP_DATABASE)
+        .proxy_client("nobody_here", "whatever", env.db.database())
         .await
         .unwrap_err();
     let (w, u) = (wrong.as_db_error().unwrap(), unknown.as_db_error().unwrap());
@@ -77,7 +77,7 @@ async fn plaintext_startup_is_refused_with_28000() {
     let mut s = tokio::net::TcpStream::connect(env.proxy_addr())
         .await
         .unwrap();
-    s.write_all(&startup_message(APP_USER, APP_DATABASE))
+    s.write_all(&startup_message(APP_USER, env.db.database()))
         .await
         .unwrap();
     let (tag, body) = within(Duration::from_secs(10), read_message(&mut s))
@@ -98,7 +98,7 @@ async fn plaintext_startup_is_refused_with_28000() {
     );
 
     // tokio-postgres without TLS gets the same refusal.
-    let mut cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let mut cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, env.db.database());
     cfg.ssl_mode(SslMode::Disable);
     let err = must_fail(cfg.connect(tokio_postgres::NoTls).await);
     assert_eq!(
@@ -133,7 +133,7 @@ async fn upstream_certificate_for_another_name_is_refused() {
     .await;
     let err = within(
         Duration::from_secs(30),
-        env.proxy_client(APP_USER, APP_PASSWORD, APP_DATABASE),
+        env.proxy_client(APP_USER, APP_PASSWORD, env.db.database()),
     )
     .await
     .unwrap_err();
@@ -170,7 +170,7 @@ async fn verify_ca_accepts_the_same_wrong_name() {
 async fn upstream_from_another_ca_is_refused_even_with_verify_ca() {
     // The proxy trusts `db`'s CA but is pointed at `stranger`, whose CA is another one.
     let stranger = DevDb::start(DevDbOptions::default()).await.unwrap();
-    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
+    let db = shared_db().await;
     let opts = ProxyOptions {
         upstream_port: Some(stranger.port()),
         tls_mode: Some("verify-ca"),
@@ -179,7 +179,7 @@ async fn upstream_from_another_ca_is_refused_even_with_verify_ca() {
     let env = TestEnv::start_on(db, opts).await;
     let err = within(
         Duration::from_secs(30),
-        env.proxy_client(APP_USER, APP_PASSWORD, APP_DATABASE),
+        env.proxy_client(APP_USER, APP_PASSWORD, env.db.database()),
     )
     .await
     .unwrap_err();
@@ -194,7 +194,7 @@ async fn upstream_from_another_ca_is_refused_even_with_verify_ca() {
 #[tokio::test(flavor = "multi_thread")]
 async fn channel_binding_require_works() {
     let env = TestEnv::start().await;
-    let mut cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let mut cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, env.db.database());
     cfg.channel_binding(ChannelBinding::Require);
     let c = env
         .connect(&cfg)
@@ -206,13 +206,13 @@ async fn channel_binding_require_works() {
     );
     let conninfo = format!(
         "{} channel_binding=require",
-        env.proxy_conninfo(APP_USER, APP_PASSWORD, APP_DATABASE)
+        env.proxy_conninfo(APP_USER, APP_PASSWORD, env.db.database())
     );
     let (code, out, err) = env.psql(&conninfo, "select 'bound'").await;
     assert_eq!(code, 0, "psql failed: {err}");
     assert_eq!(out.trim(), "bound");
     // A wrong password with channel binding still fails cleanly.
-    let mut bad = env.proxy_pg_config(APP_USER, "wrong", APP_DATABASE);
+    let mut bad = env.proxy_pg_config(APP_USER, "wrong", env.db.database());
     bad.channel_binding(ChannelBinding::Require);
     let e = env.connect(&bad).await.unwrap_err();
     assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{}", describe(&e));
@@ -243,7 +243,7 @@ pub(crate) fn client_auth_tls(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_certificate_required_when_tls_client_ca_is_set() {
-    let db = DevDb::start(DevDbOptions::default()).await.unwrap();
+    let db = shared_db().await;
     let clients_ca = TestCa::new("pgcloak it clients CA").unwrap();
     let ca_path = db.dir().join("clients-ca.crt");
     std::fs::write(&ca_path, clients_ca.cert_pem()).unwrap();
@@ -255,7 +255,7 @@ async fn client_certificate_required_when_tls_client_ca_is_set() {
         },
     )
     .await;
-    let cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, APP_DATABASE);
+    let cfg = env.proxy_pg_config(APP_USER, APP_PASSWORD, env.db.database());
     // Without a certificate: the TLS handshake fails.
     assert!(
         env.connect(&cfg).await.is_err(),

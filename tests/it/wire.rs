@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use zeroize::Zeroizing;
 
-use crate::harness::{HANG, TestEnv, start_encrypted, within};
+use crate::harness::{HANG, TestEnv, shared_db, start_encrypted, wait_until, within};
 
 /// One backend message.
 #[derive(Debug, Clone)]
@@ -269,7 +269,7 @@ pub async fn send_cancel(addr: SocketAddr, key: &CancelKey) {
 /// column, behind an encrypting proxy.
 async fn with_encrypted_v(db: DevDb, table: &str) -> TestEnv {
     let app = db
-        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        .client(APP_USER, APP_PASSWORD, db.database())
         .await
         .expect("direct login");
     app.batch_execute(&format!(
@@ -281,9 +281,29 @@ async fn with_encrypted_v(db: DevDb, table: &str) -> TestEnv {
     start_encrypted(db, &rules).await.0
 }
 
-/// The app role's login parameters.
-fn app_params() -> Vec<(&'static str, &'static str)> {
-    vec![("user", APP_USER), ("database", APP_DATABASE)]
+/// The app role's login parameters for `database`.
+fn app_params(database: &str) -> Vec<(&'static str, &str)> {
+    vec![("user", APP_USER), ("database", database)]
+}
+
+/// Waits until the backend `pid` is running a statement (`state = 'active'`), seen from a
+/// direct session on `db`.
+async fn wait_active(db: &DevDb, pid: i32) {
+    let d = db
+        .client(APP_USER, APP_PASSWORD, db.database())
+        .await
+        .expect("direct login");
+    wait_until(HANG, "the statement to start", || async {
+        d.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'",
+            &[&pid],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .get::<_, i64>(0)
+            == 1
+    })
+    .await;
 }
 
 // The client sees the backend's real process ID (pg_backend_pid(), NOTIFY senders, what
@@ -296,7 +316,7 @@ async fn wire_backend_key_carries_the_real_pid_and_a_proxy_secret() {
         env.proxy_addr(),
         SocketAddr::from(([127, 0, 0, 1], env.db.port())),
     );
-    let mut c = Raw::login(proxy, &env.db, &app_params(), APP_PASSWORD)
+    let mut c = Raw::login(proxy, &env.db, &app_params(env.db.database()), APP_PASSWORD)
         .await
         .expect("login through pgcloak");
     let (rows, err) = c.query("select pg_backend_pid()").await;
@@ -328,7 +348,7 @@ async fn wire_backend_key_carries_the_real_pid_and_a_proxy_secret() {
     // The client's key sent to PostgreSQL directly cancels nothing (the secret is pgcloak's),
     // nor does the real pid with a wrong secret through pgcloak.
     c.send_query("select pg_sleep(3)").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_active(&env.db, c.key.pid).await;
     send_cancel(direct, &c.key).await;
     let mut wrong = c.key.clone();
     wrong.secret[0] ^= 0xff;
@@ -341,7 +361,7 @@ async fn wire_backend_key_carries_the_real_pid_and_a_proxy_secret() {
 
     // The key through pgcloak cancels.
     c.send_query("select pg_sleep(30)").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_active(&env.db, c.key.pid).await;
     let start = Instant::now();
     send_cancel(proxy, &c.key).await;
     let (_, err) = c.results().await;
@@ -361,12 +381,13 @@ async fn wire_backend_key_carries_the_real_pid_and_a_proxy_secret() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wire_duplicate_startup_parameters_are_refused() {
     let env = TestEnv::start().await;
+    let database = env.db.database();
     let cases: [(&[(&str, &str)], &str); 3] = [
         (
             &[
                 ("user", APP_USER),
                 ("database", "postgres"),
-                ("database", APP_DATABASE),
+                ("database", database),
             ],
             "database",
         ),
@@ -374,14 +395,14 @@ async fn wire_duplicate_startup_parameters_are_refused() {
             &[
                 ("user", APP_USER),
                 ("user", APP_USER),
-                ("database", APP_DATABASE),
+                ("database", database),
             ],
             "user",
         ),
         (
             &[
                 ("user", APP_USER),
-                ("database", APP_DATABASE),
+                ("database", database),
                 ("application_name", "one"),
                 ("application_name", "two"),
             ],
@@ -402,9 +423,14 @@ async fn wire_duplicate_startup_parameters_are_refused() {
         );
     }
     // The same names once each still log in.
-    Raw::login(env.proxy_addr(), &env.db, &app_params(), APP_PASSWORD)
-        .await
-        .expect("login");
+    Raw::login(
+        env.proxy_addr(),
+        &env.db,
+        &app_params(database),
+        APP_PASSWORD,
+    )
+    .await
+    .expect("login");
 }
 
 // `database=''` is the user's own database, as PostgreSQL reads it: for a user named like a
@@ -449,9 +475,9 @@ async fn wire_empty_database_name_is_the_user_s_rules_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wire_function_calls_of_writer_functions_are_refused_and_others_reread_the_path() {
-    let db = DevDb::start(DevDbOptions::default()).await.expect("DevDb");
+    let db = shared_db().await;
     let app = db
-        .client(APP_USER, APP_PASSWORD, APP_DATABASE)
+        .client(APP_USER, APP_PASSWORD, db.database())
         .await
         .expect("direct login");
     app.batch_execute(
@@ -464,7 +490,7 @@ async fn wire_function_calls_of_writer_functions_are_refused_and_others_reread_t
     .expect("setup");
     let rules = "[tables.wire_people]\nv = { type = \"text\", mode = \"randomized\" }\n";
     let (env, _, _) = start_encrypted(db, rules).await;
-    let params = [("user", APP_USER), ("database", APP_DATABASE)];
+    let params = app_params(env.db.database());
     let mut c = Raw::login(env.proxy_addr(), &env.db, &params, APP_PASSWORD)
         .await
         .expect("login");
@@ -508,9 +534,9 @@ async fn wire_function_calls_of_writer_functions_are_refused_and_others_reread_t
 /// a Bind whose counts lie, a Describe and a Close of an unknown kind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wire_malformed_messages_are_errors_and_the_session_goes_on() {
-    let db = DevDb::start(DevDbOptions::default()).await.expect("DevDb");
+    let db = shared_db().await;
     let env = with_encrypted_v(db, "wire_m").await;
-    let params = [("user", APP_USER), ("database", APP_DATABASE)];
+    let params = app_params(env.db.database());
     let direct: SocketAddr = format!("127.0.0.1:{}", env.db.port())
         .parse()
         .expect("direct address");

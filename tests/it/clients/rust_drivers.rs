@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{COLUMNS, plain};
 use crate::harness::TestEnv;
-use pgcloak::devdb::{APP_DATABASE, APP_PASSWORD, APP_USER};
+use pgcloak::devdb::{APP_PASSWORD, APP_USER};
 
 /// One person, with every logical type.
 #[derive(Debug, Clone, PartialEq)]
@@ -302,7 +302,7 @@ async fn sqlx_connect(env: &TestEnv) -> sqlx::PgConnection {
         .port(env.proxy_addr().port())
         .username(APP_USER)
         .password(APP_PASSWORD)
-        .database(APP_DATABASE)
+        .database(env.db.database())
         .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
         .ssl_root_cert(env.db.ca_cert_path());
     sqlx::PgConnection::connect_with(&opts)

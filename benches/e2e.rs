@@ -2,7 +2,9 @@
 //! against PostgreSQL directly, through PgBouncer (session mode, TLS on both legs, server
 //! certificate verify-full) and through pgcloak (the release binary, `serve`), all in one run
 //! on one throwaway PostgreSQL. Prints TPS, the ratios pgcloak/direct and pgcloak/PgBouncer, and
-//! each proxy's CPU time per 1,000 transactions (utime+stime from /proc/<pid>/stat).
+//! each proxy's CPU time per 1,000 transactions (utime+stime from /proc/<pid>/stat). pgcloak runs
+//! twice: without rules (the raw relay) and with rules naming the app database ("rules-db": every
+//! statement is screened by the analysis, none touches an encrypted column), as deployed.
 //!
 //! Then the encrypted workload (issue 4 item 7): a pgbench script doing INSERT, SELECT by a
 //! deterministic column and UPDATE over `bench_enc` (three encrypted columns,
@@ -296,31 +298,39 @@ fn bench_one(
     }
 }
 
-fn print_table(rows: &[(&str, Run, Run, Run)], secs: &str) {
+/// Prints the select-only table: direct, PgBouncer, pgcloak without rules (the raw relay) and
+/// pgcloak whose rules name the app database (every statement is screened; none is encrypted).
+fn print_table(rows: &[(&str, [Run; 4])], secs: &str) {
     println!();
     println!(
         "pgbench -S -c {CLIENTS} -j {THREADS} -T {secs}, sslmode=require, scale 10, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "| mode     | direct TPS | PgBouncer TPS | pgcloak TPS | pgcloak/direct | pgcloak/PgBouncer | PgBouncer CPU ms/1k tx | pgcloak CPU ms/1k tx |"
+        "| mode     | direct TPS | PgBouncer TPS | pgcloak TPS | pgcloak rules-db TPS | pgcloak/PgBouncer | rules-db/PgBouncer | CPU ms/1k tx: PgBouncer / pgcloak / pgcloak rules-db |"
     );
     println!(
-        "|----------|-----------:|--------------:|------------:|---------------:|------------------:|-----------------------:|---------------------:|"
+        "|----------|-----------:|--------------:|------------:|---------------------:|------------------:|-------------------:|-----------------------------------------------------:|"
     );
-    for (mode, d, b, c) in rows {
+    for (mode, [d, b, c, r]) in rows {
+        let cpu = format!(
+            "{:.1} / {:.1} / {:.1}",
+            b.cpu_per_k, c.cpu_per_k, r.cpu_per_k
+        );
         println!(
-            "| {mode:<8} | {:>10.0} | {:>13.0} | {:>11.0} | {:>14.2} | {:>17.2} | {:>22.1} | {:>20.1} |",
+            "| {mode:<8} | {:>10.0} | {:>13.0} | {:>11.0} | {:>20.0} | {:>17.2} | {:>18.2} | {cpu:>52} |",
             d.tps,
             b.tps,
             c.tps,
-            c.tps / d.tps,
+            r.tps,
             c.tps / b.tps,
-            b.cpu_per_k,
-            c.cpu_per_k
+            r.tps / b.tps,
         );
     }
-    let total: f64 = rows.iter().map(|r| r.1.txns + r.2.txns + r.3.txns).sum();
+    let total: f64 = rows
+        .iter()
+        .map(|(_, r)| r.iter().map(|x| x.txns).sum::<f64>())
+        .sum();
     println!("({total:.0} transactions in all)");
 }
 
@@ -467,9 +477,13 @@ fn print_enc_table(rows: &[(&str, [Run; 5])], secs: &str) {
 }
 
 /// The encrypted workload against direct / PgBouncer (plaintext twin) and pgcloak (both).
-fn run_encrypted(rt: &tokio::runtime::Runtime, db: &DevDb, bouncer: (u32, u16), secs: &str) {
-    let (rules, key) = rt.block_on(enc_setup(db));
-    let (cloak, port) = start_pgcloak(db, Some((&rules, &key)));
+fn run_encrypted(
+    rt: &tokio::runtime::Runtime,
+    db: &DevDb,
+    (cloak, port): (&Guard, u16),
+    bouncer: (u32, u16),
+    secs: &str,
+) {
     rt.block_on(enc_fill(db, port));
     let script = |table: &str| {
         let path = db.dir().join(format!("{table}.sql"));
@@ -526,8 +540,17 @@ fn main() {
     let verifier = rt.block_on(app_verifier(&db));
     let (bouncer, bouncer_port) = start_pgbouncer(&db, &verifier);
     let workload = std::env::var("PGCLOAK_BENCH_WORKLOAD").unwrap_or_else(|_| "all".into());
+    // The encrypting proxy: its rules name the app database (`schema-rules/bench.toml`).
+    let (rules, key) = rt.block_on(enc_setup(&db));
+    let (enc_cloak, enc_port) = start_pgcloak(&db, Some((&rules, &key)));
     if workload != "select" {
-        run_encrypted(&rt, &db, (bouncer.pid(), bouncer_port), &secs);
+        run_encrypted(
+            &rt,
+            &db,
+            (&enc_cloak, enc_port),
+            (bouncer.pid(), bouncer_port),
+            &secs,
+        );
         if workload == "enc" {
             return;
         }
@@ -536,8 +559,8 @@ fn main() {
     let (bouncer_pid, cloak_pid) = (bouncer.pid(), cloak.pid());
     let mut rows = Vec::new();
     for mode in MODES {
-        eprintln!("e2e: -M {mode}: direct, pgbouncer, pgcloak ({secs} s each)");
-        let mut runs: [Vec<Run>; 3] = Default::default();
+        eprintln!("e2e: -M {mode}: direct, pgbouncer, pgcloak, pgcloak rules-db ({secs} s each)");
+        let mut runs: [Vec<Run>; 4] = Default::default();
         for _ in 0..repeat() {
             runs[0].push(bench_one(&db, db.port(), &["-S"], mode, &secs, None));
             runs[1].push(bench_one(
@@ -556,13 +579,21 @@ fn main() {
                 &secs,
                 Some(cloak_pid),
             ));
+            runs[3].push(bench_one(
+                &db,
+                enc_port,
+                &["-S"],
+                mode,
+                &secs,
+                Some(enc_cloak.pid()),
+            ));
         }
-        let [d, b, c] = runs.map(median);
-        rows.push((mode, d, b, c));
+        rows.push((mode, runs.map(median)));
     }
     print_table(&rows, &secs);
     // Proxies first, then PostgreSQL (field order would drop `db` last anyway).
     drop(cloak);
+    drop(enc_cloak);
     drop(bouncer);
     drop(db);
 }

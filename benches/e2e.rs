@@ -60,16 +60,15 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(f) = &self.pid_file {
-            if let Some(pid) = std::fs::read_to_string(f)
+        if let Some(f) = &self.pid_file
+            && let Some(pid) = std::fs::read_to_string(f)
                 .ok()
                 .and_then(|t| t.trim().parse().ok())
-            {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

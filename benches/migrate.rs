@@ -105,7 +105,7 @@ async fn writer(
         k += 1;
         let id = ((k * 7919 * WRITERS + w) % rows) as i64;
         let started = Instant::now();
-        let r = if k % 2 == 0 {
+        let r = if k.is_multiple_of(2) {
             let email = format!("w{w}-{k}@bench");
             c.execute(
                 "UPDATE bench_mig SET email = $2 WHERE id = $1",

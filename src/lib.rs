@@ -376,10 +376,10 @@ pub async fn run_with_reload(
     let server_tls = net::tls::server_config(&config.listen)?;
     let upstream = net::upstream::UpstreamConnector::new(&config.upstream)?;
     let login = login_context(&config, secrets, &server_tls.cert_der, lookup_db)?;
-    if let VerifierSource::Passthrough { control, .. } = &login.source {
-        if let Err(e) = control.client().await {
-            warn!(error = %e, "control login failed; will retry when a client connects");
-        }
+    if let VerifierSource::Passthrough { control, .. } = &login.source
+        && let Err(e) = control.client().await
+    {
+        warn!(error = %e, "control login failed; will retry when a client connects");
     }
     if let (Some(a), Some(e)) = (&audit, &encryption) {
         audit_keys(a, config.keys.kind(), e.iter(), "start");

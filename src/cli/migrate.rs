@@ -133,10 +133,10 @@ async fn database_columns(
 ) -> anyhow::Result<bool> {
     let mut rules = Vec::new();
     for c in &args.column {
-        if let Ok(rule) = keys::column_rule(&db.rules, c) {
-            if !rules.contains(rule) {
-                rules.push(rule.clone());
-            }
+        if let Ok(rule) = keys::column_rule(&db.rules, c)
+            && !rules.contains(rule)
+        {
+            rules.push(rule.clone());
         }
     }
     if rules.is_empty() {

@@ -89,10 +89,10 @@ impl TextContext {
             self.utf8 = v == "UTF8" || v == "UNICODE";
         } else if name.eq_ignore_ascii_case("standard_conforming_strings") {
             self.standard_strings = !value.trim().eq_ignore_ascii_case("off");
-        } else if name.eq_ignore_ascii_case("extra_float_digits") {
-            if let Ok(n) = value.trim().parse::<i32>() {
-                self.extra_float_digits = n.clamp(-15, 3);
-            }
+        } else if name.eq_ignore_ascii_case("extra_float_digits")
+            && let Ok(n) = value.trim().parse::<i32>()
+        {
+            self.extra_float_digits = n.clamp(-15, 3);
         }
     }
 

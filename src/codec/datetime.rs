@@ -258,9 +258,9 @@ fn push_offset(out: &mut String, east: i32) {
     let sign = if east < 0 { '-' } else { '+' };
     let a = east.unsigned_abs();
     let _ = write!(out, "{sign}{:02}", a / 3600);
-    if a % 3600 != 0 {
+    if !a.is_multiple_of(3600) {
         let _ = write!(out, ":{:02}", a / 60 % 60);
-        if a % 60 != 0 {
+        if !a.is_multiple_of(60) {
             let _ = write!(out, ":{:02}", a % 60);
         }
     }

@@ -113,10 +113,11 @@ pub(crate) fn uuid_text_to_canonical(text: &[u8]) -> Result<Vec<u8>, CodecError>
         };
         out.push(hex_val(*a).ok_or_else(err)? << 4 | hex_val(*b).ok_or_else(err)?);
         src = rest;
-        if i % 2 == 1 && i < 15 {
-            if let [b'-', rest @ ..] = src {
-                src = rest;
-            }
+        if i % 2 == 1
+            && i < 15
+            && let [b'-', rest @ ..] = src
+        {
+            src = rest;
         }
     }
     if braces {

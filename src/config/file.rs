@@ -312,13 +312,13 @@ impl Config {
                 format!("{:?} is not an address:port", self.listen.address),
             ));
         }
-        if let Some(m) = &self.metrics {
-            if m.address.parse::<SocketAddr>().is_err() {
-                return Err(self.invalid(
-                    "metrics.address",
-                    format!("{:?} is not an address:port", m.address),
-                ));
-            }
+        if let Some(m) = &self.metrics
+            && m.address.parse::<SocketAddr>().is_err()
+        {
+            return Err(self.invalid(
+                "metrics.address",
+                format!("{:?} is not an address:port", m.address),
+            ));
         }
         if let Some(a) = &self.audit {
             if usize::from(a.file.is_some()) + usize::from(a.stdout) + usize::from(a.syslog) != 1 {

@@ -64,7 +64,7 @@ impl NonceBudget {
     /// logged the warning).
     pub fn spend(&self) -> bool {
         let n = self.used.fetch_add(1, Ordering::Relaxed) + 1;
-        if n < self.warn_at || (n - self.warn_at) % self.warn_every != 0 {
+        if n < self.warn_at || !(n - self.warn_at).is_multiple_of(self.warn_every) {
             return false;
         }
         tracing::warn!(

@@ -192,20 +192,21 @@ impl SessionCrypto {
             return self.malformed(out, pipe, "Execute");
         };
         let portal = self.portals.get(e.portal).cloned();
-        if let Some(p) = &portal {
-            if p.shape().is_none() && !shape_pending(pipe, p) {
-                // The client never asked: ask for it ourselves (answer swallowed).
-                let d = Named {
-                    target: Target::Portal,
-                    name: e.portal,
-                };
-                out.to_upstream
-                    .extend_from_slice(&d.encode(FrontendTag::Describe.into()));
-                pipe.push(Expect::DescribePortal {
-                    portal: p.clone(),
-                    swallow: true,
-                });
-            }
+        if let Some(p) = &portal
+            && p.shape().is_none()
+            && !shape_pending(pipe, p)
+        {
+            // The client never asked: ask for it ourselves (answer swallowed).
+            let d = Named {
+                target: Target::Portal,
+                name: e.portal,
+            };
+            out.to_upstream
+                .extend_from_slice(&d.encode(FrontendTag::Describe.into()));
+            pipe.push(Expect::DescribePortal {
+                portal: p.clone(),
+                swallow: true,
+            });
         }
         if portal.as_ref().is_some_and(|p| p.statement.changes_path) {
             self.path.stale();

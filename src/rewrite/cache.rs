@@ -73,10 +73,12 @@ impl PlanCache {
     ) -> Arc<Analysis> {
         let key = self.key(sql, ctx.search_path);
         let shard = &self.shards[(key as usize) % SHARDS];
-        if let Some(e) = shard.lock().get(&key) {
-            if e.generation == generation && &*e.sql == sql && &*e.search_path == ctx.search_path {
-                return e.analysis.clone();
-            }
+        if let Some(e) = shard.lock().get(&key)
+            && e.generation == generation
+            && &*e.sql == sql
+            && &*e.search_path == ctx.search_path
+        {
+            return e.analysis.clone();
         }
         let analysis = Arc::new(analyze(sql, ctx));
         let entry = Entry {

@@ -140,13 +140,13 @@ impl Analyzer<'_, '_> {
     /// CREATE TABLE of a table with no rules: it may not be a partition or child of one.
     fn create_plain_table(&mut self, c: &CreateStmt) -> R<()> {
         for parent in &c.inh_relations {
-            if let Some(NodeEnum::RangeVar(p)) = parent.node.as_ref() {
-                if let Some(rules) = self.ddl_rules(p, false) {
-                    return Err(Refusal::table(
-                        format!("{}.{}", rules.schema, rules.table),
-                        "a partition or child table of it (list it in the rules instead)",
-                    ));
-                }
+            if let Some(NodeEnum::RangeVar(p)) = parent.node.as_ref()
+                && let Some(rules) = self.ddl_rules(p, false)
+            {
+                return Err(Refusal::table(
+                    format!("{}.{}", rules.schema, rules.table),
+                    "a partition or child table of it (list it in the rules instead)",
+                ));
             }
         }
         Ok(())
@@ -367,10 +367,10 @@ impl Analyzer<'_, '_> {
         for p in i.index_params.iter().chain(&i.index_including_params) {
             if let Some(NodeEnum::IndexElem(e)) = p.node.as_ref() {
                 self.opaque_node(e.expr.as_deref(), "an expression index over it")?;
-                if !e.opclass.is_empty() {
-                    if let Some(rule) = rules.column(&e.name) {
-                        return Err(Refusal::column(rule, "an index operator class"));
-                    }
+                if !e.opclass.is_empty()
+                    && let Some(rule) = rules.column(&e.name)
+                {
+                    return Err(Refusal::column(rule, "an index operator class"));
                 }
             }
         }

@@ -101,10 +101,10 @@ impl Analyzer<'_, '_> {
         items: &[(&Node, Ev)],
     ) {
         let Some(rule) = det_rule(l).cloned() else {
-            if let Some((_, r)) = items.iter().find(|(_, r)| det_rule(r).is_some()) {
-                if matches!(l, Ev::Val(_)) {
-                    self.note_unrewritable(l, r);
-                }
+            if let Some((_, r)) = items.iter().find(|(_, r)| det_rule(r).is_some())
+                && matches!(l, Ev::Val(_))
+            {
+                self.note_unrewritable(l, r);
             }
             return;
         };

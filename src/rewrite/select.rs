@@ -110,10 +110,11 @@ impl Analyzer<'_, '_> {
                     Ev::Plain
                 }
             };
-            if let Ev::Enc { rule, .. } = &ev {
-                if !s.all && rule.mode == Mode::Randomized {
-                    return Err(Refusal::column(rule, "UNION/INTERSECT/EXCEPT without ALL"));
-                }
+            if let Ev::Enc { rule, .. } = &ev
+                && !s.all
+                && rule.mode == Mode::Randomized
+            {
+                return Err(Refusal::column(rule, "UNION/INTERSECT/EXCEPT without ALL"));
             }
             cols.push(OutCol { name: a.name, ev });
         }
@@ -249,10 +250,10 @@ impl Analyzer<'_, '_> {
         let all = s.distinct_clause.len() == 1 && s.distinct_clause[0].node.is_none();
         if all {
             for c in &out.cols {
-                if let Ev::Enc { rule, .. } = &c.ev {
-                    if rule.mode == Mode::Randomized {
-                        return Err(Refusal::column(rule, "DISTINCT"));
-                    }
+                if let Ev::Enc { rule, .. } = &c.ev
+                    && rule.mode == Mode::Randomized
+                {
+                    return Err(Refusal::column(rule, "DISTINCT"));
                 }
             }
             return Ok(());

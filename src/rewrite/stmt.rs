@@ -313,10 +313,10 @@ impl Analyzer<'_, '_> {
         let Some(NodeEnum::SelectStmt(s)) = src.and_then(|n| n.node.as_ref()) else {
             return Ok(());
         };
-        if targets.iter().any(Option::is_some) {
-            if let Some(res) = self.insert_from_values(s, targets) {
-                return res;
-            }
+        if targets.iter().any(Option::is_some)
+            && let Some(res) = self.insert_from_values(s, targets)
+        {
+            return res;
         }
         let out = self.select(s)?;
         if out.open && targets.iter().any(Option::is_some) {

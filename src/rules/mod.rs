@@ -117,14 +117,14 @@ impl Rules {
             }
             entry.columns.push(col.clone());
             let sharing = rules.by_key.entry(col.key.clone()).or_default();
-            if let Some(first) = sharing.first() {
-                if first.mode != col.mode || first.ty != col.ty {
-                    return Err(RulesIndexError::KeyConflict {
-                        key: col.key.clone(),
-                        a: first.qualified(),
-                        b: col.qualified(),
-                    });
-                }
+            if let Some(first) = sharing.first()
+                && (first.mode != col.mode || first.ty != col.ty)
+            {
+                return Err(RulesIndexError::KeyConflict {
+                    key: col.key.clone(),
+                    a: first.qualified(),
+                    b: col.qualified(),
+                });
             }
             sharing.push(col.clone());
             if !rules.table_names.contains(&col.table) {

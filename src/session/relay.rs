@@ -192,22 +192,23 @@ where
     fn poll_reads(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Event>> {
         self.upstream_first = !self.upstream_first;
         for upstream in [self.upstream_first, !self.upstream_first] {
-            if upstream && self.to_client.buf.len() < HIGH_WATER {
-                if let Poll::Ready(r) = poll_fill(
+            if upstream
+                && self.to_client.buf.len() < HIGH_WATER
+                && let Poll::Ready(r) = poll_fill(
                     &mut self.upstream,
                     &mut self.upstream_in,
                     &mut self.scratch,
                     cx,
-                ) {
-                    return Poll::Ready(r.map(Event::Upstream));
-                }
+                )
+            {
+                return Poll::Ready(r.map(Event::Upstream));
             }
-            if !upstream && self.to_upstream.buf.len() < HIGH_WATER {
-                if let Poll::Ready(r) =
+            if !upstream
+                && self.to_upstream.buf.len() < HIGH_WATER
+                && let Poll::Ready(r) =
                     poll_fill(&mut self.client, &mut self.client_in, &mut self.scratch, cx)
-                {
-                    return Poll::Ready(r.map(Event::Client));
-                }
+            {
+                return Poll::Ready(r.map(Event::Client));
             }
         }
         Poll::Pending

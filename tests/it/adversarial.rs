@@ -759,13 +759,13 @@ impl Adv {
                             ));
                         }
                     }
-                    if let Some(want) = &st.rows {
-                        if want != rows {
-                            problems.push((
-                                "wrong-value".into(),
-                                format!("step {i} returned {rows:?}, expected {want:?}"),
-                            ));
-                        }
+                    if let Some(want) = &st.rows
+                        && want != rows
+                    {
+                        problems.push((
+                            "wrong-value".into(),
+                            format!("step {i} returned {rows:?}, expected {want:?}"),
+                        ));
                     }
                 }
                 Out::Err(f) => {
@@ -1042,12 +1042,12 @@ impl Adv {
             let st = inst.step(st, &tw);
             let sql = splice(&st.sql, &st.params);
             let res = c.simple_query(&sql).await;
-            if let Err(e) = res {
-                if st.role != Role::Any {
-                    return Err(format!(
-                        "PostgreSQL itself fails `{sql}` on the plain twin ({e}), but pgcloak accepted it"
-                    ));
-                }
+            if let Err(e) = res
+                && st.role != Role::Any
+            {
+                return Err(format!(
+                    "PostgreSQL itself fails `{sql}` on the plain twin ({e}), but pgcloak accepted it"
+                ));
             }
         }
         // Read in the default (ISO) formats, whatever the steps set.
@@ -1336,40 +1336,37 @@ async fn run_psql(env: &TestEnv, steps: &[Step], options: Option<&str>) -> Vec<O
             }
         } else if line == "@@end" {
             ended = true;
-        } else if let Some(i) = cur {
-            if let Out::Ok(rows) = &mut outs[i] {
-                if !line.is_empty() {
-                    rows.push(
-                        line.split('|')
-                            .map(|c| (c != "<NULL>").then(|| c.to_owned()))
-                            .collect(),
-                    );
-                }
-            }
+        } else if let Some(i) = cur
+            && let Out::Ok(rows) = &mut outs[i]
+            && !line.is_empty()
+        {
+            rows.push(
+                line.split('|')
+                    .map(|c| (c != "<NULL>").then(|| c.to_owned()))
+                    .collect(),
+            );
         }
     }
-    if !ended {
-        if let Some(i) = cur {
-            let err = stderr
-                .lines()
-                .find(|l| l.starts_with("ERROR:"))
-                .unwrap_or(stderr.trim());
-            let rest = err.trim_start_matches("ERROR:").trim();
-            let (code, message) = match rest.split_once(": ") {
-                Some((c, m)) if c.len() == 5 => (c.to_owned(), m.to_owned()),
-                _ => ("psql".to_owned(), stderr.clone()),
-            };
-            let detail = stderr
-                .lines()
-                .filter(|l| l.starts_with("DETAIL:"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            outs[i] = Out::Err(Failure {
-                code,
-                message,
-                detail,
-            });
-        }
+    if !ended && let Some(i) = cur {
+        let err = stderr
+            .lines()
+            .find(|l| l.starts_with("ERROR:"))
+            .unwrap_or(stderr.trim());
+        let rest = err.trim_start_matches("ERROR:").trim();
+        let (code, message) = match rest.split_once(": ") {
+            Some((c, m)) if c.len() == 5 => (c.to_owned(), m.to_owned()),
+            _ => ("psql".to_owned(), stderr.clone()),
+        };
+        let detail = stderr
+            .lines()
+            .filter(|l| l.starts_with("DETAIL:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        outs[i] = Out::Err(Failure {
+            code,
+            message,
+            detail,
+        });
     }
     outs
 }

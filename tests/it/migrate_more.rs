@@ -281,12 +281,12 @@ async fn kill_when(cfg: &str, master: &str, c: &tokio_postgres::Client, ready: &
     .expect("spawn");
     let sql = format!("SELECT EXISTS (SELECT 1 FROM pgcloak.migrations WHERE {ready})");
     for _ in 0..3000 {
-        if let Ok(r) = c.query_one(&sql, &[]).await {
-            if r.get::<_, bool>(0) {
-                child.start_kill().expect("SIGKILL");
-                let status = child.wait().await.expect("wait");
-                return !status.success();
-            }
+        if let Ok(r) = c.query_one(&sql, &[]).await
+            && r.get::<_, bool>(0)
+        {
+            child.start_kill().expect("SIGKILL");
+            let status = child.wait().await.expect("wait");
+            return !status.success();
         }
         if let Ok(Some(_)) = child.try_wait() {
             return false;

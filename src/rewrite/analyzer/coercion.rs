@@ -201,10 +201,10 @@ impl<'a, 'c> Analyzer<'a, 'c> {
                     ),
                 ));
             }
-            if let Some(c) = coerce {
-                if c != Coerce::Integer {
-                    v = coerce::apply(c, &v).map_err(refuse)?;
-                }
+            if let Some(c) = coerce
+                && c != Coerce::Integer
+            {
+                v = coerce::apply(c, &v).map_err(refuse)?;
             }
         }
         use crate::codec::LogicalType as L;

@@ -86,13 +86,13 @@ impl<'a, 'c> Analyzer<'a, 'c> {
             self.params.resize(n, ParamUse::Unused);
         }
         let slot = &mut self.params[n - 1];
-        if let ParamUse::Json(cols) = &*slot {
-            if let Some(r) = cols.first() {
-                return Err(Refusal::column(
-                    r,
-                    format!("parameter ${n} used both as JSON records and elsewhere"),
-                ));
-            }
+        if let ParamUse::Json(cols) = &*slot
+            && let Some(r) = cols.first()
+        {
+            return Err(Refusal::column(
+                r,
+                format!("parameter ${n} used both as JSON records and elsewhere"),
+            ));
         }
         let same = |a: &ColumnRule, b: &ColumnRule| a.key == b.key && a.ty == b.ty;
         let conflict = match (&*slot, &want) {

@@ -19,15 +19,14 @@ impl Analyzer<'_, '_> {
                 if let (Some(NodeEnum::RowExpr(lr)), Some(NodeEnum::RowExpr(rr))) = (
                     l.and_then(|n| n.node.as_ref()),
                     r.and_then(|n| n.node.as_ref()),
-                ) {
-                    if lr.args.len() == rr.args.len() {
-                        for (x, y) in lr.args.iter().zip(&rr.args) {
-                            let (x, y) = (self.expr(x)?, self.expr(y)?);
-                            self.note_unrewritable(&x, &y);
-                            self.compare(x, y, &op)?;
-                        }
-                        return Ok(Ev::Plain);
+                ) && lr.args.len() == rr.args.len()
+                {
+                    for (x, y) in lr.args.iter().zip(&rr.args) {
+                        let (x, y) = (self.expr(x)?, self.expr(y)?);
+                        self.note_unrewritable(&x, &y);
+                        self.compare(x, y, &op)?;
                     }
+                    return Ok(Ev::Plain);
                 }
                 let (x, y) = (self.opt_expr(l)?, self.opt_expr(r)?);
                 let m = if op == "=" { MatchOp::Eq } else { MatchOp::Ne };
@@ -99,18 +98,19 @@ impl Analyzer<'_, '_> {
                 ..
             }))
         );
-        if (op == "+" || op == "-") && numeric {
-            if let Ev::Val(mut binds) = self.opt_expr(r)? {
-                if let Some(Bind::Lit { site, value }) = binds.first_mut() {
-                    site.wraps.push(Wrap::Sign(loc));
-                    if op == "-" {
-                        if let Ok(Some(v)) = value {
-                            *v = negate(v);
-                        }
-                    }
+        if (op == "+" || op == "-")
+            && numeric
+            && let Ev::Val(mut binds) = self.opt_expr(r)?
+        {
+            if let Some(Bind::Lit { site, value }) = binds.first_mut() {
+                site.wraps.push(Wrap::Sign(loc));
+                if op == "-"
+                    && let Ok(Some(v)) = value
+                {
+                    *v = negate(v);
                 }
-                return Ok(Ev::Val(binds));
             }
+            return Ok(Ev::Val(binds));
         }
         self.plain_then(r, &format!("operator {op}"))
     }

@@ -30,10 +30,10 @@ fn start(greeting: &[u8]) -> Harness {
     );
     let task = tokio::spawn(async move {
         let r = relay.run(&mut rx).await;
-        if let Err(e) = &r {
-            if let Some(pg) = e.pg_error() {
-                relay.send_to_client(&pg.encode());
-            }
+        if let Err(e) = &r
+            && let Some(pg) = e.pg_error()
+        {
+            relay.send_to_client(&pg.encode());
         }
         relay.close(r.as_ref().ok().copied()).await;
         (r, BytesMut::new())

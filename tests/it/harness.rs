@@ -504,3 +504,21 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Waits until a session of this database runs `sql` (`pg_stat_activity`, seen from `direct`):
+/// the point where a cancel reaches a running statement.
+pub async fn wait_running(direct: &Client, sql: &str) {
+    wait_until(HANG, "the statement to start", || async {
+        direct
+            .query_one(
+                "select count(*) from pg_stat_activity where datname = current_database() \
+                 and state = 'active' and query = $1",
+                &[&sql],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    })
+    .await;
+}

@@ -181,19 +181,7 @@ async fn cancel_through_the_proxy() {
             .unwrap();
     let canceller = tokio::spawn(async move {
         // Cancel once the statement runs upstream.
-        crate::harness::wait_until(crate::harness::HANG, "pg_sleep to start", || async {
-            direct
-                .query_one(
-                    "select count(*) from pg_stat_activity where datname = current_database() \
-                     and state = 'active' and query = 'select pg_sleep(30)'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get::<_, i64>(0)
-                == 1
-        })
-        .await;
+        crate::harness::wait_running(&direct, "select pg_sleep(30)").await;
         token.cancel_query(tls).await
     });
     let e = client

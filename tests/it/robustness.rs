@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{HANG, ProxyOptions, TestEnv, describe, sqlstate, wait_until, within};
+use crate::harness::{ProxyOptions, TestEnv, describe, sqlstate, wait_running, within};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_of_pg_sleep_gives_57014() {
@@ -20,18 +20,7 @@ async fn cancel_of_pg_sleep_gives_57014() {
     });
     // Cancel once the statement runs upstream.
     let d = env.direct_app().await;
-    wait_until(HANG, "pg_sleep to start", || async {
-        d.query_one(
-            "select count(*) from pg_stat_activity where datname = current_database() \
-             and state = 'active' and query = 'select pg_sleep(30)'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get::<_, i64>(0)
-            == 1
-    })
-    .await;
+    wait_running(&d, "select pg_sleep(30)").await;
     within(Duration::from_secs(10), token.cancel_query(env.tls()))
         .await
         .unwrap_or_else(|e| panic!("cancel request failed: {}", describe(&e)));
